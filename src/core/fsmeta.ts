@@ -1,0 +1,128 @@
+// File system calls Node's fs lacks, through the native addon (src/native/fsmeta.c, built by
+// `npm ci` through binding.gyp):
+// - file times with nanosecond precision, never following a final symlink. fs.utimes/lutimes
+//   take seconds as a double, which at today's epoch rounds to about 2^-22 s, so a restored
+//   mtime would differ from the snapshot's; the addon calls utimensat(2) with exact seconds and
+//   nanoseconds. Without it we fall back to fs.lutimesSync and say so through nsTimesAvailable().
+// - an atomic swap of two paths (renameat2 RENAME_EXCHANGE) and a flush of a whole file system
+//   (syncfs). Restore builds a tree beside the target, flushes it once, then swaps it in, so the
+//   target is never missing or half written. Without the addon, or where the kernel or file
+//   system cannot, these return false and change nothing; the caller falls back (two renames,
+//   an fsync per file).
+import {existsSync, lutimesSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+interface NativeFsMeta {
+  /** utimensat(AT_FDCWD, path, [atime, mtime], AT_SYMLINK_NOFOLLOW); throws fs-style errors. */
+  setTimes(path: Buffer | string, atimeNs: bigint, mtimeNs: bigint): void
+  // Optional: a binary built before they were added lacks them, and must fall back rather
+  // than fail with "not a function" until it is rebuilt.
+  /** renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE); throws fs-style errors (ENOSYS off Linux). */
+  exchange?(a: Buffer | string, b: Buffer | string): void
+  /** open(path, O_RDONLY) then syncfs(2); throws fs-style errors (ENOSYS off Linux). */
+  syncfs?(path: Buffer | string): void
+}
+
+const NS_PER_SEC = 1_000_000_000n
+const NS_PER_MS = 1_000_000n
+
+// undefined: not tried yet; null: tried and unavailable.
+let native: NativeFsMeta | null | undefined
+
+function loadNative(): NativeFsMeta | null {
+  if (native !== undefined) return native
+  native = null
+  try {
+    const addon = createRequire(import.meta.url)(join(packageRoot(), 'build', 'Release', 'ckpt_fsmeta.node')) as Partial<NativeFsMeta>
+    if (typeof addon.setTimes === 'function') native = addon as NativeFsMeta
+  } catch {
+    // Not built (`npm ci --ignore-scripts`, no compiler) or not loadable here: use the fallback.
+  }
+  return native
+}
+
+// The directory holding package.json, walking up from this module: src/core/ when run from
+// source, dist/core/ when built. build/Release/ sits beside package.json.
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir)
+    if (parent === dir) throw new Error('ckpt: no package.json above ' + fileURLToPath(import.meta.url))
+    dir = parent
+  }
+  return dir
+}
+
+/** True when times are set to the nanosecond; false when the addon is missing and precision is lost. */
+export const nsTimesAvailable = (): boolean => loadNative() !== null
+
+/**
+ * Sets the access and modification times of `path` (nanoseconds since the epoch, negative
+ * before 1970). A final symlink is not followed: its own times change. Throws Node-style fs
+ * errors (`code` 'ENOENT', 'EPERM', ...).
+ */
+export function setTimesNs(path: Buffer | string, atimeNs: bigint, mtimeNs: bigint): void {
+  const addon = loadNative()
+  if (addon) {
+    addon.setTimes(path, atimeNs, mtimeNs)
+    return
+  }
+  lutimesSync(path, fallbackTime(atimeNs), fallbackTime(mtimeNs))
+}
+
+// fs.lutimes takes seconds as a number, but turns a negative number into "now", so times
+// before 1970 go as a Date (millisecond precision, floored like the kernel's timespec).
+function fallbackTime(ns: bigint): number | Date {
+  if (ns >= 0n) return Number(ns / NS_PER_SEC) + Number(ns % NS_PER_SEC) / 1e9
+  const ms = ns / NS_PER_MS - (ns % NS_PER_MS === 0n ? 0n : 1n)
+  return new Date(Number(ms))
+}
+
+// What renameat2 answers when it cannot exchange here, having changed nothing: ENOSYS for a
+// kernel before 3.15, a seccomp filter or a system other than Linux; EINVAL (the kernel's
+// answer) or ENOTSUP (libuv's name for EOPNOTSUPP) for a file system without RENAME_EXCHANGE.
+const EXCHANGE_UNSUPPORTED = new Set(['ENOSYS', 'EINVAL', 'ENOTSUP'])
+
+/**
+ * Swaps `a` and `b` in one step: afterwards `a` names what `b` named and the reverse, and no
+ * moment shows either missing. Both must exist, on one file system; they may differ in type.
+ * Returns true when swapped. Returns false, having changed nothing, when the addon is missing or
+ * the kernel or file system cannot exchange; the caller then falls back to renames. EINVAL also
+ * means a directory and its own descendant, which the fallback renames then report themselves.
+ * Throws Node-style fs errors otherwise (`code` 'ENOENT', 'EXDEV', 'EACCES', ...; `syscall`
+ * 'renameat2', `path` a, `dest` b).
+ */
+export function exchangePaths(a: Buffer | string, b: Buffer | string): boolean {
+  const exchange = loadNative()?.exchange
+  if (!exchange) return false
+  try {
+    exchange(a, b)
+    return true
+  } catch (error) {
+    if (EXCHANGE_UNSUPPORTED.has((error as NodeJS.ErrnoException).code ?? '')) return false
+    throw error
+  }
+}
+
+/**
+ * Flushes the whole file system holding `path` (a file or directory; a final symlink is
+ * followed) to stable storage with syncfs(2), and waits for it. Returns true when done; false
+ * when the addon is missing or there is no syncfs (not Linux, or a seccomp filter), and the
+ * caller must fsync file by file. Throws Node-style fs errors when `path` cannot be opened
+ * (ENOENT, EACCES: `syscall` 'open'): a wrong path is the caller's mistake, not a reason to fall
+ * back. Throws when the flush fails (EIO, ENOSPC: `syscall` 'syncfs'): from Linux 5.8 on, syncfs
+ * reports writeback errors on that file system that no earlier syncfs has reported.
+ */
+export function syncFilesystem(path: Buffer | string): boolean {
+  const syncfs = loadNative()?.syncfs
+  if (!syncfs) return false
+  try {
+    syncfs(path)
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOSYS') return false
+    throw error
+  }
+}
