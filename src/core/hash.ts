@@ -1,0 +1,68 @@
+// BLAKE3 through blake3-wasm 2.1.5's wasm-bindgen module, called directly: the package's
+// Node wrapper builds a stream.Transform per hash, which costs more than hashing a small chunk.
+// The wasm module is loaded on first use so commands that never hash start faster.
+import {createRequire} from 'node:module'
+
+interface WasmHasher {
+  update(data: Uint8Array): void
+  digest(out: Uint8Array): void
+  free(): void
+}
+interface Blake3Wasm {
+  hash(data: Uint8Array, out: Uint8Array): void
+  create_hasher(): WasmHasher
+}
+
+let wasm: Blake3Wasm | undefined
+function load(): Blake3Wasm {
+  if (!wasm) {
+    const require = createRequire(import.meta.url)
+    wasm = require('blake3-wasm/dist/wasm/nodejs/blake3_js.js') as Blake3Wasm
+  }
+  return wasm
+}
+
+export const ID_BYTES = 32
+
+// The wasm module copies its input into linear memory; pieces this size keep that copy
+// (and the module's memory growth) bounded whatever the caller passes.
+const PIECE = 1 << 20
+
+/** BLAKE3-256 of `data`. */
+export function blake3(data: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(ID_BYTES)
+  if (data.length <= PIECE) {
+    load().hash(data, out)
+    return out
+  }
+  const h = new Blake3()
+  h.update(data)
+  return h.digest()
+}
+
+/** Incremental BLAKE3-256. `digest()` releases the wasm state: a hasher is used once. */
+export class Blake3 {
+  private state: WasmHasher | undefined = load().create_hasher()
+
+  update(data: Uint8Array): this {
+    const state = this.live()
+    for (let off = 0; off < data.length; off += PIECE) {
+      state.update(data.subarray(off, Math.min(off + PIECE, data.length)))
+    }
+    return this
+  }
+
+  digest(): Buffer {
+    const state = this.live()
+    const out = Buffer.allocUnsafe(ID_BYTES)
+    state.digest(out)
+    state.free()
+    this.state = undefined
+    return out
+  }
+
+  private live(): WasmHasher {
+    if (!this.state) throw new Error('BLAKE3 hasher used after digest()')
+    return this.state
+  }
+}

@@ -1,0 +1,46 @@
+// The storage contract. Everything above this file sees the repository as a handful of verbs
+// over named, immutable objects grouped by kind; a local directory implements it now, and an
+// object store (S3, GCS) can implement it later without anything above changing.
+//
+// Contract, for every implementation:
+// - put is atomic: a reader sees the whole object or nothing, never a prefix, also after a crash.
+//   When put resolves the object is durable. Putting a name that exists replaces it whole
+//   (content-addressed names make that a no-op; locks rely on it for refresh).
+// - get of a name put earlier by this or another process returns its bytes (read-after-write).
+//   A range that runs past the end is an error, never a short read.
+// - list returns every object of a kind whose put has completed, each once, in no given order.
+// - delete of a missing name succeeds (prune may be finishing a crashed prune's work).
+// - Names are [0-9A-Za-z_-] strings chosen by the repository layer; backends may lay them out
+//   as they like (the local backend fans data out by the first two characters).
+
+export const OBJECT_KINDS = ['config', 'data', 'index', 'snapshots', 'locks'] as const
+export type ObjectKind = (typeof OBJECT_KINDS)[number]
+
+export interface ObjectInfo {
+  name: string
+  size: number
+  /** Last modification time, milliseconds since the epoch (used for grace periods and stale locks). */
+  mtimeMs: number
+}
+
+export interface ByteRange {
+  offset: number
+  length: number
+}
+
+export interface Backend {
+  /** Human-readable location, for messages. */
+  readonly location: string
+  put(kind: ObjectKind, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
+  get(kind: ObjectKind, name: string, range?: ByteRange): Promise<Buffer>
+  stat(kind: ObjectKind, name: string): Promise<ObjectInfo>
+  list(kind: ObjectKind): AsyncIterable<ObjectInfo>
+  delete(kind: ObjectKind, name: string): Promise<void>
+}
+
+const NAME = /^[0-9A-Za-z_-]{1,128}$/
+
+/** Names come from our own code, but a hostile repository may list anything: check before use. */
+export function isValidObjectName(name: string): boolean {
+  return NAME.test(name)
+}

@@ -1,0 +1,231 @@
+// A repository in a local directory. Layout (docs/FORMAT.md):
+//   config, data/<first two chars>/<name>, index/<name>, snapshots/<name>, locks/<name>
+// Writes go to a temp file beside the target, are fsynced, renamed into place, and the
+// directory is fsynced, so a crash leaves the old object, the new one, or an ignored temp file.
+import {randomBytes} from 'node:crypto'
+import {constants as fsc, promises as fsp} from 'node:fs'
+import path from 'node:path'
+
+import {classifyOsError, errnoCode, IntegrityError, ObjectMissingError, UsageError} from '../core/errors.js'
+import {type Backend, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, OBJECT_KINDS} from './backend.js'
+
+/** Prefix of in-flight temp files; list() never reports them. */
+export const TEMP_PREFIX = '.tmp-'
+
+const HEX = '0123456789abcdef'
+const FANOUT = Array.from({length: 256}, (_, i) => HEX[i >> 4]! + HEX[i & 15]!)
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY)
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Write `data` to `target` atomically and durably (temp, fsync, rename, fsync dir). */
+export async function atomicWriteFile(target: string, data: Uint8Array | readonly Uint8Array[], mode = 0o444): Promise<void> {
+  const dir = path.dirname(target)
+  const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
+  const parts = data instanceof Uint8Array ? [data] : [...data]
+  const fh = await fsp.open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode)
+  try {
+    try {
+      for (let i = 0; i < parts.length; ) {
+        // writev takes at most IOV_MAX buffers; a pack may have thousands of blobs.
+        const batch = parts.slice(i, i + 512)
+        const expected = batch.reduce((n, b) => n + b.byteLength, 0)
+        const {bytesWritten} = await fh.writev(batch)
+        if (bytesWritten !== expected) await writeRest(fh, batch, bytesWritten)
+        i += batch.length
+      }
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await fsp.rename(temp, target)
+  } catch (err) {
+    await fsp.rm(temp, {force: true})
+    throw classifyOsError(err, target)
+  }
+  await fsyncDir(dir)
+}
+
+async function writeRest(fh: fsp.FileHandle, parts: readonly Uint8Array[], done: number): Promise<void> {
+  // A short writev (rare: signals, some filesystems): finish piece by piece.
+  let skip = done
+  for (const part of parts) {
+    if (skip >= part.byteLength) {
+      skip -= part.byteLength
+      continue
+    }
+    let rest = part.subarray(skip)
+    skip = 0
+    while (rest.byteLength > 0) {
+      const {bytesWritten} = await fh.write(rest)
+      rest = rest.subarray(bytesWritten)
+    }
+  }
+}
+
+export class LocalBackend implements Backend {
+  readonly location: string
+
+  constructor(readonly root: string) {
+    this.location = root
+  }
+
+  /** Create the directory layout (idempotent). */
+  async create(): Promise<void> {
+    await fsp.mkdir(this.root, {recursive: true})
+    for (const kind of OBJECT_KINDS) {
+      if (kind !== 'config') await fsp.mkdir(path.join(this.root, kind), {recursive: true})
+    }
+    await Promise.all(FANOUT.map((d) => fsp.mkdir(path.join(this.root, 'data', d), {recursive: true})))
+    await Promise.all(OBJECT_KINDS.filter((k) => k !== 'config').map((k) => fsyncDir(path.join(this.root, k))))
+    await fsyncDir(path.join(this.root, 'data'))
+    await fsyncDir(this.root)
+    await fsyncDir(path.dirname(path.resolve(this.root)))
+  }
+
+  private file(kind: ObjectKind, name: string): string {
+    if (kind === 'config') return path.join(this.root, 'config')
+    if (!isValidObjectName(name)) throw new IntegrityError(`invalid object name ${JSON.stringify(name)} in ${kind}`)
+    if (kind === 'data') return path.join(this.root, 'data', name.slice(0, 2), name)
+    return path.join(this.root, kind, name)
+  }
+
+  async put(kind: ObjectKind, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    const target = this.file(kind, name)
+    try {
+      await atomicWriteFile(target, data)
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' && kind === 'data') {
+        // A fan-out directory was removed by hand; recreate it once.
+        await fsp.mkdir(path.dirname(target), {recursive: true})
+        await atomicWriteFile(target, data)
+        return
+      }
+      throw err
+    }
+  }
+
+  async get(kind: ObjectKind, name: string, range?: ByteRange): Promise<Buffer> {
+    const file = this.file(kind, name)
+    let fh: fsp.FileHandle
+    try {
+      fh = await fsp.open(file, fsc.O_RDONLY)
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new ObjectMissingError(`${kind} object ${name} is missing`, {kind, name}, {cause: err})
+      throw err
+    }
+    try {
+      let offset = 0
+      let length: number
+      if (range) {
+        offset = range.offset
+        length = range.length
+      } else {
+        length = (await fh.stat()).size
+      }
+      const buf = Buffer.allocUnsafe(length)
+      let done = 0
+      while (done < length) {
+        const {bytesRead} = await fh.read(buf, done, length - done, offset + done)
+        if (bytesRead === 0) {
+          throw new IntegrityError(`${kind} object ${name} is truncated: wanted bytes ${offset}..${offset + length}, it ends at ${offset + done}`, {kind, name})
+        }
+        done += bytesRead
+      }
+      return buf
+    } finally {
+      await fh.close()
+    }
+  }
+
+  async stat(kind: ObjectKind, name: string): Promise<ObjectInfo> {
+    try {
+      const st = await fsp.stat(this.file(kind, name))
+      return {name, size: st.size, mtimeMs: st.mtimeMs}
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new ObjectMissingError(`${kind} object ${name} is missing`, {kind, name}, {cause: err})
+      throw err
+    }
+  }
+
+  async *list(kind: ObjectKind): AsyncIterable<ObjectInfo> {
+    if (kind === 'config') {
+      try {
+        yield await this.stat('config', 'config')
+      } catch (err) {
+        if (!(err instanceof ObjectMissingError)) throw err
+      }
+      return
+    }
+    const dirs = kind === 'data' ? FANOUT.map((d) => path.join(this.root, 'data', d)) : [path.join(this.root, kind)]
+    for (const dir of dirs) {
+      let names: string[]
+      try {
+        names = await fsp.readdir(dir)
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') continue
+        throw err
+      }
+      for (const name of names) {
+        if (!isValidObjectName(name)) continue
+        try {
+          const st = await fsp.stat(path.join(dir, name))
+          if (st.isFile()) yield {name, size: st.size, mtimeMs: st.mtimeMs}
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') throw err // deleted while listing: not listed
+        }
+      }
+    }
+  }
+
+  async delete(kind: ObjectKind, name: string): Promise<void> {
+    const file = this.file(kind, name)
+    await fsp.rm(file, {force: true})
+    await fsyncDir(path.dirname(file))
+  }
+
+  /** Remove temp files older than `olderThanMs` left by crashed writers (never a live writer's). */
+  async removeStaleTemp(now: number, olderThanMs: number): Promise<number> {
+    let removed = 0
+    const dirs = [this.root, ...OBJECT_KINDS.filter((k) => k !== 'config').map((k) => path.join(this.root, k)), ...FANOUT.map((d) => path.join(this.root, 'data', d))]
+    for (const dir of dirs) {
+      let names: string[]
+      try {
+        names = await fsp.readdir(dir)
+      } catch {
+        continue
+      }
+      for (const name of names) {
+        if (!name.startsWith(TEMP_PREFIX)) continue
+        try {
+          const st = await fsp.stat(path.join(dir, name))
+          if (now - st.mtimeMs > olderThanMs) {
+            await fsp.rm(path.join(dir, name), {force: true})
+            removed++
+          }
+        } catch {
+          // gone already
+        }
+      }
+    }
+    return removed
+  }
+}
+
+/** Refuse a repository path that exists but is not a directory, with a one-line message. */
+export async function checkRepositoryPath(root: string): Promise<'missing' | 'directory'> {
+  try {
+    const st = await fsp.stat(root)
+    if (!st.isDirectory()) throw new UsageError(`repository path ${root} exists and is not a directory`)
+    return 'directory'
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return 'missing'
+    throw err
+  }
+}
