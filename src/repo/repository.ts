@@ -1,0 +1,201 @@
+// The repository: config, the in-memory index over all index files, verified blob reads, and
+// snapshot manifests as named objects. Everything here goes through the Backend interface.
+import {decodeBlob} from '../core/codec.js'
+import {IntegrityError, NoRepositoryError, NotFoundError, ObjectMissingError, UsageError} from '../core/errors.js'
+import {blake3} from '../core/hash.js'
+import {IdMap} from '../core/idmap.js'
+import {isHexId, toHex} from '../core/ids.js'
+import type {Backend} from '../store/backend.js'
+import {decodeConfig, encodeConfig, type RepoConfig} from './config.js'
+import {decodeIndex, encodeIndex, type IndexedPack} from './indexfile.js'
+import type {BlobTypeValue} from './pack.js'
+
+/** Where a blob lives. */
+export interface BlobLocation {
+  pack: string
+  offset: number
+  storedLength: number
+  rawLength: number
+  type: BlobTypeValue
+  compression: number
+}
+
+// IdMap value slots for the index.
+const PACK = 0
+const OFFSET = 1
+const STORED = 2
+const RAW = 3
+const FLAGS = 4
+
+export class Repository {
+  /** id -> [packNo, offset, storedLength, rawLength, type | compression << 8] */
+  readonly index = new IdMap(5)
+  /** packNo -> pack name and size */
+  readonly packs: {name: string; size: number}[] = []
+  private readonly packNos = new Map<string, number>()
+  /** Names of the index files loaded, for prune. */
+  readonly indexFiles: string[] = []
+  private indexLoaded = false
+
+  private constructor(readonly backend: Backend, readonly config: RepoConfig) {}
+
+  static async open(backend: Backend): Promise<Repository> {
+    let bytes: Buffer
+    try {
+      bytes = await backend.get('config', 'config')
+    } catch (err) {
+      if (err instanceof ObjectMissingError) throw new NoRepositoryError(`no ckpt repository at ${backend.location} (run "ckpt init" to create one)`, {location: backend.location})
+      throw err
+    }
+    return new Repository(backend, decodeConfig(bytes))
+  }
+
+  /** Write the config of a new repository. The backend's layout must exist already. */
+  static async create(backend: Backend, config: RepoConfig): Promise<Repository> {
+    const existing = await backend.get('config', 'config').catch((err: unknown) => {
+      if (err instanceof ObjectMissingError) return undefined
+      throw err
+    })
+    if (existing) throw new UsageError(`a repository already exists at ${backend.location}`)
+    await backend.put('config', 'config', encodeConfig(config))
+    return new Repository(backend, config)
+  }
+
+  // ---- index ----
+
+  /** Load every index file (idempotent). Damaged index files are errors: verify reports them, prune rebuilds them. */
+  async loadIndex(): Promise<void> {
+    if (this.indexLoaded) return
+    const names: string[] = []
+    for await (const obj of this.backend.list('index')) names.push(obj.name)
+    names.sort()
+    await mapLimit(names, 8, async (name) => {
+      const packs = await this.readIndexFile(name)
+      for (const p of packs) this.addPack(p)
+      this.indexFiles.push(name)
+    })
+    this.indexLoaded = true
+  }
+
+  async readIndexFile(name: string): Promise<IndexedPack[]> {
+    const bytes = await this.backend.get('index', name)
+    if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash`, {index: name})
+    return decodeIndex(bytes, name)
+  }
+
+  /** Record a pack's blobs in the in-memory index. A blob already indexed keeps its first location. */
+  addPack(p: IndexedPack): void {
+    const packNo = this.packNumber(p.name, p.size)
+    for (const e of p.entries) {
+      if (!this.index.has(e.id)) this.index.set(e.id, [packNo, e.offset, e.storedLength, e.rawLength, e.type | (e.compression << 8)])
+    }
+  }
+
+  packNumber(name: string, size: number): number {
+    let no = this.packNos.get(name)
+    if (no === undefined) {
+      no = this.packs.length
+      this.packs.push({name, size})
+      this.packNos.set(name, no)
+    } else {
+      this.packs[no]!.size = size
+    }
+    return no
+  }
+
+  /** Write an index file for packs that are already durable; returns its name. */
+  async writeIndex(packs: readonly IndexedPack[]): Promise<string> {
+    const bytes = encodeIndex(packs)
+    const name = toHex(blake3(bytes))
+    await this.backend.put('index', name, bytes)
+    this.indexFiles.push(name)
+    return name
+  }
+
+  has(id: Uint8Array): boolean {
+    return this.index.has(id)
+  }
+
+  lookup(id: Uint8Array): BlobLocation | undefined {
+    const v = this.index.get(id)
+    if (!v) return undefined
+    const pack = this.packs[v[PACK]!]!
+    return {pack: pack.name, offset: v[OFFSET]!, storedLength: v[STORED]!, rawLength: v[RAW]!, type: (v[FLAGS]! & 0xff) as BlobTypeValue, compression: v[FLAGS]! >> 8}
+  }
+
+  /** Read a blob, inflate it and check it against its id. Never returns bytes that fail the check. */
+  async readBlob(id: Uint8Array, type?: BlobTypeValue): Promise<Buffer> {
+    const loc = this.lookup(id)
+    if (!loc) throw new ObjectMissingError(`blob ${toHex(id)} is not in the index`, {blob: toHex(id)})
+    if (type !== undefined && loc.type !== type) throw new IntegrityError(`blob ${toHex(id)} has the wrong type`, {blob: toHex(id)})
+    return this.readBlobAt(id, loc)
+  }
+
+  async readBlobAt(id: Uint8Array, loc: BlobLocation): Promise<Buffer> {
+    const stored = await this.backend.get('data', loc.pack, {offset: loc.offset, length: loc.storedLength})
+    return checkBlob(id, loc, stored)
+  }
+
+  // ---- snapshots ----
+
+  async listSnapshotNames(): Promise<string[]> {
+    const names: string[] = []
+    for await (const obj of this.backend.list('snapshots')) if (isHexId(obj.name)) names.push(obj.name)
+    return names.sort()
+  }
+
+  /** A manifest's bytes, checked against its name (the snapshot id is the BLAKE3 of the manifest). */
+  async readSnapshotBytes(name: string): Promise<Buffer> {
+    let bytes: Buffer
+    try {
+      bytes = await this.backend.get('snapshots', name)
+    } catch (err) {
+      if (err instanceof ObjectMissingError) throw new NotFoundError(`snapshot ${name} not found`, {snapshot: name})
+      throw err
+    }
+    if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`snapshot ${name} does not match its hash`, {snapshot: name})
+    return bytes
+  }
+
+  /** Store a manifest. This write is a snapshot's commit point. */
+  async writeSnapshotBytes(bytes: Buffer): Promise<string> {
+    const name = toHex(blake3(bytes))
+    await this.backend.put('snapshots', name, bytes)
+    return name
+  }
+
+  async deleteSnapshot(name: string): Promise<void> {
+    await this.backend.delete('snapshots', name)
+  }
+}
+
+/** Inflate a stored blob and check its hash. */
+export async function checkBlob(id: Uint8Array, loc: BlobLocation, stored: Buffer): Promise<Buffer> {
+  let plain: Buffer
+  try {
+    plain = await decodeBlob(stored, loc.compression, loc.rawLength)
+  } catch (err) {
+    if (err instanceof IntegrityError) {
+      throw new IntegrityError(`blob ${toHex(id)} in pack ${loc.pack} is corrupt: ${err.message}`, {blob: toHex(id), pack: loc.pack}, {cause: err})
+    }
+    throw err
+  }
+  if (!blake3(plain).equals(id)) {
+    throw new IntegrityError(`blob ${toHex(id)} in pack ${loc.pack} fails its BLAKE3 check`, {blob: toHex(id), pack: loc.pack})
+  }
+  return plain
+}
+
+/** Run `fn` over `items` with at most `limit` in flight; rejects with the first error. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await fn(items[i]!, i)
+    }
+  }
+  await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker))
+  return results
+}

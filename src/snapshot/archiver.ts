@@ -1,0 +1,284 @@
+// The archiver: walks a directory (lstat, deterministic byte order), chunks and hashes file
+// content on the main thread while the writer compresses on the thread pool, and stores one
+// tree blob per directory, bottom up. Memory is bounded: files are streamed through fresh read
+// buffers, at most MAX_INFLIGHT chunks wait for compression, and only the directories on the
+// current path are held.
+import {constants as fsc, promises as fsp, type BigIntStats} from 'node:fs'
+
+import {Chunker} from '../core/chunker.js'
+import {BadPathError, errnoCode} from '../core/errors.js'
+import {blake3} from '../core/hash.js'
+import {BlobType} from '../repo/pack.js'
+import type {Repository} from '../repo/repository.js'
+import type {BlobWriter} from '../repo/writer.js'
+import {compileExcludes, type ExcludeMatcher} from './exclude.js'
+import {Inflight} from './inflight.js'
+import {MAX_LISTED_WARNINGS, type RootMeta, type SnapshotWarning, type WarningKind} from './manifest.js'
+import {decodeTree, displayName, encodeTree, type TreeNode} from './tree.js'
+import {toHex} from '../core/ids.js'
+
+/** Bytes asked of the kernel per read. */
+const READ_SIZE = 4 * 1024 * 1024
+/** Chunks compressing at once. */
+const MAX_INFLIGHT = 24
+/** Times a file that changes while read is read again before it is recorded as inconsistent. */
+const READ_ATTEMPTS = 3
+/**
+ * A file whose mtime or ctime is this close to (or after) the parent snapshot's start may have
+ * changed after the parent read it without its timestamps moving: read it again. Kernel file
+ * timestamps come from a coarse clock (a jiffy behind at most); filesystems that store whole
+ * seconds need two.
+ */
+const RACY_WINDOW_NS = 50_000_000n
+const RACY_WINDOW_COARSE_NS = 2_000_000_000n
+
+export interface ArchiveOptions {
+  source: string
+  excludes: readonly string[]
+  /** Root tree of the parent snapshot, for the stat cache. */
+  parentTree?: Buffer
+  parentStartNs?: bigint
+  /** Read every file even when the stat cache says it is unchanged. */
+  force?: boolean
+  /** Directories never entered (the repository itself, when it lives inside the source). */
+  skipDirs?: readonly {dev: bigint; ino: bigint}[]
+  onProgress?: (p: ArchiveProgress) => void
+}
+
+export interface ArchiveProgress {
+  files: number
+  bytes: number
+  bytesRead: number
+  path: string
+}
+
+export interface ArchiveResult {
+  tree: Buffer
+  root: RootMeta
+  files: number
+  dirs: number
+  symlinks: number
+  bytes: number
+  bytesRead: number
+  filesRead: number
+  warnings: SnapshotWarning[]
+  warningCount: number
+  /** Warnings that make the snapshot incomplete (exit code 3): unreadable or inconsistent files. */
+  errorCount: number
+}
+
+type ParentNodes = Map<string, TreeNode>
+
+export class Archiver {
+  private readonly chunker: Chunker
+  private readonly exclude: ExcludeMatcher
+  private readonly inflight = new Inflight(MAX_INFLIGHT)
+  private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
+
+  constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
+    this.chunker = new Chunker(repo.config.chunker)
+    this.exclude = compileExcludes(opts.excludes)
+  }
+
+  async run(): Promise<ArchiveResult> {
+    const source = Buffer.from(this.opts.source)
+    let st: BigIntStats
+    try {
+      st = await fsp.lstat(source, {bigint: true})
+    } catch (err) {
+      const code = errnoCode(err)
+      if (code === 'ENOENT') throw new BadPathError(`source ${this.opts.source} does not exist`)
+      throw new BadPathError(`cannot read source ${this.opts.source}: ${code ?? (err as Error).message}`)
+    }
+    if (!st.isDirectory()) throw new BadPathError(`source ${this.opts.source} is not a directory`)
+    const parent = this.opts.parentTree ? await this.loadParent(this.opts.parentTree) : undefined
+    const tree = await this.dir(source, '', parent)
+    if (!tree) throw new BadPathError(`cannot read source ${this.opts.source}`)
+    await this.inflight.drain()
+    const root: RootMeta = {mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString()}
+    return {...this.result, tree, root}
+  }
+
+  private warn(kind: WarningKind, path: string, message: string): void {
+    this.result.warningCount++
+    if (kind === 'unreadable' || kind === 'changed') this.result.errorCount++
+    if (this.result.warnings.length < MAX_LISTED_WARNINGS) this.result.warnings.push({kind, path: path || '.', message})
+  }
+
+  private async loadParent(id: Buffer): Promise<ParentNodes | undefined> {
+    // A parent tree we cannot read only costs the stat cache, never the snapshot.
+    try {
+      const nodes = decodeTree(await this.repo.readBlob(id, BlobType.tree), toHex(id))
+      return new Map(nodes.map((n) => [n.name.toString('latin1'), n]))
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Archive one directory; returns its tree id, or undefined if it vanished or cannot be listed. */
+  private async dir(abs: Buffer, rel: string, parent: ParentNodes | undefined): Promise<Buffer | undefined> {
+    let names: Buffer[]
+    try {
+      names = await fsp.readdir(abs, {encoding: 'buffer'})
+    } catch (err) {
+      const code = errnoCode(err)
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        this.warn('vanished', rel, 'directory vanished during the snapshot')
+      } else {
+        this.warn('unreadable', rel, `cannot list directory: ${code ?? (err as Error).message}`)
+      }
+      return undefined
+    }
+    names.sort(Buffer.compare)
+    const nodes: TreeNode[] = []
+    for (const name of names) {
+      const childAbs = Buffer.concat([abs, SLASH, name])
+      const shown = displayName(name)
+      const childRel = rel ? `${rel}/${shown}` : shown
+      if (this.exclude(childRel, shown)) continue
+      let st: BigIntStats
+      try {
+        st = await fsp.lstat(childAbs, {bigint: true})
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') this.warn('vanished', childRel, 'vanished during the snapshot')
+        else this.warn('unreadable', childRel, `cannot stat: ${errnoCode(err) ?? (err as Error).message}`)
+        continue
+      }
+      const prev = parent?.get(name.toString('latin1'))
+      const node = await this.entry(childAbs, childRel, name, st, prev)
+      if (node) nodes.push(node)
+      this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: childRel})
+    }
+    const bytes = encodeTree(nodes)
+    const id = blake3(bytes)
+    await this.writer.add(BlobType.tree, id, bytes)
+    return id
+  }
+
+  private async entry(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
+    if (st.isDirectory()) {
+      if (this.opts.skipDirs?.some((d) => d.dev === st.dev && d.ino === st.ino)) return undefined
+      const parent = prev?.type === 'dir' && prev.subtree ? await this.loadParent(prev.subtree) : undefined
+      const subtree = await this.dir(abs, rel, parent)
+      if (!subtree) return undefined
+      // Re-stat: the directory's own metadata as it is after its entries were read.
+      const after = await fsp.lstat(abs, {bigint: true}).catch(() => st)
+      this.result.dirs++
+      return {...meta(name, 'dir', after), subtree}
+    }
+    if (st.isSymbolicLink()) {
+      try {
+        const target = await fsp.readlink(abs, {encoding: 'buffer'})
+        this.result.symlinks++
+        return {...meta(name, 'symlink', st), target}
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') this.warn('vanished', rel, 'vanished during the snapshot')
+        else this.warn('unreadable', rel, `cannot read link: ${errnoCode(err) ?? (err as Error).message}`)
+        return undefined
+      }
+    }
+    if (st.isFile()) return this.file(abs, rel, name, st, prev)
+    const kind = st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'
+    this.warn('special', rel, `skipped ${kind}`)
+    return undefined
+  }
+
+  private unchangedSinceParent(st: BigIntStats, prev: TreeNode | undefined): prev is TreeNode & {chunks: Buffer[]} {
+    if (this.opts.force || !prev || prev.type !== 'file' || !prev.chunks) return false
+    if (prev.size !== Number(st.size) || prev.mtimeNs !== st.mtimeNs || prev.ctimeNs !== st.ctimeNs || prev.ino !== st.ino) return false
+    const start = this.opts.parentStartNs
+    if (start === undefined) return false
+    const coarse = st.mtimeNs % 1_000_000_000n === 0n && st.ctimeNs % 1_000_000_000n === 0n
+    const window = coarse ? RACY_WINDOW_COARSE_NS : RACY_WINDOW_NS
+    if (st.mtimeNs >= start - window || st.ctimeNs >= start - window) return false
+    return prev.chunks.every((c) => this.repo.has(c))
+  }
+
+  private async file(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
+    if (this.unchangedSinceParent(st, prev)) {
+      this.result.files++
+      this.result.bytes += prev.size
+      return {...meta(name, 'file', st), size: prev.size, chunks: prev.chunks}
+    }
+    let before = st
+    for (let attempt = 1; ; attempt++) {
+      let read: {chunks: Buffer[]; size: number; after: BigIntStats}
+      try {
+        read = await this.readFile(abs, Number(before.size))
+      } catch (err) {
+        const code = errnoCode(err)
+        if (code === 'ENOENT') {
+          this.warn('vanished', rel, 'vanished during the snapshot')
+        } else if (code === 'ELOOP') {
+          this.warn('vanished', rel, 'replaced by a symlink during the snapshot')
+        } else if (code && /^E[A-Z]+$/.test(code)) {
+          this.warn('unreadable', rel, `cannot read: ${code}`)
+        } else {
+          throw err
+        }
+        return undefined
+      }
+      this.result.bytesRead += read.size
+      this.result.filesRead++
+      const {after} = read
+      const consistent = read.size === Number(after.size) && sameContentStat(before, after)
+      if (consistent || attempt >= READ_ATTEMPTS) {
+        if (!consistent) this.warn('changed', rel, `changed while being read (${READ_ATTEMPTS} attempts); stored as last read, may be inconsistent`)
+        this.result.files++
+        this.result.bytes += read.size
+        return {...meta(name, 'file', after), size: read.size, chunks: read.chunks}
+      }
+      before = after
+    }
+  }
+
+  /** Stream a file through the chunker; every new chunk goes to the writer. */
+  private async readFile(abs: Buffer, expected: number): Promise<{chunks: Buffer[]; size: number; after: BigIntStats}> {
+    const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    try {
+      const chunker = this.chunker
+      chunker.reset()
+      const chunks: Buffer[] = []
+      let carry: Buffer | undefined
+      let size = 0
+      for (;;) {
+        const carryLength = carry?.length ?? 0
+        const want = Math.min(READ_SIZE, Math.max(64 * 1024, expected - size + 1))
+        const buf = Buffer.allocUnsafeSlow(carryLength + want)
+        if (carry) carry.copy(buf, 0)
+        const {bytesRead} = await fh.read(buf, carryLength, want, null)
+        size += bytesRead
+        const data = buf.subarray(0, carryLength + bytesRead)
+        let start = 0
+        for (let cut = chunker.next(data, carryLength); cut >= 0; cut = chunker.next(data, cut)) {
+          await this.emit(chunks, data.subarray(start, cut))
+          start = cut
+        }
+        carry = data.subarray(start)
+        // A short read of a regular file is its end.
+        if (bytesRead < want) break
+      }
+      if (carry && carry.length > 0) await this.emit(chunks, carry)
+      chunker.reset()
+      return {chunks, size, after: await fh.stat({bigint: true})}
+    } finally {
+      await fh.close()
+    }
+  }
+
+  private async emit(chunks: Buffer[], chunk: Buffer): Promise<void> {
+    const id = blake3(chunk)
+    chunks.push(id)
+    if (!this.writer.has(id)) await this.inflight.add(this.writer.add(BlobType.data, id, chunk))
+  }
+}
+
+const SLASH = Buffer.from('/')
+
+function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino
+}
+
+function meta(name: Buffer, type: TreeNode['type'], st: BigIntStats): TreeNode {
+  return {name, type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, size: 0}
+}

@@ -1,0 +1,99 @@
+// Snapshot manifests: what a snapshot is. Stored in snapshots/ named by the BLAKE3 of these
+// bytes (that name is the snapshot id). Written last: its write is the snapshot's commit point.
+import {IntegrityError} from '../core/errors.js'
+import {isHexId} from '../core/ids.js'
+
+export const MANIFEST_VERSION = 1
+/** At most this many warnings are listed in a manifest; the summary keeps the full count. */
+export const MAX_LISTED_WARNINGS = 1000
+
+export type WarningKind = 'unreadable' | 'changed' | 'vanished' | 'special'
+
+export interface SnapshotWarning {
+  kind: WarningKind
+  /** Path relative to the source, display form. */
+  path: string
+  message: string
+}
+
+export interface SnapshotSummary {
+  files: number
+  dirs: number
+  symlinks: number
+  /** Plain bytes of all files in the snapshot. */
+  bytes: number
+  /** Plain bytes of blobs this snapshot stored for the first time. */
+  newBytes: number
+  /** Their size in the repository (compressed), including new trees. */
+  storedBytes: number
+  newBlobs: number
+  /** File content actually read (the rest came from the parent's stat cache). */
+  bytesRead: number
+  filesRead: number
+  durationMs: number
+  warnings: number
+  /** Warnings that leave the snapshot incomplete (unreadable or inconsistent files): exit code 3. */
+  incomplete: number
+}
+
+/** Metadata of the snapshotted directory itself. */
+export interface RootMeta {
+  mode: number
+  uid: number
+  gid: number
+  mtimeNs: string
+}
+
+export interface Manifest {
+  version: number
+  /** The snapshot's time (ISO 8601): when it started, or what --time said. */
+  time: string
+  /** Wall clock when the walk began, in ns: files changed after it are never trusted from the stat cache. */
+  startTimeNs: string
+  parent: string | null
+  host: string
+  /** Absolute path of the snapshotted directory. */
+  source: string
+  tags: string[]
+  /** Root tree id. */
+  tree: string
+  root: RootMeta
+  summary: SnapshotSummary
+  warnings: SnapshotWarning[]
+  /** ckpt version that wrote it. */
+  program: string
+}
+
+export function encodeManifest(m: Manifest): Buffer {
+  const ordered: Manifest = {
+    version: m.version, time: m.time, startTimeNs: m.startTimeNs, parent: m.parent, host: m.host, source: m.source,
+    tags: m.tags, tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
+  }
+  return Buffer.from(JSON.stringify(ordered, null, 1) + '\n')
+}
+
+export function decodeManifest(bytes: Buffer, id: string): Manifest {
+  const fail = (what: string) => new IntegrityError(`snapshot ${id}: ${what}`, {snapshot: id})
+  let v: unknown
+  try {
+    v = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    throw fail('manifest is not valid JSON')
+  }
+  if (!v || typeof v !== 'object') throw fail('manifest is not an object')
+  const m = v as Manifest
+  if (m.version !== MANIFEST_VERSION) throw fail(`unknown manifest version ${String(m.version)}`)
+  if (typeof m.time !== 'string' || !Number.isFinite(Date.parse(m.time))) throw fail('bad time')
+  if (typeof m.startTimeNs !== 'string' || !/^[0-9]{1,20}$/.test(m.startTimeNs)) throw fail('bad start time')
+  if (m.parent !== null && (typeof m.parent !== 'string' || !isHexId(m.parent))) throw fail('bad parent id')
+  if (typeof m.host !== 'string' || typeof m.source !== 'string' || !m.source.startsWith('/')) throw fail('bad host or source')
+  if (!Array.isArray(m.tags) || !m.tags.every((t) => typeof t === 'string')) throw fail('bad tags')
+  if (typeof m.tree !== 'string' || !isHexId(m.tree)) throw fail('bad root tree id')
+  const r = m.root as Partial<RootMeta> | undefined
+  if (!r || !Number.isInteger(r.mode) || (r.mode as number) < 0 || (r.mode as number) > 0o7777 || !Number.isInteger(r.uid) || !Number.isInteger(r.gid) || typeof r.mtimeNs !== 'string' || !/^-?[0-9]{1,20}$/.test(r.mtimeNs)) {
+    throw fail('bad root metadata')
+  }
+  if (!m.summary || typeof m.summary !== 'object') throw fail('no summary')
+  if (!Array.isArray(m.warnings)) throw fail('bad warnings')
+  return m
+}
