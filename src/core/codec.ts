@@ -46,7 +46,7 @@ export async function encodeBlob(plain: Uint8Array, level: number): Promise<Enco
 
 /**
  * Undo encodeBlob. `rawLength` comes from the index; a frame that declares another size is
- * refused before anything is inflated, so a hostile pack cannot make us allocate without bound.
+ * refused before anything is inflated, and the result must have exactly that length.
  */
 export async function decodeBlob(stored: Uint8Array, compression: number, rawLength: number): Promise<Buffer> {
   const input = asBuffer(stored)
@@ -55,9 +55,10 @@ export async function decodeBlob(stored: Uint8Array, compression: number, rawLen
     return input
   }
   if (compression !== Compression.zstd) throw new IntegrityError(`unknown compression ${compression}`)
+  // The bindings write frames without a content size; when one is declared it must agree.
   const declared = zstdContentSize(input)
-  if (declared !== rawLength) {
-    throw new IntegrityError(`zstd frame declares ${declared ?? 'no'} content size, index says ${rawLength}`)
+  if (declared !== undefined && declared !== rawLength) {
+    throw new IntegrityError(`zstd frame declares ${declared} bytes of content, index says ${rawLength}`)
   }
   let plain: Buffer
   try {

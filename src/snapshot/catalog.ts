@@ -42,11 +42,15 @@ export function bySnapshotTime(a: SnapshotRecord, b: SnapshotRecord): number {
   return ta !== tb ? ta - tb : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
 
+export const PRE_RESTORE_TAG = 'pre-restore'
+
 /** Resolve "latest", a full id or a unique prefix of at least 4 hex digits. */
 export function resolveSnapshot(snapshots: readonly SnapshotRecord[], ref: string, filter?: (s: SnapshotRecord) => boolean): SnapshotRecord {
   const pool = filter ? snapshots.filter(filter) : snapshots
   if (ref === 'latest') {
-    const last = pool[pool.length - 1]
+    // A pre-restore safety snapshot is an undo point, not a checkpoint: "latest" skips it.
+    const checkpoints = pool.filter((s) => !s.manifest.tags.includes(PRE_RESTORE_TAG))
+    const last = (checkpoints.length ? checkpoints : pool)[(checkpoints.length ? checkpoints : pool).length - 1]
     if (!last) throw new NotFoundError('the repository has no snapshots yet')
     return last
   }

@@ -15,7 +15,7 @@ export const TEMP_PREFIX = '.tmp-'
 const HEX = '0123456789abcdef'
 const FANOUT = Array.from({length: 256}, (_, i) => HEX[i >> 4]! + HEX[i & 15]!)
 
-export async function fsyncDir(dir: string): Promise<void> {
+export async function fsyncDir(dir: string | Buffer): Promise<void> {
   const fh = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY)
   try {
     await fh.sync()

@@ -1,0 +1,36 @@
+// Finding the repository and the directories commands work on, with one-line errors.
+import {promises as fsp} from 'node:fs'
+
+import {BadPathError, errnoCode, NoRepositoryError} from '../core/errors.js'
+import {initLocalRepository, openLocalRepository} from '../repo/open.js'
+import type {Repository} from '../repo/repository.js'
+
+export async function openRepository(location: {root: string}): Promise<Repository> {
+  return openLocalRepository(location.root)
+}
+
+/** Open the repository; the default one (.ckpt here) is created on first use, and we say so. */
+export async function openOrCreate(location: {root: string; isDefault: boolean}, say: (msg: string) => void): Promise<Repository> {
+  try {
+    return await openLocalRepository(location.root)
+  } catch (err) {
+    if (!(err instanceof NoRepositoryError) || !location.isDefault) throw err
+    const repo = await initLocalRepository(location.root, {now: Date.now()})
+    say(`created repository at ${location.root}`)
+    return repo
+  }
+}
+
+/** The absolute, symlink-free path of a directory to snapshot. */
+export async function sourceDirectory(dir: string): Promise<string> {
+  let real: string
+  try {
+    real = await fsp.realpath(dir)
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw new BadPathError(`${dir}: no such directory`)
+    throw new BadPathError(`${dir}: ${errnoCode(err) ?? (err as Error).message}`)
+  }
+  const st = await fsp.stat(real)
+  if (!st.isDirectory()) throw new BadPathError(`${dir} is not a directory`)
+  return real
+}

@@ -1,0 +1,64 @@
+import {Args, Flags} from '@oclif/core'
+
+import {CkptCommand, parseWait} from '../cli/base.js'
+import {formatBytes} from '../cli/format.js'
+import {startProgress} from '../cli/progress.js'
+import {openRepository, sourceDirectory} from '../cli/repository.js'
+import {restoreSnapshot, type RestoreResult} from '../restore/restorer.js'
+import {loadCatalog, PRE_RESTORE_TAG, resolveSnapshot} from '../snapshot/catalog.js'
+import {createSnapshot} from '../snapshot/create.js'
+
+export default class Restore extends CkptCommand {
+  static override summary = 'Put a snapshot back, byte for byte.'
+  static override description = `Without --target, replaces the snapshot's source directory atomically: the tree is built in a temp directory beside it, synced to disk, then swapped in, so the path holds the old tree or the new one, never a mix. Before replacing a non-empty directory it snapshots what is there, tagged pre-restore (cheap thanks to dedup): restore that snapshot to undo. With --target, restores into a new or empty directory.
+
+Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners when run as root. Every chunk is checked against its BLAKE3 id; a damaged one stops the restore and leaves the destination untouched (exit code 12).`
+  static override examples = [
+    '<%= config.bin %> restore latest',
+    '<%= config.bin %> restore 3fa9c2 --target /tmp/state-copy',
+    '<%= config.bin %> restore latest --target /tmp/one --include db/CURRENT',
+  ]
+
+  static override args = {
+    snapshot: Args.string({description: 'Snapshot id, unique prefix, or "latest".', required: true}),
+  }
+
+  static override flags = {
+    target: Flags.string({summary: 'Restore into this new or empty directory instead of replacing the source.'}),
+    include: Flags.string({summary: 'Restore only this path of the snapshot (repeatable; needs --target).', multiple: true}),
+    'keep-old': Flags.boolean({summary: 'Keep the replaced directory beside the source instead of deleting it.'}),
+    'no-safety-snapshot': Flags.boolean({summary: 'Do not snapshot the directory being replaced first.'}),
+    source: Flags.string({summary: 'With "latest": the latest snapshot of this directory.'}),
+  }
+
+  async run(): Promise<RestoreResult & {snapshot: string; safetySnapshot?: string}> {
+    const {args, flags} = await this.parse(Restore)
+    const repo = await openRepository(this.repoLocation(flags.repo))
+    const retryMs = parseWait(flags['retry-lock'])
+    const {snapshots} = await loadCatalog(repo)
+    const source = flags.source ? await sourceDirectory(flags.source) : undefined
+    const snap = resolveSnapshot(snapshots, args.snapshot, source ? (s) => s.manifest.source === source : undefined)
+    let safetySnapshot: string | undefined
+    const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `restore ${snap.id.slice(0, 12)}`)
+    let result: RestoreResult
+    try {
+      result = await restoreSnapshot(repo, snap, {
+        target: flags.target,
+        includes: flags.include,
+        keepOld: flags['keep-old'],
+        lockRetryMs: retryMs,
+        beforeReplace: flags['no-safety-snapshot'] ? undefined : async (dest) => {
+          const real = await sourceDirectory(dest)
+          const safety = await createSnapshot(repo, {source: real, tags: [PRE_RESTORE_TAG], program: `ckpt ${this.config.version}`, lockRetryMs: retryMs})
+          safetySnapshot = safety.id
+          this.note(flags, `saved the current ${dest} as snapshot ${safety.id.slice(0, 12)} (tag ${PRE_RESTORE_TAG}; undo with: ckpt restore ${safety.id.slice(0, 12)})`)
+        },
+        onProgress: (p) => progress.update(`restore ${snap.id.slice(0, 12)}: ${p.files} files, ${formatBytes(p.bytes)} ${p.path}`),
+      })
+    } finally {
+      progress.stop()
+    }
+    this.note(flags, `restored snapshot ${snap.id.slice(0, 12)} to ${result.destination}: ${result.files} files, ${result.dirs} directories, ${result.symlinks} symlinks, ${formatBytes(result.bytes)}${result.oldTree ? ` (previous tree kept at ${result.oldTree})` : ''}`)
+    return {snapshot: snap.id, ...result, ...(safetySnapshot ? {safetySnapshot} : {})}
+  }
+}

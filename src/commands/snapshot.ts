@@ -1,0 +1,85 @@
+import {promises as fsp} from 'node:fs'
+
+import {Args, Flags} from '@oclif/core'
+
+import {CkptCommand, parseWait} from '../cli/base.js'
+import {formatBytes, formatDuration} from '../cli/format.js'
+import {startProgress} from '../cli/progress.js'
+import {openOrCreate, sourceDirectory} from '../cli/repository.js'
+import {ExitCode, UsageError} from '../core/errors.js'
+import {createSnapshot} from '../snapshot/create.js'
+import type {SnapshotSummary, SnapshotWarning} from '../snapshot/manifest.js'
+
+export interface SnapshotJson extends SnapshotSummary {
+  id: string
+  parent: string | null
+  time: string
+  source: string
+  tags: string[]
+  warningList: SnapshotWarning[]
+}
+
+export default class Snapshot extends CkptCommand {
+  static override summary = 'Checkpoint a directory into the repository.'
+  static override description = `Splits every file into content-defined chunks, stores each new chunk once (zstd-compressed) and writes a manifest whose parent is the latest snapshot of the same directory on this host. Files whose size, mtime, ctime and inode match the parent are not read again.
+
+Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read or kept changing while read (listed as warnings, and in the manifest).`
+  static override examples = [
+    '<%= config.bin %> snapshot ./state',
+    '<%= config.bin %> snapshot /var/lib/postgresql/15/main --tag nightly --repo /backups/pg',
+    '<%= config.bin %> snapshot ./state --exclude "*.tmp" --exclude "cache/**" --json',
+  ]
+
+  static override args = {
+    dir: Args.string({description: 'Directory to checkpoint.', required: true}),
+  }
+
+  static override flags = {
+    tag: Flags.string({char: 't', summary: 'Tag the snapshot (repeatable).', multiple: true}),
+    exclude: Flags.string({char: 'e', summary: 'Skip paths matching this glob (repeatable). Without "/" it matches a name at any depth.', multiple: true}),
+    force: Flags.boolean({summary: 'Read every file, ignoring the stat cache from the parent snapshot.'}),
+    time: Flags.string({summary: 'Record this time (ISO 8601) instead of now, e.g. for imports.'}),
+    host: Flags.string({summary: 'Record this host name instead of the machine\'s.'}),
+  }
+
+  async run(): Promise<SnapshotJson> {
+    const {args, flags} = await this.parse(Snapshot)
+    let time: Date | undefined
+    if (flags.time !== undefined) {
+      time = new Date(flags.time)
+      if (!Number.isFinite(time.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(flags.time)) throw new UsageError(`--time "${flags.time}" is not an ISO 8601 time (e.g. 2026-11-21T09:00:00Z)`)
+    }
+    const source = await sourceDirectory(args.dir)
+    const location = this.repoLocation(flags.repo)
+    const repo = await openOrCreate(location, (msg) => this.note({}, msg))
+    const repoStat = await fsp.stat(location.root, {bigint: true})
+    const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `snapshot ${source}`)
+    let result
+    try {
+      result = await createSnapshot(repo, {
+        source,
+        tags: flags.tag,
+        excludes: flags.exclude,
+        force: flags.force,
+        time,
+        host: flags.host,
+        skipDirs: [{dev: repoStat.dev, ino: repoStat.ino}],
+        lockRetryMs: parseWait(flags['retry-lock']),
+        program: `ckpt ${this.config.version}`,
+        onProgress: (p) => progress.update(`snapshot ${source}: ${p.files} files, ${formatBytes(p.bytes)} (${formatBytes(p.bytesRead)} read) ${p.path}`),
+      })
+    } finally {
+      progress.stop()
+    }
+    const {id, manifest} = result
+    const s = manifest.summary
+    for (const w of manifest.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
+    if (s.warnings > manifest.warnings.length) process.stderr.write(`warning: ${s.warnings - manifest.warnings.length} more warnings not listed\n`)
+    if (s.incomplete > 0) process.exitCode = ExitCode.warnings
+    if (!this.jsonEnabled()) {
+      this.log(id)
+      this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${s.files} files, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
+    }
+    return {id, parent: manifest.parent, time: manifest.time, source, tags: manifest.tags, ...s, warningList: manifest.warnings}
+  }
+}
