@@ -13,7 +13,7 @@
 // - Names are [0-9A-Za-z_-] strings chosen by the repository layer; backends may lay them out
 //   as they like (the local backend fans data out by the first two characters).
 
-export const OBJECT_KINDS = ['config', 'data', 'index', 'snapshots', 'locks'] as const
+export const OBJECT_KINDS = ['config', 'data', 'index', 'snapshots', 'locks', 'pins'] as const
 export type ObjectKind = (typeof OBJECT_KINDS)[number]
 
 export interface ObjectInfo {

@@ -1,5 +1,5 @@
 // A repository in a local directory. Layout (docs/FORMAT.md):
-//   config, data/<first two chars>/<name>, index/<name>, snapshots/<name>, locks/<name>
+//   config, data/<first two chars>/<name>, index/<name>, snapshots/<name>, locks/<name>, pins/<name>
 // Writes go to a temp file beside the target, are fsynced, renamed into place, and the
 // directory is fsynced, so a crash leaves the old object, the new one, or an ignored temp file.
 import {randomBytes} from 'node:crypto'
@@ -101,8 +101,8 @@ export class LocalBackend implements Backend {
     try {
       await atomicWriteFile(target, data)
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT' && kind === 'data') {
-        // A fan-out directory was removed by hand; recreate it once.
+      if (errnoCode(err) === 'ENOENT' && kind !== 'config') {
+        // A kind's directory is missing (removed by hand, or a repository older than the kind): recreate it once.
         await fsp.mkdir(path.dirname(target), {recursive: true})
         await atomicWriteFile(target, data)
         return
