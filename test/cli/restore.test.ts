@@ -1,0 +1,220 @@
+// Restore must be safe: atomic in place, never a half tree, never outside the target, never wrong bytes.
+import {promises as fsp} from 'node:fs'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {blake3} from '../../src/core/hash.js'
+import {BlobType} from '../../src/repo/pack.js'
+import {openLocalRepository} from '../../src/repo/open.js'
+import {BlobWriter} from '../../src/repo/writer.js'
+import {encodeManifest, type Manifest} from '../../src/snapshot/manifest.js'
+import {encodeTree, type TreeNode} from '../../src/snapshot/tree.js'
+import {ckpt, ckptJson, runCli} from '../helpers/cli.js'
+import {buildTree, captureTree, diffTrees, tempDir, type Captured} from '../helpers/tree.js'
+
+let work: string
+beforeAll(async () => {
+  work = await tempDir('ckpt-restore-')
+})
+afterAll(async () => {
+  await fsp.rm(work, {recursive: true, force: true})
+})
+
+function same(a: Map<string, Captured>, b: Map<string, Captured>): boolean {
+  return diffTrees(a, b).length === 0
+}
+
+describe('in-place restore', () => {
+  it('replaces the source atomically, after saving it as a pre-restore snapshot that undoes the restore', async () => {
+    const src = path.join(work, 'inplace')
+    await fsp.mkdir(src)
+    await buildTree(src, {'a.txt': 'version 1', sub: {dir: {'b.txt': 'b1'}}})
+    const repo = path.join(work, 'repo-inplace')
+    await ckpt(['init', '--repo', repo])
+    const v1 = await ckptJson<{id: string}>(['snapshot', src, '--repo', repo])
+    const v1Tree = await captureTree(src)
+    await fsp.writeFile(path.join(src, 'a.txt'), 'version 2, longer')
+    await fsp.writeFile(path.join(src, 'new.txt'), 'only in v2')
+    await fsp.rm(path.join(src, 'sub'), {recursive: true})
+    const v2Tree = await captureTree(src)
+
+    const restored = await ckptJson<{safetySnapshot: string; replaced: boolean}>(['restore', 'latest', '--repo', repo])
+    expect(restored.replaced).toBe(true)
+    expect(diffTrees(v1Tree, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    // No temp or old trees left beside the source.
+    expect((await fsp.readdir(work)).filter((n) => n.includes('ckpt-restore') || n.includes('ckpt-old'))).toEqual([])
+
+    // "latest" still means the latest checkpoint, not the safety snapshot.
+    const list = await ckptJson<{id: string; tags: string[]}[]>(['snapshots', '--repo', repo])
+    expect(list.map((s) => s.tags)).toEqual([[], ['pre-restore']])
+    // Undo: restore the safety snapshot.
+    await ckpt(['restore', restored.safetySnapshot, '--repo', repo, '--no-safety-snapshot'])
+    expect(diffTrees(v2Tree, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    expect(v1.id).not.toBe(restored.safetySnapshot)
+  })
+
+  it('--keep-old keeps the replaced tree beside the source', async () => {
+    const src = path.join(work, 'keepold')
+    await fsp.mkdir(src)
+    await buildTree(src, {'x': '1'})
+    const repo = path.join(work, 'repo-keepold')
+    await ckpt(['init', '--repo', repo])
+    await ckpt(['snapshot', src, '--repo', repo])
+    await fsp.writeFile(path.join(src, 'x'), '2')
+    const r = await ckptJson<{oldTree: string}>(['restore', 'latest', '--repo', repo, '--keep-old', '--no-safety-snapshot'])
+    expect(await fsp.readFile(path.join(src, 'x'), 'utf8')).toBe('1')
+    expect(await fsp.readFile(path.join(r.oldTree, 'x'), 'utf8')).toBe('2')
+  })
+
+  it('killed at any moment, the source path holds the old tree or the new one, whole; the next restore cleans up', async () => {
+    const src = path.join(work, 'killme')
+    await fsp.mkdir(src)
+    const files = Object.fromEntries(Array.from({length: 400}, (_, i) => [`f${i}`, {file: {random: 40_000 + i, seed: i + 1}}]))
+    await buildTree(src, {big: {file: {random: 48 * 1024 * 1024, seed: 9}}, many: {dir: files}})
+    const repo = path.join(work, 'repo-killme')
+    await ckpt(['init', '--repo', repo])
+    await ckpt(['snapshot', src, '--repo', repo])
+    const snapTree = await captureTree(src)
+    // The "old" tree: something else entirely.
+    await fsp.rm(src, {recursive: true})
+    await fsp.mkdir(src)
+    await buildTree(src, {'other.txt': 'the tree that was there before the restore'})
+    const oldTree = await captureTree(src)
+
+    let sawOld = 0
+    let sawNew = 0
+    for (const delay of [150, 300, 450, 600, 750, 900, 1100, 1400]) {
+      const r = await runCli(['restore', 'latest', '--repo', repo, '--no-safety-snapshot'], {killAfterMs: delay})
+      const now = await captureTree(src)
+      const isOld = same(oldTree, now)
+      const isNew = diffTrees(snapTree, now, {ignoreRootMtime: true}).length === 0
+      expect(isOld || isNew, `after kill at ${delay} ms (exit ${r.code}, ${r.signal})`).toBe(true)
+      if (isOld) sawOld++
+      else sawNew++
+      if (isNew) {
+        // Put the old tree back for the next round.
+        await fsp.rm(src, {recursive: true})
+        await fsp.mkdir(src)
+        await buildTree(src, {'other.txt': 'the tree that was there before the restore'})
+      }
+    }
+    expect(sawOld).toBeGreaterThan(0)
+    await ckpt(['restore', 'latest', '--repo', repo, '--no-safety-snapshot'])
+    expect(diffTrees(snapTree, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    expect((await fsp.readdir(work)).filter((n) => n.startsWith('.killme.ckpt-restore'))).toEqual([])
+    expect(sawOld + sawNew).toBe(8)
+  }, 120_000)
+})
+
+/** Write a hand-made (hostile) snapshot whose root tree has `nodes`. */
+async function hostileSnapshot(repoDir: string, nodes: TreeNode[], extraTrees: Buffer[] = []): Promise<string> {
+  const repo = await openLocalRepository(repoDir)
+  await repo.loadIndex()
+  const writer = new BlobWriter(repo)
+  for (const t of extraTrees) await writer.add(BlobType.tree, blake3(t), t)
+  const root = encodeTree(nodes)
+  await writer.add(BlobType.tree, blake3(root), root)
+  await writer.flush()
+  const manifest: Manifest = {
+    version: 1, time: new Date().toISOString(), startTimeNs: '0', parent: null, host: 'evil', source: '/nonexistent/evil', tags: [],
+    tree: blake3(root).toString('hex'), root: {mode: 0o755, uid: 0, gid: 0, mtimeNs: '0'},
+    summary: {files: 0, dirs: 0, symlinks: 0, bytes: 0, newBytes: 0, storedBytes: 0, newBlobs: 0, bytesRead: 0, filesRead: 0, durationMs: 0, warnings: 0, incomplete: 0},
+    warnings: [], program: 'test',
+  }
+  return repo.writeSnapshotBytes(encodeManifest(manifest))
+}
+
+const node = (name: string | Buffer, type: TreeNode['type'], extra: Partial<TreeNode> = {}): TreeNode => ({
+  name: Buffer.isBuffer(name) ? name : Buffer.from(name), type, mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n, ctimeNs: 0n, ino: 0n, size: 0, ...extra,
+})
+
+describe('a hostile repository cannot make restore write outside the target', () => {
+  const cases: [string, () => TreeNode[]][] = [
+    ['a ".." entry', () => [node('..', 'file', {chunks: []})]],
+    ['a name with "/"', () => [node('../../escaped', 'file', {chunks: []})]],
+    ['an absolute name', () => [node('/tmp/escaped', 'file', {chunks: []})]],
+    ['a NUL in a name', () => [node('a\0b', 'file', {chunks: []})]],
+    ['an empty name', () => [node('', 'file', {chunks: []})]],
+    ['a "." entry', () => [node('.', 'dir', {subtree: blake3(encodeTree([]))})]],
+  ]
+  for (const [what, nodes] of cases) {
+    it(`refuses ${what} (exit 12) and writes nothing`, async () => {
+      const repo = path.join(work, `repo-evil-${cases.findIndex((c) => c[0] === what)}`)
+      await ckpt(['init', '--repo', repo])
+      const id = await hostileSnapshot(repo, nodes(), [encodeTree([])])
+      const target = path.join(work, `evil-target-${cases.findIndex((c) => c[0] === what)}`)
+      const r = await runCli(['restore', id, '--target', target, '--repo', repo])
+      expect(r.code).toBe(12)
+      expect(r.stderr).toMatch(/^ckpt: tree [0-9a-f]+: unsafe node name/)
+      await expect(fsp.access(target)).rejects.toThrow()
+      await expect(fsp.access(path.join(work, 'escaped'))).rejects.toThrow()
+    })
+  }
+
+  it('refuses a symlink and a directory of the same name (the classic write-through-symlink trick)', async () => {
+    const repo = path.join(work, 'repo-evil-dup')
+    await ckpt(['init', '--repo', repo])
+    const outside = path.join(work, 'outside-dup')
+    await fsp.mkdir(outside)
+    const inner = encodeTree([node('pwned', 'file', {chunks: []})])
+    // encodeTree sorts; the duplicate survives encoding and must be caught on decode.
+    const id = await hostileSnapshot(repo, [node('a', 'symlink', {target: Buffer.from(outside)}), node('a', 'dir', {subtree: blake3(inner)})], [inner])
+    const r = await runCli(['restore', id, '--target', path.join(work, 'dup-target'), '--repo', repo])
+    expect(r.code).toBe(12)
+    expect(await fsp.readdir(outside)).toEqual([])
+  })
+
+  it('restores symlinks as links and never follows them', async () => {
+    const repo = path.join(work, 'repo-links')
+    await ckpt(['init', '--repo', repo])
+    const outside = path.join(work, 'outside-links')
+    await fsp.mkdir(outside)
+    const id = await hostileSnapshot(repo, [node('escape', 'symlink', {target: Buffer.from(outside)})])
+    const target = path.join(work, 'links-target')
+    await ckpt(['restore', id, '--target', target, '--repo', repo])
+    expect(await fsp.readlink(path.join(target, 'escape'))).toBe(outside)
+    expect(await fsp.readdir(outside)).toEqual([])
+  })
+})
+
+describe('corruption is detected on restore', () => {
+  it('a flipped byte in a chunk stops the restore (exit 12) and leaves the source untouched', async () => {
+    const src = path.join(work, 'corrupt')
+    await fsp.mkdir(src)
+    await buildTree(src, {'data.bin': {file: {random: 2 * 1024 * 1024, seed: 42}}, 'small.txt': 'small'})
+    const repo = path.join(work, 'repo-corrupt')
+    await ckpt(['init', '--repo', repo])
+    await ckpt(['snapshot', src, '--repo', repo])
+    const snapTree = await captureTree(src)
+    // Damage one data chunk of data.bin in its pack.
+    const r0 = await openLocalRepository(repo)
+    await r0.loadIndex()
+    let victim: {pack: string; offset: number} | undefined
+    r0.index.forEach((id) => {
+      const loc = r0.lookup(id)!
+      if (!victim && loc.type === BlobType.data && loc.storedLength > 100_000) victim = {pack: loc.pack, offset: loc.offset + 1000}
+    })
+    expect(victim).toBeDefined()
+    const packFile = path.join(repo, 'data', victim!.pack.slice(0, 2), victim!.pack)
+    await fsp.chmod(packFile, 0o644)
+    const bytes = await fsp.readFile(packFile)
+    bytes[victim!.offset] ^= 0x40
+    await fsp.writeFile(packFile, bytes)
+
+    // Into a new target: fails, and the target is not left half-written.
+    const target = path.join(work, 'corrupt-out')
+    const r = await runCli(['restore', 'latest', '--target', target, '--repo', repo])
+    expect(r.code).toBe(12)
+    expect(r.stderr).toMatch(/fails its BLAKE3 check|corrupt/)
+    await expect(fsp.access(target)).rejects.toThrow()
+    // In place: fails, and the source is exactly as it was.
+    await fsp.writeFile(path.join(src, 'small.txt'), 'changed since')
+    const before = await captureTree(src)
+    const r2 = await runCli(['restore', 'latest', '--repo', repo, '--no-safety-snapshot'])
+    expect(r2.code).toBe(12)
+    expect(diffTrees(before, await captureTree(src))).toEqual([])
+    expect(diffTrees(snapTree, before).length).toBeGreaterThan(0)
+    expect((await fsp.readdir(work)).filter((n) => n.includes('ckpt-restore'))).toEqual([])
+  })
+})

@@ -1,0 +1,246 @@
+// How snapshots behave on real directories: the stat cache, dedup, files that change or cannot
+// be read while a snapshot runs.
+import {spawn} from 'node:child_process'
+import {promises as fsp} from 'node:fs'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {openLocalRepository} from '../../src/repo/open.js'
+import {createSnapshot} from '../../src/snapshot/create.js'
+import {initLocalRepository} from '../../src/repo/open.js'
+import {ckpt, ckptJson, runCli} from '../helpers/cli.js'
+import {buildTree, captureTree, diffTrees, seededBytes, tempDir} from '../helpers/tree.js'
+
+interface SnapJson {
+  id: string
+  parent: string | null
+  files: number
+  bytes: number
+  newBytes: number
+  storedBytes: number
+  bytesRead: number
+  filesRead: number
+  warnings: number
+  incomplete: number
+  warningList: {kind: string; path: string; message: string}[]
+}
+
+let work: string
+beforeAll(async () => {
+  work = await tempDir('ckpt-snap-')
+})
+afterAll(async () => {
+  await fsp.rm(work, {recursive: true, force: true})
+})
+
+async function duBytes(dir: string): Promise<number> {
+  let total = 0
+  for (const e of await fsp.readdir(dir, {withFileTypes: true})) {
+    const p = path.join(dir, e.name)
+    total += e.isDirectory() ? await duBytes(p) : (await fsp.lstat(p)).size
+  }
+  return total
+}
+
+async function countObjects(repo: string): Promise<number> {
+  let n = 0
+  const walk = async (d: string) => {
+    for (const e of await fsp.readdir(d, {withFileTypes: true})) {
+      if (e.isDirectory()) await walk(path.join(d, e.name))
+      else n++
+    }
+  }
+  await walk(repo)
+  return n
+}
+
+describe('stat cache and dedup', () => {
+  it('a second snapshot of an unchanged directory reads no file, stores no chunk and adds only a few KiB', async () => {
+    const src = path.join(work, 'unchanged')
+    await fsp.mkdir(src)
+    await buildTree(src, {
+      'big.bin': {file: {random: 8 * 1024 * 1024, seed: 1}},
+      db: {dir: Object.fromEntries(Array.from({length: 200}, (_, i) => [`f${i}.txt`, `file ${i}\n`.repeat(i + 1)]))},
+    })
+    await new Promise((r) => setTimeout(r, 100)) // out of the racy window of the first snapshot
+    const repo = path.join(work, 'repo-unchanged')
+    await ckpt(['init', '--repo', repo])
+    const first = await ckptJson<SnapJson>(['snapshot', src, '--repo', repo])
+    expect(first.filesRead).toBe(201)
+    const size1 = await duBytes(repo)
+    const objects1 = await countObjects(repo)
+    const second = await ckptJson<SnapJson>(['snapshot', src, '--repo', repo])
+    const size2 = await duBytes(repo)
+    expect(second.parent).toBe(first.id)
+    expect(second.bytesRead).toBe(0)
+    expect(second.filesRead).toBe(0)
+    expect(second.newBytes).toBe(0)
+    expect(second.files).toBe(201)
+    expect(second.bytes).toBe(first.bytes)
+    expect(size2 - size1).toBeLessThan(8 * 1024)
+    expect(await countObjects(repo)).toBe(objects1 + 1) // just the manifest
+
+    // --force reads everything again, still storing nothing new.
+    const forced = await ckptJson<SnapJson>(['snapshot', src, '--repo', repo, '--force'])
+    expect(forced.bytesRead).toBe(first.bytes)
+    expect(forced.newBytes).toBe(0)
+  })
+
+  it('re-reads exactly the files whose size, mtime, ctime or inode changed', async () => {
+    const src = path.join(work, 'partial')
+    await fsp.mkdir(src)
+    await buildTree(src, {'a.txt': 'aaaa', 'b.txt': 'bbbb', 'c.txt': 'cccc', 'd.txt': 'dddd'})
+    await new Promise((r) => setTimeout(r, 100))
+    const repo = path.join(work, 'repo-partial')
+    await ckpt(['init', '--repo', repo])
+    await ckpt(['snapshot', src, '--repo', repo])
+    await new Promise((r) => setTimeout(r, 100))
+    await fsp.writeFile(path.join(src, 'a.txt'), 'AAAA') // same size, new mtime
+    await fsp.chmod(path.join(src, 'b.txt'), 0o600) // ctime only
+    await fsp.rename(path.join(src, 'c.txt'), path.join(src, 'c2.txt')) // new name
+    await new Promise((r) => setTimeout(r, 100))
+    const next = await ckptJson<SnapJson>(['snapshot', src, '--repo', repo])
+    expect(next.filesRead).toBe(3) // a (content), b (ctime), c2 (no parent entry); d from the cache
+    const target = path.join(work, 'partial-out')
+    await ckpt(['restore', next.id, '--target', target, '--repo', repo])
+    expect(diffTrees(await captureTree(src), await captureTree(target))).toEqual([])
+  })
+
+  it('re-reads a file modified within the timestamp granularity of the parent snapshot (racy)', async () => {
+    const src = path.join(work, 'racy')
+    await fsp.mkdir(src)
+    await fsp.writeFile(path.join(src, 'f'), 'content')
+    const st = await fsp.stat(path.join(src, 'f'), {bigint: true})
+    const repoDir = path.join(work, 'repo-racy')
+    const repo = await initLocalRepository(repoDir, {now: Date.now()})
+    // The parent "started" 10 ms after the file's last change: the file may have changed again
+    // in the same clock tick after being read, so its unchanged stat proves nothing.
+    await createSnapshot(repo, {source: src, program: 'test', nowNs: () => st.ctimeNs + 10_000_000n})
+    const reopened = await openLocalRepository(repoDir)
+    const second = await createSnapshot(reopened, {source: src, program: 'test'})
+    expect(second.manifest.summary.filesRead).toBe(1)
+    // Well after the change, the cache is trusted.
+    const third = await createSnapshot(await openLocalRepository(repoDir), {source: src, program: 'test'})
+    expect(third.manifest.summary.filesRead).toBe(0)
+  })
+
+  it('inserting 100 bytes in the middle of a 256 MiB file stores only a few chunks', async () => {
+    const src = path.join(work, 'insert')
+    await fsp.mkdir(src)
+    const file = path.join(src, 'shard.bin')
+    const half = 128 * 1024 * 1024
+    const fh = await fsp.open(file, 'w')
+    for (let i = 0; i < 16; i++) await fh.write(seededBytes(16 * 1024 * 1024, 100 + i))
+    await fh.close()
+    const repo = path.join(work, 'repo-insert')
+    await ckpt(['init', '--repo', repo])
+    const first = await ckptJson<SnapJson>(['snapshot', src, '--repo', repo])
+    // All content is new, plus the trees (the file's chunk list is ~2000 ids).
+    expect(first.newBytes).toBeGreaterThanOrEqual(256 * 1024 * 1024)
+    expect(first.newBytes).toBeLessThan(256 * 1024 * 1024 + 512 * 1024)
+    // Rewrite with 100 bytes inserted at the middle, streaming.
+    const tmp = file + '.new'
+    const out = await fsp.open(tmp, 'w')
+    const inp = await fsp.open(file, 'r')
+    const buf = Buffer.allocUnsafe(16 * 1024 * 1024)
+    for (let pos = 0; pos < 256 * 1024 * 1024; pos += buf.length) {
+      const {bytesRead} = await inp.read(buf, 0, buf.length, pos)
+      if (pos === half) await out.write(seededBytes(100, 999))
+      await out.write(buf.subarray(0, bytesRead))
+    }
+    await inp.close()
+    await out.close()
+    await fsp.rename(tmp, file)
+    const second = await ckptJson<SnapJson>(['snapshot', src, '--repo', repo])
+    const config = JSON.parse(await fsp.readFile(path.join(repo, 'config'), 'utf8')) as {chunker: {avgSize: number}}
+    // New data: the chunk(s) around the insert, plus the file's new tree (chunk list) and root.
+    expect(second.newBytes).toBeGreaterThan(0)
+    expect(second.newBytes).toBeLessThanOrEqual(4 * config.chunker.avgSize + 256 * 1024)
+    expect(second.bytes).toBe(256 * 1024 * 1024 + 100)
+  }, 120_000)
+})
+
+describe('files that change, vanish or cannot be read', () => {
+  it('a file that keeps changing while read is re-read, then recorded as inconsistent: warning, manifest, exit 3', async () => {
+    const src = path.join(work, 'changing')
+    await fsp.mkdir(src)
+    await fsp.writeFile(path.join(src, 'log'), seededBytes(32 * 1024 * 1024, 5))
+    await fsp.writeFile(path.join(src, 'stable'), 'stable')
+    const repo = path.join(work, 'repo-changing')
+    await ckpt(['init', '--repo', repo])
+    // A writer appends to the file every millisecond for the whole snapshot.
+    const writer = spawn(process.execPath, ['-e', `
+      const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(path.join(src, 'log'))}, 'a');
+      setInterval(() => fs.writeSync(fd, 'x'.repeat(100)), 1);
+      setTimeout(() => process.exit(0), 60000);`], {stdio: 'ignore'})
+    try {
+      await new Promise((r) => setTimeout(r, 200))
+      const r = await runCli(['snapshot', src, '--repo', repo, '--json'])
+      expect(r.code).toBe(3)
+      const snap = JSON.parse(r.stdout) as SnapJson
+      expect(snap.incomplete).toBe(1)
+      expect(snap.warningList).toEqual([expect.objectContaining({kind: 'changed', path: 'log'})])
+      expect(r.stderr).toContain('warning: log: changed while being read')
+      const manifest = JSON.parse(await fsp.readFile(path.join(repo, 'snapshots', snap.id), 'utf8')) as {warnings: {kind: string; path: string}[]}
+      expect(manifest.warnings).toEqual([expect.objectContaining({kind: 'changed', path: 'log'})])
+      expect(snap.files).toBe(2) // still stored, as last read
+    } finally {
+      writer.kill('SIGKILL')
+    }
+  })
+
+  it('an unreadable file: warning, exit 3, the snapshot is still written with everything else', async () => {
+    const src = path.join(work, 'unreadable')
+    const repo = path.join(work, 'repo-unreadable')
+    await fsp.mkdir(src)
+    await buildTree(src, {'ok.txt': 'fine', 'secret.txt': {file: 'no', mode: 0o000}, sub: {dir: {'x': 'x'}}})
+    const asRoot = process.getuid?.() === 0
+    const nobody = 65534
+    if (asRoot) {
+      // root reads anything: run the snapshot as an unprivileged user instead.
+      await fsp.chmod(work, 0o755)
+      for (const p of [src, path.join(src, 'ok.txt'), path.join(src, 'sub'), path.join(src, 'sub', 'x')]) await fsp.chown(p, nobody, nobody)
+    }
+    await ckpt(['init', '--repo', repo])
+    if (asRoot) {
+      const chownAll = async (p: string): Promise<void> => {
+        await fsp.chown(p, nobody, nobody)
+        if ((await fsp.lstat(p)).isDirectory()) for (const n of await fsp.readdir(p)) await chownAll(path.join(p, n))
+      }
+      await chownAll(repo)
+    }
+    const r = await new Promise<{code: number | null; stdout: string; stderr: string}>((resolve) => {
+      const child = spawn(process.execPath, [path.resolve('bin/run.js'), 'snapshot', src, '--repo', repo, '--json'], {
+        uid: asRoot ? nobody : undefined, gid: asRoot ? nobody : undefined, env: {...process.env, CKPT_REPO: undefined, CI: '1'},
+        cwd: '/',
+      })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d: Buffer) => (stdout += d))
+      child.stderr.on('data', (d: Buffer) => (stderr += d))
+      child.on('close', (code) => resolve({code, stdout, stderr}))
+    })
+    expect(r.code).toBe(3)
+    const snap = JSON.parse(r.stdout) as SnapJson
+    expect(snap.warningList).toEqual([expect.objectContaining({kind: 'unreadable', path: 'secret.txt'})])
+    expect(snap.files).toBe(2)
+    expect(r.stderr).toMatch(/warning: secret\.txt: cannot read: EACCES/)
+  })
+
+  it('special files (fifo) are skipped with a warning but do not fail the snapshot', async () => {
+    const src = path.join(work, 'fifo')
+    await fsp.mkdir(src)
+    await fsp.writeFile(path.join(src, 'file'), 'f')
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn('mkfifo', [path.join(src, 'pipe')])
+      p.on('close', (c) => (c === 0 ? resolve() : reject(new Error('mkfifo failed'))))
+    })
+    const repo = path.join(work, 'repo-fifo')
+    await ckpt(['init', '--repo', repo])
+    const r = await runCli(['snapshot', src, '--repo', repo, '--json'])
+    expect(r.code).toBe(0)
+    const snap = JSON.parse(r.stdout) as SnapJson
+    expect(snap.warningList).toEqual([expect.objectContaining({kind: 'special', path: 'pipe'})])
+  })
+})
