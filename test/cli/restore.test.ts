@@ -199,7 +199,7 @@ describe('corruption is detected on restore', () => {
     const packFile = path.join(repo, 'data', victim!.pack.slice(0, 2), victim!.pack)
     await fsp.chmod(packFile, 0o644)
     const bytes = await fsp.readFile(packFile)
-    bytes[victim!.offset] ^= 0x40
+    bytes[victim!.offset] = bytes[victim!.offset]! ^ 0x40
     await fsp.writeFile(packFile, bytes)
 
     // Into a new target: fails, and the target is not left half-written.
