@@ -50,6 +50,7 @@ export function decodePackTrailer(trailer: Buffer, packSize: number, name: strin
   }
   const version = trailer.readUInt16LE(ID_BYTES + 4)
   if (version !== PACK_VERSION) throw new IntegrityError(`pack ${name}: unknown pack version ${version}`, {pack: name})
+  if (trailer.readUInt16LE(ID_BYTES + 6) !== 0) throw new IntegrityError(`pack ${name}: trailer is damaged (reserved field set)`, {pack: name})
   const entryCount = trailer.readUInt32LE(ID_BYTES)
   if (entryCount * PACK_ENTRY_BYTES + PACK_TRAILER_BYTES > packSize) {
     throw new IntegrityError(`pack ${name}: trailer claims ${entryCount} entries, more than the pack can hold`, {pack: name})

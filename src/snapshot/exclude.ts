@@ -29,7 +29,8 @@ function globToRegExp(glob: string): string {
       if (close < 0) throw new UsageError(`--exclude ${JSON.stringify(glob)}: unclosed "["`)
       let body = glob.slice(i + 1, close)
       if (body.startsWith('!')) body = '^' + body.slice(1)
-      re += `[${body.replace(/\\/g, '\\\\')}]`
+      // A class stays within one name, like "?": it never matches "/".
+      re += `(?:(?!/)[${body.replace(/\\/g, '\\\\')}])`
       i = close
     } else {
       re += c.replace(/[.+^${}()|\\\]]/g, '\\$&')

@@ -143,11 +143,19 @@ function bytesField(o: Record<string, unknown>, textKey: string, hexKey: string)
   return undefined
 }
 
-/** Display form of a name: UTF-8 where valid, otherwise with \xNN escapes for the bad bytes. */
+/**
+ * Display form of a name: UTF-8 where valid and free of control characters (a hostile name must
+ * not drive the terminal), otherwise with \xNN escapes for the offending bytes.
+ */
 export function displayName(name: Buffer): string {
   const t = textOrHex(name)
-  if (t.text !== undefined) return t.text
+  if (t.text !== undefined && !hasControl(name)) return t.text
   let out = ''
   for (const b of name) out += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`
   return out
+}
+
+function hasControl(bytes: Buffer): boolean {
+  for (const b of bytes) if (b < 0x20 || b === 0x7f) return true
+  return false
 }

@@ -7,7 +7,7 @@ import {constants as fsc, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
 import {classifyOsError, errnoCode, IntegrityError, ObjectMissingError, UsageError} from '../core/errors.js'
-import {type Backend, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, OBJECT_KINDS} from './backend.js'
+import {type Backend, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS} from './backend.js'
 
 /** Prefix of in-flight temp files; list() never reports them. */
 export const TEMP_PREFIX = '.tmp-'
@@ -77,7 +77,7 @@ export class LocalBackend implements Backend {
   }
 
   /** Create the directory layout (idempotent). */
-  async create(): Promise<void> {
+  async initLayout(): Promise<void> {
     await fsp.mkdir(this.root, {recursive: true})
     for (const kind of OBJECT_KINDS) {
       if (kind !== 'config') await fsp.mkdir(path.join(this.root, kind), {recursive: true})
@@ -92,7 +92,11 @@ export class LocalBackend implements Backend {
   private file(kind: ObjectKind, name: string): string {
     if (kind === 'config') return path.join(this.root, 'config')
     if (!isValidObjectName(name)) throw new IntegrityError(`invalid object name ${JSON.stringify(name)} in ${kind}`)
-    if (kind === 'data') return path.join(this.root, 'data', name.slice(0, 2), name)
+    if (kind === 'data') {
+      // Data objects fan out by their first two characters, which must name one of the 256 directories list() reads.
+      if (!/^[0-9a-f]{2}/.test(name)) throw new IntegrityError(`invalid data object name ${JSON.stringify(name)}`)
+      return path.join(this.root, 'data', name.slice(0, 2), name)
+    }
     return path.join(this.root, kind, name)
   }
 
@@ -108,6 +112,56 @@ export class LocalBackend implements Backend {
         return
       }
       throw err
+    }
+  }
+
+  async create(kind: ObjectKind, name: string): Promise<ObjectWriter> {
+    const target = this.file(kind, name)
+    const dir = path.dirname(target)
+    const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
+    let fh: fsp.FileHandle
+    try {
+      fh = await fsp.open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444)
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw classifyOsError(err, target)
+      await fsp.mkdir(dir, {recursive: true})
+      fh = await fsp.open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444)
+    }
+    let closed = false
+    const close = async () => {
+      if (!closed) {
+        closed = true
+        await fh.close()
+      }
+    }
+    return {
+      async write(data: Uint8Array, position: number) {
+        try {
+          let done = 0
+          while (done < data.byteLength) {
+            const {bytesWritten} = await fh.write(data, done, data.byteLength - done, position + done)
+            done += bytesWritten
+          }
+        } catch (err) {
+          throw classifyOsError(err, target)
+        }
+      },
+      async commit() {
+        try {
+          await fh.sync()
+          await close()
+          await fsp.rename(temp, target)
+        } catch (err) {
+          await close().catch(() => undefined)
+          await fsp.rm(temp, {force: true})
+          throw classifyOsError(err, target)
+        }
+        await fsyncDir(dir)
+      },
+      async abort() {
+        await close().catch(() => undefined)
+        await fsp.rm(temp, {force: true})
+      },
     }
   }
 
