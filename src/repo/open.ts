@@ -30,6 +30,6 @@ export async function initLocalRepository(root: string, opts: InitOptions): Prom
     chunker: avg ? {minSize: avg / 4, avgSize: avg, maxSize: avg * 4} : undefined,
   })
   const backend = new LocalBackend(root)
-  await backend.create()
+  await backend.initLayout()
   return Repository.create(backend, config)
 }

@@ -1,7 +1,9 @@
-// Writes new blobs into packs. Blobs are compressed on the thread pool, appended to the open
-// pack, and a pack is sealed and stored once it reaches the configured size; index files follow
-// the packs they describe. Nothing becomes visible to other processes until a snapshot
-// manifest names it, so a crash mid-write leaves only unreferenced packs for prune.
+// Writes new blobs into packs. Blobs are compressed on the thread pool and streamed into the open
+// pack's temp object with positional writes (offsets are assigned in order, the writes may finish
+// in any order); a pack is sealed (tail written, fsynced, renamed) once it reaches the configured
+// size, and index files follow the packs they describe. Nothing becomes visible to other processes
+// until a snapshot manifest names it, so a crash mid-write leaves only unreferenced packs (or temp
+// files) for prune. Memory does not grow with the pack size: only blobs being written are held.
 import {randomBytes} from 'node:crypto'
 
 import {encodeBlob} from '../core/codec.js'
@@ -9,6 +11,7 @@ import {IdMap} from '../core/idmap.js'
 import {encodePackTail, type PackEntry, type BlobTypeValue} from './pack.js'
 import type {IndexedPack} from './indexfile.js'
 import type {Repository} from './repository.js'
+import type {ObjectWriter} from '../store/backend.js'
 
 export interface WriterStats {
   /** Blobs stored by this writer. */
@@ -21,17 +24,23 @@ export interface WriterStats {
   indexFiles: number
 }
 
+export interface AddOptions {
+  /** Skip the compression attempt (the caller knows the data does not compress). */
+  raw?: boolean
+}
+
 interface OpenPack {
   name: string
   packNo: number
-  parts: Buffer[]
+  object: Promise<ObjectWriter>
+  used: number
   entries: PackEntry[]
-  size: number
+  writes: Promise<void>[]
 }
 
 /** Packs sealed but not yet described by an index file are flushed in groups of this many. */
 const PACKS_PER_INDEX = 64
-/** Sealed packs being stored at once: bounds memory to about (this + 1) x packSize. */
+/** Sealed packs being stored at once. */
 const MAX_PUTS_IN_FLIGHT = 2
 
 export class BlobWriter {
@@ -51,25 +60,30 @@ export class BlobWriter {
   }
 
   /**
-   * Store a blob unless it is stored already. Resolves once the blob is in an open pack (not
-   * yet durable: that is flush()'s job). Returns false for a duplicate.
+   * Store a blob unless it is stored already. Resolves once the blob is written to an open pack
+   * (durable only after flush()); `plain` may be reused by the caller from then on. Returns
+   * whether the blob was compressed (undefined for a duplicate).
    */
-  async add(type: BlobTypeValue, id: Buffer, plain: Uint8Array): Promise<boolean> {
-    if (this.has(id)) return false
+  async add(type: BlobTypeValue, id: Buffer, plain: Uint8Array, opts: AddOptions = {}): Promise<boolean | undefined> {
+    if (this.has(id)) return undefined
     this.pending.set(id, [])
-    const encoded = await encodeBlob(plain, this.repo.config.compression.level)
+    const encoded = await encodeBlob(plain, opts.raw ? 0 : this.repo.config.compression.level)
     this.throwIfFailed()
-    const pack = this.open ?? (this.open = this.newPack())
-    const entry: PackEntry = {id, type, compression: encoded.compression, offset: pack.size, storedLength: encoded.data.length, rawLength: plain.length}
-    pack.parts.push(encoded.data)
+    const size = encoded.data.length
+    const pack = (this.open ??= this.newPack())
+    const entry: PackEntry = {id, type, compression: encoded.compression, offset: pack.used, storedLength: size, rawLength: plain.length}
+    pack.used += size
     pack.entries.push(entry)
-    pack.size += encoded.data.length
+    const write = pack.object.then((o) => o.write(encoded.data, entry.offset))
+    pack.writes.push(write)
     this.repo.index.set(id, [pack.packNo, entry.offset, entry.storedLength, entry.rawLength, type | (entry.compression << 8)])
     this.stats.blobs++
     this.stats.rawBytes += plain.length
-    this.stats.storedBytes += encoded.data.length
-    if (pack.size >= this.repo.config.packSize) await this.seal()
-    return true
+    this.stats.storedBytes += size
+    const sealing = pack.used >= this.repo.config.packSize ? this.seal() : undefined
+    await write
+    await sealing
+    return encoded.compression !== 0
   }
 
   /** Store the open pack and write index files for every stored pack. After this, all added blobs are durable. */
@@ -83,7 +97,9 @@ export class BlobWriter {
 
   private newPack(): OpenPack {
     const name = randomBytes(32).toString('hex')
-    return {name, packNo: this.repo.packNumber(name, 0), parts: [], entries: [], size: 0}
+    const object = this.repo.backend.create('data', name)
+    object.catch(() => undefined) // surfaced through the writes that await it
+    return {name, packNo: this.repo.packNumber(name, 0), object, used: 0, entries: [], writes: []}
   }
 
   private async seal(): Promise<void> {
@@ -91,9 +107,18 @@ export class BlobWriter {
     if (!pack || pack.entries.length === 0) return
     this.open = undefined
     const tail = encodePackTail(pack.entries)
-    const size = pack.size + tail.length
+    const size = pack.used + tail.length
     this.repo.packNumber(pack.name, size)
-    const put = this.repo.backend.put('data', pack.name, [...pack.parts, tail]).then(
+    const put = (async () => {
+      const object = await pack.object
+      try {
+        await Promise.all([...pack.writes, object.write(tail, pack.used)])
+        await object.commit()
+      } catch (err) {
+        await object.abort()
+        throw err
+      }
+    })().then(
       () => {
         this.stats.packs++
         this.unindexed.push({name: pack.name, size, entries: pack.entries})

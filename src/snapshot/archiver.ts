@@ -13,6 +13,7 @@ import type {Repository} from '../repo/repository.js'
 import type {BlobWriter} from '../repo/writer.js'
 import {compileExcludes, type ExcludeMatcher} from './exclude.js'
 import {Inflight} from './inflight.js'
+import {type ReadBuffer, ReadPool} from './readpool.js'
 import {MAX_LISTED_WARNINGS, type RootMeta, type SnapshotWarning, type WarningKind} from './manifest.js'
 import {decodeTree, displayName, encodeTree, type TreeNode} from './tree.js'
 import {toHex} from '../core/ids.js'
@@ -21,6 +22,8 @@ import {toHex} from '../core/ids.js'
 const READ_SIZE = 4 * 1024 * 1024
 /** Chunks compressing at once. */
 const MAX_INFLIGHT = 24
+/** Pooled read buffers: one being chunked, one being read ahead, the rest held by chunks in flight. */
+const READ_BUFFERS = 4
 /** Times a file that changes while read is read again before it is recorded as inconsistent. */
 const READ_ATTEMPTS = 3
 /**
@@ -73,11 +76,13 @@ export class Archiver {
   private readonly chunker: Chunker
   private readonly exclude: ExcludeMatcher
   private readonly inflight = new Inflight(MAX_INFLIGHT)
+  private readonly pool: ReadPool
   private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
     this.chunker = new Chunker(repo.config.chunker)
     this.exclude = compileExcludes(opts.excludes)
+    this.pool = new ReadPool(READ_BUFFERS, repo.config.chunker.maxSize + READ_SIZE)
   }
 
   async run(): Promise<ArchiveResult> {
@@ -232,44 +237,108 @@ export class Archiver {
     }
   }
 
-  /** Stream a file through the chunker; every new chunk goes to the writer. */
+  /**
+   * Stream a file through the chunker; every new chunk goes to the writer. The next read is in
+   * flight while the current buffer is chunked and hashed. Each buffer keeps `maxSize` bytes of
+   * room in front of the data, where the unfinished chunk of the previous buffer is copied.
+   */
   private async readFile(abs: Buffer, expected: number): Promise<{chunks: Buffer[]; size: number; after: BigIntStats}> {
     const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    const chunker = this.chunker
+    const front = this.repo.config.chunker.maxSize
+    const compress = new CompressionGuess()
+    const chunks: Buffer[] = []
+    let current: ReadBuffer | undefined
+    let next: Promise<{rb: ReadBuffer; bytesRead: number; want: number}> | undefined
     try {
-      const chunker = this.chunker
       chunker.reset()
-      const chunks: Buffer[] = []
-      let carry: Buffer | undefined
       let size = 0
+      const startRead = (offset: number) => {
+        const want = Math.min(READ_SIZE, Math.max(64 * 1024, expected - offset + 1))
+        return this.pool.acquire().then(async (rb) => {
+          try {
+            const {bytesRead} = await fh.read(rb.buf, front, want, offset)
+            return {rb, bytesRead, want}
+          } catch (err) {
+            rb.retire()
+            throw err
+          }
+        })
+      }
+      let carry: Buffer = Buffer.alloc(0)
+      next = startRead(0)
       for (;;) {
-        const carryLength = carry?.length ?? 0
-        const want = Math.min(READ_SIZE, Math.max(64 * 1024, expected - size + 1))
-        const buf = Buffer.allocUnsafeSlow(carryLength + want)
-        if (carry) carry.copy(buf, 0)
-        const {bytesRead} = await fh.read(buf, carryLength, want, null)
+        const got: {rb: ReadBuffer; bytesRead: number; want: number} = await next!
+        next = undefined
+        const {rb, bytesRead, want} = got
         size += bytesRead
-        const data = buf.subarray(0, carryLength + bytesRead)
+        // A short read of a regular file is its end; otherwise read ahead while we chunk this one.
+        const more = bytesRead === want
+        if (more) next = startRead(size)
+        // Move the previous buffer's unfinished chunk in front of the new data.
+        carry.copy(rb.buf, front - carry.length)
+        current?.retire()
+        current = rb
+        const data = rb.buf.subarray(front - carry.length, front + bytesRead)
         let start = 0
-        for (let cut = chunker.next(data, carryLength); cut >= 0; cut = chunker.next(data, cut)) {
-          await this.emit(chunks, data.subarray(start, cut))
+        for (let cut = chunker.next(data, carry.length); cut >= 0; cut = chunker.next(data, cut)) {
+          await this.emit(chunks, data.subarray(start, cut), rb, compress)
           start = cut
         }
         carry = data.subarray(start)
-        // A short read of a regular file is its end.
-        if (bytesRead < want) break
+        if (!more) break
       }
-      if (carry && carry.length > 0) await this.emit(chunks, carry)
+      if (carry.length > 0) await this.emit(chunks, carry, current!, compress)
       chunker.reset()
       return {chunks, size, after: await fh.stat({bigint: true})}
     } finally {
+      current?.retire()
+      if (next) await next.then((n) => n.rb.retire(), () => undefined)
       await fh.close()
     }
   }
 
-  private async emit(chunks: Buffer[], chunk: Buffer): Promise<void> {
+  private async emit(chunks: Buffer[], chunk: Buffer, rb: ReadBuffer, compress: CompressionGuess): Promise<void> {
     const id = blake3(chunk)
     chunks.push(id)
-    if (!this.writer.has(id)) await this.inflight.add(this.writer.add(BlobType.data, id, chunk))
+    if (this.writer.has(id)) return
+    rb.hold()
+    const added = this.writer.add(BlobType.data, id, chunk, {raw: !compress.shouldTry()}).then(
+      (compressed) => {
+        rb.drop()
+        if (compressed !== undefined) compress.record(compressed)
+      },
+      (err: unknown) => {
+        rb.drop()
+        throw err
+      },
+    )
+    await this.inflight.add(added)
+  }
+}
+
+/**
+ * Whether the next chunk of a file is worth a compression attempt. Model weights and media do
+ * not compress: after a few chunks that did not shrink, only every 16th chunk is tried, so such a
+ * file costs no zstd time while a file that turns compressible is noticed again.
+ */
+class CompressionGuess {
+  private misses = 0
+  private skipped = 0
+
+  shouldTry(): boolean {
+    if (this.misses < 4) return true
+    this.skipped++
+    return this.skipped % 16 === 0
+  }
+
+  record(compressed: boolean): void {
+    if (compressed) {
+      this.misses = 0
+      this.skipped = 0
+    } else {
+      this.misses++
+    }
   }
 }
 

@@ -28,10 +28,24 @@ export interface ByteRange {
   length: number
 }
 
+/**
+ * An object being written piece by piece (packs are streamed, not held in memory). Nothing is
+ * visible under the name until commit() resolves; commit makes the object durable. abort()
+ * discards it. An implementation for an object store may buffer and upload at commit.
+ */
+export interface ObjectWriter {
+  /** Write bytes at `position`. Writes may overlap in time; each byte is written once before commit. */
+  write(data: Uint8Array, position: number): Promise<void>
+  commit(): Promise<void>
+  abort(): Promise<void>
+}
+
 export interface Backend {
   /** Human-readable location, for messages. */
   readonly location: string
   put(kind: ObjectKind, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
+  /** Start writing an object whose size is not known yet (same atomicity as put). */
+  create(kind: ObjectKind, name: string): Promise<ObjectWriter>
   get(kind: ObjectKind, name: string, range?: ByteRange): Promise<Buffer>
   stat(kind: ObjectKind, name: string): Promise<ObjectInfo>
   list(kind: ObjectKind): AsyncIterable<ObjectInfo>

@@ -1,0 +1,53 @@
+// A fixed pool of read buffers. A file is read into pooled buffers; each chunk cut from a buffer
+// holds a reference until the writer has copied it, and the buffer goes back to the pool when the
+// reader is done with it and no chunk refers to it. Memory stays at count x size, and no buffer
+// is allocated (or left to the garbage collector) per read.
+export class ReadBuffer {
+  refs = 0
+  /** The reader has moved past this buffer. */
+  retired = false
+
+  constructor(readonly buf: Buffer, private readonly pool: ReadPool) {}
+
+  hold(): void {
+    this.refs++
+  }
+
+  drop(): void {
+    this.refs--
+    this.maybeFree()
+  }
+
+  retire(): void {
+    this.retired = true
+    this.maybeFree()
+  }
+
+  private maybeFree(): void {
+    if (this.retired && this.refs === 0) {
+      this.retired = false
+      this.pool.release(this)
+    }
+  }
+}
+
+export class ReadPool {
+  private readonly free: ReadBuffer[] = []
+  private readonly waiters: ((b: ReadBuffer) => void)[] = []
+
+  constructor(count: number, readonly size: number) {
+    for (let i = 0; i < count; i++) this.free.push(new ReadBuffer(Buffer.allocUnsafeSlow(size), this))
+  }
+
+  acquire(): Promise<ReadBuffer> {
+    const b = this.free.pop()
+    if (b) return Promise.resolve(b)
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+
+  release(b: ReadBuffer): void {
+    const waiter = this.waiters.shift()
+    if (waiter) waiter(b)
+    else this.free.push(b)
+  }
+}
