@@ -43,6 +43,8 @@ export function checkChunkerParams(p: ChunkerParams): string | undefined {
  * implementation can reproduce it).
  */
 export function gearTable(seed: number): Int32Array {
+  const cached = gearTables.get(seed)
+  if (cached) return cached
   const table = new Int32Array(256)
   let state = seed >>> 0
   for (let i = 0; i < 256; i++) {
@@ -53,8 +55,12 @@ export function gearTable(seed: number): Int32Array {
     z ^= z >>> 16
     table[i] = z | 0
   }
+  gearTables.set(seed, table)
   return table
 }
+
+// Tables are read-only once built; chunkers with the same seed share one.
+const gearTables = new Map<number, Int32Array>()
 
 /** A mask of the `bits` most significant bits: in a gear hash the high bits depend on the most bytes. */
 function topBits(bits: number): number {

@@ -24,13 +24,37 @@ function load(): Blake3Wasm {
 
 export const ID_BYTES = 32
 
+// Digests are carved from slabs that hold nothing but digests. Buffer.allocUnsafe(32) would take
+// them from Node's shared 8 KiB pool, where one digest kept alive (in an index entry, a chunk list)
+// pins a whole slab of unrelated file data: ~600 bytes per file in a 100k-file snapshot.
+const SLAB_BYTES = 64 * 1024
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
+let slabUsed = 0
+
+function newDigest(): Buffer {
+  if (slabUsed + ID_BYTES > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
+    slabUsed = 0
+  }
+  const out = slab.subarray(slabUsed, slabUsed + ID_BYTES)
+  slabUsed += ID_BYTES
+  return out
+}
+
 // The wasm module copies its input into linear memory; pieces this size keep that copy
 // (and the module's memory growth) bounded whatever the caller passes.
 const PIECE = 1 << 20
 
+/** An id parsed from 64 hex digits, stored like a fresh digest (see newDigest). */
+export function digestFromHex(hex: string): Buffer {
+  const out = newDigest()
+  out.write(hex, 'hex')
+  return out
+}
+
 /** BLAKE3-256 of `data`. */
 export function blake3(data: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(ID_BYTES)
+  const out = newDigest()
   if (data.length <= PIECE) {
     load().hash(data, out)
     return out
@@ -54,7 +78,7 @@ export class Blake3 {
 
   digest(): Buffer {
     const state = this.live()
-    const out = Buffer.allocUnsafe(ID_BYTES)
+    const out = newDigest()
     state.digest(out)
     state.free()
     this.state = undefined

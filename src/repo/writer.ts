@@ -36,7 +36,13 @@ interface OpenPack {
   used: number
   entries: PackEntry[]
   writes: Promise<void>[]
+  /** Small blobs are gathered here and written together: one write per STAGE_SIZE, not per blob. */
+  stage?: {start: number; buf: Buffer; used: number}
 }
+
+/** Blobs smaller than this are staged; larger ones are written where they lie. */
+const SMALL_BLOB = 64 * 1024
+const STAGE_SIZE = 256 * 1024
 
 /** Packs sealed but not yet described by an index file are flushed in groups of this many. */
 const PACKS_PER_INDEX = 64
@@ -74,14 +80,27 @@ export class BlobWriter {
     const entry: PackEntry = {id, type, compression: encoded.compression, offset: pack.used, storedLength: size, rawLength: plain.length}
     pack.used += size
     pack.entries.push(entry)
-    const write = pack.object.then((o) => o.write(encoded.data, entry.offset))
-    pack.writes.push(write)
+    let write: Promise<void> | undefined
+    if (size < SMALL_BLOB) {
+      let stage = pack.stage
+      if (!stage || stage.used + size > stage.buf.length) {
+        // The blob that fills a stage waits for its write: staged bytes in flight stay bounded.
+        write = flushStage(pack)
+        stage = pack.stage = {start: entry.offset, buf: Buffer.allocUnsafe(STAGE_SIZE), used: 0}
+      }
+      encoded.data.copy(stage.buf, stage.used)
+      stage.used += size
+    } else {
+      flushStage(pack)
+      write = pack.object.then((o) => o.write(encoded.data, entry.offset))
+      pack.writes.push(write)
+    }
     this.repo.index.set(id, [pack.packNo, entry.offset, entry.storedLength, entry.rawLength, type | (entry.compression << 8)])
     this.stats.blobs++
     this.stats.rawBytes += plain.length
     this.stats.storedBytes += size
     const sealing = pack.used >= this.repo.config.packSize ? this.seal() : undefined
-    await write
+    if (write) await write
     await sealing
     return encoded.compression !== 0
   }
@@ -106,6 +125,7 @@ export class BlobWriter {
     const pack = this.open
     if (!pack || pack.entries.length === 0) return
     this.open = undefined
+    flushStage(pack)
     const tail = encodePackTail(pack.entries)
     const size = pack.used + tail.length
     this.repo.packNumber(pack.name, size)
@@ -143,4 +163,14 @@ export class BlobWriter {
   private throwIfFailed(): void {
     if (this.failure) throw this.failure
   }
+}
+
+function flushStage(pack: OpenPack): Promise<void> | undefined {
+  const stage = pack.stage
+  if (!stage || stage.used === 0) return undefined
+  pack.stage = undefined
+  const write = pack.object.then((o) => o.write(stage.buf.subarray(0, stage.used), stage.start))
+  write.catch(() => undefined) // also awaited at seal
+  pack.writes.push(write)
+  return write
 }

@@ -9,7 +9,7 @@ import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
 import {BlobType} from '../repo/pack.js'
-import type {Repository} from '../repo/repository.js'
+import {mapLimit, type Repository} from '../repo/repository.js'
 import type {BlobWriter} from '../repo/writer.js'
 import {compileExcludes, type ExcludeMatcher} from './exclude.js'
 import {Inflight} from './inflight.js'
@@ -24,6 +24,10 @@ const READ_SIZE = 4 * 1024 * 1024
 const MAX_INFLIGHT = 24
 /** Pooled read buffers: one being chunked, one being read ahead, the rest held by chunks in flight. */
 const READ_BUFFERS = 4
+/** Files below this size are read whole, several at a time; larger ones stream through the pool one at a time. */
+const SMALL_FILE = 1024 * 1024
+/** Entries of one directory stat'ed or read at once. */
+const DIR_CONCURRENCY = 16
 /** Times a file that changes while read is read again before it is recorded as inconsistent. */
 const READ_ATTEMPTS = 3
 /**
@@ -71,12 +75,14 @@ export interface ArchiveResult {
 }
 
 type ParentNodes = Map<string, TreeNode>
+type ReadResult = {chunks: Buffer[]; size: number; after: BigIntStats}
 
 export class Archiver {
   private readonly chunker: Chunker
   private readonly exclude: ExcludeMatcher
   private readonly inflight = new Inflight(MAX_INFLIGHT)
   private readonly pool: ReadPool
+  private largeFiles: Promise<void> = Promise.resolve()
   private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
@@ -135,25 +141,32 @@ export class Archiver {
       return undefined
     }
     names.sort(Buffer.compare)
-    const nodes: TreeNode[] = []
+    // Stat everything, then read the files several at a time (small files cost round trips, not
+    // CPU), then descend into subdirectories one by one so only the current path is held.
+    interface Entry {name: Buffer; abs: Buffer; rel: string; st?: BigIntStats; node?: TreeNode}
+    const entries: Entry[] = []
     for (const name of names) {
-      const childAbs = Buffer.concat([abs, SLASH, name])
       const shown = displayName(name)
       const childRel = rel ? `${rel}/${shown}` : shown
-      if (this.exclude(childRel, shown)) continue
-      let st: BigIntStats
-      try {
-        st = await fsp.lstat(childAbs, {bigint: true})
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT') this.warn('vanished', childRel, 'vanished during the snapshot')
-        else this.warn('unreadable', childRel, `cannot stat: ${errnoCode(err) ?? (err as Error).message}`)
-        continue
-      }
-      const prev = parent?.get(name.toString('latin1'))
-      const node = await this.entry(childAbs, childRel, name, st, prev)
-      if (node) nodes.push(node)
-      this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: childRel})
+      if (!this.exclude(childRel, shown)) entries.push({name, abs: Buffer.concat([abs, SLASH, name]), rel: childRel})
     }
+    await mapLimit(entries, DIR_CONCURRENCY, async (e) => {
+      try {
+        e.st = await fsp.lstat(e.abs, {bigint: true})
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') this.warn('vanished', e.rel, 'vanished during the snapshot')
+        else this.warn('unreadable', e.rel, `cannot stat: ${errnoCode(err) ?? (err as Error).message}`)
+      }
+    })
+    const prevOf = (e: Entry) => parent?.get(e.name.toString('latin1'))
+    await mapLimit(entries.filter((e) => e.st && !e.st.isDirectory()), DIR_CONCURRENCY, async (e) => {
+      e.node = await this.entry(e.abs, e.rel, e.name, e.st!, prevOf(e))
+      this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: e.rel})
+    })
+    for (const e of entries) {
+      if (e.st?.isDirectory()) e.node = await this.entry(e.abs, e.rel, e.name, e.st, prevOf(e))
+    }
+    const nodes = entries.flatMap((e) => (e.node ? [e.node] : []))
     const bytes = encodeTree(nodes)
     const id = blake3(bytes)
     await this.writer.add(BlobType.tree, id, bytes)
@@ -207,7 +220,7 @@ export class Archiver {
     }
     let before = st
     for (let attempt = 1; ; attempt++) {
-      let read: {chunks: Buffer[]; size: number; after: BigIntStats}
+      let read: ReadResult
       try {
         read = await this.readFile(abs, Number(before.size))
       } catch (err) {
@@ -242,7 +255,47 @@ export class Archiver {
    * flight while the current buffer is chunked and hashed. Each buffer keeps `maxSize` bytes of
    * room in front of the data, where the unfinished chunk of the previous buffer is copied.
    */
-  private async readFile(abs: Buffer, expected: number): Promise<{chunks: Buffer[]; size: number; after: BigIntStats}> {
+  private async readFile(abs: Buffer, expected: number): Promise<ReadResult> {
+    if (expected < SMALL_FILE) return this.readSmallFile(abs, expected)
+    // One large file at a time: it keeps the cores busy alone, and the read pool is sized for one.
+    const turn = this.largeFiles.then(() => this.readLargeFile(abs, expected))
+    this.largeFiles = turn.then(() => undefined, () => undefined)
+    return turn
+  }
+
+  /** Read a small file whole (one read) and chunk it in memory. */
+  private async readSmallFile(abs: Buffer, expected: number): Promise<ReadResult> {
+    const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    try {
+      // One byte more than expected: if it comes back, the file grew and the caller sees a size change.
+      const buf = Buffer.allocUnsafe(expected + 1)
+      let size = 0
+      for (;;) {
+        const {bytesRead} = await fh.read(buf, size, buf.length - size, size)
+        size += bytesRead
+        if (bytesRead === 0 || size === buf.length) break
+      }
+      const data = buf.subarray(0, size)
+      const chunks: Buffer[] = []
+      const compress = new CompressionGuess()
+      if (size <= this.repo.config.chunker.minSize) {
+        if (size > 0) await this.emit(chunks, data, undefined, compress)
+      } else {
+        const chunker = new Chunker(this.repo.config.chunker)
+        let start = 0
+        for (let cut = chunker.next(data, 0); cut >= 0; cut = chunker.next(data, cut)) {
+          await this.emit(chunks, data.subarray(start, cut), undefined, compress)
+          start = cut
+        }
+        if (start < size) await this.emit(chunks, data.subarray(start), undefined, compress)
+      }
+      return {chunks, size, after: await fh.stat({bigint: true})}
+    } finally {
+      await fh.close()
+    }
+  }
+
+  private async readLargeFile(abs: Buffer, expected: number): Promise<ReadResult> {
     const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
     const chunker = this.chunker
     const front = this.repo.config.chunker.maxSize
@@ -298,18 +351,19 @@ export class Archiver {
     }
   }
 
-  private async emit(chunks: Buffer[], chunk: Buffer, rb: ReadBuffer, compress: CompressionGuess): Promise<void> {
+  /** Hash a chunk, list it, and hand it to the writer unless stored already. `rb`, if any, is held until written. */
+  private async emit(chunks: Buffer[], chunk: Buffer, rb: ReadBuffer | undefined, compress: CompressionGuess): Promise<void> {
     const id = blake3(chunk)
     chunks.push(id)
     if (this.writer.has(id)) return
-    rb.hold()
+    rb?.hold()
     const added = this.writer.add(BlobType.data, id, chunk, {raw: !compress.shouldTry()}).then(
       (compressed) => {
-        rb.drop()
+        rb?.drop()
         if (compressed !== undefined) compress.record(compressed)
       },
       (err: unknown) => {
-        rb.drop()
+        rb?.drop()
         throw err
       },
     )

@@ -34,14 +34,18 @@ export class ReadBuffer {
 export class ReadPool {
   private readonly free: ReadBuffer[] = []
   private readonly waiters: ((b: ReadBuffer) => void)[] = []
+  private allocated = 0
 
-  constructor(count: number, readonly size: number) {
-    for (let i = 0; i < count; i++) this.free.push(new ReadBuffer(Buffer.allocUnsafeSlow(size), this))
-  }
+  /** Buffers are allocated on first need, up to `count`. */
+  constructor(private readonly count: number, readonly size: number) {}
 
   acquire(): Promise<ReadBuffer> {
     const b = this.free.pop()
     if (b) return Promise.resolve(b)
+    if (this.allocated < this.count) {
+      this.allocated++
+      return Promise.resolve(new ReadBuffer(Buffer.allocUnsafeSlow(this.size), this))
+    }
     return new Promise((resolve) => this.waiters.push(resolve))
   }
 

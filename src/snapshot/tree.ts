@@ -7,6 +7,7 @@
 // decodeTree is the first line of defence of restore against a hostile repository: it refuses
 // names that could escape the target ("", ".", "..", "/" or NUL inside) and duplicate names.
 import {IntegrityError} from '../core/errors.js'
+import {digestFromHex} from '../core/hash.js'
 import {isHexId, toHex} from '../core/ids.js'
 
 export type NodeType = 'file' | 'dir' | 'symlink'
@@ -121,10 +122,10 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
       if (!Number.isSafeInteger(o.size) || (o.size as number) < 0) throw fail(`file ${name.toString('utf8')} has a bad size`)
       node.size = o.size as number
       if (!Array.isArray(o.chunks) || !o.chunks.every((c) => typeof c === 'string' && isHexId(c))) throw fail(`file ${name.toString('utf8')} has a bad chunk list`)
-      node.chunks = (o.chunks as string[]).map((c) => Buffer.from(c, 'hex'))
+      node.chunks = (o.chunks as string[]).map(digestFromHex)
     } else if (type === 'dir') {
       if (typeof o.subtree !== 'string' || !isHexId(o.subtree)) throw fail(`directory ${name.toString('utf8')} has a bad subtree id`)
-      node.subtree = Buffer.from(o.subtree, 'hex')
+      node.subtree = digestFromHex(o.subtree)
     } else {
       const target = bytesField(o, 'target', 'targetHex')
       if (!target || target.length === 0 || target.includes(0)) throw fail(`symlink ${name.toString('utf8')} has a bad target`)
