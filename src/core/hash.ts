@@ -45,6 +45,13 @@ function newDigest(): Buffer {
 // (and the module's memory growth) bounded whatever the caller passes.
 const PIECE = 1 << 20
 
+/** A copy of a 32-byte id, stored like a fresh digest (see newDigest). */
+export function digestFromBytes(bytes: Uint8Array): Buffer {
+  const out = newDigest()
+  out.set(bytes)
+  return out
+}
+
 /** An id parsed from 64 hex digits, stored like a fresh digest (see newDigest). */
 export function digestFromHex(hex: string): Buffer {
   const out = newDigest()

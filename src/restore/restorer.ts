@@ -11,18 +11,26 @@ import {randomBytes} from 'node:crypto'
 import {constants as fsc, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
-import {BadPathError, errnoCode, UsageError} from '../core/errors.js'
+import {Compression, decodeBlob} from '../core/codec.js'
+import {BadPathError, errnoCode, IntegrityError, ObjectMissingError, UsageError} from '../core/errors.js'
 import {exchangePaths, setTimesNs, syncFilesystem} from '../core/fsmeta.js'
+import {HashPool, sharedBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
-import type {Repository} from '../repo/repository.js'
+import {type BlobLocation, mapLimit, type Repository} from '../repo/repository.js'
 import {fsyncDir} from '../store/local.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
+import {ReadPool} from '../snapshot/readpool.js'
 import {decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 
-/** Chunks fetched ahead of the one being written. */
-const READ_AHEAD = 8
+/** Runs of adjacent chunks fetched ahead of the one being written. */
+const RUNS_AHEAD = 2
+/** Largest ranged read of adjacent chunks. */
+const MAX_RUN = 8 * 1024 * 1024
+/** Files of one directory written at once (files from LARGE_FILE up go one at a time). */
+const FILE_CONCURRENCY = 8
+const LARGE_FILE = 1024 * 1024
 
 export interface RestoreOptions {
   /** Restore here (must be missing or an empty directory); default: the snapshot's source, replaced atomically. */
@@ -79,6 +87,8 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     } catch (err) {
       await fsp.rm(temp, {recursive: true, force: true})
       throw err
+    } finally {
+      await writer.close()
     }
     const result: RestoreResult = {destination: dest, files: writer.files, dirs: writer.dirs, symlinks: writer.symlinks, bytes: writer.bytes, replaced: state === 'non-empty'}
     if (state === 'non-empty') {
@@ -158,7 +168,26 @@ function splitInclude(p: string): string[] {
 
 type Meta = Pick<TreeNode, 'type' | 'mode' | 'uid' | 'gid' | 'mtimeNs'>
 
+interface Run {
+  pack: string
+  offset: number
+  /** Stored bytes (one ranged read). */
+  length: number
+  /** Plain bytes once inflated. */
+  raw: number
+  blobs: {id: Buffer; loc: BlobLocation}[]
+}
+
+interface Fetched {
+  views: Buffer[]
+  release: () => void
+}
+
 class TreeWriter {
+  private pool: HashPool | undefined
+  private largeFiles: Promise<void> = Promise.resolve()
+  /** One run being written and RUNS_AHEAD being fetched, for the one large file at a time. */
+  private readonly runBuffers = new ReadPool(RUNS_AHEAD + 1, MAX_RUN)
   files = 0
   dirs = 0
   symlinks = 0
@@ -173,6 +202,8 @@ class TreeWriter {
    */
   async restoreTree(id: Buffer, dir: Buffer, rel: string, includes: string[][] | undefined): Promise<void> {
     const nodes = decodeTree(await this.repo.readBlob(id, BlobType.tree), toHex(id))
+    const leaves: {node: TreeNode; abs: Buffer; rel: string}[] = []
+    const dirs: {node: TreeNode; abs: Buffer; rel: string; below: string[][] | undefined}[] = []
     for (const node of nodes) {
       const shown = displayName(node.name)
       let below: string[][] | undefined
@@ -181,59 +212,146 @@ class TreeWriter {
         if (matching.length === 0) continue
         below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1))
       }
-      const abs = Buffer.concat([dir, SLASH, node.name])
-      const childRel = rel ? `${rel}/${shown}` : shown
-      if (node.type === 'dir') {
-        await fsp.mkdir(abs, {mode: 0o700})
-        await this.restoreTree(node.subtree!, abs, childRel, below)
-        if (this.fsyncEach) await fsyncDir(abs)
-        await this.applyMeta(abs, node)
-        this.dirs++
-      } else if (below) {
-        continue // an include names something below a non-directory: nothing to restore
-      } else if (node.type === 'symlink') {
+      const entry = {node, abs: Buffer.concat([dir, SLASH, node.name]), rel: rel ? `${rel}/${shown}` : shown}
+      if (node.type === 'dir') dirs.push({...entry, below})
+      else if (!below) leaves.push(entry) // an include naming something below a non-directory restores nothing
+    }
+    // Files and symlinks several at a time (small files cost round trips), directories one by one.
+    await mapLimit(leaves, FILE_CONCURRENCY, async ({node, abs, rel: childRel}) => {
+      if (node.type === 'symlink') {
         await fsp.symlink(node.target!, abs)
         await this.applyMeta(abs, node)
         this.symlinks++
       } else {
-        await this.writeFile(abs, node)
+        if (node.size >= LARGE_FILE) {
+          // One large file at a time: its read-ahead is sized for one.
+          const turn = this.largeFiles.then(() => this.writeFile(abs, node))
+          this.largeFiles = turn.then(() => undefined, () => undefined)
+          await turn
+        } else {
+          await this.writeFile(abs, node)
+        }
         await this.applyMeta(abs, node)
         this.files++
         this.bytes += node.size
       }
       this.opts.onProgress?.({files: this.files, bytes: this.bytes, path: childRel})
+    })
+    for (const {node, abs, rel: childRel, below} of dirs) {
+      await fsp.mkdir(abs, {mode: 0o700})
+      await this.restoreTree(node.subtree!, abs, childRel, below)
+      if (this.fsyncEach) await fsyncDir(abs)
+      await this.applyMeta(abs, node)
+      this.dirs++
     }
   }
 
+  /**
+   * Write a file from its chunks. Chunks stored next to each other in a pack are fetched with one
+   * ranged read (a run); each run's chunks are checked against their ids on the hash pool while
+   * the previous run is written, so no unverified byte reaches the file.
+   */
   private async writeFile(abs: Buffer, node: TreeNode): Promise<void> {
+    const runs = this.planRuns(node)
     const fh = await fsp.open(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600)
-    const pending: Promise<Buffer>[] = []
-        try {
-      const chunks = node.chunks ?? []
+    const pending: Promise<Fetched>[] = []
+    try {
       let written = 0
-      for (let i = 0; i < chunks.length; i++) {
-        while (pending.length < READ_AHEAD && i + pending.length < chunks.length) {
-          pending.push(this.repo.readBlob(chunks[i + pending.length]!, BlobType.data))
+      for (let i = 0; i < runs.length; i++) {
+        while (pending.length < RUNS_AHEAD && i + pending.length < runs.length) pending.push(this.fetchRun(runs[i + pending.length]!, node.size >= LARGE_FILE))
+        const fetched = await pending.shift()!
+        try {
+          for (const data of fetched.views) {
+            let off = 0
+            while (off < data.length) {
+              const {bytesWritten} = await fh.write(data, off, data.length - off, null)
+              off += bytesWritten
+            }
+            written += data.length
+          }
+        } finally {
+          fetched.release()
         }
-        const data = await pending.shift()!
-        let off = 0
-        while (off < data.length) {
-          const {bytesWritten} = await fh.write(data, off, data.length - off, null)
-          off += bytesWritten
-        }
-        written += data.length
       }
       if (written !== node.size) {
-        throw new BadPathError(`file ${displayName(node.name)}: chunks add up to ${written} bytes, the tree says ${node.size}`)
+        throw new IntegrityError(`file ${displayName(node.name)}: chunks add up to ${written} bytes, the tree says ${node.size}`)
       }
       if (this.fsyncEach) await fh.sync()
     } catch (err) {
-      // Reads already started must not surface later as unhandled rejections.
-      for (const p of pending) p.catch(() => undefined)
+      // Reads already started must not surface later as unhandled rejections, nor keep buffers.
+      for (const p of pending) p.then((f) => f.release(), () => undefined)
       throw err
     } finally {
       await fh.close()
     }
+  }
+
+  private planRuns(node: TreeNode): Run[] {
+    const runs: Run[] = []
+    let run: Run | undefined
+    for (const id of node.chunks ?? []) {
+      const loc = this.repo.lookup(id)
+      if (!loc) throw new ObjectMissingError(`chunk ${toHex(id)} of ${displayName(node.name)} is not in the index`, {blob: toHex(id)})
+      if (loc.type !== BlobType.data) throw new IntegrityError(`chunk ${toHex(id)} of ${displayName(node.name)} is not a data blob`, {blob: toHex(id)})
+      const last = run?.blobs[run.blobs.length - 1]
+      const adjacent = run && last && last.loc.pack === loc.pack && last.loc.offset + last.loc.storedLength === loc.offset
+      if (run && adjacent && run.length + loc.storedLength <= MAX_RUN && run.raw + loc.rawLength <= MAX_RUN) {
+        run.blobs.push({id, loc})
+        run.length += loc.storedLength
+        run.raw += loc.rawLength
+      } else {
+        run = {pack: loc.pack, offset: loc.offset, length: loc.storedLength, raw: loc.rawLength, blobs: [{id, loc}]}
+        runs.push(run)
+      }
+    }
+    return runs
+  }
+
+  /**
+   * Read a run and check its blobs; the caller writes the views, then releases. A run of blobs
+   * stored as is (the common case for large binary files) is read straight into shared memory and
+   * hashed there: no copy. Compressed blobs are inflated into it.
+   */
+  private async fetchRun(run: Run, pooled: boolean): Promise<Fetched> {
+    // Runs of large files (one at a time) use pooled buffers; a small file's run gets its own small one.
+    const rb = pooled ? await this.runBuffers.acquire() : undefined
+    const release = () => rb?.retire()
+    try {
+      const target = rb ? rb.buf : sharedBuffer(run.raw)
+      const allRaw = run.blobs.every((b) => b.loc.compression === Compression.none)
+      const stored = await this.repo.backend.get('data', run.pack, {offset: run.offset, length: run.length}, allRaw ? target : undefined)
+      const views: Buffer[] = []
+      let at = 0
+      for (const {loc} of run.blobs) {
+        const from = loc.offset - run.offset
+        let plain: Buffer
+        try {
+          plain = await decodeBlob(stored.subarray(from, from + loc.storedLength), loc.compression, loc.rawLength)
+        } catch (err) {
+          throw err instanceof IntegrityError ? new IntegrityError(`blob in pack ${loc.pack} is corrupt: ${err.message}`, {pack: loc.pack}, {cause: err}) : err
+        }
+        if (!allRaw) plain.copy(target, at)
+        views.push(target.subarray(at, at + loc.rawLength))
+        at += loc.rawLength
+      }
+      const ids = await this.hashes().hash(views)
+      ids.forEach((id, i) => {
+        const {id: want, loc} = run.blobs[i]!
+        if (!id.equals(want)) throw new IntegrityError(`blob ${toHex(want)} in pack ${loc.pack} fails its BLAKE3 check`, {blob: toHex(want), pack: loc.pack})
+      })
+      return {views, release}
+    } catch (err) {
+      release()
+      throw err
+    }
+  }
+
+  private hashes(): HashPool {
+    return (this.pool ??= new HashPool())
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close()
   }
 
   /** Owner (when root), mode, then times: chown clears setuid bits, and times must come last. */

@@ -8,6 +8,7 @@ import {constants as fsc, promises as fsp, type BigIntStats} from 'node:fs'
 import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
+import {HashPool} from '../core/hashpool.js'
 import {BlobType} from '../repo/pack.js'
 import {mapLimit, type Repository} from '../repo/repository.js'
 import type {BlobWriter} from '../repo/writer.js'
@@ -19,11 +20,13 @@ import {decodeTree, displayName, encodeTree, type TreeNode} from './tree.js'
 import {toHex} from '../core/ids.js'
 
 /** Bytes asked of the kernel per read. */
-const READ_SIZE = 4 * 1024 * 1024
+const READ_SIZE = 2 * 1024 * 1024
+/** Buffers of chunks being hashed on the pool before the oldest is emitted. */
+const MAX_HASH_BATCHES = 2
 /** Chunks compressing at once. */
 const MAX_INFLIGHT = 24
-/** Pooled read buffers: one being chunked, one being read ahead, the rest held by chunks in flight. */
-const READ_BUFFERS = 4
+/** Pooled read buffers: one being chunked, one read ahead, batches being hashed, chunks being written. */
+const READ_BUFFERS = 7
 /** Files below this size are read whole, several at a time; larger ones stream through the pool one at a time. */
 const SMALL_FILE = 1024 * 1024
 /** Entries of one directory stat'ed or read at once. */
@@ -83,6 +86,17 @@ export class Archiver {
   private readonly inflight = new Inflight(MAX_INFLIGHT)
   private readonly pool: ReadPool
   private largeFiles: Promise<void> = Promise.resolve()
+  private pool_: HashPool | undefined
+
+  /** The hash workers, started on the first large file (an unchanged snapshot never needs them). */
+  private hashPool(): HashPool {
+    return (this.pool_ ??= new HashPool())
+  }
+
+  private async closePool(): Promise<void> {
+    await this.pool_?.close()
+    this.pool_ = undefined
+  }
   private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
@@ -103,9 +117,14 @@ export class Archiver {
     }
     if (!st.isDirectory()) throw new BadPathError(`source ${this.opts.source} is not a directory`)
     const parent = this.opts.parentTree ? await this.loadParent(this.opts.parentTree) : undefined
-    const tree = await this.dir(source, '', parent)
+    let tree: Buffer | undefined
+    try {
+      tree = await this.dir(source, '', parent)
+      await this.inflight.drain()
+    } finally {
+      await this.closePool()
+    }
     if (!tree) throw new BadPathError(`cannot read source ${this.opts.source}`)
-    await this.inflight.drain()
     const root: RootMeta = {mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString()}
     return {...this.result, tree, root}
   }
@@ -318,30 +337,55 @@ export class Archiver {
           }
         })
       }
+      // Chunks of each buffer are hashed on the pool as one batch while the next buffer is read
+      // and chunked; batches are emitted in order, so the chunk list keeps the file's order.
+      const batches: {rb: ReadBuffer; views: Buffer[]; ids: Promise<Buffer[]>}[] = []
+      const emitOldest = async () => {
+        const b = batches.shift()!
+        const ids = await b.ids
+        for (let i = 0; i < ids.length; i++) await this.emitHashed(chunks, ids[i]!, b.views[i]!, b.rb, compress)
+        b.rb.drop() // the batch's own hold
+      }
+      const dispatch = (rb: ReadBuffer, views: Buffer[]) => {
+        if (views.length === 0) return
+        rb.hold()
+        const ids = this.hashPool().hash(views)
+        ids.catch(() => undefined) // awaited in order by emitOldest
+        batches.push({rb, views, ids})
+      }
       let carry: Buffer = Buffer.alloc(0)
       next = startRead(0)
-      for (;;) {
-        const got: {rb: ReadBuffer; bytesRead: number; want: number} = await next!
-        next = undefined
-        const {rb, bytesRead, want} = got
-        size += bytesRead
-        // A short read of a regular file is its end; otherwise read ahead while we chunk this one.
-        const more = bytesRead === want
-        if (more) next = startRead(size)
-        // Move the previous buffer's unfinished chunk in front of the new data.
-        carry.copy(rb.buf, front - carry.length)
-        current?.retire()
-        current = rb
-        const data = rb.buf.subarray(front - carry.length, front + bytesRead)
-        let start = 0
-        for (let cut = chunker.next(data, carry.length); cut >= 0; cut = chunker.next(data, cut)) {
-          await this.emit(chunks, data.subarray(start, cut), rb, compress)
-          start = cut
+      try {
+        for (;;) {
+          const got: {rb: ReadBuffer; bytesRead: number; want: number} = await next!
+          next = undefined
+          const {rb, bytesRead, want} = got
+          size += bytesRead
+          // A short read of a regular file is its end; otherwise read ahead while we chunk this one.
+          const more = bytesRead === want
+          if (more) next = startRead(size)
+          // Move the previous buffer's unfinished chunk in front of the new data.
+          carry.copy(rb.buf, front - carry.length)
+          current?.retire()
+          current = rb
+          const data = rb.buf.subarray(front - carry.length, front + bytesRead)
+          const views: Buffer[] = []
+          let start = 0
+          for (let cut = chunker.next(data, carry.length); cut >= 0; cut = chunker.next(data, cut)) {
+            views.push(data.subarray(start, cut))
+            start = cut
+          }
+          carry = data.subarray(start)
+          if (!more && carry.length > 0) views.push(carry)
+          dispatch(rb, views)
+          while (batches.length > MAX_HASH_BATCHES) await emitOldest()
+          if (!more) break
         }
-        carry = data.subarray(start)
-        if (!more) break
+        while (batches.length > 0) await emitOldest()
+      } finally {
+        // On failure, let go of the buffers still held by batches that were never emitted.
+        for (const b of batches.splice(0)) b.rb.drop()
       }
-      if (carry.length > 0) await this.emit(chunks, carry, current!, compress)
       chunker.reset()
       return {chunks, size, after: await fh.stat({bigint: true})}
     } finally {
@@ -351,9 +395,13 @@ export class Archiver {
     }
   }
 
-  /** Hash a chunk, list it, and hand it to the writer unless stored already. `rb`, if any, is held until written. */
+  /** Hash a chunk on this thread, then as emitHashed. */
   private async emit(chunks: Buffer[], chunk: Buffer, rb: ReadBuffer | undefined, compress: CompressionGuess): Promise<void> {
-    const id = blake3(chunk)
+    await this.emitHashed(chunks, blake3(chunk), chunk, rb, compress)
+  }
+
+  /** List a chunk and hand it to the writer unless stored already. `rb`, if any, is held until written. */
+  private async emitHashed(chunks: Buffer[], id: Buffer, chunk: Buffer, rb: ReadBuffer | undefined, compress: CompressionGuess): Promise<void> {
     chunks.push(id)
     if (this.writer.has(id)) return
     rb?.hold()

@@ -7,7 +7,8 @@
 //   When put resolves the object is durable. Putting a name that exists replaces it whole
 //   (content-addressed names make that a no-op; locks rely on it for refresh).
 // - get of a name put earlier by this or another process returns its bytes (read-after-write).
-//   A range that runs past the end is an error, never a short read.
+//   A range that runs past the end is an error, never a short read. Given `into`, get reads into
+//   that buffer (which must be large enough) and returns a view of it: hot paths reuse buffers.
 // - list returns every object of a kind whose put has completed, each once, in no given order.
 // - delete of a missing name succeeds (prune may be finishing a crashed prune's work).
 // - Names are [0-9A-Za-z_-] strings chosen by the repository layer; backends may lay them out
@@ -46,7 +47,7 @@ export interface Backend {
   put(kind: ObjectKind, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
   /** Start writing an object whose size is not known yet (same atomicity as put). */
   create(kind: ObjectKind, name: string): Promise<ObjectWriter>
-  get(kind: ObjectKind, name: string, range?: ByteRange): Promise<Buffer>
+  get(kind: ObjectKind, name: string, range?: ByteRange, into?: Buffer): Promise<Buffer>
   stat(kind: ObjectKind, name: string): Promise<ObjectInfo>
   list(kind: ObjectKind): AsyncIterable<ObjectInfo>
   delete(kind: ObjectKind, name: string): Promise<void>

@@ -165,7 +165,7 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async get(kind: ObjectKind, name: string, range?: ByteRange): Promise<Buffer> {
+  async get(kind: ObjectKind, name: string, range?: ByteRange, into?: Buffer): Promise<Buffer> {
     const file = this.file(kind, name)
     let fh: fsp.FileHandle
     try {
@@ -183,7 +183,8 @@ export class LocalBackend implements Backend {
       } else {
         length = (await fh.stat()).size
       }
-      const buf = Buffer.allocUnsafe(length)
+      if (into && into.length < length) throw new RangeError(`buffer of ${into.length} bytes cannot hold ${length}`)
+      const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length)
       let done = 0
       while (done < length) {
         const {bytesRead} = await fh.read(buf, done, length - done, offset + done)
