@@ -35,6 +35,8 @@ export class Repository {
   private readonly packNos = new Map<string, number>()
   /** Names of the index files loaded, for prune. */
   readonly indexFiles: string[] = []
+  /** Index files that could not be read or failed their hash. */
+  readonly damagedIndexFiles: {name: string; error: IntegrityError}[] = []
   private indexLoaded = false
 
   private constructor(readonly backend: Backend, readonly config: RepoConfig) {}
@@ -63,22 +65,42 @@ export class Repository {
 
   // ---- index ----
 
-  /** Load every index file (idempotent). Damaged index files are errors: verify reports them, prune rebuilds them. */
+  /**
+   * Load every index file (idempotent), in name order so a blob stored twice always resolves to the
+   * same copy. A damaged index file is set aside in `damagedIndexFiles`: the snapshots it does not
+   * concern still restore, a read of a blob only it listed fails as missing, verify reports it, and
+   * prune refuses to delete anything while one exists.
+   */
   async loadIndex(): Promise<void> {
     if (this.indexLoaded) return
     const names: string[] = []
     for await (const obj of this.backend.list('index')) names.push(obj.name)
     names.sort()
-    await mapLimit(names, 8, async (name) => {
-      const packs = await this.readIndexFile(name)
+    const loaded = await mapLimit(names, 8, async (name) => {
+      try {
+        return await this.readIndexFile(name)
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err
+        this.damagedIndexFiles.push({name, error: err})
+        return undefined
+      }
+    })
+    loaded.forEach((packs, i) => {
+      if (!packs) return
       for (const p of packs) this.addPack(p)
-      this.indexFiles.push(name)
+      this.indexFiles.push(names[i]!)
     })
     this.indexLoaded = true
   }
 
   async readIndexFile(name: string): Promise<IndexedPack[]> {
-    const bytes = await this.backend.get('index', name)
+    let bytes: Buffer
+    try {
+      bytes = await this.backend.get('index', name)
+    } catch (err) {
+      if (err instanceof ObjectMissingError) throw new IntegrityError(`index ${name} vanished while loading`, {index: name}, {cause: err})
+      throw err
+    }
     if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash`, {index: name})
     return decodeIndex(bytes, name)
   }

@@ -45,7 +45,7 @@ export function bySnapshotTime(a: SnapshotRecord, b: SnapshotRecord): number {
 export const PRE_RESTORE_TAG = 'pre-restore'
 
 /** Resolve "latest", a full id or a unique prefix of at least 4 hex digits. */
-export function resolveSnapshot(snapshots: readonly SnapshotRecord[], ref: string, filter?: (s: SnapshotRecord) => boolean): SnapshotRecord {
+export function resolveSnapshot(snapshots: readonly SnapshotRecord[], ref: string, filter?: (s: SnapshotRecord) => boolean, damaged: CatalogLoad['damaged'] = []): SnapshotRecord {
   const pool = filter ? snapshots.filter(filter) : snapshots
   if (ref === 'latest') {
     // A pre-restore safety snapshot is an undo point, not a checkpoint: "latest" skips it.
@@ -57,7 +57,12 @@ export function resolveSnapshot(snapshots: readonly SnapshotRecord[], ref: strin
   if (!/^[0-9a-f]{4,64}$/.test(ref)) throw new NotFoundError(`"${ref}" is not a snapshot id (give "latest", a full id, or a prefix of at least 4 hex digits)`)
   const matches = pool.filter((s) => s.id.startsWith(ref))
   if (matches.length === 1) return matches[0]!
-  if (matches.length === 0) throw new NotFoundError(`no snapshot matches ${ref}`)
+  if (matches.length === 0) {
+    // A manifest that exists but cannot be read is damage, not absence.
+    const broken = damaged.find((d) => d.id.startsWith(ref))
+    if (broken) throw broken.error
+    throw new NotFoundError(`no snapshot matches ${ref}`)
+  }
   throw new NotFoundError(`snapshot prefix ${ref} is ambiguous: it matches ${matches.map((s) => s.id.slice(0, 12)).join(', ')}`)
 }
 

@@ -1,0 +1,105 @@
+import {Args, Flags} from '@oclif/core'
+
+import {CkptCommand, parseWait} from '../cli/base.js'
+import {formatBytes, formatDuration} from '../cli/format.js'
+import {startProgress} from '../cli/progress.js'
+import {sourceDirectory} from '../cli/repository.js'
+import {UsageError} from '../core/errors.js'
+import {checkRepositoryPath, LocalBackend} from '../store/local.js'
+import {describeFinding} from '../verify/findings.js'
+import {type DataSelection, parseSubset} from '../verify/subset.js'
+import {verifyRepository, type VerifyReport} from '../verify/verify.js'
+
+/** Findings of one kind printed on a terminal; --json lists them all. */
+const SHOWN_PER_KIND = 50
+
+export default class Verify extends CkptCommand {
+  static override summary = 'Check that the repository is whole: structure, and with --read-data every byte.'
+  static override description = `Checks the config, every snapshot manifest and index file, every tree the snapshots reach (read and hash-checked), that every chunk they reference is indexed, and that every indexed pack exists with the right size and a header that agrees with the index. --read-data also reads every pack and checks every chunk against its BLAKE3 id; --read-data-subset n/t reads one of t slices of the packs (1/t .. t/t together read each pack once), or N% a random sample. Given snapshot ids, checks only what they reach. With --source DIR, also compares the snapshot with a directory, file by file.
+
+Reports every problem, with the snapshots it affects. Exit codes: 0 clean (information such as a forgotten parent does not count), 12 damage found (or differences with --source), 13 unknown repository format version, 10 no repository, 11 locked by prune. See docs/VERIFY.md.`
+
+  static override examples = [
+    '<%= config.bin %> verify',
+    '<%= config.bin %> verify --read-data --json',
+    '<%= config.bin %> verify --quiet --read-data-subset "$(( $(date +%s) / 86400 % 7 + 1 ))/7"',
+    '<%= config.bin %> verify latest --source /var/lib/state',
+  ]
+
+  static override strict = false
+
+  static override args = {
+    snapshot: Args.string({description: 'Snapshot ids, unique prefixes or "latest" (several allowed): check only what they reach.'}),
+  }
+
+  static override flags = {
+    'read-data': Flags.boolean({summary: 'Read every pack and check every chunk against its id.', exclusive: ['read-data-subset']}),
+    'read-data-subset': Flags.string({summary: 'Read one slice of the packs: n/t (e.g. 3/7; 1/t..t/t cover every pack once) or a random N%.', exclusive: ['read-data']}),
+    source: Flags.string({summary: 'Compare the snapshot given (exactly one) with this directory: content, mode, mtime, symlinks, missing and extra entries.'}),
+  }
+
+  async run(): Promise<VerifyReport> {
+    const {argv, flags} = await this.parse(Verify)
+    const refs = argv as string[]
+    let readData: DataSelection = {kind: 'none'}
+    if (flags['read-data']) readData = {kind: 'all'}
+    else if (flags['read-data-subset'] !== undefined) readData = parseSubset(flags['read-data-subset'])
+    if (flags.source !== undefined && refs.length !== 1) throw new UsageError('--source compares one snapshot: give exactly one snapshot id (or "latest")')
+    const source = flags.source === undefined ? undefined : await sourceDirectory(flags.source)
+    const {root} = this.repoLocation(flags.repo)
+    await checkRepositoryPath(root)
+
+    const human = !this.jsonEnabled()
+    const progress = await startProgress(human && !flags.quiet, 'verify')
+    const started = Date.now()
+    let report: VerifyReport
+    try {
+      report = await verifyRepository(new LocalBackend(root), {
+        snapshots: refs,
+        readData,
+        source,
+        lockRetryMs: parseWait(flags['retry-lock']),
+        onStaleLockRemoved: (_info, name) => this.note(flags, `removed stale lock ${name}`),
+        onProgress: (p) => {
+          const seconds = Math.max(0.001, (Date.now() - started) / 1000)
+          const what = p.phase === 'packs' ? `${p.packsDone}/${p.packsTotal} packs` : p.phase === 'trees' ? `${p.trees} trees` : p.phase
+          progress.update(`verify: ${what}, ${formatBytes(p.bytesRead)} read (${formatBytes(p.bytesRead / seconds)}/s)`)
+        },
+      })
+    } finally {
+      progress.stop()
+    }
+    process.exitCode = report.exitCode
+    if (human) this.print(report, Boolean(flags.quiet))
+    return report
+  }
+
+  /**
+   * A failing verify lists its findings (information too, for context) on stdout, even with
+   * --quiet; a clean one prints only the summary line, on stderr, and --quiet silences that.
+   */
+  private print(report: VerifyReport, quiet: boolean): void {
+    const shown = new Map<string, number>()
+    for (const f of report.errors > 0 ? report.findings : []) {
+      const n = (shown.get(f.kind) ?? 0) + 1
+      shown.set(f.kind, n)
+      if (n <= SHOWN_PER_KIND) this.log(describeFinding(f))
+    }
+    for (const [kind, n] of shown) if (n > SHOWN_PER_KIND) this.log(`... and ${n - SHOWN_PER_KIND} more ${kind} findings (--json lists all)`)
+    for (const d of report.source?.differences ?? []) this.log(`differs ${d.kind}: ${d.message}`)
+
+    const c = report.counts
+    const rate = c.packsRead > 0 && report.durationMs > 0 ? ` at ${formatBytes(Math.round((c.bytesRead / report.durationMs) * 1000))}/s` : ''
+    const checked = `${count(c.snapshots, 'snapshot')}, ${count(c.trees, 'tree')}, ${count(c.chunks, 'chunk')}, ${count(c.packs, 'pack')}${c.packsRead ? ` (${c.packsRead} read, ${count(c.blobsRead, 'blob')} re-hashed${report.subset ? `, subset ${report.subset}` : ''})` : ''}, ${formatBytes(c.bytesRead)} read${rate} in ${formatDuration(report.durationMs)}`
+    const compared = report.source ? `; ${count(report.source.entries, 'entry', 'entries')} compared with ${report.source.directory}: ${report.source.differences.length} differ` : ''
+    const differences = report.source?.differences.length ?? 0
+    const verdict = report.errors === 0 && differences === 0 ? 'no errors' : [report.errors ? count(report.errors, 'error') : '', differences ? count(differences, 'difference') : ''].filter(Boolean).join(' and ')
+    const notes = report.infos ? `, ${count(report.infos, 'note')}${report.errors ? '' : ' (--json lists them)'}` : ''
+    const summary = `verify: ${verdict}${notes}: ${checked}${compared}`
+    if (!quiet) process.stderr.write(summary + '\n')
+  }
+}
+
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`
+}

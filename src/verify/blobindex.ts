@@ -1,0 +1,149 @@
+// Verify's own view of the index. Unlike Repository.loadIndex it never stops at a bad index
+// file (that is a finding, and the other files still load), and it keeps every location a blob
+// has (the same blob may sit in two packs when two snapshots stored it at once), so each pack's
+// header can be compared with exactly what the index files say about that pack.
+import {IntegrityError, ObjectMissingError} from '../core/errors.js'
+import {blake3} from '../core/hash.js'
+import {IdMap} from '../core/idmap.js'
+import {toHex} from '../core/ids.js'
+import {decodeIndex, type IndexedPack} from '../repo/indexfile.js'
+import type {BlobTypeValue, PackEntry} from '../repo/pack.js'
+import {mapLimit} from '../repo/repository.js'
+import type {Backend} from '../store/backend.js'
+import type {Findings} from './findings.js'
+
+export interface Location {
+  packNo: number
+  offset: number
+  storedLength: number
+  rawLength: number
+  type: BlobTypeValue
+  compression: number
+}
+
+export interface IndexedPackInfo {
+  name: string
+  /** Size the index files give. */
+  size: number
+  /** Distinct blob locations the index files give for this pack. */
+  claims: number
+  /** Findings about the pack itself (missing, truncated, header...): every snapshot using one of its blobs is affected. */
+  problems: number[]
+}
+
+// IdMap value slots.
+const PACK = 0
+const OFFSET = 1
+const STORED = 2
+const RAW = 3
+const FLAGS = 4
+
+export class VerifyIndex {
+  readonly packs: IndexedPackInfo[] = []
+  readonly indexFiles: string[] = []
+  /** Findings about index files that did not load. */
+  readonly damaged: number[] = []
+  private readonly packNos = new Map<string, number>()
+  private readonly first = new IdMap(5)
+  /** Further locations of blobs stored more than once, by hex id (rare). */
+  private readonly more = new Map<string, Location[]>()
+
+  get blobCount(): number {
+    return this.first.size
+  }
+
+  packNo(name: string): number | undefined {
+    return this.packNos.get(name)
+  }
+
+  add(indexFile: string, p: IndexedPack, findings: Findings): void {
+    let packNo = this.packNos.get(p.name)
+    if (packNo === undefined) {
+      packNo = this.packs.length
+      this.packs.push({name: p.name, size: p.size, claims: 0, problems: []})
+      this.packNos.set(p.name, packNo)
+    } else if (this.packs[packNo]!.size !== p.size) {
+      const pack = this.packs[packNo]!
+      const n = findings.add({kind: 'index-conflict', object: 'pack', id: p.name, message: `index files disagree about the size of pack ${p.name}: ${pack.size} bytes, and ${p.size} bytes in index ${indexFile}`})
+      if (!pack.problems.includes(n)) pack.problems.push(n)
+    }
+    const pack = this.packs[packNo]!
+    for (const e of p.entries) {
+      const loc: Location = {packNo, offset: e.offset, storedLength: e.storedLength, rawLength: e.rawLength, type: e.type, compression: e.compression}
+      const known = this.locations(e.id)
+      if (known.some((k) => sameLocation(k, loc))) continue // the same pack listed by two index files
+      pack.claims++
+      if (known.length === 0) {
+        this.first.set(e.id, [packNo, e.offset, e.storedLength, e.rawLength, e.type | (e.compression << 8)])
+      } else {
+        const hex = toHex(e.id)
+        this.more.set(hex, [...(this.more.get(hex) ?? []), loc])
+      }
+    }
+  }
+
+  /** Every location of a blob; the first is the one restore reads. */
+  locations(id: Uint8Array): Location[] {
+    const v = this.first.get(id)
+    if (!v) return []
+    const first: Location = {packNo: v[PACK]!, offset: v[OFFSET]!, storedLength: v[STORED]!, rawLength: v[RAW]!, type: (v[FLAGS]! & 0xff) as BlobTypeValue, compression: v[FLAGS]! >> 8}
+    if (this.more.size === 0) return [first]
+    return [first, ...(this.more.get(toHex(id)) ?? [])]
+  }
+
+  /** The location the index gives for `id` in pack `packNo`, if any. */
+  locationIn(id: Uint8Array, packNo: number): Location | undefined {
+    return this.locations(id).find((l) => l.packNo === packNo)
+  }
+
+  /** What the index says a pack holds, by offset (one pass over the index: for damaged packs only). */
+  entriesOf(packNo: number): PackEntry[] {
+    const out: PackEntry[] = []
+    const push = (id: Uint8Array, l: Location) => {
+      if (l.packNo === packNo) out.push({id: Buffer.from(id), type: l.type, compression: l.compression, offset: l.offset, storedLength: l.storedLength, rawLength: l.rawLength})
+    }
+    this.first.forEach((id) => {
+      for (const l of this.locations(id)) push(id, l)
+    })
+    return out.sort((a, b) => a.offset - b.offset)
+  }
+}
+
+function sameLocation(a: Location, b: Location): boolean {
+  return a.packNo === b.packNo && a.offset === b.offset && a.storedLength === b.storedLength && a.rawLength === b.rawLength && a.type === b.type && a.compression === b.compression
+}
+
+/** Load every index file; one that cannot be read or decoded becomes a finding and the rest still load. */
+export async function loadVerifyIndex(backend: Backend, findings: Findings, onBytes: (n: number) => void): Promise<VerifyIndex> {
+  const index = new VerifyIndex()
+  const names: string[] = []
+  for await (const obj of backend.list('index')) names.push(obj.name)
+  names.sort()
+  const loaded = await mapLimit(names, 8, async (name): Promise<IndexedPack[] | undefined> => {
+    let bytes: Buffer
+    try {
+      bytes = await backend.get('index', name)
+    } catch (err) {
+      if (err instanceof ObjectMissingError) return undefined // removed while we listed
+      if (!(err instanceof IntegrityError)) throw err
+      index.damaged.push(findings.add({kind: 'index-damaged', object: 'index', id: name, message: err.message}))
+      return undefined
+    }
+    onBytes(bytes.length)
+    try {
+      if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash (damaged or truncated)`)
+      return decodeIndex(bytes, name)
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err
+      index.damaged.push(findings.add({kind: 'index-damaged', object: 'index', id: name, message: err.message}))
+      return undefined
+    }
+  })
+  // Added in name order, so which copy of a duplicated blob comes first does not depend on timing.
+  loaded.forEach((packs, i) => {
+    if (!packs) return
+    index.indexFiles.push(names[i]!)
+    for (const p of packs) index.add(names[i]!, p, findings)
+  })
+  return index
+}

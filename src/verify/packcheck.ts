@@ -1,0 +1,233 @@
+// Checking one pack: its size against the index, its trailer and header against the index
+// (one ranged get of the tail), and with --read-data every blob in it: read in large ranges
+// into shared memory, inflated on the libuv thread pool (decodeBlob) and hashed in batches on the
+// worker threads of the hash pool, so the main thread only moves buffers around. Every problem
+// becomes a finding; nothing here throws for damage, only for I/O failures that are not about
+// the data.
+import {Compression, decodeBlob} from '../core/codec.js'
+import {IntegrityError, ObjectMissingError} from '../core/errors.js'
+import {sharedBuffer} from '../core/hashpool.js'
+import {toHex} from '../core/ids.js'
+import {BlobType, decodePackHeader, decodePackTrailer, PACK_ENTRY_BYTES, PACK_TRAILER_BYTES, type PackEntry} from '../repo/pack.js'
+import type {Backend} from '../store/backend.js'
+import type {IndexedPackInfo, VerifyIndex} from './blobindex.js'
+import type {Findings} from './findings.js'
+
+/** Bytes read per get when reading a pack's blobs: whole default-sized packs, bounded memory for big ones. */
+export const SEGMENT_BYTES = 32 * 1024 * 1024
+/** Plain bytes inflated and sent to the hash pool as one batch: bounds memory for well-compressed packs. */
+const BATCH_RAW_BYTES = 8 * 1024 * 1024
+
+export interface PackCheckContext {
+  backend: Backend
+  index: VerifyIndex
+  findings: Findings
+  /** Record that a blob is damaged: finding `n` names it. */
+  markBad(id: Uint8Array, n: number): void
+  onRead(bytes: number): void
+  onBlob(rawBytes: number): void
+  /** BLAKE3 of each view, in order (on worker threads). */
+  hash(views: readonly Uint8Array[]): Promise<Buffer[]>
+  buffers: BufferPool
+}
+
+export interface PackStatus {
+  pack: IndexedPackInfo
+  packNo: number
+  /** Size in the repository, or undefined when the pack is missing. */
+  actualSize: number | undefined
+}
+
+/** Findings about a pack's presence and size, from the listing alone (no reads). */
+export function checkPackPresence(ctx: PackCheckContext, s: PackStatus): void {
+  const {pack, actualSize} = s
+  if (actualSize === undefined) {
+    addPackProblem(ctx, pack, ctx.findings.add({kind: 'pack-missing', object: 'pack', id: pack.name, message: `pack ${pack.name} is in the index but not in the repository`}))
+  } else if (actualSize < pack.size) {
+    addPackProblem(ctx, pack, ctx.findings.add({kind: 'pack-truncated', object: 'pack', id: pack.name, message: `pack ${pack.name} is truncated: ${actualSize} bytes, the index says ${pack.size}`}))
+  } else if (actualSize > pack.size) {
+    addPackProblem(ctx, pack, ctx.findings.add({kind: 'pack-size-mismatch', object: 'pack', id: pack.name, message: `pack ${pack.name} has ${actualSize} bytes, the index says ${pack.size}`}))
+  }
+}
+
+function addPackProblem(ctx: PackCheckContext, pack: IndexedPackInfo, n: number): void {
+  if (!pack.problems.includes(n)) pack.problems.push(n)
+}
+
+/**
+ * Read and check the pack's trailer and header (one ranged get, sized from the index), compare
+ * them with the index, and with `readData` check every blob.
+ */
+export async function checkPackContents(ctx: PackCheckContext, s: PackStatus, readData: boolean): Promise<void> {
+  const {pack, packNo, actualSize} = s
+  if (actualSize === undefined) return
+  const header = await readHeader(ctx, pack, actualSize)
+  if (header) compareWithIndex(ctx, pack, packNo, header)
+  if (!readData) return
+  // A damaged header cannot say where blobs are: use what the index says (that is what restore reads).
+  const entries = header ?? ctx.index.entriesOf(packNo)
+  await checkBlobs(ctx, pack, entries, actualSize)
+}
+
+async function readHeader(ctx: PackCheckContext, pack: IndexedPackInfo, actualSize: number): Promise<PackEntry[] | undefined> {
+  const damaged = (message: string) => {
+    addPackProblem(ctx, pack, ctx.findings.add({kind: 'pack-header-damaged', object: 'pack', id: pack.name, message}))
+    return undefined
+  }
+  if (actualSize < PACK_TRAILER_BYTES) return damaged(`pack ${pack.name}: ${actualSize} bytes, too short for a trailer`)
+  try {
+    let tailLength = Math.min(actualSize, pack.claims * PACK_ENTRY_BYTES + PACK_TRAILER_BYTES)
+    let tail = await get(ctx, pack.name, actualSize - tailLength, tailLength)
+    const {entryCount, headerHash} = decodePackTrailer(tail.subarray(tail.length - PACK_TRAILER_BYTES), actualSize, pack.name)
+    const headerLength = entryCount * PACK_ENTRY_BYTES
+    if (headerLength + PACK_TRAILER_BYTES > tailLength) {
+      // The trailer counts more entries than the index: fetch the whole header.
+      tailLength = headerLength + PACK_TRAILER_BYTES
+      tail = await get(ctx, pack.name, actualSize - tailLength, tailLength)
+    }
+    const headerBytes = tail.subarray(tail.length - PACK_TRAILER_BYTES - headerLength, tail.length - PACK_TRAILER_BYTES)
+    return decodePackHeader(Buffer.from(headerBytes), Buffer.from(headerHash), actualSize, pack.name)
+  } catch (err) {
+    if (err instanceof IntegrityError) return damaged(err.message)
+    if (err instanceof ObjectMissingError) return damaged(`pack ${pack.name} vanished while being checked`)
+    throw err
+  }
+}
+
+async function get(ctx: PackCheckContext, name: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  const bytes = await ctx.backend.get('data', name, {offset, length}, into)
+  ctx.onRead(bytes.length)
+  return bytes
+}
+
+/** The header must list exactly the blobs the index places in this pack, at the same offsets and sizes. */
+function compareWithIndex(ctx: PackCheckContext, pack: IndexedPackInfo, packNo: number, header: PackEntry[]): void {
+  const problems: string[] = []
+  let matched = 0
+  for (const e of header) {
+    const loc = ctx.index.locationIn(e.id, packNo)
+    if (!loc) {
+      problems.push(`blob ${toHex(e.id)} is in the header but not in the index`)
+    } else if (loc.offset !== e.offset || loc.storedLength !== e.storedLength || loc.rawLength !== e.rawLength || loc.type !== e.type || loc.compression !== e.compression) {
+      problems.push(`blob ${toHex(e.id)}: header says offset ${e.offset}, ${e.storedLength} bytes stored, ${e.rawLength} raw, type ${e.type}, compression ${e.compression}; the index says offset ${loc.offset}, ${loc.storedLength}, ${loc.rawLength}, type ${loc.type}, compression ${loc.compression}`)
+    } else {
+      matched++
+    }
+  }
+  if (matched < pack.claims) {
+    const inHeader = new Set(header.map((e) => toHex(e.id)))
+    for (const e of ctx.index.entriesOf(packNo)) {
+      if (!inHeader.has(toHex(e.id))) problems.push(`blob ${toHex(e.id)} is in the index but not in the header`)
+    }
+  }
+  if (problems.length === 0) return
+  const shown = problems.slice(0, 3).join('; ') + (problems.length > 3 ? `; and ${problems.length - 3} more` : '')
+  addPackProblem(ctx, pack, ctx.findings.add({kind: 'pack-header-mismatch', object: 'pack', id: pack.name, message: `pack ${pack.name}: header and index disagree: ${shown}`}))
+}
+
+/** Read blobs in ranges of up to SEGMENT_BYTES and check each against its id. */
+async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries: readonly PackEntry[], actualSize: number): Promise<void> {
+  // Blobs past the end of a truncated pack are covered by its pack-truncated finding.
+  const readable = entries.filter((e) => e.offset + e.storedLength <= actualSize).sort((a, b) => a.offset - b.offset)
+  for (let i = 0; i < readable.length; ) {
+    const start = readable[i]!.offset
+    let j = i + 1
+    while (j < readable.length && readable[j]!.offset + readable[j]!.storedLength - start <= SEGMENT_BYTES) j++
+    const segment = readable.slice(i, j)
+    const end = Math.max(...segment.map((e) => e.offset + e.storedLength))
+    // Shared memory, reused: blobs stored as they are (most large binary data) are hashed in place.
+    const buffers = ctx.buffers.acquire()
+    try {
+      let bytes: Buffer
+      try {
+        bytes = await get(ctx, pack.name, start, end - start, buffers.segment(end - start))
+      } catch (err) {
+        if (!(err instanceof IntegrityError || err instanceof ObjectMissingError)) throw err
+        for (const e of segment) blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} cannot be read: ${err.message}`)
+        i = j
+        continue
+      }
+      for (let k = 0; k < segment.length; ) {
+        let raw = 0
+        let l = k
+        while (l < segment.length && (l === k || raw + segment[l]!.rawLength <= BATCH_RAW_BYTES)) raw += segment[l++]!.rawLength
+        await checkBatch(ctx, pack, segment.slice(k, l), bytes, start, buffers.batch(raw))
+        k = l
+      }
+    } finally {
+      ctx.buffers.release(buffers)
+    }
+    i = j
+  }
+}
+
+/**
+ * Inflate a batch of blobs (thread pool), hash them (hash pool), and compare with their ids.
+ * Inflated blobs are copied into `scratch` (shared memory) so the hash pool need not copy them.
+ */
+async function checkBatch(ctx: PackCheckContext, pack: IndexedPackInfo, batch: readonly PackEntry[], bytes: Buffer, start: number, scratch: Buffer): Promise<void> {
+  const inflated = await Promise.all(batch.map(async (e) => {
+    try {
+      return await decodeBlob(bytes.subarray(e.offset - start, e.offset - start + e.storedLength), e.compression, e.rawLength)
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err
+      blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} is corrupt: ${err.message}`)
+      return undefined
+    }
+  }))
+  const good: PackEntry[] = []
+  const views: Buffer[] = []
+  let at = 0
+  batch.forEach((e, i) => {
+    const plain = inflated[i]
+    if (!plain) return
+    good.push(e)
+    if (e.compression === Compression.none) {
+      views.push(plain) // a view into the shared segment
+    } else {
+      plain.copy(scratch, at)
+      views.push(scratch.subarray(at, at + plain.length))
+      at += plain.length
+    }
+  })
+  const ids = await ctx.hash(views)
+  good.forEach((e, i) => {
+    if (ids[i]!.equals(e.id)) ctx.onBlob(views[i]!.length)
+    else blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} fails its BLAKE3 check`)
+  })
+}
+
+/** A segment buffer and a batch buffer in shared memory, grown on demand and reused. */
+export class ReadBuffers {
+  private seg: Buffer | undefined
+  private bat: Buffer | undefined
+
+  segment(size: number): Buffer {
+    if (!this.seg || this.seg.length < size) this.seg = sharedBuffer(size)
+    return this.seg.subarray(0, size)
+  }
+
+  batch(size: number): Buffer {
+    if (!this.bat || this.bat.length < size) this.bat = sharedBuffer(Math.max(size, BATCH_RAW_BYTES))
+    return this.bat
+  }
+}
+
+/** At most one ReadBuffers per pack in flight: memory stays at (packs in flight) x (segment + batch). */
+export class BufferPool {
+  private readonly free: ReadBuffers[] = []
+
+  acquire(): ReadBuffers {
+    return this.free.pop() ?? new ReadBuffers()
+  }
+
+  release(b: ReadBuffers): void {
+    this.free.push(b)
+  }
+}
+
+function blobDamaged(ctx: PackCheckContext, pack: IndexedPackInfo, e: PackEntry, message: string): void {
+  const tree = e.type === BlobType.tree
+  const n = ctx.findings.add({kind: tree ? 'tree-corrupt' : 'chunk-corrupt', object: tree ? 'tree' : 'chunk', id: toHex(e.id), pack: pack.name, message})
+  ctx.markBad(e.id, n)
+}
