@@ -1,7 +1,6 @@
 import {Flags} from '@oclif/core'
 
 import {CkptCommand} from '../cli/base.js'
-import {initLocalRepository} from '../repo/open.js'
 
 export default class Init extends CkptCommand {
   static override summary = 'Create a new repository.'
@@ -16,6 +15,7 @@ export default class Init extends CkptCommand {
   async run(): Promise<{repository: string; id: string}> {
     const {flags} = await this.parse(Init)
     const {root} = this.repoLocation(flags.repo)
+    const {initLocalRepository} = await import('../repo/open.js')
     const repo = await initLocalRepository(root, {now: Date.now(), zstdLevel: flags['zstd-level'], avgChunkSize: flags['avg-chunk-size']})
     this.note(flags, `created repository ${repo.config.id} at ${root}`)
     return {repository: root, id: repo.config.id}

@@ -3,10 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {CkptCommand, parseWait} from '../cli/base.js'
 import {formatBytes} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
-import {openRepository, sourceDirectory} from '../cli/repository.js'
-import {restoreSnapshot, type RestoreResult} from '../restore/restorer.js'
-import {loadCatalog, PRE_RESTORE_TAG, resolveSnapshot} from '../snapshot/catalog.js'
-import {createSnapshot} from '../snapshot/create.js'
+import type {RestoreResult} from '../restore/restorer.js'
 
 export default class Restore extends CkptCommand {
   static override summary = 'Put a snapshot back, byte for byte.'
@@ -33,11 +30,15 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
 
   async run(): Promise<RestoreResult & {snapshot: string; safetySnapshot?: string}> {
     const {args, flags} = await this.parse(Restore)
+    const {openRepository, sourceDirectory} = await import('../cli/repository.js')
+    const {restoreSnapshot} = await import('../restore/restorer.js')
+    const {loadCatalog, PRE_RESTORE_TAG, resolveSnapshot} = await import('../snapshot/catalog.js')
+    const {createSnapshot} = await import('../snapshot/create.js')
     const repo = await openRepository(this.repoLocation(flags.repo))
     const retryMs = parseWait(flags['retry-lock'])
-    const {snapshots} = await loadCatalog(repo)
+    const {snapshots, damaged} = await loadCatalog(repo)
     const source = flags.source ? await sourceDirectory(flags.source) : undefined
-    const snap = resolveSnapshot(snapshots, args.snapshot, source ? (s) => s.manifest.source === source : undefined)
+    const snap = resolveSnapshot(snapshots, args.snapshot, source ? (s) => s.manifest.source === source : undefined, damaged)
     let safetySnapshot: string | undefined
     const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `restore ${snap.id.slice(0, 12)}`)
     let result: RestoreResult

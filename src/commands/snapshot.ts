@@ -5,9 +5,7 @@ import {Args, Flags} from '@oclif/core'
 import {CkptCommand, parseWait} from '../cli/base.js'
 import {formatBytes, formatDuration} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
-import {openOrCreate, sourceDirectory} from '../cli/repository.js'
 import {ExitCode, UsageError} from '../core/errors.js'
-import {createSnapshot} from '../snapshot/create.js'
 import type {SnapshotSummary, SnapshotWarning} from '../snapshot/manifest.js'
 
 export interface SnapshotJson extends SnapshotSummary {
@@ -49,6 +47,9 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
       time = new Date(flags.time)
       if (!Number.isFinite(time.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(flags.time)) throw new UsageError(`--time "${flags.time}" is not an ISO 8601 time (e.g. 2026-11-21T09:00:00Z)`)
     }
+    // Library code is loaded when a command runs, so `ckpt --help` and other commands start fast.
+    const {openOrCreate, sourceDirectory} = await import('../cli/repository.js')
+    const {createSnapshot} = await import('../snapshot/create.js')
     const source = await sourceDirectory(args.dir)
     const location = this.repoLocation(flags.repo)
     const repo = await openOrCreate(location, (msg) => this.note({}, msg))

@@ -1,7 +1,5 @@
 import {CkptCommand} from '../cli/base.js'
 import {formatBytes, formatTime, table} from '../cli/format.js'
-import {openRepository} from '../cli/repository.js'
-import {loadCatalog, shortIds} from '../snapshot/catalog.js'
 
 export interface SnapshotListEntry {
   id: string
@@ -24,6 +22,8 @@ export default class Snapshots extends CkptCommand {
 
   async run(): Promise<SnapshotListEntry[]> {
     const {flags} = await this.parse(Snapshots)
+    const {openRepository} = await import('../cli/repository.js')
+    const {loadCatalog, shortIds} = await import('../snapshot/catalog.js')
     const repo = await openRepository(this.repoLocation(flags.repo))
     const {snapshots, damaged} = await loadCatalog(repo)
     const short = shortIds(snapshots.map((s) => s.id))
