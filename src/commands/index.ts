@@ -1,12 +1,22 @@
 // The command table oclif loads (the "explicit" strategy: one import instead of a directory scan).
+import Forget from './forget.js'
 import Init from './init.js'
+import Pin from './pin.js'
+import Prune from './prune.js'
 import Restore from './restore.js'
 import Snapshot from './snapshot.js'
 import Snapshots from './snapshots.js'
+import Unpin from './unpin.js'
+import Verify from './verify.js'
 
 export const COMMANDS = {
+  forget: Forget,
   init: Init,
+  pin: Pin,
+  prune: Prune,
   restore: Restore,
   snapshot: Snapshot,
   snapshots: Snapshots,
+  unpin: Unpin,
+  verify: Verify,
 }

@@ -208,16 +208,28 @@ export async function checkBlob(id: Uint8Array, loc: BlobLocation, stored: Buffe
   return plain
 }
 
-/** Run `fn` over `items` with at most `limit` in flight; rejects with the first error. */
+/**
+ * Run `fn` over `items` with at most `limit` in flight. After the first error no new item starts,
+ * and the promise rejects with that error only once the running ones have settled: a caller
+ * never returns while work it started is still changing the repository.
+ */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length)
   let next = 0
+  let failed = false
+  let failure: unknown
   const worker = async () => {
-    while (next < items.length) {
+    while (!failed && next < items.length) {
       const i = next++
-      results[i] = await fn(items[i]!, i)
+      try {
+        results[i] = await fn(items[i]!, i)
+      } catch (err) {
+        if (!failed) failure = err
+        failed = true
+      }
     }
   }
   await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker))
+  if (failed) throw failure
   return results
 }

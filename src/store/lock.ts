@@ -2,7 +2,9 @@
 // phase holds an exclusive one. A lock is an object in `locks/`, refreshed while held.
 // Acquire = write ours, then list: if a conflicting live lock exists, remove ours and retry
 // or fail. Both sides write before they look, so two conflicting holders can never both
-// proceed (at worst both back off and retry with jitter).
+// proceed (at worst both back off and retry with jitter). An exclusive lock is first written
+// as pending, which nobody counts as held, so a prune waiting for running snapshots to finish
+// never makes a snapshot that starts meanwhile fail.
 //
 // Staleness, so a crashed process never blocks cron forever:
 // - same host: the holder's pid is gone, or belongs to a process started at another time;
@@ -26,6 +28,8 @@ export interface LockInfo {
   command: string
   created: string
   refreshed: string
+  /** An exclusive lock written but not yet confirmed (see acquire): it conflicts with nothing. */
+  pending?: boolean
 }
 
 export interface LockOptions {
@@ -62,7 +66,8 @@ function pidAlive(pid: number): boolean {
 
 export function isStale(info: LockInfo, now: number, hostname = os.hostname()): boolean {
   if (info.host === hostname) {
-    if (!pidAlive(info.pid)) return true
+    // kill(0 or a negative pid) signals a process group and "succeeds": such a lock could never go stale.
+    if (!Number.isInteger(info.pid) || info.pid <= 0 || !pidAlive(info.pid)) return true
     const start = processStart(info.pid)
     return info.pidStart !== null && start !== null && start !== info.pidStart
   }
@@ -77,6 +82,7 @@ function parseLock(bytes: Buffer): LockInfo | undefined {
     return {
       host: v.host, pid: v.pid, pidStart: typeof v.pidStart === 'number' ? v.pidStart : null, exclusive: v.exclusive,
       command: typeof v.command === 'string' ? v.command : '?', created: String(v.created ?? ''), refreshed: String(v.refreshed ?? ''),
+      ...(v.pending === true ? {pending: true} : {}),
     }
   } catch {
     return undefined
@@ -89,6 +95,7 @@ export function describeHolder(info: LockInfo): string {
 
 export class RepositoryLock {
   private timer: NodeJS.Timeout | undefined
+  private refreshing: Promise<void> | undefined
   private released = false
 
   private constructor(private readonly backend: Backend, readonly name: string, private info: LockInfo, private readonly now: () => number) {}
@@ -102,8 +109,28 @@ export class RepositoryLock {
       const stamp = new Date(now()).toISOString()
       const info: LockInfo = {host: hostname, pid: process.pid, pidStart: processStart(process.pid), exclusive: opts.exclusive, command: opts.command, created: stamp, refreshed: stamp}
       const name = `${opts.exclusive ? 'x' : 's'}${randomBytes(12).toString('hex')}`
-      await backend.put('locks', name, Buffer.from(JSON.stringify(info)))
-      const conflict = await findConflict(backend, name, opts, now(), hostname)
+      let conflict: LockInfo | undefined
+      try {
+        if (opts.exclusive) {
+          // Two steps, so that waiting for the exclusive lock never makes a snapshot that starts
+          // meanwhile fail: first announce the lock as pending (which every acquirer ignores)
+          // and look; only with no conflict write it as held and look again. A shared acquirer
+          // that read "pending" wrote its own lock before this second look, which then sees it.
+          await backend.put('locks', name, Buffer.from(JSON.stringify({...info, pending: true})))
+          conflict = await findConflict(backend, name, opts, now(), hostname)
+          if (!conflict) {
+            await backend.put('locks', name, Buffer.from(JSON.stringify(info)))
+            conflict = await findConflict(backend, name, opts, now(), hostname)
+          }
+        } else {
+          await backend.put('locks', name, Buffer.from(JSON.stringify(info)))
+          conflict = await findConflict(backend, name, opts, now(), hostname)
+        }
+      } catch (err) {
+        // Do not leave our lock behind when looking failed (it would block others until we exit).
+        await backend.delete('locks', name).catch(() => undefined)
+        throw err
+      }
       if (!conflict) {
         const lock = new RepositoryLock(backend, name, info, now)
         lock.startRefresh()
@@ -120,10 +147,17 @@ export class RepositoryLock {
 
   private startRefresh(): void {
     this.timer = setInterval(() => {
+      if (this.released || this.refreshing) return
       this.info = {...this.info, refreshed: new Date(this.now()).toISOString()}
-      this.backend.put('locks', this.name, Buffer.from(JSON.stringify(this.info))).catch(() => {
-        // A failed refresh is retried at the next tick; the lock only goes stale after STALE_AFTER_MS.
-      })
+      this.refreshing = this.backend.put('locks', this.name, Buffer.from(JSON.stringify(this.info))).then(
+        () => {
+          this.refreshing = undefined
+        },
+        () => {
+          // A failed refresh is retried at the next tick; the lock only goes stale after STALE_AFTER_MS.
+          this.refreshing = undefined
+        },
+      )
     }, REFRESH_EVERY_MS)
     this.timer.unref()
   }
@@ -132,6 +166,9 @@ export class RepositoryLock {
     if (this.released) return
     this.released = true
     if (this.timer) clearInterval(this.timer)
+    // A refresh still being written would put the lock back after the delete, leaving a lock
+    // that names this (live) process: wait for it first.
+    await this.refreshing
     await this.backend.delete('locks', this.name)
   }
 }
@@ -153,6 +190,7 @@ async function findConflict(backend: Backend, own: string, opts: LockOptions, no
       opts.onStaleRemoved?.(info, obj.name)
       continue
     }
+    if (info?.pending) continue // an exclusive lock still being acquired holds nothing
     const holder = info ?? {host: '?', pid: 0, pidStart: null, exclusive: true, command: 'unreadable lock ' + obj.name, created: new Date(obj.mtimeMs).toISOString(), refreshed: ''}
     if (opts.exclusive || holder.exclusive) return holder
   }

@@ -117,6 +117,7 @@ describe('stat cache and dedup', () => {
     // The parent "started" 10 ms after the file's last change: the file may have changed again
     // in the same clock tick after being read, so its unchanged stat proves nothing.
     await createSnapshot(repo, {source: src, program: 'test', nowNs: () => st.ctimeNs + 10_000_000n})
+    await new Promise((r) => setTimeout(r, 100)) // the next snapshots start well after the change
     const reopened = await openLocalRepository(repoDir)
     const second = await createSnapshot(reopened, {source: src, program: 'test'})
     expect(second.manifest.summary.filesRead).toBe(1)
