@@ -36,13 +36,15 @@ interface OpenPack {
   used: number
   entries: PackEntry[]
   writes: Promise<void>[]
-  /** Small blobs are gathered here and written together: one write per STAGE_SIZE, not per blob. */
+  /** Blobs are gathered here and written together: one write per STAGE_SIZE, not per blob. */
   stage?: {start: number; buf: Buffer; used: number}
 }
 
-/** Blobs smaller than this are staged; larger ones are written where they lie. */
-const SMALL_BLOB = 64 * 1024
-const STAGE_SIZE = 256 * 1024
+/**
+ * Blobs are gathered into stages of this size and written with one call each: one write per
+ * 128 KiB chunk costs a thread-pool round trip apiece. Larger blobs are written where they lie.
+ */
+const STAGE_SIZE = 4 * 1024 * 1024
 
 /** Packs sealed but not yet described by an index file are flushed in groups of this many. */
 const PACKS_PER_INDEX = 64
@@ -55,6 +57,7 @@ export class BlobWriter {
   private readonly pending = new IdMap(0, 256)
   private open: OpenPack | undefined
   private readonly puts: Promise<void>[] = []
+  private readonly spareStages: Buffer[] = []
   private unindexed: IndexedPack[] = []
   private failure: unknown
 
@@ -81,17 +84,17 @@ export class BlobWriter {
     pack.used += size
     pack.entries.push(entry)
     let write: Promise<void> | undefined
-    if (size < SMALL_BLOB) {
+    if (size <= STAGE_SIZE / 4) {
       let stage = pack.stage
       if (!stage || stage.used + size > stage.buf.length) {
         // The blob that fills a stage waits for its write: staged bytes in flight stay bounded.
-        write = flushStage(pack)
-        stage = pack.stage = {start: entry.offset, buf: Buffer.allocUnsafe(STAGE_SIZE), used: 0}
+        write = this.flushStage(pack)
+        stage = pack.stage = {start: entry.offset, buf: this.spareStages.pop() ?? Buffer.allocUnsafeSlow(STAGE_SIZE), used: 0}
       }
       encoded.data.copy(stage.buf, stage.used)
       stage.used += size
     } else {
-      flushStage(pack)
+      this.flushStage(pack)
       write = pack.object.then((o) => o.write(encoded.data, entry.offset))
       pack.writes.push(write)
     }
@@ -125,7 +128,7 @@ export class BlobWriter {
     const pack = this.open
     if (!pack || pack.entries.length === 0) return
     this.open = undefined
-    flushStage(pack)
+    this.flushStage(pack)
     const tail = encodePackTail(pack.entries)
     const size = pack.used + tail.length
     this.repo.packNumber(pack.name, size)
@@ -160,17 +163,20 @@ export class BlobWriter {
     this.stats.indexFiles++
   }
 
+  /** Write out the pack's stage; its buffer is reused once written. */
+  private flushStage(pack: OpenPack): Promise<void> | undefined {
+    const stage = pack.stage
+    if (!stage || stage.used === 0) return undefined
+    pack.stage = undefined
+    const write = pack.object.then((o) => o.write(stage.buf.subarray(0, stage.used), stage.start))
+    write.then(() => {
+      if (this.spareStages.length < 4) this.spareStages.push(stage.buf)
+    }, () => undefined) // failures surface where the write is awaited (here or at seal)
+    pack.writes.push(write)
+    return write
+  }
+
   private throwIfFailed(): void {
     if (this.failure) throw this.failure
   }
-}
-
-function flushStage(pack: OpenPack): Promise<void> | undefined {
-  const stage = pack.stage
-  if (!stage || stage.used === 0) return undefined
-  pack.stage = undefined
-  const write = pack.object.then((o) => o.write(stage.buf.subarray(0, stage.used), stage.start))
-  write.catch(() => undefined) // also awaited at seal
-  pack.writes.push(write)
-  return write
 }

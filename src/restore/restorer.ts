@@ -8,13 +8,14 @@
 // directories this restore created, and files are opened with O_NOFOLLOW, so nothing can be
 // written through a symlink or outside the destination.
 import {randomBytes} from 'node:crypto'
-import {constants as fsc, promises as fsp} from 'node:fs'
+import {closeSync, constants as fsc, fchmodSync, fchownSync, openSync, promises as fsp, writeSync} from 'node:fs'
 import path from 'node:path'
 
 import {Compression, decodeBlob} from '../core/codec.js'
 import {BadPathError, errnoCode, IntegrityError, ObjectMissingError, UsageError} from '../core/errors.js'
 import {exchangePaths, setTimesNs, syncFilesystem} from '../core/fsmeta.js'
-import {HashPool, sharedBuffer} from '../core/hashpool.js'
+import {blake3} from '../core/hash.js'
+import {HashPool} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import {type BlobLocation, mapLimit, type Repository} from '../repo/repository.js'
@@ -79,14 +80,14 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     await removeAbandonedTemps(parent, path.basename(dest))
     const temp = path.join(parent, `${tempPrefix(path.basename(dest))}${process.pid}-${randomBytes(4).toString('hex')}`)
     await fsp.mkdir(temp, {mode: 0o700})
-    const writer = new TreeWriter(repo, opts, !syncFilesystemAvailable())
+    const writer = new TreeWriter(repo, opts)
     try {
       const includes = (opts.includes ?? []).map(splitInclude)
       await writer.restoreTree(Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), '', includes.length ? includes : undefined)
       const root = snap.manifest.root
       await writer.applyMeta(Buffer.from(temp), {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)})
-      if (writer.fsyncEach) await fsyncDir(temp)
-      else syncFilesystem(temp)
+      // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
+      if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
     } catch (err) {
       await fsp.rm(temp, {recursive: true, force: true})
       throw err
@@ -119,12 +120,21 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   })
 }
 
-function syncFilesystemAvailable(): boolean {
-  try {
-    return syncFilesystem('/')
-  } catch {
-    return false
+async function fsyncTree(dir: Buffer): Promise<void> {
+  for (const entry of await fsp.readdir(dir, {withFileTypes: true, encoding: 'buffer'})) {
+    const abs = Buffer.concat([dir, SLASH, entry.name])
+    if (entry.isDirectory()) {
+      await fsyncTree(abs)
+    } else if (entry.isFile()) {
+      const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      try {
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+    }
   }
+  await fsyncDir(dir)
 }
 
 function tempPrefix(base: string): string {
@@ -182,7 +192,8 @@ interface Run {
 }
 
 interface Fetched {
-  views: Buffer[]
+  /** The run's plain bytes, checked. */
+  data: Buffer
   release: () => void
 }
 
@@ -197,7 +208,7 @@ class TreeWriter {
   bytes = 0
   private readonly owners = process.getuid?.() === 0
 
-  constructor(private readonly repo: Repository, private readonly opts: RestoreOptions, readonly fsyncEach: boolean) {}
+  constructor(private readonly repo: Repository, private readonly opts: RestoreOptions) {}
 
   /**
    * Restore the children of tree `id` into directory `dir`. `includes`: remaining path parts of
@@ -231,10 +242,10 @@ class TreeWriter {
           const turn = this.largeFiles.then(() => this.writeFile(abs, node))
           this.largeFiles = turn.then(() => undefined, () => undefined)
           await turn
+          await this.applyMeta(abs, node)
         } else {
-          await this.writeFile(abs, node)
+          await this.writeSmallFile(abs, node)
         }
-        await this.applyMeta(abs, node)
         this.files++
         this.bytes += node.size
       }
@@ -243,10 +254,31 @@ class TreeWriter {
     for (const {node, abs, rel: childRel, below} of dirs) {
       await fsp.mkdir(abs, {mode: 0o700})
       await this.restoreTree(node.subtree!, abs, childRel, below)
-      if (this.fsyncEach) await fsyncDir(abs)
       await this.applyMeta(abs, node)
       this.dirs++
     }
+  }
+
+  /**
+   * A small file: its data is fetched and checked first, then created, written, owned, moded and
+   * timed with synchronous calls. Each would otherwise be a thread-pool round trip, which costs
+   * more than the call itself when thousands of small files are restored.
+   */
+  private async writeSmallFile(abs: Buffer, node: TreeNode): Promise<void> {
+    const fetched = await Promise.all(this.planRuns(node).map((run) => this.fetchRun(run, false)))
+    const total = fetched.reduce((n, f) => n + f.data.length, 0)
+    if (total !== node.size) throw new IntegrityError(`file ${displayName(node.name)}: chunks add up to ${total} bytes, the tree says ${node.size}`)
+    const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600)
+    try {
+      for (const {data} of fetched) {
+        for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off)
+      }
+      if (this.owners) fchownSync(fd, node.uid, node.gid)
+      fchmodSync(fd, node.mode)
+    } finally {
+      closeSync(fd)
+    }
+    setTimesNs(abs, node.mtimeNs, node.mtimeNs)
   }
 
   /**
@@ -264,14 +296,14 @@ class TreeWriter {
         while (pending.length < RUNS_AHEAD && i + pending.length < runs.length) pending.push(this.fetchRun(runs[i + pending.length]!, node.size >= LARGE_FILE))
         const fetched = await pending.shift()!
         try {
-          for (const data of fetched.views) {
-            let off = 0
-            while (off < data.length) {
-              const {bytesWritten} = await fh.write(data, off, data.length - off, null)
-              off += bytesWritten
-            }
-            written += data.length
+          // A run's chunks lie back to back in its buffer: one write for the whole run.
+          const data = fetched.data
+          let off = 0
+          while (off < data.length) {
+            const {bytesWritten} = await fh.write(data, off, data.length - off, null)
+            off += bytesWritten
           }
+          written += data.length
         } finally {
           fetched.release()
         }
@@ -279,7 +311,6 @@ class TreeWriter {
       if (written !== node.size) {
         throw new IntegrityError(`file ${displayName(node.name)}: chunks add up to ${written} bytes, the tree says ${node.size}`)
       }
-      if (this.fsyncEach) await fh.sync()
     } catch (err) {
       // Reads already started must not surface later as unhandled rejections, nor keep buffers.
       for (const p of pending) p.then((f) => f.release(), () => undefined)
@@ -320,7 +351,8 @@ class TreeWriter {
     const rb = pooled ? await this.runBuffers.acquire() : undefined
     const release = () => rb?.retire()
     try {
-      const target = rb ? rb.buf : sharedBuffer(run.raw)
+      // A small run is hashed here: a round trip to the pool costs more than hashing a few KiB.
+      const target = rb ? rb.buf : Buffer.allocUnsafe(run.raw)
       const allRaw = run.blobs.every((b) => b.loc.compression === Compression.none)
       const stored = await this.repo.backend.get('data', run.pack, {offset: run.offset, length: run.length}, allRaw ? target : undefined)
       const views: Buffer[] = []
@@ -337,12 +369,12 @@ class TreeWriter {
         views.push(target.subarray(at, at + loc.rawLength))
         at += loc.rawLength
       }
-      const ids = await this.hashes().hash(views)
+      const ids = rb ? await this.hashes().hash(views) : views.map((v) => blake3(v))
       ids.forEach((id, i) => {
         const {id: want, loc} = run.blobs[i]!
         if (!id.equals(want)) throw new IntegrityError(`blob ${toHex(want)} in pack ${loc.pack} fails its BLAKE3 check`, {blob: toHex(want), pack: loc.pack})
       })
-      return {views, release}
+      return {data: target.subarray(0, at), release}
     } catch (err) {
       release()
       throw err
