@@ -293,7 +293,12 @@ class TreeWriter {
     try {
       let written = 0
       for (let i = 0; i < runs.length; i++) {
-        while (pending.length < RUNS_AHEAD && i + pending.length < runs.length) pending.push(this.fetchRun(runs[i + pending.length]!, node.size >= LARGE_FILE))
+        while (pending.length < RUNS_AHEAD && i + pending.length < runs.length) {
+          const fetch = this.fetchRun(runs[i + pending.length]!, node.size >= LARGE_FILE)
+          // It may fail while an earlier run is being written: handled here, reported when its turn comes.
+          fetch.catch(() => undefined)
+          pending.push(fetch)
+        }
         const fetched = await pending.shift()!
         try {
           // A run's chunks lie back to back in its buffer: one write for the whole run.

@@ -3,7 +3,7 @@
 // tree blob per directory, bottom up. Memory is bounded: files are streamed through fresh read
 // buffers, at most MAX_INFLIGHT chunks wait for compression, and only the directories on the
 // current path are held.
-import {constants as fsc, promises as fsp, type BigIntStats} from 'node:fs'
+import {constants as fsc, lstatSync, promises as fsp, readdirSync, type BigIntStats} from 'node:fs'
 
 import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
@@ -149,7 +149,7 @@ export class Archiver {
   private async dir(abs: Buffer, rel: string, parent: ParentNodes | undefined): Promise<Buffer | undefined> {
     let names: Buffer[]
     try {
-      names = await fsp.readdir(abs, {encoding: 'buffer'})
+      names = readdirSync(abs, {encoding: 'buffer'})
     } catch (err) {
       const code = errnoCode(err)
       if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -169,22 +169,27 @@ export class Archiver {
       const childRel = rel ? `${rel}/${shown}` : shown
       if (!this.exclude(childRel, shown)) entries.push({name, abs: Buffer.concat([abs, SLASH, name]), rel: childRel})
     }
-    await mapLimit(entries, DIR_CONCURRENCY, async (e) => {
+    // Metadata calls are synchronous: each takes microseconds, less than a thread-pool round trip.
+    for (const e of entries) {
       try {
-        e.st = await fsp.lstat(e.abs, {bigint: true})
+        e.st = lstatSync(e.abs, {bigint: true})
       } catch (err) {
         if (errnoCode(err) === 'ENOENT') this.warn('vanished', e.rel, 'vanished during the snapshot')
         else this.warn('unreadable', e.rel, `cannot stat: ${errnoCode(err) ?? (err as Error).message}`)
       }
-    })
+    }
     const prevOf = (e: Entry) => parent?.get(e.name.toString('latin1'))
     await mapLimit(entries.filter((e) => e.st && !e.st.isDirectory()), DIR_CONCURRENCY, async (e) => {
       e.node = await this.entry(e.abs, e.rel, e.name, e.st!, prevOf(e))
       this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: e.rel})
     })
-    for (const e of entries) {
-      if (e.st?.isDirectory()) e.node = await this.entry(e.abs, e.rel, e.name, e.st, prevOf(e))
-    }
+    // The parent's subtrees of all subdirectories are fetched at once, not one per descent.
+    const subdirs = entries.filter((e) => e.st?.isDirectory())
+    const parents = subdirs.map((e) => {
+      const prev = prevOf(e)
+      return prev?.type === 'dir' && prev.subtree ? this.loadParent(prev.subtree) : Promise.resolve(undefined)
+    })
+    for (const [i, e] of subdirs.entries()) e.node = await this.subdirectory(e.abs, e.rel, e.name, e.st!, await parents[i]!)
     const nodes = entries.flatMap((e) => (e.node ? [e.node] : []))
     const bytes = encodeTree(nodes)
     const id = blake3(bytes)
@@ -192,17 +197,23 @@ export class Archiver {
     return id
   }
 
-  private async entry(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
-    if (st.isDirectory()) {
-      if (this.opts.skipDirs?.some((d) => d.dev === st.dev && d.ino === st.ino)) return undefined
-      const parent = prev?.type === 'dir' && prev.subtree ? await this.loadParent(prev.subtree) : undefined
-      const subtree = await this.dir(abs, rel, parent)
-      if (!subtree) return undefined
-      // Re-stat: the directory's own metadata as it is after its entries were read.
-      const after = await fsp.lstat(abs, {bigint: true}).catch(() => st)
-      this.result.dirs++
-      return {...meta(name, 'dir', after), subtree}
+  private async subdirectory(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, parent: ParentNodes | undefined): Promise<TreeNode | undefined> {
+    if (this.opts.skipDirs?.some((d) => d.dev === st.dev && d.ino === st.ino)) return undefined
+    const subtree = await this.dir(abs, rel, parent)
+    if (!subtree) return undefined
+    // Re-stat: the directory's own metadata as it is after its entries were read.
+    let after = st
+    try {
+      after = lstatSync(abs, {bigint: true})
+    } catch {
+      // gone since: keep what it was
     }
+    this.result.dirs++
+    return {...meta(name, 'dir', after), subtree}
+  }
+
+  /** A file, symlink or special file. */
+  private async entry(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
     if (st.isSymbolicLink()) {
       try {
         const target = await fsp.readlink(abs, {encoding: 'buffer'})

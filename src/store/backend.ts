@@ -4,8 +4,9 @@
 //
 // Contract, for every implementation:
 // - put is atomic: a reader sees the whole object or nothing, never a prefix, also after a crash.
-//   When put resolves the object is durable. Putting a name that exists replaces it whole
-//   (content-addressed names make that a no-op; locks rely on it for refresh).
+//   When put resolves the object is durable (locks excepted: they coordinate live processes and
+//   need not survive a crash). Putting a name that exists replaces it whole (content-addressed
+//   names make that a no-op; locks rely on it for refresh).
 // - get of a name put earlier by this or another process returns its bytes (read-after-write).
 //   A range that runs past the end is an error, never a short read. Given `into`, get reads into
 //   that buffer (which must be large enough) and returns a view of it: hot paths reuse buffers.

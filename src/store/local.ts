@@ -25,7 +25,7 @@ export async function fsyncDir(dir: string | Buffer): Promise<void> {
 }
 
 /** Write `data` to `target` atomically and durably (temp, fsync, rename, fsync dir). */
-export async function atomicWriteFile(target: string, data: Uint8Array | readonly Uint8Array[], mode = 0o444): Promise<void> {
+export async function atomicWriteFile(target: string, data: Uint8Array | readonly Uint8Array[], mode = 0o444, durable = true): Promise<void> {
   const dir = path.dirname(target)
   const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
   const parts = data instanceof Uint8Array ? [data] : [...data]
@@ -40,7 +40,7 @@ export async function atomicWriteFile(target: string, data: Uint8Array | readonl
         if (bytesWritten !== expected) await writeRest(fh, batch, bytesWritten)
         i += batch.length
       }
-      await fh.sync()
+      if (durable) await fh.sync()
     } finally {
       await fh.close()
     }
@@ -49,7 +49,7 @@ export async function atomicWriteFile(target: string, data: Uint8Array | readonl
     await fsp.rm(temp, {force: true})
     throw classifyOsError(err, target)
   }
-  await fsyncDir(dir)
+  if (durable) await fsyncDir(dir)
 }
 
 async function writeRest(fh: fsp.FileHandle, parts: readonly Uint8Array[], done: number): Promise<void> {
@@ -102,13 +102,16 @@ export class LocalBackend implements Backend {
 
   async put(kind: ObjectKind, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const target = this.file(kind, name)
+    // Locks coordinate live processes; after a crash their holder is gone anyway, so they are
+    // written atomically but not fsynced (an fsync is milliseconds, on every command's path).
+    const durable = kind !== 'locks'
     try {
-      await atomicWriteFile(target, data)
+      await atomicWriteFile(target, data, 0o444, durable)
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' && kind !== 'config') {
         // A kind's directory is missing (removed by hand, or a repository older than the kind): recreate it once.
         await fsp.mkdir(path.dirname(target), {recursive: true})
-        await atomicWriteFile(target, data)
+        await atomicWriteFile(target, data, 0o444, durable)
         return
       }
       throw err
@@ -242,7 +245,7 @@ export class LocalBackend implements Backend {
   async delete(kind: ObjectKind, name: string): Promise<void> {
     const file = this.file(kind, name)
     await fsp.rm(file, {force: true})
-    await fsyncDir(path.dirname(file))
+    if (kind !== 'locks') await fsyncDir(path.dirname(file))
   }
 
   /** Remove temp files older than `olderThanMs` left by crashed writers (never a live writer's). */

@@ -205,8 +205,8 @@ describe('corruption is detected on restore', () => {
     // Into a new target: fails, and the target is not left half-written.
     const target = path.join(work, 'corrupt-out')
     const r = await runCli(['restore', 'latest', '--target', target, '--repo', repo])
-    expect(r.code).toBe(12)
-    expect(r.stderr).toMatch(/fails its BLAKE3 check|corrupt/)
+    expect(r.code, r.stderr).toBe(12)
+    expect(r.stderr, r.stderr).toMatch(/fails its BLAKE3 check|corrupt/)
     await expect(fsp.access(target)).rejects.toThrow()
     // In place: fails, and the source is exactly as it was.
     await fsp.writeFile(path.join(src, 'small.txt'), 'changed since')
