@@ -338,7 +338,7 @@ export class Archiver {
       let size = 0
       const startRead = (offset: number) => {
         const want = Math.min(READ_SIZE, Math.max(64 * 1024, expected - offset + 1))
-        return this.pool.acquire().then(async (rb) => {
+        const read = this.pool.acquire().then(async (rb) => {
           try {
             const {bytesRead} = await fh.read(rb.buf, front, want, offset)
             return {rb, bytesRead, want}
@@ -347,6 +347,9 @@ export class Archiver {
             throw err
           }
         })
+        // It may fail while the previous buffer is being chunked: handled here, reported when awaited.
+        read.catch(() => undefined)
+        return read
       }
       // Chunks of each buffer are hashed on the pool as one batch while the next buffer is read
       // and chunked; batches are emitted in order, so the chunk list keeps the file's order.
