@@ -26,9 +26,9 @@ import {ReadPool} from '../snapshot/readpool.js'
 import {decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 
 /** Runs of adjacent chunks fetched ahead of the one being written. */
-const RUNS_AHEAD = 2
+const RUNS_AHEAD = 6
 /** Largest ranged read of adjacent chunks. */
-const MAX_RUN = 8 * 1024 * 1024
+const MAX_RUN = 4 * 1024 * 1024
 /** Files of one directory written at once (files from LARGE_FILE up go one at a time). */
 const FILE_CONCURRENCY = 8
 const LARGE_FILE = 1024 * 1024
