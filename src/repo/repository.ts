@@ -20,12 +20,9 @@ export interface BlobLocation {
   compression: number
 }
 
-// IdMap value slots for the index.
-const PACK = 0
-const OFFSET = 1
-const STORED = 2
-const RAW = 3
-const FLAGS = 4
+/** IdMap value slots of the index: [packNo, offset, storedLength, rawLength, type | compression << 8]. */
+export const INDEX_SLOT = {pack: 0, offset: 1, stored: 2, raw: 3, flags: 4} as const
+const {pack: PACK, offset: OFFSET, stored: STORED, raw: RAW, flags: FLAGS} = INDEX_SLOT
 
 export class Repository {
   /** id -> [packNo, offset, storedLength, rawLength, type | compression << 8] */

@@ -8,7 +8,7 @@ import {IdMap} from '../core/idmap.js'
 import {toHex} from '../core/ids.js'
 import {decodeIndex, type IndexedPack} from '../repo/indexfile.js'
 import type {BlobTypeValue, PackEntry} from '../repo/pack.js'
-import {mapLimit} from '../repo/repository.js'
+import {INDEX_SLOT, mapLimit} from '../repo/repository.js'
 import type {Backend} from '../store/backend.js'
 import type {Findings} from './findings.js'
 
@@ -32,11 +32,7 @@ export interface IndexedPackInfo {
 }
 
 // IdMap value slots.
-const PACK = 0
-const OFFSET = 1
-const STORED = 2
-const RAW = 3
-const FLAGS = 4
+const {pack: PACK, offset: OFFSET, stored: STORED, raw: RAW, flags: FLAGS} = INDEX_SLOT
 
 export class VerifyIndex {
   readonly packs: IndexedPackInfo[] = []

@@ -1,7 +1,7 @@
 import {describe, expect, test} from 'vitest'
 import {checkChunkerParams, Chunker, type ChunkerParams, DEFAULT_CHUNKER, gearTable} from '../../src/core/chunker.js'
 import {blake3} from '../../src/core/hash.js'
-import {seededBytes} from '../helpers/tree.js'
+import {seededBytes, seededRandom} from '../helpers/tree.js'
 
 const MiB = 1024 * 1024
 
@@ -35,19 +35,9 @@ function sizesOf(ends: readonly number[]): number[] {
 }
 
 /** Seeded xorshift32 for piece sizes (independent of the data generator). */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) / 0x1_0000_0000
-  }
-}
-
 /** Piece sizes from 1 byte to `max`, log-uniform so small and huge pieces both occur often. */
 function randomPieces(seed: number, count: number, max: number): number[] {
-  const r = rng(seed)
+  const r = seededRandom(seed)
   return Array.from({length: count}, () => Math.max(1, Math.min(max, Math.floor(Math.exp(r() * Math.log(max + 1))))))
 }
 

@@ -19,6 +19,17 @@ export async function tempDir(prefix = 'ckpt-test-'): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), prefix))
 }
 
+/** A deterministic generator of numbers in [0, 1) (xorshift32), for seeded test choices. */
+export function seededRandom(seed: number): () => number {
+  let x = seed >>> 0 || 1
+  return () => {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    return (x >>> 0) / 0x1_0000_0000
+  }
+}
+
 /** Deterministic pseudo-random bytes (xorshift32), fast enough for tens of MiB. */
 export function seededBytes(length: number, seed = 1): Buffer {
   const out = Buffer.allocUnsafe(length)

@@ -9,7 +9,7 @@ import {afterAll, expect, test} from 'vitest'
 
 import type {PruneReport} from '../../src/prune/prune.js'
 import {runCli} from '../helpers/cli.js'
-import {type Captured, captureTree, seededBytes} from '../helpers/tree.js'
+import {type Captured, captureTree, seededBytes, seededRandom} from '../helpers/tree.js'
 import {fixture, type Fixture, names, restoreAllMatches, verifyClean} from './helpers.js'
 
 const RUN_MS = Number(process.env.CKPT_CRASH_MS ?? 15_000)
@@ -21,18 +21,8 @@ afterAll(async () => {
 })
 
 /** xorshift32: the kill delays and operations of a run are reproducible from SEED. */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) / 0x1_0000_0000
-  }
-}
-
 test(`kill -9 at random points for ${RUN_MS / 1000} s leaves a consistent repository`, {timeout: RUN_MS + 90_000}, async () => {
-  const rnd = random(SEED)
+  const rnd = seededRandom(SEED)
   f = await fixture({packSize: 1024 * 1024})
   const repo = ['--repo', f.repoDir]
   const captured = new Map<string, Map<string, Captured>>()
