@@ -5,6 +5,7 @@ import path from 'node:path'
 import {Command, Flags} from '@oclif/core'
 
 import {CkptError, classifyOsError, errnoCode, ExitCode, UsageError} from '../core/errors.js'
+import {startMemoryGovernor} from './memory.js'
 
 export abstract class CkptCommand extends Command {
   static override enableJsonFlag = true
@@ -22,6 +23,11 @@ export abstract class CkptCommand extends Command {
       summary: 'Wait this long for a lock held by another process (e.g. 30s, 5m, 1h) instead of failing with exit code 11.',
       helpGroup: 'GLOBAL',
     }),
+  }
+
+  override async init(): Promise<void> {
+    await super.init()
+    startMemoryGovernor()
   }
 
   /** Where the repository is, and whether the user said so (or got the default .ckpt). */

@@ -1,0 +1,30 @@
+// A memory governor for the CLI process. V8 lets short-lived garbage (stat results, promises,
+// buffers of small files) pile up in its heap long before it collects, which can push the
+// process's resident size well past what it needs: a snapshot of 100,000 small files used
+// ~225 MB of RSS for ~60 MB of live data. When RSS passes the budget, ask V8 for a full collection,
+// at most every MIN_SPACING_MS. The library itself never relies on this; it is process policy.
+import v8 from 'node:v8'
+import vm from 'node:vm'
+
+const CHECK_EVERY_MS = 100
+const MIN_SPACING_MS = 250
+
+let started = false
+
+/** Start watching (idempotent). `budgetMb` defaults to $CKPT_MEMORY_MB or 160. */
+export function startMemoryGovernor(budgetMb = Number(process.env.CKPT_MEMORY_MB) || 160): void {
+  if (started) return
+  started = true
+  // --expose-gc may be set at run time; the gc function then lives in new contexts.
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc') as (() => void) | undefined
+  if (typeof gc !== 'function') return
+  const budget = budgetMb * 1024 * 1024
+  let last = 0
+  setInterval(() => {
+    const now = Date.now()
+    if (now - last < MIN_SPACING_MS || process.memoryUsage.rss() < budget) return
+    last = now
+    gc()
+  }, CHECK_EVERY_MS).unref()
+}
