@@ -6,13 +6,13 @@
 import v8 from 'node:v8'
 import vm from 'node:vm'
 
-const CHECK_EVERY_MS = 100
+const CHECK_EVERY_MS = 50
 const MIN_SPACING_MS = 250
 
 let started = false
 
-/** Start watching (idempotent). `budgetMb` defaults to $CKPT_MEMORY_MB or 160. */
-export function startMemoryGovernor(budgetMb = Number(process.env.CKPT_MEMORY_MB) || 160): void {
+/** Start watching (idempotent). `budgetMb` defaults to $CKPT_MEMORY_MB or 150. */
+export function startMemoryGovernor(budgetMb = Number(process.env.CKPT_MEMORY_MB) || 150): void {
   if (started) return
   started = true
   // --expose-gc may be set at run time; the gc function then lives in new contexts.
