@@ -6,6 +6,8 @@
 import v8 from 'node:v8'
 import vm from 'node:vm'
 
+import {trimMemory} from '../core/fsmeta.js'
+
 const CHECK_EVERY_MS = 50
 const MIN_SPACING_MS = 250
 
@@ -26,5 +28,7 @@ export function startMemoryGovernor(budgetMb = Number(process.env.CKPT_MEMORY_MB
     if (now - last < MIN_SPACING_MS || process.memoryUsage.rss() < budget) return
     last = now
     gc()
+    // Freed buffers stay in malloc's per-thread arenas unless handed back.
+    trimMemory()
   }, CHECK_EVERY_MS).unref()
 }

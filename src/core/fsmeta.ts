@@ -23,6 +23,7 @@ interface NativeFsMeta {
   exchange?(a: Buffer | string, b: Buffer | string): void
   /** open(path, O_RDONLY) then syncfs(2); throws fs-style errors (ENOSYS off Linux). */
   syncfs?(path: Buffer | string): void
+  trimMemory?: () => boolean
 }
 
 const NS_PER_SEC = 1_000_000_000n
@@ -125,4 +126,12 @@ export function syncFilesystem(path: Buffer | string): boolean {
     if ((error as NodeJS.ErrnoException).code === 'ENOSYS') return false
     throw error
   }
+}
+
+/**
+ * Return memory malloc keeps free in its per-thread arenas to the system (glibc malloc_trim).
+ * False when nothing was released or the addon is unavailable.
+ */
+export function trimMemory(): boolean {
+  return loadNative()?.trimMemory?.() ?? false
 }

@@ -33,6 +33,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -282,10 +285,25 @@ static bool export_function(napi_env env, napi_value exports, const char* name,
          napi_set_named_property(env, exports, name, fn) == napi_ok;
 }
 
+/* trimMemory(): hand memory that malloc holds free (in every thread's arena) back to the system.
+ * glibc keeps freed memory in per-thread arenas; after a garbage collection frees many buffers,
+ * the process's resident size would otherwise stay high. Returns whether anything was released. */
+static napi_value trim_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  int released = 0;
+#if defined(__GLIBC__)
+  released = malloc_trim(0);
+#endif
+  napi_value result;
+  napi_get_boolean(env, released != 0, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   if (!export_function(env, exports, "setTimes", set_times) ||
       !export_function(env, exports, "exchange", exchange) ||
-      !export_function(env, exports, "syncfs", sync_fs)) {
+      !export_function(env, exports, "syncfs", sync_fs) ||
+      !export_function(env, exports, "trimMemory", trim_memory)) {
     return NULL;
   }
   return exports;

@@ -44,7 +44,7 @@ interface OpenPack {
  * Blobs are gathered into stages of this size and written with one call each: one write per
  * 128 KiB chunk costs a thread-pool round trip apiece. Larger blobs are written where they lie.
  */
-const STAGE_SIZE = 4 * 1024 * 1024
+const STAGE_SIZE = 1024 * 1024
 
 /** Packs sealed but not yet described by an index file are flushed in groups of this many. */
 const PACKS_PER_INDEX = 64

@@ -26,7 +26,7 @@ const MAX_HASH_BATCHES = 4
 /** Chunks compressing at once. */
 const MAX_INFLIGHT = 24
 /** Pooled read buffers: one being chunked, one read ahead, batches being hashed, chunks being written. */
-const READ_BUFFERS = 10
+const READ_BUFFERS = 8
 /** Files below this size are read whole, several at a time; larger ones stream through the pool one at a time. */
 const SMALL_FILE = 1024 * 1024
 /** Entries of one directory stat'ed or read at once. */

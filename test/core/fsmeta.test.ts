@@ -254,3 +254,13 @@ describe.skipIf(process.platform !== 'linux')('syncFilesystem', () => {
     )
   })
 })
+
+describe('trimMemory', () => {
+  it('is provided by the addon and hands freed malloc memory back without failing', async () => {
+    const {trimMemory} = await import('../../src/core/fsmeta.js')
+    // Allocate and drop enough native memory that malloc has something to give back.
+    for (let i = 0; i < 64; i++) Buffer.allocUnsafeSlow(1 << 20).fill(i)
+    expect(typeof trimMemory()).toBe('boolean')
+    expect(nsTimesAvailable()).toBe(true) // the same addon is loaded, so trimMemory is the native one
+  })
+})
