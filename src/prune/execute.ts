@@ -10,11 +10,11 @@
 // that turns out to be needed; then delete forgotten manifests, write a small index for rescued
 // packs, delete the superseded index files, and only then the packs. At every step each index
 // entry points at a pack that exists and every kept snapshot's blobs are indexed.
+import {Inflight, mapLimit} from '../core/concurrency.js'
 import {IntegrityError, NotFoundError} from '../core/errors.js'
 import type {IndexedPack} from '../repo/indexfile.js'
-import {checkBlob, mapLimit, Repository} from '../repo/repository.js'
+import {checkBlob, Repository} from '../repo/repository.js'
 import {BlobWriter} from '../repo/writer.js'
-import {Inflight} from '../snapshot/inflight.js'
 import {decodeManifest} from '../snapshot/manifest.js'
 import {markTrees, Problems} from './mark.js'
 import {listPins} from './pins.js'

@@ -1,11 +1,13 @@
 // Planning, all read-only and under a shared lock: load every index file into the blob table,
 // read the header of every pack no index lists, decide which snapshots stay (the retention
 // policy), mark what they reach, and decide the fate of every pack. --dry-run stops here.
+import {mapLimit} from '../core/concurrency.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
 import {isHexId} from '../core/ids.js'
 import type {IndexedPack} from '../repo/indexfile.js'
-import {decodePackHeader, decodePackTrailer, PACK_ENTRY_BYTES, PACK_TRAILER_BYTES, type PackEntry} from '../repo/pack.js'
-import {mapLimit, type Repository} from '../repo/repository.js'
+import type {PackEntry} from '../repo/pack.js'
+import {readPackHeader} from '../repo/packheader.js'
+import {type Repository} from '../repo/repository.js'
 import {applyPolicy, type GroupBy, type PolicyResult, type RetentionPolicy} from '../retention/policy.js'
 import {loadCatalog, type SnapshotRecord} from '../snapshot/catalog.js'
 import {markTrees, Problems} from './mark.js'
@@ -103,7 +105,7 @@ export async function loadState(repo: Repository, onProgress?: (text: string) =>
   await mapLimit(unindexed, 8, async ([name, size]) => {
     let entries: PackEntry[]
     try {
-      entries = await readPackHeader(repo, name, size)
+      entries = (await readPackHeader(repo.backend, name, size)).entries
     } catch (err) {
       if (!(err instanceof IntegrityError) && !(err instanceof ObjectMissingError)) throw err
       unreadablePacks.push({name, size, message: err.message})
@@ -115,16 +117,6 @@ export async function loadState(repo: Repository, onProgress?: (text: string) =>
   })
   table.preferPresentCopies()
   return {table, indexFiles, damagedIndexFiles, headerEntries, unreadablePacks}
-}
-
-/** A pack's own description of its blobs (trailer, then header, from the end of the pack). */
-export async function readPackHeader(repo: Repository, name: string, size: number): Promise<PackEntry[]> {
-  if (size < PACK_TRAILER_BYTES) throw new IntegrityError(`pack ${name} is too short to be a pack`, {pack: name})
-  const trailer = await repo.backend.get('data', name, {offset: size - PACK_TRAILER_BYTES, length: PACK_TRAILER_BYTES})
-  const {entryCount, headerHash} = decodePackTrailer(trailer, size, name)
-  const length = entryCount * PACK_ENTRY_BYTES
-  const header = await repo.backend.get('data', name, {offset: size - PACK_TRAILER_BYTES - length, length})
-  return decodePackHeader(header, headerHash, size, name)
 }
 
 export interface PlanOptions extends GcSettings {

@@ -1,4 +1,6 @@
 // Opening and creating repositories in local directories (the only backend so far).
+import {readdir} from 'node:fs/promises'
+
 import {UsageError} from '../core/errors.js'
 import {checkRepositoryPath, LocalBackend} from '../store/local.js'
 import {newConfig} from './config.js'
@@ -17,7 +19,6 @@ export interface InitOptions {
 
 export async function initLocalRepository(root: string, opts: InitOptions): Promise<Repository> {
   if ((await checkRepositoryPath(root)) === 'directory') {
-    const {readdir} = await import('node:fs/promises')
     if ((await readdir(root)).length > 0) {
       throw new UsageError(`cannot create a repository at ${root}: the directory is not empty`)
     }

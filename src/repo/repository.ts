@@ -1,6 +1,7 @@
 // The repository: config, the in-memory index over all index files, verified blob reads, and
 // snapshot manifests as named objects. Everything here goes through the Backend interface.
 import {decodeBlob} from '../core/codec.js'
+import {mapLimit} from '../core/concurrency.js'
 import {IntegrityError, NoRepositoryError, NotFoundError, ObjectMissingError, UsageError} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
 import {IdMap} from '../core/idmap.js'
@@ -203,30 +204,4 @@ export async function checkBlob(id: Uint8Array, loc: BlobLocation, stored: Buffe
     throw new IntegrityError(`blob ${toHex(id)} in pack ${loc.pack} fails its BLAKE3 check`, {blob: toHex(id), pack: loc.pack})
   }
   return plain
-}
-
-/**
- * Run `fn` over `items` with at most `limit` in flight. After the first error no new item starts,
- * and the promise rejects with that error only once the running ones have settled: a caller
- * never returns while work it started is still changing the repository.
- */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  let failed = false
-  let failure: unknown
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const i = next++
-      try {
-        results[i] = await fn(items[i]!, i)
-      } catch (err) {
-        if (!failed) failure = err
-        failed = true
-      }
-    }
-  }
-  await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker))
-  if (failed) throw failure
-  return results
 }

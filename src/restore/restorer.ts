@@ -11,6 +11,7 @@ import {randomBytes} from 'node:crypto'
 import {closeSync, constants as fsc, fchmodSync, fchownSync, openSync, promises as fsp, writeSync} from 'node:fs'
 import path from 'node:path'
 
+import {mapLimit, OneAtATime} from '../core/concurrency.js'
 import {Compression, decodeBlob} from '../core/codec.js'
 import {BadPathError, errnoCode, IntegrityError, ObjectMissingError, UsageError} from '../core/errors.js'
 import {exchangePaths, setTimesNs, syncFilesystem} from '../core/fsmeta.js'
@@ -18,12 +19,12 @@ import {blake3} from '../core/hash.js'
 import {HashPool} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
-import {type BlobLocation, mapLimit, type Repository} from '../repo/repository.js'
+import {type BlobLocation, type Repository} from '../repo/repository.js'
 import {fsyncDir} from '../store/local.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
 import {ReadPool} from '../snapshot/readpool.js'
-import {decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
+import {childPath, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 
 /** Runs of adjacent chunks fetched ahead of the one being written. */
 const RUNS_AHEAD = 6
@@ -122,7 +123,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
 
 async function fsyncTree(dir: Buffer): Promise<void> {
   for (const entry of await fsp.readdir(dir, {withFileTypes: true, encoding: 'buffer'})) {
-    const abs = Buffer.concat([dir, SLASH, entry.name])
+    const abs = childPath(dir, entry.name)
     if (entry.isDirectory()) {
       await fsyncTree(abs)
     } else if (entry.isFile()) {
@@ -199,7 +200,7 @@ interface Fetched {
 
 class TreeWriter {
   private pool: HashPool | undefined
-  private largeFiles: Promise<void> = Promise.resolve()
+  private readonly largeFiles = new OneAtATime()
   /** One run being written and RUNS_AHEAD being fetched, for the one large file at a time. */
   private readonly runBuffers = new ReadPool(RUNS_AHEAD + 1, MAX_RUN)
   files = 0
@@ -226,7 +227,7 @@ class TreeWriter {
         if (matching.length === 0) continue
         below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1))
       }
-      const entry = {node, abs: Buffer.concat([dir, SLASH, node.name]), rel: rel ? `${rel}/${shown}` : shown}
+      const entry = {node, abs: childPath(dir, node.name), rel: rel ? `${rel}/${shown}` : shown}
       if (node.type === 'dir') dirs.push({...entry, below})
       else if (!below) leaves.push(entry) // an include naming something below a non-directory restores nothing
     }
@@ -239,9 +240,7 @@ class TreeWriter {
       } else {
         if (node.size >= LARGE_FILE) {
           // One large file at a time: its read-ahead is sized for one.
-          const turn = this.largeFiles.then(() => this.writeFile(abs, node))
-          this.largeFiles = turn.then(() => undefined, () => undefined)
-          await turn
+          await this.largeFiles.run(() => this.writeFile(abs, node))
           await this.applyMeta(abs, node)
         } else {
           await this.writeSmallFile(abs, node)
@@ -401,5 +400,3 @@ class TreeWriter {
     setTimesNs(abs, meta.mtimeNs, meta.mtimeNs)
   }
 }
-
-const SLASH = Buffer.from('/')

@@ -5,18 +5,18 @@
 // current path are held.
 import {constants as fsc, lstatSync, promises as fsp, readdirSync, type BigIntStats} from 'node:fs'
 
+import {Inflight, mapLimit, OneAtATime} from '../core/concurrency.js'
 import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
 import {HashPool} from '../core/hashpool.js'
 import {BlobType} from '../repo/pack.js'
-import {mapLimit, type Repository} from '../repo/repository.js'
+import {type Repository} from '../repo/repository.js'
 import type {BlobWriter} from '../repo/writer.js'
 import {compileExcludes, type ExcludeMatcher} from './exclude.js'
-import {Inflight} from './inflight.js'
 import {type ReadBuffer, ReadPool} from './readpool.js'
 import {MAX_LISTED_WARNINGS, type RootMeta, type SnapshotWarning, type WarningKind} from './manifest.js'
-import {decodeTree, displayName, encodeTree, type TreeNode} from './tree.js'
+import {childPath, decodeTree, displayName, encodeTree, type TreeNode} from './tree.js'
 import {toHex} from '../core/ids.js'
 
 /** Bytes asked of the kernel per read. */
@@ -85,7 +85,7 @@ export class Archiver {
   private readonly exclude: ExcludeMatcher
   private readonly inflight = new Inflight(MAX_INFLIGHT)
   private readonly pool: ReadPool
-  private largeFiles: Promise<void> = Promise.resolve()
+  private readonly largeFiles = new OneAtATime()
   private pool_: HashPool | undefined
 
   /** The hash workers, started on the first large file (an unchanged snapshot never needs them). */
@@ -167,7 +167,7 @@ export class Archiver {
     for (const name of names) {
       const shown = displayName(name)
       const childRel = rel ? `${rel}/${shown}` : shown
-      if (!this.exclude(childRel, shown)) entries.push({name, abs: Buffer.concat([abs, SLASH, name]), rel: childRel})
+      if (!this.exclude(childRel, shown)) entries.push({name, abs: childPath(abs, name), rel: childRel})
     }
     // Metadata calls are synchronous: each takes microseconds, less than a thread-pool round trip.
     for (const e of entries) {
@@ -288,9 +288,7 @@ export class Archiver {
   private async readFile(abs: Buffer, expected: number): Promise<ReadResult> {
     if (expected < SMALL_FILE) return this.readSmallFile(abs, expected)
     // One large file at a time: it keeps the cores busy alone, and the read pool is sized for one.
-    const turn = this.largeFiles.then(() => this.readLargeFile(abs, expected))
-    this.largeFiles = turn.then(() => undefined, () => undefined)
-    return turn
+    return this.largeFiles.run(() => this.readLargeFile(abs, expected))
   }
 
   /** Read a small file whole (one read) and chunk it in memory. */
@@ -457,8 +455,6 @@ class CompressionGuess {
     }
   }
 }
-
-const SLASH = Buffer.from('/')
 
 function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino

@@ -1,7 +1,8 @@
 // The list of snapshots: loading manifests, and resolving what the user typed (full id, unique
 // prefix, or "latest") to one snapshot.
+import {mapLimit} from '../core/concurrency.js'
 import {IntegrityError, NotFoundError} from '../core/errors.js'
-import {mapLimit, type Repository} from '../repo/repository.js'
+import type {Repository} from '../repo/repository.js'
 import {decodeManifest, type Manifest} from './manifest.js'
 
 export interface SnapshotRecord {

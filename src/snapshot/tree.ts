@@ -144,6 +144,13 @@ function bytesField(o: Record<string, unknown>, textKey: string, hexKey: string)
   return undefined
 }
 
+const SLASH = Buffer.from('/')
+
+/** The path of entry `name` inside directory `dir`, as bytes (names need not be UTF-8). */
+export function childPath(dir: Buffer, name: Buffer): Buffer {
+  return Buffer.concat([dir, SLASH, name])
+}
+
 /**
  * Display form of a name: UTF-8 where valid and free of control characters (a hostile name must
  * not drive the terminal), otherwise with \xNN escapes for the offending bytes.

@@ -2,13 +2,14 @@
 // file (that is a finding, and the other files still load), and it keeps every location a blob
 // has (the same blob may sit in two packs when two snapshots stored it at once), so each pack's
 // header can be compared with exactly what the index files say about that pack.
+import {mapLimit} from '../core/concurrency.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
 import {IdMap} from '../core/idmap.js'
 import {toHex} from '../core/ids.js'
 import {decodeIndex, type IndexedPack} from '../repo/indexfile.js'
 import type {BlobTypeValue, PackEntry} from '../repo/pack.js'
-import {INDEX_SLOT, mapLimit} from '../repo/repository.js'
+import {INDEX_SLOT} from '../repo/repository.js'
 import type {Backend} from '../store/backend.js'
 import type {Findings} from './findings.js'
 

@@ -8,7 +8,8 @@ import {Compression, decodeBlob} from '../core/codec.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
 import {sharedBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
-import {BlobType, decodePackHeader, decodePackTrailer, PACK_ENTRY_BYTES, PACK_TRAILER_BYTES, type PackEntry} from '../repo/pack.js'
+import {BlobType, type PackEntry} from '../repo/pack.js'
+import {readPackHeader} from '../repo/packheader.js'
 import type {Backend} from '../store/backend.js'
 import type {IndexedPackInfo, VerifyIndex} from './blobindex.js'
 import type {Findings} from './findings.js'
@@ -74,19 +75,10 @@ async function readHeader(ctx: PackCheckContext, pack: IndexedPackInfo, actualSi
     addPackProblem(ctx, pack, ctx.findings.add({kind: 'pack-header-damaged', object: 'pack', id: pack.name, message}))
     return undefined
   }
-  if (actualSize < PACK_TRAILER_BYTES) return damaged(`pack ${pack.name}: ${actualSize} bytes, too short for a trailer`)
   try {
-    let tailLength = Math.min(actualSize, pack.claims * PACK_ENTRY_BYTES + PACK_TRAILER_BYTES)
-    let tail = await get(ctx, pack.name, actualSize - tailLength, tailLength)
-    const {entryCount, headerHash} = decodePackTrailer(tail.subarray(tail.length - PACK_TRAILER_BYTES), actualSize, pack.name)
-    const headerLength = entryCount * PACK_ENTRY_BYTES
-    if (headerLength + PACK_TRAILER_BYTES > tailLength) {
-      // The trailer counts more entries than the index: fetch the whole header.
-      tailLength = headerLength + PACK_TRAILER_BYTES
-      tail = await get(ctx, pack.name, actualSize - tailLength, tailLength)
-    }
-    const headerBytes = tail.subarray(tail.length - PACK_TRAILER_BYTES - headerLength, tail.length - PACK_TRAILER_BYTES)
-    return decodePackHeader(Buffer.from(headerBytes), Buffer.from(headerHash), actualSize, pack.name)
+    const header = await readPackHeader(ctx.backend, pack.name, actualSize, pack.claims)
+    ctx.onRead(header.bytesRead)
+    return header.entries
   } catch (err) {
     if (err instanceof IntegrityError) return damaged(err.message)
     if (err instanceof ObjectMissingError) return damaged(`pack ${pack.name} vanished while being checked`)

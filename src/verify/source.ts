@@ -12,7 +12,7 @@ import {Chunker, type ChunkerParams} from '../core/chunker.js'
 import {errnoCode} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
 import type {RootMeta} from '../snapshot/manifest.js'
-import {displayName, type NodeType, type TreeNode} from '../snapshot/tree.js'
+import {childPath, displayName, type NodeType, type TreeNode} from '../snapshot/tree.js'
 
 export type DifferenceKind = 'missing' | 'extra' | 'type' | 'content' | 'mode' | 'mtime' | 'owner' | 'target' | 'unreadable'
 
@@ -44,7 +44,6 @@ export interface CompareResult {
 }
 
 const READ_SIZE = 4 * 1024 * 1024
-const SLASH = Buffer.from('/')
 
 type EntryType = NodeType | 'other'
 
@@ -111,7 +110,7 @@ class Comparer {
       const order = !node ? 1 : !name ? -1 : Buffer.compare(node.name, name)
       const childName = order <= 0 ? node!.name : name!
       const childRel = rel ? `${rel}/${displayName(childName)}` : displayName(childName)
-      const childAbs = Buffer.concat([abs, SLASH, childName])
+      const childAbs = childPath(abs, childName)
       if (order < 0) {
         this.diff(childRel, 'missing', `${childRel}: in the snapshot (${node!.type}), not in the directory`, node!.type)
         i++

@@ -15,6 +15,7 @@
 // that blob. To attribute, the snapshots' trees are walked once with each tree's result
 // memoised (shared subtrees are read once), and walked again only if reading the packs found
 // something new.
+import {mapLimit} from '../core/concurrency.js'
 import {type ChunkerParams} from '../core/chunker.js'
 import {IntegrityError, NoRepositoryError, NotFoundError, ObjectMissingError, UnsupportedFormatError} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
@@ -22,8 +23,9 @@ import {HashPool} from '../core/hashpool.js'
 import {IdMap} from '../core/idmap.js'
 import {isHexId, toHex} from '../core/ids.js'
 import {decodeConfig, type RepoConfig} from '../repo/config.js'
-import {BlobType, type BlobTypeValue, decodePackHeader, decodePackTrailer, PACK_ENTRY_BYTES, PACK_TRAILER_BYTES} from '../repo/pack.js'
-import {checkBlob, mapLimit} from '../repo/repository.js'
+import {BlobType, type BlobTypeValue} from '../repo/pack.js'
+import {readPackHeader} from '../repo/packheader.js'
+import {checkBlob} from '../repo/repository.js'
 import {bySnapshotTime, resolveSnapshot, type SnapshotRecord} from '../snapshot/catalog.js'
 import {decodeManifest} from '../snapshot/manifest.js'
 import {decodeTree, type TreeNode} from '../snapshot/tree.js'
@@ -497,12 +499,9 @@ class Verifier {
       await mapLimit(names, 8, async (name) => {
         const size = this.present.get(name)!
         try {
-          const trailer = await this.backend.get('data', name, {offset: size - PACK_TRAILER_BYTES, length: PACK_TRAILER_BYTES})
-          const {entryCount, headerHash} = decodePackTrailer(trailer, size, name)
-          const length = entryCount * PACK_ENTRY_BYTES
-          const header = await this.backend.get('data', name, {offset: size - PACK_TRAILER_BYTES - length, length})
-          this.read(trailer.length + header.length)
-          for (const e of decodePackHeader(header, Buffer.from(headerHash), size, name)) out.set(toHex(e.id), name)
+          const header = await readPackHeader(this.backend, name, size)
+          this.read(header.bytesRead)
+          for (const e of header.entries) out.set(toHex(e.id), name)
         } catch (err) {
           if (!(err instanceof IntegrityError || err instanceof ObjectMissingError) && !(err instanceof RangeError)) throw err
           // An unreadable unindexed pack cannot help; it is listed as unindexed below.
