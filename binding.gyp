@@ -1,13 +1,14 @@
-# The native addon behind src/core/fsmeta.ts: nanosecond file times (utimensat), atomic exchange (renameat2) and syncfs.
-# Built by the package's install script (`npm ci`) into build/Release/ckpt_fsmeta.node.
+# The native addon ckpt_native (src/native/): BLAKE3 and the FastCDC scan (content.c, blake3.c),
+# nanosecond file times, atomic exchange, syncfs and malloc_trim (fsmeta.c).
+# Built by the package's install script (`npm ci`) into build/Release/ckpt_native.node.
 {
   "targets": [
     {
-      "target_name": "ckpt_fsmeta",
-      "sources": ["src/native/fsmeta.c"],
+      "target_name": "ckpt_native",
+      "sources": ["src/native/addon.c", "src/native/fsmeta.c", "src/native/content.c", "src/native/blake3.c"],
       "defines": ["NAPI_VERSION=8"],
-      "cflags_c": ["-Wall", "-Wextra"],
-      "xcode_settings": {"OTHER_CFLAGS": ["-Wall", "-Wextra"]}
+      "cflags_c": ["-std=gnu11", "-O3", "-Wall", "-Wextra"],
+      "xcode_settings": {"OTHER_CFLAGS": ["-std=gnu11", "-O3", "-Wall", "-Wextra"]}
     }
   ]
 }

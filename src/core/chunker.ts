@@ -5,6 +5,11 @@
 //
 // The push API keeps all state between calls, so cut points depend only on the bytes, never on
 // how the caller split them into buffers (test/core/chunker.test.ts proves it).
+//
+// The scan runs in the native addon when it is built (src/native/content.c, the same loop in C,
+// about 3x faster); the loop below is the reference and the fallback, and tests hold the two
+// equal cut for cut.
+import {type NativeAddon, nativeAddon} from './native.js'
 
 export interface ChunkerParams {
   minSize: number
@@ -67,27 +72,35 @@ function topBits(bits: number): number {
   return bits >= 32 ? -1 : (~0 << (32 - bits)) | 0
 }
 
+// Indexes into Chunker.params and Chunker.state, shared with the native scan.
+const MIN = 0
+const NORMAL = 1
+const MAX = 2
+const MASK_HARD = 3
+const MASK_EASY = 4
+const LENGTH = 0
+const HASH = 1
+
 export class Chunker {
   private readonly gear: Int32Array
-  private readonly min: number
-  private readonly normal: number
-  private readonly max: number
-  private readonly maskHard: number
-  private readonly maskEasy: number
-  /** Bytes of the current chunk seen so far, across calls. */
-  private length = 0
-  private hash = 0
+  private readonly addon: NativeAddon | null
+  /** min, normal (the average), max, hard mask, easy mask. */
+  private readonly params = new Uint32Array(5)
+  /** Bytes of the current chunk seen so far across calls, and the rolling hash. */
+  private readonly state = new Uint32Array(2)
 
-  constructor(params: ChunkerParams) {
+  /** `scan: 'js'` runs the reference loop even when the native scan is available (tests). */
+  constructor(params: ChunkerParams, scan: 'native' | 'js' = 'native') {
     const problem = checkChunkerParams(params)
     if (problem) throw new RangeError(`chunker: ${problem}`)
     this.gear = gearTable(params.seed)
-    this.min = params.minSize
-    this.normal = params.avgSize
-    this.max = params.maxSize
+    this.addon = scan === 'native' ? nativeAddon() : null
     const bits = Math.log2(params.avgSize)
-    this.maskHard = topBits(bits + params.normalization)
-    this.maskEasy = topBits(bits - params.normalization)
+    this.params[MIN] = params.minSize
+    this.params[NORMAL] = params.avgSize
+    this.params[MAX] = params.maxSize
+    this.params[MASK_HARD] = topBits(bits + params.normalization)
+    this.params[MASK_EASY] = topBits(bits - params.normalization)
   }
 
   /**
@@ -96,23 +109,34 @@ export class Chunker {
    * a cut the state is reset: call again from the returned offset.
    */
   next(buf: Uint8Array, from: number): number {
+    if (this.addon) return this.addon.gearNext(buf, from, this.gear, this.params, this.state)
+    return this.scan(buf, from)
+  }
+
+  /** Forget the current partial chunk (the caller emits it as the last chunk of a stream). */
+  reset(): void {
+    this.state.fill(0)
+  }
+
+  private scan(buf: Uint8Array, from: number): number {
+    const p = this.params
     const end = buf.length
     let i = from
-    let length = this.length
-    if (length < this.min) {
-      const skip = Math.min(this.min - length, end - i)
+    let length = this.state[LENGTH]!
+    if (length < p[MIN]!) {
+      const skip = Math.min(p[MIN]! - length, end - i)
       i += skip
       length += skip
-      if (length < this.min) {
-        this.length = length
+      if (length < p[MIN]!) {
+        this.state[LENGTH] = length
         return -1
       }
     }
     const gear = this.gear
-    let h = this.hash
-    if (length < this.normal) {
-      const stop = Math.min(end, i + (this.normal - length))
-      const mask = this.maskHard
+    let h = this.state[HASH]! | 0
+    if (length < p[NORMAL]!) {
+      const stop = Math.min(end, i + (p[NORMAL]! - length))
+      const mask = p[MASK_HARD]! | 0
       const start = i
       for (; i < stop; i++) {
         h = ((h << 1) + gear[buf[i]!]!) | 0
@@ -121,30 +145,23 @@ export class Chunker {
       length += i - start
     }
     if (i < end) {
-      const stop = Math.min(end, i + (this.max - length))
-      const mask = this.maskEasy
+      const stop = Math.min(end, i + (p[MAX]! - length))
+      const mask = p[MASK_EASY]! | 0
       const start = i
       for (; i < stop; i++) {
         h = ((h << 1) + gear[buf[i]!]!) | 0
         if ((h & mask) === 0) return this.cut(i + 1)
       }
       length += i - start
-      if (length >= this.max) return this.cut(i)
+      if (length >= p[MAX]!) return this.cut(i)
     }
-    this.length = length
-    this.hash = h
+    this.state[LENGTH] = length
+    this.state[HASH] = h
     return -1
   }
 
-  /** Forget the current partial chunk (the caller emits it as the last chunk of a stream). */
-  reset(): void {
-    this.length = 0
-    this.hash = 0
-  }
-
   private cut(at: number): number {
-    this.length = 0
-    this.hash = 0
+    this.state.fill(0)
     return at
   }
 }

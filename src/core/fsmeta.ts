@@ -1,5 +1,5 @@
-// File system calls Node's fs lacks, through the native addon (src/native/fsmeta.c, built by
-// `npm ci` through binding.gyp):
+// File system calls Node's fs lacks, through the native addon (src/native/fsmeta.c, loaded by
+// native.ts):
 // - file times with nanosecond precision, never following a final symlink. fs.utimes/lutimes
 //   take seconds as a double, which at today's epoch rounds to about 2^-22 s, so a restored
 //   mtime would differ from the snapshot's; the addon calls utimensat(2) with exact seconds and
@@ -9,55 +9,15 @@
 //   target is never missing or half written. Without the addon, or where the kernel or file
 //   system cannot, these return false and change nothing; the caller falls back (two renames,
 //   an fsync per file).
-import {existsSync, lutimesSync} from 'node:fs'
-import {createRequire} from 'node:module'
-import {dirname, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {lutimesSync} from 'node:fs'
 
-interface NativeFsMeta {
-  /** utimensat(AT_FDCWD, path, [atime, mtime], AT_SYMLINK_NOFOLLOW); throws fs-style errors. */
-  setTimes(path: Buffer | string, atimeNs: bigint, mtimeNs: bigint): void
-  // Optional: a binary built before they were added lacks them, and must fall back rather
-  // than fail with "not a function" until it is rebuilt.
-  /** renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE); throws fs-style errors (ENOSYS off Linux). */
-  exchange?(a: Buffer | string, b: Buffer | string): void
-  /** open(path, O_RDONLY) then syncfs(2); throws fs-style errors (ENOSYS off Linux). */
-  syncfs?(path: Buffer | string): void
-  trimMemory?: () => boolean
-}
+import {nativeAddon} from './native.js'
 
 const NS_PER_SEC = 1_000_000_000n
 const NS_PER_MS = 1_000_000n
 
-// undefined: not tried yet; null: tried and unavailable.
-let native: NativeFsMeta | null | undefined
-
-function loadNative(): NativeFsMeta | null {
-  if (native !== undefined) return native
-  native = null
-  try {
-    const addon = createRequire(import.meta.url)(join(packageRoot(), 'build', 'Release', 'ckpt_fsmeta.node')) as Partial<NativeFsMeta>
-    if (typeof addon.setTimes === 'function') native = addon as NativeFsMeta
-  } catch {
-    // Not built (`npm ci --ignore-scripts`, no compiler) or not loadable here: use the fallback.
-  }
-  return native
-}
-
-// The directory holding package.json, walking up from this module: src/core/ when run from
-// source, dist/core/ when built. build/Release/ sits beside package.json.
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir)
-    if (parent === dir) throw new Error('ckpt: no package.json above ' + fileURLToPath(import.meta.url))
-    dir = parent
-  }
-  return dir
-}
-
 /** True when times are set to the nanosecond; false when the addon is missing and precision is lost. */
-export const nsTimesAvailable = (): boolean => loadNative() !== null
+export const nsTimesAvailable = (): boolean => nativeAddon() !== null
 
 /**
  * Sets the access and modification times of `path` (nanoseconds since the epoch, negative
@@ -65,7 +25,7 @@ export const nsTimesAvailable = (): boolean => loadNative() !== null
  * errors (`code` 'ENOENT', 'EPERM', ...).
  */
 export function setTimesNs(path: Buffer | string, atimeNs: bigint, mtimeNs: bigint): void {
-  const addon = loadNative()
+  const addon = nativeAddon()
   if (addon) {
     addon.setTimes(path, atimeNs, mtimeNs)
     return
@@ -96,10 +56,10 @@ const EXCHANGE_UNSUPPORTED = new Set(['ENOSYS', 'EINVAL', 'ENOTSUP'])
  * 'renameat2', `path` a, `dest` b).
  */
 export function exchangePaths(a: Buffer | string, b: Buffer | string): boolean {
-  const exchange = loadNative()?.exchange
-  if (!exchange) return false
+  const addon = nativeAddon()
+  if (!addon) return false
   try {
-    exchange(a, b)
+    addon.exchange(a, b)
     return true
   } catch (error) {
     if (EXCHANGE_UNSUPPORTED.has((error as NodeJS.ErrnoException).code ?? '')) return false
@@ -117,10 +77,10 @@ export function exchangePaths(a: Buffer | string, b: Buffer | string): boolean {
  * reports writeback errors on that file system that no earlier syncfs has reported.
  */
 export function syncFilesystem(path: Buffer | string): boolean {
-  const syncfs = loadNative()?.syncfs
-  if (!syncfs) return false
+  const addon = nativeAddon()
+  if (!addon) return false
   try {
-    syncfs(path)
+    addon.syncfs(path)
     return true
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOSYS') return false
@@ -133,5 +93,5 @@ export function syncFilesystem(path: Buffer | string): boolean {
  * False when nothing was released or the addon is unavailable.
  */
 export function trimMemory(): boolean {
-  return loadNative()?.trimMemory?.() ?? false
+  return nativeAddon()?.trimMemory() ?? false
 }

@@ -1,13 +1,16 @@
-// BLAKE3 on worker threads, so hashing runs beside chunking (snapshot) and beside writing
-// (restore) instead of on the main thread. Data is passed as views over SharedArrayBuffers (no
-// copy); a view over an ordinary buffer is copied into shared memory first. Results come back in
-// the order asked. Each batch is one message, so the per-message cost is paid per buffer of chunks,
-// not per chunk.
+// BLAKE3 off the main thread, so hashing runs beside chunking (snapshot) and beside writing
+// (restore). With the native addon a batch is one job on libuv's thread pool, reading the views
+// in place: no worker threads, no copies, no extra V8 heaps. Without it, on worker threads
+// running blake3-wasm: data is passed as views over SharedArrayBuffers (no copy; a view over an
+// ordinary buffer is copied into shared memory first), each batch one message. Either way
+// results come back in the order asked, and the cost of a hand-off is paid per batch, not per
+// chunk.
 import {createRequire} from 'node:module'
 import os from 'node:os'
 import {Worker} from 'node:worker_threads'
 
 import {digestFromBytes, ID_BYTES} from './hash.js'
+import {type NativeAddon, nativeAddon} from './native.js'
 
 // The worker is CommonJS passed as text, so it runs the same from src/ (tests) and dist/.
 const WORKER_SOURCE = `
@@ -41,6 +44,7 @@ interface Pending {
 }
 
 export class HashPool {
+  private readonly addon: NativeAddon | null = nativeAddon()
   private readonly workers: Worker[] = []
   private readonly pending = new Map<number, Pending>()
   private readonly load: number[] = []
@@ -48,6 +52,7 @@ export class HashPool {
   private closed = false
 
   constructor(size = defaultPoolSize()) {
+    if (this.addon) return
     const blake3 = createRequire(import.meta.url).resolve('blake3-wasm/dist/wasm/nodejs/blake3_js.js')
     for (let i = 0; i < size; i++) {
       const w = new Worker(WORKER_SOURCE, {eval: true, workerData: {blake3}})
@@ -59,14 +64,11 @@ export class HashPool {
     }
   }
 
-  get size(): number {
-    return this.workers.length
-  }
-
   /** BLAKE3 of each view, in order. Views over SharedArrayBuffers are not copied. */
   hash(views: readonly Uint8Array[]): Promise<Buffer[]> {
     if (this.closed) return Promise.reject(new Error('hash pool is closed'))
     if (views.length === 0) return Promise.resolve([])
+    if (this.addon) return this.hashNative(this.addon, views)
     const id = this.nextId++
     const shared: View[] = views.map(toShared)
     // The least busy worker (by chunks outstanding) takes the batch.
@@ -77,6 +79,14 @@ export class HashPool {
       this.pending.set(id, {resolve, reject, count: views.length})
       this.workers[w]!.postMessage({id, views: shared})
     })
+  }
+
+  private async hashNative(addon: NativeAddon, views: readonly Uint8Array[]): Promise<Buffer[]> {
+    const out = new Uint8Array(ID_BYTES * views.length)
+    await addon.hashMany(views, out)
+    const ids: Buffer[] = []
+    for (let i = 0; i < views.length; i++) ids.push(digestFromBytes(out.subarray(i * ID_BYTES, (i + 1) * ID_BYTES)))
+    return ids
   }
 
   async close(): Promise<void> {
@@ -112,7 +122,10 @@ export function defaultPoolSize(): number {
   return Math.max(1, Math.min(4, os.availableParallelism()))
 }
 
-/** A Buffer over shared memory, for data that will be hashed on the pool. */
+/**
+ * A buffer for data that will be hashed on the pool: over shared memory when the pool runs
+ * workers, so views of it cross to them without a copy; an ordinary one for the native pool.
+ */
 export function sharedBuffer(size: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(size))
+  return nativeAddon() ? Buffer.allocUnsafeSlow(size) : Buffer.from(new SharedArrayBuffer(size))
 }

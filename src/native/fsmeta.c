@@ -1,4 +1,4 @@
-// ckpt_fsmeta: file system calls that Node's fs module does not offer.
+// File system calls that Node's fs module does not offer (part of the ckpt_native addon).
 //
 // Node's fs.utimes/lutimes take seconds as a double, which cannot hold today's times to the
 // nanosecond (one ulp is about 2^-22 s), so restore calls utimensat(2) through this addon.
@@ -46,6 +46,8 @@
 
 #include <node_api.h>
 #include <uv.h>
+
+#include "addon.h"
 
 #define NS_PER_SEC INT64_C(1000000000)
 
@@ -278,13 +280,6 @@ static napi_value sync_fs(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static bool export_function(napi_env env, napi_value exports, const char* name,
-                            napi_callback cb) {
-  napi_value fn;
-  return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok &&
-         napi_set_named_property(env, exports, name, fn) == napi_ok;
-}
-
 /* trimMemory(): hand memory that malloc holds free (in every thread's arena) back to the system.
  * glibc keeps freed memory in per-thread arenas; after a garbage collection frees many buffers,
  * the process's resident size would otherwise stay high. Returns whether anything was released. */
@@ -299,12 +294,9 @@ static napi_value trim_memory(napi_env env, napi_callback_info info) {
   return result;
 }
 
-NAPI_MODULE_INIT() {
-  if (!export_function(env, exports, "setTimes", set_times) ||
-      !export_function(env, exports, "exchange", exchange) ||
-      !export_function(env, exports, "syncfs", sync_fs) ||
-      !export_function(env, exports, "trimMemory", trim_memory)) {
-    return NULL;
-  }
-  return exports;
+bool ckpt_register_fsmeta(napi_env env, napi_value exports) {
+  return ckpt_export(env, exports, "setTimes", set_times) &&
+         ckpt_export(env, exports, "exchange", exchange) &&
+         ckpt_export(env, exports, "syncfs", sync_fs) &&
+         ckpt_export(env, exports, "trimMemory", trim_memory);
 }

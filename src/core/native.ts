@@ -1,0 +1,64 @@
+// The native addon (src/native/, built by `npm ci` through binding.gyp into
+// build/Release/ckpt_native.node), loaded once on first use. Every caller has a fallback in
+// JavaScript or WebAssembly, so a missing build (`npm ci --ignore-scripts`, no compiler) costs
+// speed and nanosecond times, never correctness.
+import {existsSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+export interface NativeAddon {
+  // fsmeta.c
+  /** utimensat(AT_FDCWD, path, [atime, mtime], AT_SYMLINK_NOFOLLOW); throws fs-style errors. */
+  setTimes(path: Buffer | string, atimeNs: bigint, mtimeNs: bigint): void
+  /** renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE); throws fs-style errors (ENOSYS off Linux). */
+  exchange(a: Buffer | string, b: Buffer | string): void
+  /** open(path, O_RDONLY) then syncfs(2); throws fs-style errors (ENOSYS off Linux). */
+  syncfs(path: Buffer | string): void
+  trimMemory(): boolean
+
+  // content.c
+  /** out[0..32) = BLAKE3-256(data). */
+  blake3(data: Uint8Array, out: Uint8Array): void
+  /** Bytes of an incremental BLAKE3 state (a Uint8Array over a fresh ArrayBuffer). */
+  readonly hasherSize: number
+  hasherInit(state: Uint8Array): void
+  hasherUpdate(state: Uint8Array, data: Uint8Array): void
+  hasherDigest(state: Uint8Array, out: Uint8Array): void
+  /** BLAKE3-256 of every view into out (32 bytes each), on libuv's thread pool. */
+  hashMany(views: readonly Uint8Array[], out: Uint8Array): Promise<void>
+  /** One step of the FastCDC scan: offset past the next cut in buf, or -1 (state carried over). */
+  gearNext(buf: Uint8Array, from: number, gear: Int32Array, params: Uint32Array, state: Uint32Array): number
+  /** Which BLAKE3 compression path this CPU runs: 'avx512', 'avx2' or 'portable'. */
+  readonly blake3Implementation: string
+}
+
+// undefined: not tried yet; null: tried and unavailable.
+let addon: NativeAddon | null | undefined
+
+/** The addon, or null when it is not built or cannot load here. CKPT_NATIVE=0 turns it off (tests of the fallbacks). */
+export function nativeAddon(): NativeAddon | null {
+  if (addon !== undefined) return addon
+  addon = null
+  if (process.env['CKPT_NATIVE'] === '0') return addon
+  try {
+    const loaded = createRequire(import.meta.url)(join(packageRoot(), 'build', 'Release', 'ckpt_native.node')) as Partial<NativeAddon>
+    // A binary built from older sources lacks functions: use the fallbacks until it is rebuilt.
+    if (typeof loaded.gearNext === 'function' && typeof loaded.setTimes === 'function') addon = loaded as NativeAddon
+  } catch {
+    // Not built, or not loadable on this system: callers fall back.
+  }
+  return addon
+}
+
+// The directory holding package.json, walking up from this module: src/core/ when run from
+// source, dist/core/ when built. build/Release/ sits beside package.json.
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir)
+    if (parent === dir) throw new Error('ckpt: no package.json above ' + fileURLToPath(import.meta.url))
+    dir = parent
+  }
+  return dir
+}

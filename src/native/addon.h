@@ -1,0 +1,15 @@
+// The ckpt_native addon: one binary, several groups of functions, each registered by its file.
+#ifndef CKPT_ADDON_H
+#define CKPT_ADDON_H
+
+#include <stdbool.h>
+#include <node_api.h>
+
+bool ckpt_export(napi_env env, napi_value exports, const char* name, napi_callback cb);
+
+// fsmeta.c: setTimes, exchange, syncfs, trimMemory.
+bool ckpt_register_fsmeta(napi_env env, napi_value exports);
+// content.c: BLAKE3 (one-shot, incremental, batches off the main thread) and the FastCDC scan.
+bool ckpt_register_content(napi_env env, napi_value exports);
+
+#endif
