@@ -1,10 +1,10 @@
 // Checking one pack: its size against the index, its trailer and header against the index
 // (one ranged get of the tail), and with --read-data every blob in it: read in large ranges
-// into shared memory, inflated on the libuv thread pool (decodeBlob) and hashed in batches on the
-// worker threads of the hash pool, so the main thread only moves buffers around. Every problem
+// into reused buffers, inflated on the libuv thread pool (decodeBlob) and hashed in batches off
+// the main thread (HashPool), so the main thread only moves buffers around. Every problem
 // becomes a finding; nothing here throws for damage, only for I/O failures that are not about
 // the data.
-import {Compression, decodeBlob} from '../core/codec.js'
+import {decodeBlob} from '../core/codec.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
 import {sharedBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
@@ -16,7 +16,7 @@ import type {Findings} from './findings.js'
 
 /** Bytes read per get when reading a pack's blobs: whole default-sized packs, bounded memory for big ones. */
 export const SEGMENT_BYTES = 32 * 1024 * 1024
-/** Plain bytes inflated and sent to the hash pool as one batch: bounds memory for well-compressed packs. */
+/** Plain bytes inflated and hashed as one batch: bounds memory for well-compressed packs. */
 const BATCH_RAW_BYTES = 8 * 1024 * 1024
 
 export interface PackCheckContext {
@@ -127,7 +127,7 @@ async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries:
     while (j < readable.length && readable[j]!.offset + readable[j]!.storedLength - start <= SEGMENT_BYTES) j++
     const segment = readable.slice(i, j)
     const end = Math.max(...segment.map((e) => e.offset + e.storedLength))
-    // Shared memory, reused: blobs stored as they are (most large binary data) are hashed in place.
+    // Reused: blobs stored as they are (most large binary data) are hashed where they were read.
     const buffers = ctx.buffers.acquire()
     try {
       let bytes: Buffer
@@ -143,7 +143,7 @@ async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries:
         let raw = 0
         let l = k
         while (l < segment.length && (l === k || raw + segment[l]!.rawLength <= BATCH_RAW_BYTES)) raw += segment[l++]!.rawLength
-        await checkBatch(ctx, pack, segment.slice(k, l), bytes, start, buffers.batch(raw))
+        await checkBatch(ctx, pack, segment.slice(k, l), bytes, start)
         k = l
       }
     } finally {
@@ -153,11 +153,8 @@ async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries:
   }
 }
 
-/**
- * Inflate a batch of blobs (thread pool), hash them (hash pool), and compare with their ids.
- * Inflated blobs are copied into `scratch` (shared memory) so the hash pool need not copy them.
- */
-async function checkBatch(ctx: PackCheckContext, pack: IndexedPackInfo, batch: readonly PackEntry[], bytes: Buffer, start: number, scratch: Buffer): Promise<void> {
+/** Inflate a batch of blobs (thread pool), hash them (hash pool), and compare with their ids. */
+async function checkBatch(ctx: PackCheckContext, pack: IndexedPackInfo, batch: readonly PackEntry[], bytes: Buffer, start: number): Promise<void> {
   const inflated = await Promise.all(batch.map(async (e) => {
     try {
       return await decodeBlob(bytes.subarray(e.offset - start, e.offset - start + e.storedLength), e.compression, e.rawLength)
@@ -169,18 +166,11 @@ async function checkBatch(ctx: PackCheckContext, pack: IndexedPackInfo, batch: r
   }))
   const good: PackEntry[] = []
   const views: Buffer[] = []
-  let at = 0
   batch.forEach((e, i) => {
     const plain = inflated[i]
     if (!plain) return
     good.push(e)
-    if (e.compression === Compression.none) {
-      views.push(plain) // a view into the shared segment
-    } else {
-      plain.copy(scratch, at)
-      views.push(scratch.subarray(at, at + plain.length))
-      at += plain.length
-    }
+    views.push(plain)
   })
   const ids = await ctx.hash(views)
   good.forEach((e, i) => {
@@ -189,23 +179,17 @@ async function checkBatch(ctx: PackCheckContext, pack: IndexedPackInfo, batch: r
   })
 }
 
-/** A segment buffer and a batch buffer in shared memory, grown on demand and reused. */
+/** A segment buffer, grown on demand and reused (shared memory when hashing runs on workers). */
 export class ReadBuffers {
   private seg: Buffer | undefined
-  private bat: Buffer | undefined
 
   segment(size: number): Buffer {
     if (!this.seg || this.seg.length < size) this.seg = sharedBuffer(size)
     return this.seg.subarray(0, size)
   }
-
-  batch(size: number): Buffer {
-    if (!this.bat || this.bat.length < size) this.bat = sharedBuffer(Math.max(size, BATCH_RAW_BYTES))
-    return this.bat
-  }
 }
 
-/** At most one ReadBuffers per pack in flight: memory stays at (packs in flight) x (segment + batch). */
+/** At most one ReadBuffers per pack in flight: memory stays at (packs in flight) x segment, plus a batch inflated. */
 export class BufferPool {
   private readonly free: ReadBuffers[] = []
 

@@ -38,7 +38,7 @@ import {compareWithDirectory, type Difference} from './source.js'
 import {type DataSelection, selectPacks} from './subset.js'
 
 /** Packs checked at once: reading data, a few (memory: about this many segments); headers only, more. */
-const PACKS_IN_FLIGHT_DATA = 3
+const PACKS_IN_FLIGHT_DATA = 2
 const PACKS_IN_FLIGHT_HEADERS = 16
 
 export interface VerifyOptions {
