@@ -82,12 +82,13 @@ const LENGTH = 0
 const HASH = 1
 
 export class Chunker {
-  private readonly gear: Int32Array
+  // gear, params and state are what the native scan reads (src/native/content.c, scan.ts).
+  readonly gear: Int32Array
   private readonly addon: NativeAddon | null
   /** min, normal (the average), max, hard mask, easy mask. */
-  private readonly params = new Uint32Array(5)
+  readonly params = new Uint32Array(5)
   /** Bytes of the current chunk seen so far across calls, and the rolling hash. */
-  private readonly state = new Uint32Array(2)
+  readonly state = new Uint32Array(2)
 
   /** `scan: 'js'` runs the reference loop even when the native scan is available (tests). */
   constructor(params: ChunkerParams, scan: 'native' | 'js' = 'native') {
