@@ -2,7 +2,8 @@
 // errors become exit codes and one-line messages (or a JSON error document with --json).
 import path from 'node:path'
 
-import {Command, Flags} from '@oclif/core'
+import {Command} from '@oclif/core/command'
+import * as Flags from '@oclif/core/flags'
 
 import {CkptError, classifyOsError, errnoCode, ExitCode, UsageError} from '../core/errors.js'
 import {startMemoryGovernor} from './memory.js'

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
 import {helpForTerminal, pruneDecisions, prunePlan, pruneSummary} from '../cli/prune.js'

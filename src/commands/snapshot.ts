@@ -1,6 +1,7 @@
 import {promises as fsp} from 'node:fs'
 
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
 import {formatBytes, formatDuration} from '../cli/format.js'

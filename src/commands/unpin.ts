@@ -1,4 +1,4 @@
-import {Args} from '@oclif/core'
+import * as Args from '@oclif/core/args'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
 import type {PinResult} from '../prune/pins.js'

@@ -1,14 +1,13 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
 import {formatBytes, formatDuration} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
-import {sourceDirectory} from '../cli/repository.js'
 import {UsageError} from '../core/errors.js'
-import {checkRepositoryPath, LocalBackend} from '../store/local.js'
-import {describeFinding} from '../verify/findings.js'
-import {type DataSelection, parseSubset} from '../verify/subset.js'
-import {verifyRepository, type VerifyReport} from '../verify/verify.js'
+import type {Finding} from '../verify/findings.js'
+import type {DataSelection} from '../verify/subset.js'
+import type {VerifyReport} from '../verify/verify.js'
 
 /** Findings of one kind printed on a terminal; --json lists them all. */
 const SHOWN_PER_KIND = 50
@@ -40,6 +39,10 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
 
   async run(): Promise<VerifyReport> {
     const {argv, flags} = await this.parse(Verify)
+    // Library code is loaded when the command runs, so other commands do not pay for it at start.
+    const [{sourceDirectory}, {checkRepositoryPath, LocalBackend}, {describeFinding}, {parseSubset}, {verifyRepository}] = await Promise.all([
+      import('../cli/repository.js'), import('../store/local.js'), import('../verify/findings.js'), import('../verify/subset.js'), import('../verify/verify.js'),
+    ])
     const refs = argv as string[]
     let readData: DataSelection = {kind: 'none'}
     if (flags['read-data']) readData = {kind: 'all'}
@@ -70,7 +73,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
       progress.stop()
     }
     process.exitCode = report.exitCode
-    if (human) this.print(report, Boolean(flags.quiet))
+    if (human) this.print(report, Boolean(flags.quiet), describeFinding)
     return report
   }
 
@@ -78,7 +81,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
    * A failing verify lists its findings (information too, for context) on stdout, even with
    * --quiet; a clean one prints only the summary line, on stderr, and --quiet silences that.
    */
-  private print(report: VerifyReport, quiet: boolean): void {
+  private print(report: VerifyReport, quiet: boolean, describeFinding: (f: Finding) => string): void {
     const shown = new Map<string, number>()
     for (const f of report.errors > 0 ? report.findings : []) {
       const n = (shown.get(f.kind) ?? 0) + 1

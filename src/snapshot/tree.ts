@@ -78,8 +78,16 @@ const HEX = /^(?:[0-9a-f]{2})+$/
 /** Check that a name is one path component that cannot leave its directory. */
 export function unsafeNameReason(name: Buffer): string | undefined {
   if (name.length === 0) return 'empty name'
-  if (name.includes(0)) return 'name contains NUL'
-  if (name.includes(0x2f)) return 'name contains "/"'
+  // One pass in JS: names are short, and Buffer.includes costs a native call per search.
+  let nul = false
+  let slash = false
+  for (let i = 0; i < name.length; i++) {
+    const b = name[i]
+    if (b === 0) nul = true
+    else if (b === 0x2f) slash = true
+  }
+  if (nul) return 'name contains NUL'
+  if (slash) return 'name contains "/"'
   if (name.length === 1 && name[0] === 0x2e) return 'name is "."'
   if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return 'name is ".."'
   if (name.length > 4096) return 'name is too long'
@@ -115,14 +123,23 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
     const uid = o.uid
     const gid = o.gid
     if (!Number.isInteger(uid) || (uid as number) < 0 || !Number.isInteger(gid) || (gid as number) < 0) throw fail(`node ${name.toString('utf8')} has a bad owner`)
-    const times = ['mtimeNs', 'ctimeNs', 'ino'].map((k) => (typeof o[k] === 'string' && DECIMAL.test(o[k] as string) ? BigInt(o[k] as string) : undefined))
-    if (times.some((t) => t === undefined)) throw fail(`node ${name.toString('utf8')} has bad times or inode`)
-    const node: TreeNode = {name, type, mode: mode as number, uid: uid as number, gid: gid as number, mtimeNs: times[0]!, ctimeNs: times[1]!, ino: times[2]!, size: 0}
+    const mtimeNs = decimal(o.mtimeNs)
+    const ctimeNs = decimal(o.ctimeNs)
+    const ino = decimal(o.ino)
+    if (mtimeNs === undefined || ctimeNs === undefined || ino === undefined) throw fail(`node ${name.toString('utf8')} has bad times or inode`)
+    const node: TreeNode = {name, type, mode: mode as number, uid: uid as number, gid: gid as number, mtimeNs, ctimeNs, ino, size: 0}
     if (type === 'file') {
       if (!Number.isSafeInteger(o.size) || (o.size as number) < 0) throw fail(`file ${name.toString('utf8')} has a bad size`)
       node.size = o.size as number
-      if (!Array.isArray(o.chunks) || !o.chunks.every((c) => typeof c === 'string' && isHexId(c))) throw fail(`file ${name.toString('utf8')} has a bad chunk list`)
-      node.chunks = (o.chunks as string[]).map(digestFromHex)
+      const hexIds = o.chunks
+      if (!Array.isArray(hexIds)) throw fail(`file ${name.toString('utf8')} has a bad chunk list`)
+      const chunks: Buffer[] = new Array<Buffer>(hexIds.length)
+      for (let i = 0; i < hexIds.length; i++) {
+        const c: unknown = hexIds[i]
+        if (typeof c !== 'string' || !isHexId(c)) throw fail(`file ${name.toString('utf8')} has a bad chunk list`)
+        chunks[i] = digestFromHex(c)
+      }
+      node.chunks = chunks
     } else if (type === 'dir') {
       if (typeof o.subtree !== 'string' || !isHexId(o.subtree)) throw fail(`directory ${name.toString('utf8')} has a bad subtree id`)
       node.subtree = digestFromHex(o.subtree)
@@ -136,6 +153,11 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
   return nodes
 }
 
+/** A decimal integer field (times, inode), or undefined. */
+function decimal(v: unknown): bigint | undefined {
+  return typeof v === 'string' && DECIMAL.test(v) ? BigInt(v) : undefined
+}
+
 function bytesField(o: Record<string, unknown>, textKey: string, hexKey: string): Buffer | undefined {
   const text = o[textKey]
   if (typeof text === 'string') return Buffer.from(text, 'utf8')
@@ -144,11 +166,13 @@ function bytesField(o: Record<string, unknown>, textKey: string, hexKey: string)
   return undefined
 }
 
-const SLASH = Buffer.from('/')
-
 /** The path of entry `name` inside directory `dir`, as bytes (names need not be UTF-8). */
 export function childPath(dir: Buffer, name: Buffer): Buffer {
-  return Buffer.concat([dir, SLASH, name])
+  const out = Buffer.allocUnsafe(dir.length + 1 + name.length)
+  out.set(dir, 0)
+  out[dir.length] = 0x2f
+  out.set(name, dir.length + 1)
+  return out
 }
 
 /**
@@ -156,11 +180,20 @@ export function childPath(dir: Buffer, name: Buffer): Buffer {
  * not drive the terminal), otherwise with \xNN escapes for the offending bytes.
  */
 export function displayName(name: Buffer): string {
+  if (isPrintableAscii(name)) return name.toString('latin1') // the common case, without a UTF-8 round trip
   const t = textOrHex(name)
   if (t.text !== undefined && !hasControl(name)) return t.text
   let out = ''
   for (const b of name) out += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`
   return out
+}
+
+function isPrintableAscii(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!
+    if (b < 0x20 || b >= 0x7f) return false
+  }
+  return true
 }
 
 function hasControl(bytes: Buffer): boolean {

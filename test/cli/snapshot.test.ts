@@ -8,8 +8,9 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openLocalRepository} from '../../src/repo/open.js'
 import {createSnapshot} from '../../src/snapshot/create.js'
+import {decodeTree} from '../../src/snapshot/tree.js'
 import {initLocalRepository} from '../../src/repo/open.js'
-import {ckpt, ckptJson, runCli} from '../helpers/cli.js'
+import {BIN, ckpt, ckptJson, runCli} from '../helpers/cli.js'
 import {buildTree, captureTree, diffTrees, seededBytes, tempDir} from '../helpers/tree.js'
 
 interface SnapJson {
@@ -124,6 +125,89 @@ describe('stat cache and dedup', () => {
     // Well after the change, the cache is trusted.
     const third = await createSnapshot(await openLocalRepository(repoDir), {source: src, program: 'test'})
     expect(third.manifest.summary.filesRead).toBe(0)
+  })
+
+  it('unchanged directories keep the parent\'s tree ids; a change rewrites only the trees on its path', async () => {
+    const src = path.join(work, 'trees')
+    await fsp.mkdir(src)
+    await buildTree(src, {
+      a: {dir: {'f1.txt': 'one', 'f2.txt': 'two'}},
+      b: {dir: {'g.txt': 'gee', link: {symlink: '../a/f1.txt'}}},
+      c: {dir: {d: {dir: {'h.txt': 'aitch'}}, 'e.txt': 'e'}},
+    })
+    await new Promise((r) => setTimeout(r, 100)) // out of the racy window of the first snapshot
+    const repoDir = path.join(work, 'repo-trees')
+    await initLocalRepository(repoDir, {now: Date.now()})
+    const snap = async () => (await createSnapshot(await openLocalRepository(repoDir), {source: src, program: 'test'})).manifest
+    const subtrees = async (tree: string): Promise<Record<string, string>> => {
+      const repo = await openLocalRepository(repoDir)
+      await repo.loadIndex()
+      const out: Record<string, string> = {}
+      const walk = async (id: string, rel: string) => {
+        for (const n of decodeTree(await repo.readBlob(Buffer.from(id, 'hex')), id)) {
+          if (n.type !== 'dir') continue
+          const p = rel + n.name.toString()
+          out[p] = n.subtree!.toString('hex')
+          await walk(out[p], p + '/')
+        }
+      }
+      await walk(tree, '')
+      return out
+    }
+
+    const first = await snap()
+    const second = await snap()
+    expect(second.tree).toBe(first.tree)
+    expect(second.summary.newBlobs).toBe(0)
+    const before = await subtrees(first.tree)
+    expect(Object.keys(before).sort()).toEqual(['a', 'b', 'c', 'c/d'])
+
+    await fsp.writeFile(path.join(src, 'c', 'd', 'h.txt'), 'AITCH')
+    await new Promise((r) => setTimeout(r, 100))
+    const third = await snap()
+    const after = await subtrees(third.tree)
+    expect(third.tree).not.toBe(first.tree)
+    expect(after.a).toBe(before.a)
+    expect(after.b).toBe(before.b)
+    expect(after.c).not.toBe(before.c)
+    expect(after['c/d']).not.toBe(before['c/d'])
+    expect(third.summary.filesRead).toBe(1)
+    expect(third.summary.newBlobs).toBe(4) // the new chunk, and the trees of c/d, c and the root
+
+    // An entry gone (and one new) changes its directory's tree even though every other entry matches.
+    await fsp.rm(path.join(src, 'a', 'f2.txt'))
+    const fourth = await snap()
+    expect((await subtrees(fourth.tree)).a).not.toBe(before.a)
+    await fsp.writeFile(path.join(src, 'a', 'f2.txt'), 'two')
+    await new Promise((r) => setTimeout(r, 100))
+    const fifth = await snap()
+    const a5 = (await subtrees(fifth.tree)).a
+    expect(a5).not.toBe((await subtrees(fourth.tree)).a)
+    // Restoring the latest gives the directory as it is.
+    const target = path.join(work, 'trees-out')
+    await ckpt(['restore', 'latest', '--target', target, '--repo', repoDir])
+    expect(diffTrees(await captureTree(src), await captureTree(target))).toEqual([])
+  })
+
+  it('the memory governor collects only over its budget, and its collections change nothing', async () => {
+    const src = path.join(work, 'governed')
+    await fsp.mkdir(src)
+    await buildTree(src, {'big.bin': {file: {random: 24 * 1024 * 1024, seed: 9}}, 'small.txt': 'small'})
+    const repoDir = path.join(work, 'repo-governed')
+    await ckpt(['init', '--repo', repoDir])
+    // Node's --trace-gc names the collections gc() asks for "testing".
+    const forcedCollections = (env: Record<string, string>) => new Promise<number>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--trace-gc', BIN, 'snapshot', src, '--repo', repoDir, '--quiet'], {env: {...process.env, CKPT_REPO: undefined, ...env}, stdio: ['ignore', 'pipe', 'inherit']})
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      child.on('error', reject)
+      child.on('close', (code) => (code === 0 ? resolve(out.split('\n').filter((l) => l.includes('testing')).length) : reject(new Error(`snapshot exited ${code}`))))
+    })
+    expect(await forcedCollections({CKPT_MEMORY_MB: '1'})).toBeGreaterThan(0)
+    expect(await forcedCollections({})).toBe(0)
+    const target = path.join(work, 'governed-out')
+    await ckpt(['restore', 'latest', '--target', target, '--repo', repoDir])
+    expect(diffTrees(await captureTree(src), await captureTree(target))).toEqual([])
   })
 
   it('inserting 100 bytes in the middle of a 256 MiB file stores only a few chunks', async () => {

@@ -3,7 +3,7 @@ import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, test} from 'vitest'
 import {IntegrityError, ObjectMissingError, UsageError} from '../../src/core/errors.js'
 import {OBJECT_KINDS, type ObjectInfo, type ObjectKind} from '../../src/store/backend.js'
-import {atomicWriteFile, checkRepositoryPath, LocalBackend, TEMP_PREFIX} from '../../src/store/local.js'
+import {atomicWriteFile, checkRepositoryPath, LocalBackend, SYNC_READ_MAX, TEMP_PREFIX} from '../../src/store/local.js'
 import {seededBytes, tempDir} from '../helpers/tree.js'
 
 const NAME_A = 'ab' + '0'.repeat(62)
@@ -138,6 +138,27 @@ describe('LocalBackend', () => {
     expect((await backend.get('data', NAME_A, {offset: 1234, length: 5678})).equals(data.subarray(1234, 1234 + 5678))).toBe(true)
     expect((await backend.get('data', NAME_A, {offset: 9000, length: 1000})).equals(data.subarray(9000))).toBe(true)
     expect((await backend.get('data', NAME_A, {offset: 10_000, length: 0})).length).toBe(0)
+  })
+
+  test('reads up to SYNC_READ_MAX (synchronous) and above it (asynchronous) agree: bytes, into, truncation, missing', async () => {
+    const data = seededBytes(3 * SYNC_READ_MAX, 7)
+    await backend.put('data', NAME_A, data)
+    await backend.put('index', NAME_B, data.subarray(0, SYNC_READ_MAX))
+    for (const length of [1, SYNC_READ_MAX, SYNC_READ_MAX + 1, 2 * SYNC_READ_MAX]) {
+      const offset = 1000
+      expect((await backend.get('data', NAME_A, {offset, length})).equals(data.subarray(offset, offset + length))).toBe(true)
+      const into = Buffer.alloc(length + 5)
+      const got = await backend.get('data', NAME_A, {offset, length}, into)
+      expect(got.buffer).toBe(into.buffer)
+      expect(got.equals(data.subarray(offset, offset + length))).toBe(true)
+      const past = await caught(backend.get('data', NAME_A, {offset: data.length - length + 1, length}))
+      expect((past as IntegrityError).message).toBe(`data object ${NAME_A} is truncated: wanted bytes ${data.length - length + 1}..${data.length + 1}, it ends at ${data.length}`)
+    }
+    // Whole objects: a small one (synchronous) and a large one (asynchronous).
+    expect((await backend.get('index', NAME_B)).equals(data.subarray(0, SYNC_READ_MAX))).toBe(true)
+    expect((await backend.get('data', NAME_A)).equals(data)).toBe(true)
+    expect(await caught(backend.get('data', NAME_C, {offset: 0, length: 2 * SYNC_READ_MAX}))).toBeInstanceOf(ObjectMissingError)
+    await expect(backend.get('data', NAME_A, {offset: 0, length: 10}, Buffer.alloc(9))).rejects.toThrow(RangeError)
   })
 
   test('a range past the end is an IntegrityError, never a short read', async () => {
