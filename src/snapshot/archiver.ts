@@ -3,13 +3,14 @@
 // tree blob per directory, bottom up. Memory is bounded: files are streamed through fresh read
 // buffers, at most MAX_INFLIGHT chunks wait for compression, and only the directories on the
 // current path are held.
-import {constants as fsc, lstatSync, promises as fsp, readdirSync, type BigIntStats} from 'node:fs'
+import {closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, type BigIntStats} from 'node:fs'
 
 import {Inflight, mapLimit, OneAtATime} from '../core/concurrency.js'
 import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
 import {HashPool} from '../core/hashpool.js'
+import {type Scanned, StreamScanner} from '../core/scan.js'
 import {BlobType} from '../repo/pack.js'
 import {type Repository} from '../repo/repository.js'
 import type {BlobWriter} from '../repo/writer.js'
@@ -21,14 +22,19 @@ import {toHex} from '../core/ids.js'
 
 /** Bytes asked of the kernel per read. */
 const READ_SIZE = 2 * 1024 * 1024
-/** Buffers of chunks being hashed on the pool before the oldest is emitted. */
-const MAX_HASH_BATCHES = 4
 /** Chunks compressing at once. */
 const MAX_INFLIGHT = 24
-/** Pooled read buffers: one being chunked, one read ahead, batches being hashed, chunks being written. */
-const READ_BUFFERS = 8
+/**
+ * Pooled read buffers: one being scanned, one read ahead, the previous one whose chunks are being
+ * handed to the writer, and those that chunks being compressed and written still point into
+ * (those writes finish on their own). The next read waits only for the last kind, so three or
+ * more never deadlock; the fourth keeps the disk busy while a write lags.
+ */
+const READ_BUFFERS = 4
 /** Files below this size are read whole, several at a time; larger ones stream through the pool one at a time. */
 const SMALL_FILE = 1024 * 1024
+/** Files below this size are read with synchronous calls (see readSmallFile). */
+const SYNC_READ = 256 * 1024
 /** Entries of one directory stat'ed or read at once. */
 const DIR_CONCURRENCY = 16
 /** Times a file that changes while read is read again before it is recorded as inconsistent. */
@@ -77,11 +83,15 @@ export interface ArchiveResult {
   errorCount: number
 }
 
-type ParentNodes = Map<string, TreeNode>
+/** A directory of the parent snapshot: its tree id, and its entries by name (latin1 of the bytes). */
+interface ParentDir {
+  id: Buffer
+  nodes: Map<string, TreeNode>
+}
 type ReadResult = {chunks: Buffer[]; size: number; after: BigIntStats}
 
 export class Archiver {
-  private readonly chunker: Chunker
+  private readonly scanner: StreamScanner
   private readonly exclude: ExcludeMatcher
   private readonly inflight = new Inflight(MAX_INFLIGHT)
   private readonly pool: ReadPool
@@ -100,7 +110,7 @@ export class Archiver {
   private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
-    this.chunker = new Chunker(repo.config.chunker)
+    this.scanner = new StreamScanner(repo.config.chunker, () => this.hashPool())
     this.exclude = compileExcludes(opts.excludes)
     this.pool = new ReadPool(READ_BUFFERS, repo.config.chunker.maxSize + READ_SIZE)
   }
@@ -135,18 +145,24 @@ export class Archiver {
     if (this.result.warnings.length < MAX_LISTED_WARNINGS) this.result.warnings.push({kind, path: path || '.', message})
   }
 
-  private async loadParent(id: Buffer): Promise<ParentNodes | undefined> {
+  private async loadParent(id: Buffer): Promise<ParentDir | undefined> {
     // A parent tree we cannot read only costs the stat cache, never the snapshot.
     try {
       const nodes = decodeTree(await this.repo.readBlob(id, BlobType.tree), toHex(id))
-      return new Map(nodes.map((n) => [n.name.toString('latin1'), n]))
+      const byName = new Map<string, TreeNode>()
+      for (const n of nodes) byName.set(n.name.toString('latin1'), n)
+      return {id, nodes: byName}
     } catch {
       return undefined
     }
   }
 
   /** Archive one directory; returns its tree id, or undefined if it vanished or cannot be listed. */
-  private async dir(abs: Buffer, rel: string, parent: ParentNodes | undefined): Promise<Buffer | undefined> {
+  private async dir(abs: Buffer, rel: string, parent: ParentDir | undefined): Promise<Buffer | undefined> {
+    // The parent's subtrees of this directory's subdirectories are fetched at once, first, so they
+    // arrive while the entries are listed and stat'ed instead of each being waited for on descent.
+    const parentSubtrees = new Map<TreeNode, Promise<ParentDir | undefined>>()
+    for (const prev of parent?.nodes.values() ?? []) if (prev.type === 'dir' && prev.subtree) parentSubtrees.set(prev, this.loadParent(prev.subtree))
     let names: Buffer[]
     try {
       names = readdirSync(abs, {encoding: 'buffer'})
@@ -162,7 +178,7 @@ export class Archiver {
     names.sort(Buffer.compare)
     // Stat everything, then read the files several at a time (small files cost round trips, not
     // CPU), then descend into subdirectories one by one so only the current path is held.
-    interface Entry {name: Buffer; abs: Buffer; rel: string; st?: BigIntStats; node?: TreeNode}
+    interface Entry {name: Buffer; abs: Buffer; rel: string; st?: BigIntStats; prev?: TreeNode; node?: TreeNode}
     const entries: Entry[] = []
     for (const name of names) {
       const shown = displayName(name)
@@ -178,26 +194,44 @@ export class Archiver {
         else this.warn('unreadable', e.rel, `cannot stat: ${errnoCode(err) ?? (err as Error).message}`)
       }
     }
-    const prevOf = (e: Entry) => parent?.get(e.name.toString('latin1'))
-    await mapLimit(entries.filter((e) => e.st && !e.st.isDirectory()), DIR_CONCURRENCY, async (e) => {
-      e.node = await this.entry(e.abs, e.rel, e.name, e.st!, prevOf(e))
+    // Files the stat cache vouches for are taken from the parent here; the rest are read.
+    const toRead: Entry[] = []
+    const subdirs: Entry[] = []
+    let lastCached: Entry | undefined
+    for (const e of entries) {
+      if (!e.st) continue
+      if (e.st.isDirectory()) {
+        subdirs.push(e)
+        continue
+      }
+      if (parent) e.prev = parent.nodes.get(e.name.toString('latin1'))
+      e.node = this.fromStatCache(e.name, e.st, e.prev)
+      if (e.node) lastCached = e
+      else toRead.push(e)
+    }
+    if (lastCached) this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: lastCached.rel})
+    await mapLimit(toRead, DIR_CONCURRENCY, async (e) => {
+      e.node = await this.entry(e.abs, e.rel, e.name, e.st!)
       this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: e.rel})
     })
-    // The parent's subtrees of all subdirectories are fetched at once, not one per descent.
-    const subdirs = entries.filter((e) => e.st?.isDirectory())
-    const parents = subdirs.map((e) => {
-      const prev = prevOf(e)
-      return prev?.type === 'dir' && prev.subtree ? this.loadParent(prev.subtree) : Promise.resolve(undefined)
-    })
-    for (const [i, e] of subdirs.entries()) e.node = await this.subdirectory(e.abs, e.rel, e.name, e.st!, await parents[i]!)
-    const nodes = entries.flatMap((e) => (e.node ? [e.node] : []))
+    for (const e of subdirs) {
+      if (parent) e.prev = parent.nodes.get(e.name.toString('latin1'))
+      e.node = await this.subdirectory(e.abs, e.rel, e.name, e.st!, e.prev ? await parentSubtrees.get(e.prev) : undefined)
+    }
+    const nodes: TreeNode[] = []
+    for (const e of entries) if (e.node) nodes.push(e.node)
+    // Every entry as in the parent (same names, nothing added or gone): the tree encodes to the
+    // parent's bytes, so it is the parent's tree, stored already. Reusing its id skips encoding
+    // and hashing, most of the work of an unchanged snapshot. (Names are unique on both sides,
+    // so equal counts and a match for each node mean the same set.)
+    if (parent && nodes.length === parent.nodes.size && entries.every((e) => !e.node || (e.prev !== undefined && sameNode(e.node, e.prev)))) return parent.id
     const bytes = encodeTree(nodes)
     const id = blake3(bytes)
     await this.writer.add(BlobType.tree, id, bytes)
     return id
   }
 
-  private async subdirectory(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, parent: ParentNodes | undefined): Promise<TreeNode | undefined> {
+  private async subdirectory(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, parent: ParentDir | undefined): Promise<TreeNode | undefined> {
     if (this.opts.skipDirs?.some((d) => d.dev === st.dev && d.ino === st.ino)) return undefined
     const subtree = await this.dir(abs, rel, parent)
     if (!subtree) return undefined
@@ -212,8 +246,8 @@ export class Archiver {
     return {...meta(name, 'dir', after), subtree}
   }
 
-  /** A file, symlink or special file. */
-  private async entry(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
+  /** A file (not in the stat cache), symlink or special file. */
+  private async entry(abs: Buffer, rel: string, name: Buffer, st: BigIntStats): Promise<TreeNode | undefined> {
     if (st.isSymbolicLink()) {
       try {
         const target = await fsp.readlink(abs, {encoding: 'buffer'})
@@ -225,7 +259,7 @@ export class Archiver {
         return undefined
       }
     }
-    if (st.isFile()) return this.file(abs, rel, name, st, prev)
+    if (st.isFile()) return this.file(abs, rel, name, st)
     const kind = st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'
     this.warn('special', rel, `skipped ${kind}`)
     return undefined
@@ -236,18 +270,28 @@ export class Archiver {
     if (prev.size !== Number(st.size) || prev.mtimeNs !== st.mtimeNs || prev.ctimeNs !== st.ctimeNs || prev.ino !== st.ino) return false
     const start = this.opts.parentStartNs
     if (start === undefined) return false
-    const coarse = st.mtimeNs % 1_000_000_000n === 0n && st.ctimeNs % 1_000_000_000n === 0n
-    const window = coarse ? RACY_WINDOW_COARSE_NS : RACY_WINDOW_NS
-    if (st.mtimeNs >= start - window || st.ctimeNs >= start - window) return false
+    // Times older than the wider window are safe at either granularity: the usual case, decided
+    // without working out the granularity.
+    if (st.mtimeNs >= start - RACY_WINDOW_COARSE_NS || st.ctimeNs >= start - RACY_WINDOW_COARSE_NS) {
+      const coarse = st.mtimeNs % 1_000_000_000n === 0n && st.ctimeNs % 1_000_000_000n === 0n
+      const window = coarse ? RACY_WINDOW_COARSE_NS : RACY_WINDOW_NS
+      if (st.mtimeNs >= start - window || st.ctimeNs >= start - window) return false
+    }
     return prev.chunks.every((c) => this.repo.has(c))
   }
 
-  private async file(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
-    if (this.unchangedSinceParent(st, prev)) {
-      this.result.files++
-      this.result.bytes += prev.size
-      return {...meta(name, 'file', st), size: prev.size, chunks: prev.chunks}
-    }
+  /** The node of a file whose stat matches the parent's entry (which is not read again), else undefined. */
+  private fromStatCache(name: Buffer, st: BigIntStats, prev: TreeNode | undefined): TreeNode | undefined {
+    if (!st.isFile() || !this.unchangedSinceParent(st, prev)) return undefined
+    this.result.files++
+    this.result.bytes += prev.size
+    const node = meta(name, 'file', st)
+    node.size = prev.size
+    node.chunks = prev.chunks
+    return node
+  }
+
+  private async file(abs: Buffer, rel: string, name: Buffer, st: BigIntStats): Promise<TreeNode | undefined> {
     let before = st
     for (let attempt = 1; ; attempt++) {
       let read: ReadResult
@@ -291,48 +335,74 @@ export class Archiver {
     return this.largeFiles.run(() => this.readLargeFile(abs, expected))
   }
 
-  /** Read a small file whole (one read) and chunk it in memory. */
+  /**
+   * Read a small file whole and chunk it in memory. Files up to SYNC_READ are read with
+   * synchronous calls: from the page cache (where files changed since the last snapshot usually
+   * are) open, read, fstat and close take microseconds each, far less than four round trips
+   * through the thread pool.
+   */
   private async readSmallFile(abs: Buffer, expected: number): Promise<ReadResult> {
-    const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
-    try {
-      // One byte more than expected: if it comes back, the file grew and the caller sees a size change.
-      const buf = Buffer.allocUnsafe(expected + 1)
-      let size = 0
-      for (;;) {
-        const {bytesRead} = await fh.read(buf, size, buf.length - size, size)
-        size += bytesRead
-        if (bytesRead === 0 || size === buf.length) break
+    // One byte more than expected: if it comes back, the file grew and the caller sees a size change.
+    const buf = Buffer.allocUnsafe(expected + 1)
+    let size = 0
+    let after: BigIntStats
+    if (expected < SYNC_READ) {
+      const fd = openSync(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      try {
+        for (let n = -1; n !== 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, size)
+        after = fstatSync(fd, {bigint: true})
+      } finally {
+        closeSync(fd)
       }
-      const data = buf.subarray(0, size)
-      const chunks: Buffer[] = []
-      const compress = new CompressionGuess()
-      if (size <= this.repo.config.chunker.minSize) {
-        if (size > 0) await this.emit(chunks, data, undefined, compress)
-      } else {
-        const chunker = new Chunker(this.repo.config.chunker)
-        let start = 0
-        for (let cut = chunker.next(data, 0); cut >= 0; cut = chunker.next(data, cut)) {
-          await this.emit(chunks, data.subarray(start, cut), undefined, compress)
-          start = cut
-        }
-        if (start < size) await this.emit(chunks, data.subarray(start), undefined, compress)
+    } else {
+      const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      try {
+        for (let n = -1; n !== 0 && size < buf.length; size += n) n = (await fh.read(buf, size, buf.length - size, size)).bytesRead
+        after = await fh.stat({bigint: true})
+      } finally {
+        await fh.close()
       }
-      return {chunks, size, after: await fh.stat({bigint: true})}
-    } finally {
-      await fh.close()
     }
+    const data = buf.subarray(0, size)
+    const chunks: Buffer[] = []
+    const compress = new CompressionGuess()
+    if (size <= this.repo.config.chunker.minSize) {
+      if (size > 0) await this.emit(chunks, data, undefined, compress)
+    } else {
+      const chunker = new Chunker(this.repo.config.chunker)
+      let start = 0
+      for (let cut = chunker.next(data, 0); cut >= 0; cut = chunker.next(data, cut)) {
+        await this.emit(chunks, data.subarray(start, cut), undefined, compress)
+        start = cut
+      }
+      if (start < size) await this.emit(chunks, data.subarray(start), undefined, compress)
+    }
+    return {chunks, size, after}
   }
 
   private async readLargeFile(abs: Buffer, expected: number): Promise<ReadResult> {
     const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
-    const chunker = this.chunker
+    const scanner = this.scanner
     const front = this.repo.config.chunker.maxSize
     const compress = new CompressionGuess()
     const chunks: Buffer[] = []
     let current: ReadBuffer | undefined
     let next: Promise<{rb: ReadBuffer; bytesRead: number; want: number}> | undefined
+    // The previous buffer's chunks: handed to the writer while the current buffer is scanned.
+    // Its buffer is held until they are (each chunk then holds it until written).
+    let pending: {rb: ReadBuffer; scanned: Scanned} | undefined
+    const emitPending = async () => {
+      const p = pending
+      if (!p) return
+      pending = undefined
+      try {
+        for (let i = 0; i < p.scanned.chunks.length; i++) await this.emitHashed(chunks, p.scanned.ids[i]!, p.scanned.chunks[i]!, p.rb, compress)
+      } finally {
+        p.rb.drop()
+      }
+    }
     try {
-      chunker.reset()
+      scanner.reset()
       let size = 0
       const startRead = (offset: number) => {
         const want = Math.min(READ_SIZE, Math.max(64 * 1024, expected - offset + 1))
@@ -345,25 +415,9 @@ export class Archiver {
             throw err
           }
         })
-        // It may fail while the previous buffer is being chunked: handled here, reported when awaited.
+        // It may fail while the previous buffer is being scanned: handled here, reported when awaited.
         read.catch(() => undefined)
         return read
-      }
-      // Chunks of each buffer are hashed on the pool as one batch while the next buffer is read
-      // and chunked; batches are emitted in order, so the chunk list keeps the file's order.
-      const batches: {rb: ReadBuffer; views: Buffer[]; ids: Promise<Buffer[]>}[] = []
-      const emitOldest = async () => {
-        const b = batches.shift()!
-        const ids = await b.ids
-        for (let i = 0; i < ids.length; i++) await this.emitHashed(chunks, ids[i]!, b.views[i]!, b.rb, compress)
-        b.rb.drop() // the batch's own hold
-      }
-      const dispatch = (rb: ReadBuffer, views: Buffer[]) => {
-        if (views.length === 0) return
-        rb.hold()
-        const ids = this.hashPool().hash(views)
-        ids.catch(() => undefined) // awaited in order by emitOldest
-        batches.push({rb, views, ids})
       }
       let carry: Buffer = Buffer.alloc(0)
       next = startRead(0)
@@ -373,7 +427,7 @@ export class Archiver {
           next = undefined
           const {rb, bytesRead, want} = got
           size += bytesRead
-          // A short read of a regular file is its end; otherwise read ahead while we chunk this one.
+          // A short read of a regular file is its end; otherwise read ahead while we scan this one.
           const more = bytesRead === want
           if (more) next = startRead(size)
           // Move the previous buffer's unfinished chunk in front of the new data.
@@ -381,24 +435,24 @@ export class Archiver {
           current?.retire()
           current = rb
           const data = rb.buf.subarray(front - carry.length, front + bytesRead)
-          const views: Buffer[] = []
-          let start = 0
-          for (let cut = chunker.next(data, carry.length); cut >= 0; cut = chunker.next(data, cut)) {
-            views.push(data.subarray(start, cut))
-            start = cut
+          rb.hold()
+          // The scan reads the buffer off the main thread: it is waited for even if emitting fails.
+          const [emitted, scanned] = await Promise.allSettled([emitPending(), scanner.scan(data, carry.length, !more)])
+          if (scanned.status === 'rejected') {
+            rb.drop()
+            throw scanned.reason
           }
-          carry = data.subarray(start)
-          if (!more && carry.length > 0) views.push(carry)
-          dispatch(rb, views)
-          while (batches.length > MAX_HASH_BATCHES) await emitOldest()
+          pending = {rb, scanned: scanned.value}
+          if (emitted.status === 'rejected') throw emitted.reason
+          carry = data.subarray(scanned.value.rest)
           if (!more) break
         }
-        while (batches.length > 0) await emitOldest()
+        await emitPending()
       } finally {
-        // On failure, let go of the buffers still held by batches that were never emitted.
-        for (const b of batches.splice(0)) b.rb.drop()
+        // On failure, let go of the buffer whose chunks were never emitted.
+        pending?.rb.drop()
+        pending = undefined
       }
-      chunker.reset()
       return {chunks, size, after: await fh.stat({bigint: true})}
     } finally {
       current?.retire()
@@ -460,6 +514,22 @@ function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino
 }
 
+/** True only when two nodes of the same name encode to the same bytes. */
+function sameNode(a: TreeNode, b: TreeNode): boolean {
+  return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs &&
+    a.ino === b.ino && a.size === b.size && sameIds(a.chunks, b.chunks) && sameBytes(a.subtree, b.subtree) && sameBytes(a.target, b.target)
+}
+
+function sameIds(a: readonly Buffer[] | undefined, b: readonly Buffer[] | undefined): boolean {
+  if (a === b) return true // a file taken from the stat cache shares the parent's list
+  if (!a || !b || a.length !== b.length) return false
+  return a.every((id, i) => id.equals(b[i]!))
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.equals(b))
+}
+
 function meta(name: Buffer, type: TreeNode['type'], st: BigIntStats): TreeNode {
-  return {name, type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, size: 0}
+  return {name, type, mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, size: 0}
 }
