@@ -6,6 +6,15 @@
 import {ID_BYTES} from './hash.js'
 
 const EMPTY = 0xffffffff
+/** Maximum load factor of the slot table. */
+const LOAD = 0.7
+
+/** The smallest slot table (a power of two, at least 16) that holds `entries` at most LOAD full. */
+function slotsFor(entries: number): number {
+  let slots = 16
+  while (slots * LOAD < entries) slots *= 2
+  return slots
+}
 
 export class IdMap {
   /** Number of u32 values stored per id. */
@@ -18,10 +27,9 @@ export class IdMap {
 
   constructor(width: number, initialCapacity = 1024) {
     this.width = width
-    let slots = 16
-    while (slots * 0.7 < initialCapacity) slots *= 2
+    const slots = slotsFor(initialCapacity)
     this.slots = new Uint32Array(slots).fill(EMPTY)
-    const entries = Math.ceil(slots * 0.7)
+    const entries = Math.ceil(slots * LOAD)
     this.keys = new Uint8Array(entries * ID_BYTES)
     this.values = new Uint32Array(entries * width)
   }
@@ -49,17 +57,34 @@ export class IdMap {
   /** Insert or overwrite. Returns true when the id was new. */
   set(id: Uint8Array, values: ArrayLike<number>): boolean {
     if (id.length !== ID_BYTES) throw new RangeError('id must be 32 bytes')
-    let entry = this.find(id)
+    const s = this.probe(id, 0)
+    let entry = this.slots[s]!
     const isNew = entry === EMPTY
-    if (isNew) {
-      if ((this.count + 1) > this.slots.length * 0.7) this.grow()
-      entry = this.count++
-      this.keys.set(id, entry * ID_BYTES)
-      this.place(entry)
-    }
-    const base = entry * this.width
-    for (let i = 0; i < this.width; i++) this.values[base + i] = (values[i] ?? 0) >>> 0
+    if (isNew) entry = this.insert(id, 0, s)
+    this.store(entry, values)
     return isNew
+  }
+
+  /**
+   * Insert unless the id is present already (its values are then left alone): one probe where
+   * `has` then `set` take two. The id is the 32 bytes of `id` at `idOffset`, so a caller
+   * decoding ids out of a larger buffer needs no view per id. Returns true when the id was new.
+   */
+  setIfAbsent(id: Uint8Array, values: ArrayLike<number>, idOffset = 0): boolean {
+    if (!(idOffset >= 0 && idOffset + ID_BYTES <= id.length)) throw new RangeError('id must be 32 bytes')
+    const s = this.probe(id, idOffset)
+    if (this.slots[s] !== EMPTY) return false
+    this.store(this.insert(id, idOffset, s), values)
+    return true
+  }
+
+  /**
+   * Make room for `entries` ids in all without growing again, so a caller that knows how many
+   * are coming (the index loader) allocates once instead of doubling its way there. Never shrinks.
+   */
+  reserve(entries: number): void {
+    const slots = slotsFor(entries)
+    if (slots > this.slots.length) this.resize(slots)
   }
 
   /** Visit every entry in insertion order. The views are only valid during the call. */
@@ -69,37 +94,61 @@ export class IdMap {
     }
   }
 
-  private slotOf(id: Uint8Array): number {
-    return ((id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) >>> 0) & (this.slots.length - 1)
+  private slotOf(id: Uint8Array, at: number): number {
+    return ((id[at]! | (id[at + 1]! << 8) | (id[at + 2]! << 16) | (id[at + 3]! << 24)) >>> 0) & (this.slots.length - 1)
   }
 
   private find(id: Uint8Array): number {
+    return this.slots[this.probe(id, 0)]!
+  }
+
+  /** The slot holding the id at `id[at..at+32]`, or the free slot where it would go. */
+  private probe(id: Uint8Array, at: number): number {
     const mask = this.slots.length - 1
-    for (let s = this.slotOf(id); ; s = (s + 1) & mask) {
-      const entry = this.slots[s]!
-      if (entry === EMPTY) return EMPTY
-      if (this.keyEquals(entry, id)) return entry
+    const slots = this.slots
+    for (let s = this.slotOf(id, at); ; s = (s + 1) & mask) {
+      const entry = slots[s]!
+      if (entry === EMPTY || this.keyEquals(entry, id, at)) return s
     }
   }
 
-  private keyEquals(entry: number, id: Uint8Array): boolean {
+  private keyEquals(entry: number, id: Uint8Array, at: number): boolean {
     const base = entry * ID_BYTES
     const keys = this.keys
-    for (let i = 0; i < ID_BYTES; i++) if (keys[base + i] !== id[i]) return false
+    for (let i = 0; i < ID_BYTES; i++) if (keys[base + i] !== id[at + i]) return false
     return true
   }
 
-  private place(entry: number): void {
-    const mask = this.slots.length - 1
-    const id = this.keys.subarray(entry * ID_BYTES, (entry + 1) * ID_BYTES)
-    let s = this.slotOf(id)
-    while (this.slots[s] !== EMPTY) s = (s + 1) & mask
+  /** Append the id as a new entry in free slot `s` (found by probe); returns the entry number. */
+  private insert(id: Uint8Array, at: number, s: number): number {
+    if ((this.count + 1) > this.slots.length * LOAD) {
+      this.resize(this.slots.length * 2)
+      s = this.probe(id, at)
+    }
+    const entry = this.count++
+    const keys = this.keys
+    const base = entry * ID_BYTES
+    for (let i = 0; i < ID_BYTES; i++) keys[base + i] = id[at + i]!
     this.slots[s] = entry
+    return entry
   }
 
-  private grow(): void {
-    const slots = this.slots.length * 2
-    const entries = Math.ceil(slots * 0.7)
+  private store(entry: number, values: ArrayLike<number>): void {
+    const base = entry * this.width
+    for (let i = 0; i < this.width; i++) this.values[base + i] = (values[i] ?? 0) >>> 0
+  }
+
+  /** Put an existing entry into the slot table (after a resize). */
+  private place(entry: number): void {
+    const mask = this.slots.length - 1
+    const slots = this.slots
+    let s = this.slotOf(this.keys, entry * ID_BYTES)
+    while (slots[s] !== EMPTY) s = (s + 1) & mask
+    slots[s] = entry
+  }
+
+  private resize(slots: number): void {
+    const entries = Math.ceil(slots * LOAD)
     const keys = new Uint8Array(entries * ID_BYTES)
     keys.set(this.keys.subarray(0, this.count * ID_BYTES))
     const values = new Uint32Array(entries * this.width)

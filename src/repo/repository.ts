@@ -8,7 +8,7 @@ import {IdMap} from '../core/idmap.js'
 import {isHexId, toHex} from '../core/ids.js'
 import type {Backend} from '../store/backend.js'
 import {decodeConfig, encodeConfig, type RepoConfig} from './config.js'
-import {decodeIndex, encodeIndex, type IndexedPack} from './indexfile.js'
+import {checkIndex, decodeIndex, encodeIndex, forEachIndexEntry, indexedBlobCount, type IndexedPack} from './indexfile.js'
 import type {BlobTypeValue} from './pack.js'
 
 /** Where a blob lives. */
@@ -74,24 +74,41 @@ export class Repository {
     const names: string[] = []
     for await (const obj of this.backend.list('index')) names.push(obj.name)
     names.sort()
+    // Read, hash and check every file (its packs noted for sizing), then decode them in name order
+    // straight into the IdMap: no object or id copy per blob, and no garbage the walk later pays for.
     const loaded = await mapLimit(names, 8, async (name) => {
       try {
-        return await this.readIndexFile(name)
+        const bytes = await this.readIndexBytes(name)
+        return {bytes, packs: checkIndex(bytes, name)}
       } catch (err) {
         if (!(err instanceof IntegrityError)) throw err
         this.damagedIndexFiles.push({name, error: err})
         return undefined
       }
     })
-    loaded.forEach((packs, i) => {
-      if (!packs) return
-      for (const p of packs) this.addPack(p)
+    // Room for every blob up front, so the map is allocated once instead of doubling its way there.
+    this.index.reserve(this.index.size + indexedBlobCount(loaded.map((file) => file?.packs)))
+    const onPack = (pack: string, size: number) => this.packNumber(pack, size)
+    const onEntry = (bytes: Uint8Array, idAt: number, fields: Uint32Array) => {
+      // fields are laid out as INDEX_SLOT: [packNo, offset, storedLength, rawLength, type | compression << 8]
+      this.index.setIfAbsent(bytes, fields, idAt)
+    }
+    loaded.forEach((file, i) => {
+      if (!file) return
+      // A blob already indexed keeps its first location.
+      forEachIndexEntry(file.bytes, names[i]!, onPack, onEntry)
+      loaded[i] = undefined // the bytes are garbage from here on
       this.indexFiles.push(names[i]!)
     })
     this.indexLoaded = true
   }
 
   async readIndexFile(name: string): Promise<IndexedPack[]> {
+    return decodeIndex(await this.readIndexBytes(name), name)
+  }
+
+  /** An index file's bytes, checked against its name (the BLAKE3 of its bytes). */
+  private async readIndexBytes(name: string): Promise<Buffer> {
     let bytes: Buffer
     try {
       bytes = await this.backend.get('index', name)
@@ -100,15 +117,13 @@ export class Repository {
       throw err
     }
     if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash`, {index: name})
-    return decodeIndex(bytes, name)
+    return bytes
   }
 
   /** Record a pack's blobs in the in-memory index. A blob already indexed keeps its first location. */
   addPack(p: IndexedPack): void {
     const packNo = this.packNumber(p.name, p.size)
-    for (const e of p.entries) {
-      if (!this.index.has(e.id)) this.index.set(e.id, [packNo, e.offset, e.storedLength, e.rawLength, e.type | (e.compression << 8)])
-    }
+    for (const e of p.entries) this.index.setIfAbsent(e.id, [packNo, e.offset, e.storedLength, e.rawLength, e.type | (e.compression << 8)])
   }
 
   packNumber(name: string, size: number): number {

@@ -4,10 +4,10 @@
 // header can be compared with exactly what the index files say about that pack.
 import {mapLimit} from '../core/concurrency.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
-import {blake3} from '../core/hash.js'
+import {blake3, ID_BYTES} from '../core/hash.js'
 import {IdMap} from '../core/idmap.js'
 import {toHex} from '../core/ids.js'
-import {decodeIndex, type IndexedPack} from '../repo/indexfile.js'
+import {checkIndex, forEachIndexEntry, indexedBlobCount, type IndexPackCount} from '../repo/indexfile.js'
 import type {BlobTypeValue, PackEntry} from '../repo/pack.js'
 import {INDEX_SLOT} from '../repo/repository.js'
 import type {Backend} from '../store/backend.js'
@@ -53,30 +53,46 @@ export class VerifyIndex {
     return this.packNos.get(name)
   }
 
-  add(indexFile: string, p: IndexedPack, findings: Findings): void {
-    let packNo = this.packNos.get(p.name)
+  /** Add an index file (checked already), decoded straight into the map: no object per blob. */
+  addFile(indexFile: string, bytes: Uint8Array, findings: Findings): void {
+    forEachIndexEntry(
+      bytes,
+      indexFile,
+      (name, size) => this.addPack(indexFile, name, size, findings),
+      (b, at, f) => {
+        // The common case, a blob not seen before: stored as it comes (f is laid out as INDEX_SLOT).
+        if (this.first.setIfAbsent(b, f, at)) {
+          this.packs[f[PACK]!]!.claims++
+          return
+        }
+        // Seen before (rare): a further location, unless it is the same pack listed by two index files.
+        const id = b.subarray(at, at + ID_BYTES)
+        const loc: Location = {packNo: f[PACK]!, offset: f[OFFSET]!, storedLength: f[STORED]!, rawLength: f[RAW]!, type: (f[FLAGS]! & 0xff) as BlobTypeValue, compression: f[FLAGS]! >> 8}
+        if (this.locations(id).some((k) => sameLocation(k, loc))) return
+        this.packs[loc.packNo]!.claims++
+        const hex = toHex(id)
+        this.more.set(hex, [...(this.more.get(hex) ?? []), loc])
+      },
+    )
+  }
+
+  /** Make room for this many distinct blobs at once (the map then never grows while loading). */
+  reserve(blobs: number): void {
+    this.first.reserve(blobs)
+  }
+
+  private addPack(indexFile: string, name: string, size: number, findings: Findings): number {
+    let packNo = this.packNos.get(name)
     if (packNo === undefined) {
       packNo = this.packs.length
-      this.packs.push({name: p.name, size: p.size, claims: 0, problems: []})
-      this.packNos.set(p.name, packNo)
-    } else if (this.packs[packNo]!.size !== p.size) {
+      this.packs.push({name, size, claims: 0, problems: []})
+      this.packNos.set(name, packNo)
+    } else if (this.packs[packNo]!.size !== size) {
       const pack = this.packs[packNo]!
-      const n = findings.add({kind: 'index-conflict', object: 'pack', id: p.name, message: `index files disagree about the size of pack ${p.name}: ${pack.size} bytes, and ${p.size} bytes in index ${indexFile}`})
+      const n = findings.add({kind: 'index-conflict', object: 'pack', id: name, message: `index files disagree about the size of pack ${name}: ${pack.size} bytes, and ${size} bytes in index ${indexFile}`})
       if (!pack.problems.includes(n)) pack.problems.push(n)
     }
-    const pack = this.packs[packNo]!
-    for (const e of p.entries) {
-      const loc: Location = {packNo, offset: e.offset, storedLength: e.storedLength, rawLength: e.rawLength, type: e.type, compression: e.compression}
-      const known = this.locations(e.id)
-      if (known.some((k) => sameLocation(k, loc))) continue // the same pack listed by two index files
-      pack.claims++
-      if (known.length === 0) {
-        this.first.set(e.id, [packNo, e.offset, e.storedLength, e.rawLength, e.type | (e.compression << 8)])
-      } else {
-        const hex = toHex(e.id)
-        this.more.set(hex, [...(this.more.get(hex) ?? []), loc])
-      }
-    }
+    return packNo
   }
 
   /** Every location of a blob; the first is the one restore reads. */
@@ -116,7 +132,7 @@ export async function loadVerifyIndex(backend: Backend, findings: Findings, onBy
   const names: string[] = []
   for await (const obj of backend.list('index')) names.push(obj.name)
   names.sort()
-  const loaded = await mapLimit(names, 8, async (name): Promise<IndexedPack[] | undefined> => {
+  const loaded = await mapLimit(names, 8, async (name): Promise<{bytes: Buffer; packs: IndexPackCount[]} | undefined> => {
     let bytes: Buffer
     try {
       bytes = await backend.get('index', name)
@@ -129,18 +145,21 @@ export async function loadVerifyIndex(backend: Backend, findings: Findings, onBy
     onBytes(bytes.length)
     try {
       if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash (damaged or truncated)`)
-      return decodeIndex(bytes, name)
+      return {bytes, packs: checkIndex(bytes, name)}
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err
       index.damaged.push(findings.add({kind: 'index-damaged', object: 'index', id: name, message: err.message}))
       return undefined
     }
   })
+  // Room for every blob up front: the map is allocated once instead of doubling its way there.
+  index.reserve(indexedBlobCount(loaded.map((file) => file?.packs)))
   // Added in name order, so which copy of a duplicated blob comes first does not depend on timing.
-  loaded.forEach((packs, i) => {
-    if (!packs) return
+  loaded.forEach((file, i) => {
+    if (!file) return
     index.indexFiles.push(names[i]!)
-    for (const p of packs) index.add(names[i]!, p, findings)
+    index.addFile(names[i]!, file.bytes, findings)
+    loaded[i] = undefined // the bytes are garbage from here on
   })
   return index
 }

@@ -155,3 +155,118 @@ describe('IdMap', () => {
     expect(m.size).toBe(0)
   })
 })
+
+describe('IdMap.setIfAbsent', () => {
+  test('inserts new ids and leaves present ones alone; agrees with has-then-set on 50k ids with repeats', () => {
+    const all = ids(40_000, 91)
+    const fast = new IdMap(2, 16)
+    const slow = new IdMap(2, 16)
+    const wrong: number[] = []
+    for (let i = 0; i < 50_000; i++) {
+      // Every fifth step takes an earlier id (mostly one inserted already), with other values (which must not win).
+      const id = i % 5 === 4 ? all[(i * 7919) % Math.min(i, all.length)]! : all[i - Math.floor(i / 5)]!
+      const values = [i, 0xffffffff - i]
+      const isNew = !slow.has(id)
+      if (isNew) slow.set(id, values)
+      if (fast.setIfAbsent(id, values) !== isNew) wrong.push(i)
+    }
+    expect(wrong).toEqual([])
+    expect(fast.size).toBe(slow.size)
+    expect(fast.byteSize).toBe(slow.byteSize)
+    const a: string[] = []
+    const b: string[] = []
+    fast.forEach((id, v) => a.push(`${Buffer.from(id).toString('hex')}:${v.join(',')}`))
+    slow.forEach((id, v) => b.push(`${Buffer.from(id).toString('hex')}:${v.join(',')}`))
+    expect(a).toEqual(b)
+  })
+
+  test('reads the id at an offset of a larger buffer, and copies it', () => {
+    const m = new IdMap(1)
+    const buf = Buffer.concat([Buffer.from([1, 2, 3]), idWithPrefix(7, 7), idWithPrefix(8, 8), Buffer.from([4])])
+    expect(m.setIfAbsent(buf, [70], 3)).toBe(true)
+    expect(m.setIfAbsent(buf, [80], 35)).toBe(true)
+    expect(m.setIfAbsent(buf, [71], 3)).toBe(false)
+    expect(m.get(idWithPrefix(7, 7))![0]).toBe(70)
+    expect(m.get(idWithPrefix(8, 8))![0]).toBe(80)
+    buf.fill(0)
+    expect(m.get(idWithPrefix(7, 7))![0]).toBe(70)
+    expect(m.size).toBe(2)
+    // Values: missing ones are 0, all are stored as u32; a Uint32Array is taken as it is.
+    expect(m.setIfAbsent(idWithPrefix(9, 9), [-1])).toBe(true)
+    expect(m.get(idWithPrefix(9, 9))![0]).toBe(0xffffffff)
+    const w = new IdMap(3)
+    w.setIfAbsent(idWithPrefix(1, 1), Uint32Array.of(5, 6, 7, 8))
+    w.setIfAbsent(idWithPrefix(2, 2), [5])
+    expect(Array.from(w.get(idWithPrefix(1, 1))!)).toEqual([5, 6, 7])
+    expect(Array.from(w.get(idWithPrefix(2, 2))!)).toEqual([5, 0, 0])
+  })
+
+  test('an id that does not fit at the offset is refused', () => {
+    const m = new IdMap(1)
+    const buf = Buffer.alloc(40)
+    expect(() => m.setIfAbsent(Buffer.alloc(31), [1])).toThrow(RangeError)
+    expect(() => m.setIfAbsent(buf, [1], 9)).toThrow('id must be 32 bytes')
+    expect(() => m.setIfAbsent(buf, [1], -1)).toThrow(RangeError)
+    expect(() => m.setIfAbsent(buf, [1], Number.NaN)).toThrow(RangeError)
+    expect(m.setIfAbsent(buf, [1], 8)).toBe(true)
+    expect(m.size).toBe(1)
+  })
+
+  test('grows like set, also when the table is full of ids colliding in their first four bytes', () => {
+    const m = new IdMap(1, 1)
+    const colliding = Array.from({length: 300}, (_, i) => idWithPrefix(0xdeadbeef, i))
+    colliding.forEach((id, i) => expect(m.setIfAbsent(id, [i])).toBe(true))
+    colliding.forEach((id) => expect(m.setIfAbsent(id, [999])).toBe(false))
+    colliding.forEach((id, i) => expect(m.get(id)![0]).toBe(i))
+    expect(m.size).toBe(300)
+    expect(m.byteSize).toBe(new IdMap(1, 300).byteSize)
+  })
+
+  test('a present id at the growth threshold does not grow the map', () => {
+    const m = new IdMap(2, 16)
+    for (let i = 0; i < 22; i++) m.set(idWithPrefix(i, 0), [i, i])
+    const full = m.byteSize
+    expect(m.setIfAbsent(idWithPrefix(3, 0), [0, 0])).toBe(false)
+    expect(m.byteSize).toBe(full)
+    expect(m.setIfAbsent(idWithPrefix(22, 0), [22, 22])).toBe(true)
+    expect(m.byteSize).toBe(45 * 32 + 45 * 8 + 64 * 4)
+  })
+})
+
+describe('IdMap.reserve', () => {
+  test('sizes the map once for what is coming: no growth up to there, the same size growth would reach', () => {
+    const all = ids(10_000, 5)
+    const grown = new IdMap(5)
+    for (const id of all) grown.set(id, [1])
+    const reserved = new IdMap(5)
+    reserved.reserve(all.length)
+    const before = reserved.byteSize
+    for (const id of all) reserved.setIfAbsent(id, [1])
+    expect(reserved.byteSize).toBe(before)
+    expect(reserved.byteSize).toBe(grown.byteSize)
+    expect(reserved.byteSize).toBe(new IdMap(5, all.length).byteSize)
+    // Reserving less than the map holds changes nothing.
+    reserved.reserve(0)
+    expect(reserved.byteSize).toBe(before)
+  })
+
+  test('keeps the entries, their order and their values; never shrinks', () => {
+    const m = new IdMap(2, 16)
+    const keys = Array.from({length: 20}, (_, i) => idWithPrefix(i * 0x01000193, i))
+    keys.forEach((k, i) => m.set(k, [i, i * 2]))
+    const small = m.byteSize
+    m.reserve(5)
+    expect(m.byteSize).toBe(small)
+    m.reserve(1000)
+    expect(m.byteSize).toBe(new IdMap(2, 1000).byteSize)
+    const seen: number[] = []
+    m.forEach((id, v) => {
+      expect(Buffer.from(id).equals(keys[v[0]!]!)).toBe(true)
+      expect(v[1]).toBe(v[0]! * 2)
+      seen.push(v[0]!)
+    })
+    expect(seen).toEqual(keys.map((_, i) => i))
+    keys.forEach((k, i) => expect(m.get(k)![0]).toBe(i))
+    expect(m.has(idWithPrefix(999, 999))).toBe(false)
+  })
+})

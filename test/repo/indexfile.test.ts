@@ -1,8 +1,10 @@
 import {describe, expect, test} from 'vitest'
 import {IntegrityError} from '../../src/core/errors.js'
 import {blake3} from '../../src/core/hash.js'
-import {decodeIndex, encodeIndex, type IndexedPack, INDEX_MAGIC, INDEX_VERSION} from '../../src/repo/indexfile.js'
+import {checkIndex, decodeIndex, encodeIndex, forEachIndexEntry, INDEX_FIELD, type IndexedPack, indexedBlobCount, INDEX_MAGIC, INDEX_VERSION} from '../../src/repo/indexfile.js'
 import {BlobType, type PackEntry} from '../../src/repo/pack.js'
+import {INDEX_SLOT} from '../../src/repo/repository.js'
+import {disagreements, previousDecodeIndex, viaCallbacks} from './previous.js'
 
 const ENTRY_BYTES = 46
 const PACK_BYTES = 40
@@ -131,5 +133,70 @@ describe('index codec', () => {
     const one = encodeIndex(packs().slice(2))
     one.writeUInt32LE(0xffffffff, 16 + 36)
     expect(integrity(() => decodeIndex(one, 'i1')).message).toBe('index i1: truncated')
+  })
+})
+
+describe('forEachIndexEntry, checkIndex', () => {
+  test('hand over what decodeIndex returns, without an object per entry', () => {
+    const p = packs()
+    const bytes = encodeIndex(p)
+    expect(viaCallbacks(bytes, 'i1')).toEqual(p)
+    expect(checkIndex(bytes, 'i1')).toEqual(p.map((x) => ({name: x.name, entries: x.entries.length})))
+    // Fields in INDEX_SLOT's layout, in one reused array; ids as offsets into the file's bytes.
+    expect(INDEX_FIELD).toEqual(INDEX_SLOT)
+    const seen: {at: number; fields: number[]}[] = []
+    let array: Uint32Array | undefined
+    forEachIndexEntry(bytes, 'i1', (_name, _size, n) => 100 + n, (b, at, f) => {
+      expect(b).toBe(bytes)
+      if (array) expect(f).toBe(array)
+      array = f
+      seen.push({at, fields: [...f]})
+    })
+    expect(seen).toEqual([
+      {at: 56, fields: [103, 0, 1000, 3000, 0 | (1 << 8)]},
+      {at: 56 + ENTRY_BYTES, fields: [103, 1000, 10, 10, 1]},
+      {at: 56 + 2 * ENTRY_BYTES, fields: [103, 1010, 0, 0, 1 << 8]},
+      {at: 56 + 3 * ENTRY_BYTES + PACK_BYTES, fields: [101, 0xfffffff0, 0xf, 0xffffffff, 1 << 8]},
+    ])
+    seen.forEach((s, i) => expect(bytes.subarray(s.at, s.at + 32).equals(p.flatMap((x) => x.entries)[i]!.id)).toBe(true))
+    // Without onEntry only the packs are visited.
+    const visited: string[] = []
+    forEachIndexEntry(bytes, 'i1', (name, size, n) => visited.push(`${name.slice(0, 4)} ${size} ${n}`))
+    expect(visited).toEqual(p.map((x) => `${x.name.slice(0, 4)} ${x.size} ${x.entries.length}`))
+  })
+
+  test('a damaged file throws before any callback, with the errors decodeIndex gives', () => {
+    const bytes = encodeIndex(packs())
+    bytes[56 + 2 * ENTRY_BYTES + 32] = 9 // the third entry: after two good ones
+    let calls = 0
+    const err = integrity(() => forEachIndexEntry(bytes, 'i1', () => ++calls, () => void calls++))
+    expect(err.message).toBe('index i1: unknown blob type 9')
+    expect(err.data).toEqual({index: 'i1'})
+    expect(calls).toBe(0)
+    expect(integrity(() => checkIndex(bytes, 'i1')).message).toBe('index i1: unknown blob type 9')
+    expect(integrity(() => checkIndex(Buffer.concat([encodeIndex([]), Buffer.alloc(1)]), 'i1')).message).toBe('index i1: has trailing bytes')
+  })
+
+  test('agree with the previous decoder on every truncation and single-byte change', () => {
+    const p = packs()
+    expect(disagreements(encodeIndex(p))).toEqual([])
+    expect(disagreements(encodeIndex([]))).toEqual([])
+    // A pack listed twice in one file, and a huge entry count, as the previous decoder saw them.
+    expect(disagreements(encodeIndex([...p, p[0]!]))).toEqual([])
+    const huge = encodeIndex(p.slice(2))
+    huge.writeUInt32LE(0xffffffff, 16 + 36)
+    expect(disagreements(huge)).toEqual([])
+    expect(decodeIndex(encodeIndex(p), 'i1')).toEqual(previousDecodeIndex(encodeIndex(p), 'i1'))
+  })
+})
+
+describe('indexedBlobCount', () => {
+  test('counts every entry, a pack listed by several files once, and skips files that did not load', () => {
+    const a = [{name: 'p1', entries: 10}, {name: 'p2', entries: 5}]
+    const b = [{name: 'p2', entries: 5}, {name: 'p3', entries: 0}, {name: 'p4', entries: 7}]
+    expect(indexedBlobCount([])).toBe(0)
+    expect(indexedBlobCount([a])).toBe(15)
+    expect(indexedBlobCount([a, undefined, b])).toBe(22)
+    expect(indexedBlobCount([b, a, a])).toBe(22)
   })
 })
