@@ -30,11 +30,11 @@ export interface NativeAddon {
   /** One step of the FastCDC scan: offset past the next cut in buf, or -1 (state carried over). */
   gearNext(buf: Uint8Array, from: number, gear: Int32Array, params: Uint32Array, state: Uint32Array): number
   /**
-   * The scan over buf from `from` plus BLAKE3 of every chunk that ends in it (with `final`, of the
-   * rest too), as one job on the thread pool. Chunk i ends at ends[i]; its id is ids[32i..32i+32).
-   * Resolves to the number of chunks. Nothing passed may be touched until it settles.
+   * gearNext over all of buf from `from`, as one job on the thread pool; with `final` the last
+   * chunk ends at the end of buf. Chunk i ends at ends[i]. Resolves to the number of chunks.
+   * Nothing passed may be touched until it settles.
    */
-  scanAndHash(buf: Uint8Array, from: number, gear: Int32Array, params: Uint32Array, state: Uint32Array, final: boolean, ends: Uint32Array, ids: Uint8Array): Promise<number>
+  gearScan(buf: Uint8Array, from: number, gear: Int32Array, params: Uint32Array, state: Uint32Array, final: boolean, ends: Uint32Array): Promise<number>
   /** Which BLAKE3 compression path this CPU runs: 'avx512', 'avx2' or 'portable'. */
   readonly blake3Implementation: string
 }
@@ -50,7 +50,7 @@ export function nativeAddon(): NativeAddon | null {
   try {
     const loaded = createRequire(import.meta.url)(join(packageRoot(), 'build', 'Release', 'ckpt_native.node')) as Partial<NativeAddon>
     // A binary built from older sources lacks functions: use the fallbacks until it is rebuilt.
-    if (typeof loaded.scanAndHash === 'function' && typeof loaded.setTimes === 'function') addon = loaded as NativeAddon
+    if (typeof loaded.gearScan === 'function' && typeof loaded.setTimes === 'function') addon = loaded as NativeAddon
   } catch {
     // Not built, or not loadable on this system: callers fall back.
   }

@@ -11,9 +11,9 @@
 //   gearNext(buf, from, gear, params, state): number
 //                                            the FastCDC scan of src/core/chunker.ts: the offset
 //                                            just past the next cut, or -1 (state carried over)
-//   scanAndHash(buf, from, gear, params, state, final, ends, ids): Promise<number>
-//                                            the scan and BLAKE3 of every chunk, one job on the
-//                                            thread pool per buffer (see below)
+//   gearScan(buf, from, gear, params, state, final, ends): Promise<number>
+//                                            gearNext over a whole buffer, as one job on the
+//                                            thread pool (see below)
 //   blake3Implementation: "avx512" | "avx2" | "portable"
 //
 // Why: the scan is a tight loop over every byte, three to four times faster in C than in
@@ -342,20 +342,21 @@ static napi_value gear_next(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// ---- scanAndHash: cut a buffer and hash its chunks, on the thread pool ----
+// ---- gearScan: cut a whole buffer on the thread pool ----
 //
-// scanAndHash(buf, from, gear, params, state, final, ends, ids): Promise<number>
+// gearScan(buf, from, gear, params, state, final, ends): Promise<number>
 // Cuts buf from `from` on (bytes before it are the unfinished chunk carried over, already
-// scanned: `state` says so), hashes every chunk that ends in buf, and with `final` the rest of
-// buf as the last chunk. Chunk i is buf[ends[i-1] .. ends[i]) (the first starts at 0); its id is
-// ids[32i .. 32i+32). Resolves to the number of chunks. `ends` needs room for
-// ceil((len - from) / min) + 1 entries. buf, gear, params, state, ends and ids are kept alive
-// and must not be touched until it settles: the scan reads and writes them off the main thread.
+// scanned: `state` says so), and with `final` ends the last chunk at the end of buf. Chunk i is
+// buf[ends[i-1] .. ends[i]) (the first starts at 0). Resolves to the number of chunks. `ends`
+// needs room for ceil((len - from) / min) + 1 entries. buf, gear, params, state and ends are kept
+// alive and must not be touched until it settles: the scan reads and writes them off the main
+// thread. Hashing is left to the caller (hashMany), so the next buffer's scan, which must wait
+// for this one's state, overlaps with this one's hashing on another thread.
 
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
-  napi_ref refs[7];
+  napi_ref refs[5];
   const uint8_t* buf;
   size_t len, from;
   const uint32_t* gear;
@@ -364,7 +365,6 @@ typedef struct {
   bool final;
   uint32_t* ends;
   size_t capacity;
-  uint8_t* ids;
   size_t count;
   bool overflow;
 } scan_job;
@@ -377,9 +377,9 @@ static void scan_job_free(napi_env env, scan_job* job) {
 }
 
 static void scan_job_execute(napi_env env, void* arg) {
-  (void)env;
+  (void)env;  // off the main thread: no N-API calls here
   scan_job* job = arg;
-  size_t start = 0, at = job->from, n = 0;
+  size_t at = job->from, n = 0;
   for (;;) {
     int64_t cut = gear_scan(job->buf, job->len, at, job->gear, job->params, job->state);
     if (cut < 0) break;
@@ -387,19 +387,16 @@ static void scan_job_execute(napi_env env, void* arg) {
       job->overflow = true;
       return;
     }
-    job->ends[n] = (uint32_t)cut;
-    b3_hash(job->buf + start, (size_t)cut - start, job->ids + n * B3_OUT_LEN);
-    n++;
-    start = at = (size_t)cut;
+    job->ends[n++] = (uint32_t)cut;
+    at = (size_t)cut;
   }
-  if (job->final && start < job->len) {
+  size_t last = n > 0 ? job->ends[n - 1] : 0;
+  if (job->final && last < job->len) {
     if (n == job->capacity) {
       job->overflow = true;
       return;
     }
-    job->ends[n] = (uint32_t)job->len;
-    b3_hash(job->buf + start, job->len - start, job->ids + n * B3_OUT_LEN);
-    n++;
+    job->ends[n++] = (uint32_t)job->len;
     job->state[S_LENGTH] = job->state[S_HASH] = 0;
   }
   job->count = n;
@@ -412,7 +409,7 @@ static void scan_job_complete(napi_env env, napi_status status, void* arg) {
     napi_create_double(env, (double)job->count, &result);
     napi_resolve_deferred(env, job->deferred, result);
   } else {
-    napi_create_string_utf8(env, job->overflow ? "scanAndHash: ends is too small" : "scanAndHash was cancelled",
+    napi_create_string_utf8(env, job->overflow ? "gearScan: ends is too small" : "gearScan was cancelled",
                             NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, NULL, message, &result);
     napi_reject_deferred(env, job->deferred, result);
@@ -421,20 +418,19 @@ static void scan_job_complete(napi_env env, napi_status status, void* arg) {
   scan_job_free(env, job);
 }
 
-static napi_value scan_and_hash(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
-  uint8_t *buf, *gear, *params, *state, *ends, *ids;
-  size_t len, gear_len, params_len, state_len, ends_len, ids_len;
+static napi_value gear_scan_async(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  uint8_t *buf, *gear, *params, *state, *ends;
+  size_t len, gear_len, params_len, state_len, ends_len;
   double from;
   bool final;
-  if (!get_args(env, info, 8, argv) || !get_bytes(env, argv[0], "buf", &buf, &len) ||
+  if (!get_args(env, info, 7, argv) || !get_bytes(env, argv[0], "buf", &buf, &len) ||
       napi_get_value_double(env, argv[1], &from) != napi_ok ||
       !get_bytes(env, argv[2], "gear", &gear, &gear_len) ||
       !get_bytes(env, argv[3], "params", &params, &params_len) ||
       !get_bytes(env, argv[4], "state", &state, &state_len) ||
       napi_get_value_bool(env, argv[5], &final) != napi_ok ||
-      !get_bytes(env, argv[6], "ends", &ends, &ends_len) ||
-      !get_bytes(env, argv[7], "ids", &ids, &ids_len)) {
+      !get_bytes(env, argv[6], "ends", &ends, &ends_len)) {
     return NULL;
   }
   if (gear_len < 256 * 4 || params_len < P_COUNT * 4 || state_len < S_COUNT * 4 ||
@@ -446,8 +442,6 @@ static napi_value scan_and_hash(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "from is outside the buffer, or the buffer is over 4 GiB");
     return NULL;
   }
-  size_t capacity = ends_len / 4;
-  if (ids_len / B3_OUT_LEN < capacity) capacity = ids_len / B3_OUT_LEN;
 
   scan_job* job = calloc(1, sizeof *job);
   if (!job) {
@@ -462,10 +456,9 @@ static napi_value scan_and_hash(napi_env env, napi_callback_info info) {
   job->state = (uint32_t*)state;
   job->final = final;
   job->ends = (uint32_t*)ends;
-  job->capacity = capacity;
-  job->ids = ids;
-  const int kept[7] = {0, 2, 3, 4, 6, 7, -1};
-  for (int i = 0; kept[i] >= 0; i++) {
+  job->capacity = ends_len / 4;
+  const int kept[5] = {0, 2, 3, 4, 6};
+  for (int i = 0; i < 5; i++) {
     if (napi_create_reference(env, argv[kept[i]], 1, &job->refs[i]) != napi_ok) {
       scan_job_free(env, job);
       return NULL;
@@ -476,11 +469,11 @@ static napi_value scan_and_hash(napi_env env, napi_callback_info info) {
     scan_job_free(env, job);
     return NULL;
   }
-  if (napi_create_string_utf8(env, "ckpt:scanAndHash", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+  if (napi_create_string_utf8(env, "ckpt:gearScan", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, scan_job_execute, scan_job_complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {
     napi_value err, message;
-    napi_create_string_utf8(env, "scanAndHash could not be queued", NAPI_AUTO_LENGTH, &message);
+    napi_create_string_utf8(env, "gearScan could not be queued", NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, NULL, message, &err);
     napi_reject_deferred(env, job->deferred, err);
     if (job->work) napi_delete_async_work(env, job->work);
@@ -497,7 +490,7 @@ bool ckpt_register_content(napi_env env, napi_value exports) {
          ckpt_export(env, exports, "hasherDigest", hasher_digest) &&
          ckpt_export(env, exports, "hashMany", hash_many) &&
          ckpt_export(env, exports, "gearNext", gear_next) &&
-         ckpt_export(env, exports, "scanAndHash", scan_and_hash) &&
+         ckpt_export(env, exports, "gearScan", gear_scan_async) &&
          napi_create_uint32(env, (uint32_t)sizeof(b3_hasher), &size) == napi_ok &&
          napi_set_named_property(env, exports, "hasherSize", size) == napi_ok &&
          napi_create_string_utf8(env, b3_implementation(), NAPI_AUTO_LENGTH, &impl) == napi_ok &&

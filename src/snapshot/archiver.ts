@@ -396,7 +396,8 @@ export class Archiver {
       if (!p) return
       pending = undefined
       try {
-        for (let i = 0; i < p.scanned.chunks.length; i++) await this.emitHashed(chunks, p.scanned.ids[i]!, p.scanned.chunks[i]!, p.rb, compress)
+        const ids = await p.scanned.ids
+        for (let i = 0; i < ids.length; i++) await this.emitHashed(chunks, ids[i]!, p.scanned.chunks[i]!, p.rb, compress)
       } finally {
         p.rb.drop()
       }
@@ -437,6 +438,7 @@ export class Archiver {
           const data = rb.buf.subarray(front - carry.length, front + bytesRead)
           rb.hold()
           // The scan reads the buffer off the main thread: it is waited for even if emitting fails.
+          // Its chunks are hashed while the next buffer is read and cut.
           const [emitted, scanned] = await Promise.allSettled([emitPending(), scanner.scan(data, carry.length, !more)])
           if (scanned.status === 'rejected') {
             rb.drop()
@@ -449,9 +451,14 @@ export class Archiver {
         }
         await emitPending()
       } finally {
-        // On failure, let go of the buffer whose chunks were never emitted.
-        pending?.rb.drop()
-        pending = undefined
+        // On failure, let go of the buffer whose chunks were never emitted (once its hashing,
+        // which reads it, is over).
+        if (pending) {
+          const p = pending
+          pending = undefined
+          await p.scanned.ids.catch(() => undefined)
+          p.rb.drop()
+        }
       }
       return {chunks, size, after: await fh.stat({bigint: true})}
     } finally {
