@@ -145,50 +145,117 @@ static napi_value hasher_digest(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- jobs on the thread pool, settled as promises ----
+
+// The common part of an async job: embedded first in each job's struct. `refs` keep the JS
+// arguments whose memory `run` reads or writes alive until the job settles.
+typedef struct async_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref* refs;
+  size_t ref_count;
+  void (*run)(struct async_job* job);                  // off the main thread: no N-API calls
+  napi_value (*result)(napi_env env, struct async_job* job);  // NULL after run: undefined
+  const char* failure;                                 // set by run to reject with this message
+  const char* name;
+} async_job;
+
+static void job_free(napi_env env, async_job* job) {
+  for (size_t i = 0; i < job->ref_count; i++) {
+    if (job->refs[i]) napi_delete_reference(env, job->refs[i]);
+  }
+  free(job->refs);
+  free(job);  // the embedding struct: async_job is its first member
+}
+
+// Keeps `value` alive until the job settles. False with a pending exception.
+static bool job_keep(napi_env env, async_job* job, napi_value value) {
+  return napi_create_reference(env, value, 1, &job->refs[job->ref_count++]) == napi_ok;
+}
+
+static void job_execute(napi_env env, void* arg) {
+  (void)env;
+  async_job* job = arg;
+  job->run(job);
+}
+
+static void job_reject(napi_env env, async_job* job, const char* what) {
+  char text[96];
+  napi_value message, err;
+  snprintf(text, sizeof text, "%s: %s", job->name, what);
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &err);
+  napi_reject_deferred(env, job->deferred, err);
+}
+
+static void job_complete(napi_env env, napi_status status, void* arg) {
+  async_job* job = arg;
+  if (status != napi_ok) {
+    job_reject(env, job, "cancelled");
+  } else if (job->failure) {
+    job_reject(env, job, job->failure);
+  } else {
+    napi_value result;
+    if (job->result) {
+      result = job->result(env, job);
+    } else {
+      napi_get_undefined(env, &result);
+    }
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  napi_delete_async_work(env, job->work);
+  job_free(env, job);
+}
+
+// A zeroed job of `size` bytes (a struct that starts with async_job) with room for `refs`
+// references, or NULL with a pending error.
+static void* job_new(napi_env env, size_t size, size_t refs, const char* name,
+                     void (*run)(async_job*), napi_value (*result)(napi_env, async_job*)) {
+  async_job* job = calloc(1, size);
+  if (job) job->refs = calloc(refs ? refs : 1, sizeof *job->refs);
+  if (!job || !job->refs) {
+    free(job);
+    napi_throw_error(env, "ENOMEM", "out of memory for a native job");
+    return NULL;
+  }
+  job->name = name;
+  job->run = run;
+  job->result = result;
+  return job;
+}
+
+// Queues the job and returns its promise; the job is owned by the queue from here (freed when
+// it settles, or here if it cannot be queued). NULL with a pending exception.
+static napi_value job_queue(napi_env env, async_job* job) {
+  napi_value promise, name;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+    job_free(env, job);
+    return NULL;
+  }
+  if (napi_create_string_utf8(env, job->name, NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work) != napi_ok ||
+      napi_queue_async_work(env, job->work) != napi_ok) {
+    // The promise is made: reject it rather than leave it pending forever.
+    job_reject(env, job, "could not be queued");
+    if (job->work) napi_delete_async_work(env, job->work);
+    job_free(env, job);
+  }
+  return promise;
+}
+
 // ---- hashMany: a batch hashed on the thread pool ----
 
 typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
+  async_job base;
   size_t count;
   const uint8_t** data;
   size_t* len;
-  napi_ref* refs;  // the views and out (last), alive until the work completes
   uint8_t* out;
 } hash_job;
 
-static void hash_job_free(napi_env env, hash_job* job) {
-  if (job->refs) {
-    for (size_t i = 0; i <= job->count; i++) {
-      if (job->refs[i]) napi_delete_reference(env, job->refs[i]);
-    }
-  }
-  free(job->refs);
-  free(job->data);
-  free(job->len);
-  free(job);
-}
-
-static void hash_job_execute(napi_env env, void* arg) {
-  (void)env;  // runs off the main thread: no N-API calls here
-  hash_job* job = arg;
+static void hash_job_run(async_job* base) {
+  hash_job* job = (hash_job*)base;
   for (size_t i = 0; i < job->count; i++) b3_hash(job->data[i], job->len[i], job->out + i * B3_OUT_LEN);
-}
-
-static void hash_job_complete(napi_env env, napi_status status, void* arg) {
-  hash_job* job = arg;
-  napi_value result;
-  if (status == napi_ok) {
-    napi_get_undefined(env, &result);
-    napi_resolve_deferred(env, job->deferred, result);
-  } else {
-    napi_value message;
-    napi_create_string_utf8(env, "hashMany was cancelled", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &result);
-    napi_reject_deferred(env, job->deferred, result);
-  }
-  napi_delete_async_work(env, job->work);
-  hash_job_free(env, job);
 }
 
 static napi_value hash_many(napi_env env, napi_callback_info info) {
@@ -203,59 +270,27 @@ static napi_value hash_many(napi_env env, napi_callback_info info) {
   }
   if (napi_get_array_length(env, argv[0], &count) != napi_ok) return NULL;
 
-  hash_job* job = calloc(1, sizeof *job);
-  if (job) {
-    job->count = count;
-    job->data = calloc(count ? count : 1, sizeof *job->data);
-    job->len = calloc(count ? count : 1, sizeof *job->len);
-    job->refs = calloc((size_t)count + 1, sizeof *job->refs);
-  }
-  if (!job || !job->data || !job->len || !job->refs) {
-    if (job) hash_job_free(env, job);
-    napi_throw_error(env, "ENOMEM", "out of memory for a hash batch");
-    return NULL;
-  }
-  for (uint32_t i = 0; i < count; i++) {
+  // The views' pointers and lengths live in the same allocation, after the struct.
+  size_t extra = (size_t)count * (sizeof(const uint8_t*) + sizeof(size_t));
+  hash_job* job = job_new(env, sizeof *job + extra, (size_t)count + 1, "hashMany", hash_job_run, NULL);
+  if (!job) return NULL;
+  job->count = count;
+  job->data = (const uint8_t**)(job + 1);
+  job->len = (size_t*)(job->data + count);
+  bool ok = true;
+  for (uint32_t i = 0; ok && i < count; i++) {
     napi_value view;
-    uint8_t* data;
-    if (napi_get_element(env, argv[0], i, &view) != napi_ok ||
-        !get_bytes(env, view, "views[i]", &data, &job->len[i]) ||
-        napi_create_reference(env, view, 1, &job->refs[i]) != napi_ok) {
-      hash_job_free(env, job);
-      return NULL;
-    }
+    uint8_t* data = NULL;
+    ok = napi_get_element(env, argv[0], i, &view) == napi_ok && get_bytes(env, view, "views[i]", &data, &job->len[i]) &&
+         job_keep(env, &job->base, view);
     job->data[i] = data;
   }
-  if (!get_out(env, argv[1], (size_t)count * B3_OUT_LEN, &job->out) ||
-      napi_create_reference(env, argv[1], 1, &job->refs[count]) != napi_ok) {
-    hash_job_free(env, job);
+  ok = ok && get_out(env, argv[1], (size_t)count * B3_OUT_LEN, &job->out) && job_keep(env, &job->base, argv[1]);
+  if (!ok) {
+    job_free(env, &job->base);
     return NULL;
   }
-
-  napi_value promise, name;
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
-    hash_job_free(env, job);
-    return NULL;
-  }
-  if (napi_create_string_utf8(env, "ckpt:hashMany", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, hash_job_execute, hash_job_complete, job, &job->work) != napi_ok) {
-    // The promise is already made: reject it rather than leave it pending forever.
-    napi_value err, message;
-    napi_create_string_utf8(env, "hashMany could not be queued", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &err);
-    napi_reject_deferred(env, job->deferred, err);
-    hash_job_free(env, job);
-    return promise;
-  }
-  if (napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_value err, message;
-    napi_create_string_utf8(env, "hashMany could not be queued", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &err);
-    napi_reject_deferred(env, job->deferred, err);
-    napi_delete_async_work(env, job->work);
-    hash_job_free(env, job);
-  }
-  return promise;
+  return job_queue(env, &job->base);
 }
 
 // ---- FastCDC gear scan (the loop of Chunker.next in src/core/chunker.ts, bit for bit) ----
@@ -354,9 +389,7 @@ static napi_value gear_next(napi_env env, napi_callback_info info) {
 // for this one's state, overlaps with this one's hashing on another thread.
 
 typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref refs[5];
+  async_job base;
   const uint8_t* buf;
   size_t len, from;
   const uint32_t* gear;
@@ -366,25 +399,16 @@ typedef struct {
   uint32_t* ends;
   size_t capacity;
   size_t count;
-  bool overflow;
 } scan_job;
 
-static void scan_job_free(napi_env env, scan_job* job) {
-  for (size_t i = 0; i < sizeof job->refs / sizeof job->refs[0]; i++) {
-    if (job->refs[i]) napi_delete_reference(env, job->refs[i]);
-  }
-  free(job);
-}
-
-static void scan_job_execute(napi_env env, void* arg) {
-  (void)env;  // off the main thread: no N-API calls here
-  scan_job* job = arg;
+static void scan_job_run(async_job* base) {
+  scan_job* job = (scan_job*)base;
   size_t at = job->from, n = 0;
   for (;;) {
     int64_t cut = gear_scan(job->buf, job->len, at, job->gear, job->params, job->state);
     if (cut < 0) break;
     if (n == job->capacity) {
-      job->overflow = true;
+      base->failure = "ends is too small";
       return;
     }
     job->ends[n++] = (uint32_t)cut;
@@ -393,7 +417,7 @@ static void scan_job_execute(napi_env env, void* arg) {
   size_t last = n > 0 ? job->ends[n - 1] : 0;
   if (job->final && last < job->len) {
     if (n == job->capacity) {
-      job->overflow = true;
+      base->failure = "ends is too small";
       return;
     }
     job->ends[n++] = (uint32_t)job->len;
@@ -402,20 +426,10 @@ static void scan_job_execute(napi_env env, void* arg) {
   job->count = n;
 }
 
-static void scan_job_complete(napi_env env, napi_status status, void* arg) {
-  scan_job* job = arg;
-  napi_value result, message;
-  if (status == napi_ok && !job->overflow) {
-    napi_create_double(env, (double)job->count, &result);
-    napi_resolve_deferred(env, job->deferred, result);
-  } else {
-    napi_create_string_utf8(env, job->overflow ? "gearScan: ends is too small" : "gearScan was cancelled",
-                            NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &result);
-    napi_reject_deferred(env, job->deferred, result);
-  }
-  napi_delete_async_work(env, job->work);
-  scan_job_free(env, job);
+static napi_value scan_job_result(napi_env env, async_job* base) {
+  napi_value result;
+  napi_create_double(env, (double)((scan_job*)base)->count, &result);
+  return result;
 }
 
 static napi_value gear_scan_async(napi_env env, napi_callback_info info) {
@@ -442,12 +456,8 @@ static napi_value gear_scan_async(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "from is outside the buffer, or the buffer is over 4 GiB");
     return NULL;
   }
-
-  scan_job* job = calloc(1, sizeof *job);
-  if (!job) {
-    napi_throw_error(env, "ENOMEM", "out of memory for a scan");
-    return NULL;
-  }
+  scan_job* job = job_new(env, sizeof *job, 5, "gearScan", scan_job_run, scan_job_result);
+  if (!job) return NULL;
   job->buf = buf;
   job->len = len;
   job->from = (size_t)from;
@@ -459,27 +469,12 @@ static napi_value gear_scan_async(napi_env env, napi_callback_info info) {
   job->capacity = ends_len / 4;
   const int kept[5] = {0, 2, 3, 4, 6};
   for (int i = 0; i < 5; i++) {
-    if (napi_create_reference(env, argv[kept[i]], 1, &job->refs[i]) != napi_ok) {
-      scan_job_free(env, job);
+    if (!job_keep(env, &job->base, argv[kept[i]])) {
+      job_free(env, &job->base);
       return NULL;
     }
   }
-  napi_value promise, name;
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
-    scan_job_free(env, job);
-    return NULL;
-  }
-  if (napi_create_string_utf8(env, "ckpt:gearScan", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, scan_job_execute, scan_job_complete, job, &job->work) != napi_ok ||
-      napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_value err, message;
-    napi_create_string_utf8(env, "gearScan could not be queued", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &err);
-    napi_reject_deferred(env, job->deferred, err);
-    if (job->work) napi_delete_async_work(env, job->work);
-    scan_job_free(env, job);
-  }
-  return promise;
+  return job_queue(env, &job->base);
 }
 
 bool ckpt_register_content(napi_env env, napi_value exports) {
