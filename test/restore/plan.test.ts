@@ -1,0 +1,64 @@
+// Restore's read planning: runs of a large file's adjacent chunks, and the few ranged reads that
+// cover a batch of small files' blobs in one buffer.
+import {describe, expect, it} from 'vitest'
+
+import type {BlobLocation} from '../../src/repo/repository.js'
+import {type Chunk, planRanges, planRuns} from '../../src/restore/plan.js'
+
+const loc = (pack: string, offset: number, storedLength: number, rawLength = storedLength): BlobLocation => ({pack, offset, storedLength, rawLength, type: 0, compression: storedLength === rawLength ? 0 : 1})
+const chunk = (l: BlobLocation): Chunk => ({id: Buffer.alloc(32), loc: l})
+
+describe('planRuns', () => {
+  it('joins chunks stored back to back in one pack, in file order, up to the run size', () => {
+    const runs = planRuns([loc('a', 0, 10), loc('a', 10, 10), loc('a', 20, 10), loc('b', 30, 10), loc('b', 40, 10), loc('a', 30, 5)].map(chunk), 25)
+    expect(runs.map((r) => [r.pack, r.offset, r.length, r.chunks.length])).toEqual([
+      ['a', 0, 20, 2], // a third chunk would pass 25 bytes
+      ['a', 20, 10, 1],
+      ['b', 30, 20, 2],
+      ['a', 30, 5, 1],
+    ])
+  })
+
+  it('does not join a gap, a step back, or chunks whose plain size passes the run size', () => {
+    const runs = planRuns([loc('a', 0, 10), loc('a', 11, 10), loc('a', 0, 10), loc('a', 10, 5, 30)].map(chunk), 25)
+    expect(runs.map((r) => [r.offset, r.length, r.raw])).toEqual([[0, 10, 10], [11, 10, 10], [0, 10, 10], [10, 5, 30]])
+  })
+
+  it('gives a chunk larger than the run size a run of its own', () => {
+    expect(planRuns([loc('a', 0, 10), loc('a', 10, 100), loc('a', 110, 10)].map(chunk), 25).map((r) => r.length)).toEqual([10, 100, 10])
+  })
+})
+
+describe('planRanges', () => {
+  it('reads blobs of one pack that lie close together in one range, in pack and offset order', () => {
+    const blobs = [loc('b', 0, 100), loc('a', 300, 50), loc('a', 0, 100), loc('a', 120, 80)]
+    const plan = planRanges(blobs, 32, 1000)
+    expect(plan.ranges).toEqual([
+      {pack: 'a', offset: 0, length: 200, at: 0}, // the 20-byte gap is read through
+      {pack: 'a', offset: 300, length: 50, at: 200}, // a 100-byte gap is not
+      {pack: 'b', offset: 0, length: 100, at: 250},
+    ])
+    expect(plan.at).toEqual([250, 200, 0, 120])
+    expect(plan.bytes).toBe(350)
+  })
+
+  it('reads through a gap only while every blob still fits the buffer', () => {
+    // 10 + 10 + 10 stored bytes fit 35; reading the first 10-byte gap too would leave no room for the last blob.
+    const plan = planRanges([loc('a', 0, 10), loc('a', 20, 10), loc('b', 0, 10)], 16, 35)
+    expect(plan.ranges.map((r) => [r.pack, r.offset, r.length, r.at])).toEqual([['a', 0, 10, 0], ['a', 20, 10, 10], ['b', 0, 10, 20]])
+    const roomy = planRanges([loc('a', 0, 10), loc('a', 20, 10), loc('b', 0, 10)], 16, 40)
+    expect(roomy.ranges.map((r) => [r.pack, r.offset, r.length, r.at])).toEqual([['a', 0, 30, 0], ['b', 0, 10, 30]])
+    expect(roomy.at).toEqual([0, 20, 30])
+  })
+
+  it('places overlapping blobs (a damaged index) inside one range without overrunning the buffer', () => {
+    const plan = planRanges([loc('a', 0, 100), loc('a', 50, 100)], 0, 200)
+    expect(plan.ranges).toEqual([{pack: 'a', offset: 0, length: 150, at: 0}])
+    expect(plan.at).toEqual([0, 50])
+  })
+
+  it('refuses blobs that cannot fit the buffer, and plans nothing for no blobs', () => {
+    expect(() => planRanges([loc('a', 0, 100), loc('b', 0, 100)], 0, 150)).toThrow(RangeError)
+    expect(planRanges([], 0, 10)).toEqual({ranges: [], at: [], bytes: 0})
+  })
+})
