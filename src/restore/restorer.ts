@@ -11,7 +11,7 @@ import {randomBytes} from 'node:crypto'
 import {constants as fsc, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
-import {BadPathError, errnoCode, UsageError} from '../core/errors.js'
+import {BadPathError, classifyOsError, errnoCode, UsageError} from '../core/errors.js'
 import {exchangePaths, syncFilesystem} from '../core/fsmeta.js'
 import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../store/local.js'
@@ -77,7 +77,8 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
     } catch (err) {
       await fsp.rm(temp, {recursive: true, force: true})
-      throw err
+      // A full disk here is the target's, not the repository's (the CLI's default wording).
+      throw classifyOsError(err, `the restored tree beside ${dest}`)
     } finally {
       await writer.close()
     }

@@ -218,3 +218,28 @@ describe('corruption is detected on restore', () => {
     expect((await fsp.readdir(work)).filter((n) => n.includes('ckpt-restore'))).toEqual([])
   })
 })
+
+describe('a full disk', () => {
+  it('stops the restore with exit 7 naming the target, and leaves the target filesystem as it was', async () => {
+    const src = path.join(work, 'full-src')
+    await fsp.mkdir(src)
+    await buildTree(src, {'big.bin': {file: {random: 5 * 1024 * 1024, seed: 31}}, 'small.txt': 'fits'})
+    const repo = ['-r', path.join(work, 'full-repo')]
+    await ckpt(['init', ...repo])
+    await ckpt(['snapshot', src, ...repo])
+    // A 2 MiB filesystem of its own, so the disk that fills is the target's and nothing else's.
+    const mnt = path.join(work, 'full-mnt')
+    await fsp.mkdir(mnt)
+    const {execFileSync} = await import('node:child_process')
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt])
+    try {
+      const r = await runCli(['restore', 'latest', '--target', path.join(mnt, 'out'), ...repo])
+      expect(r.code).toBe(7)
+      expect(r.stderr).toMatch(/no space left on device while writing the restored tree beside .*full-mnt\/out/)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(await fsp.readdir(mnt)).toEqual([])
+    } finally {
+      execFileSync('umount', [mnt])
+    }
+  })
+})
