@@ -59,13 +59,23 @@ export class Inflight {
   }
 }
 
-/** Runs tasks one after another, in the order given, whatever their callers do meanwhile. */
-export class OneAtATime {
-  private tail: Promise<void> = Promise.resolve()
+/** Runs at most `limit` tasks at once, starting them in the order given, whatever their callers do meanwhile. */
+export class Limiter {
+  private running = 0
+  private readonly waiting: (() => void)[] = []
 
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const turn = this.tail.then(task)
-    this.tail = turn.then(() => undefined, () => undefined)
-    return turn
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    else this.running++
+    try {
+      return await task()
+    } finally {
+      // Hand the slot straight to the next in line, or free it.
+      const next = this.waiting.shift()
+      if (next) next()
+      else this.running--
+    }
   }
 }

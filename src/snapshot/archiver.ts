@@ -5,7 +5,7 @@
 // current path are held.
 import {closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, type BigIntStats} from 'node:fs'
 
-import {Inflight, mapLimit, OneAtATime} from '../core/concurrency.js'
+import {Inflight, Limiter, mapLimit} from '../core/concurrency.js'
 import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
@@ -25,13 +25,19 @@ const READ_SIZE = 2 * 1024 * 1024
 /** Chunks compressing at once. */
 const MAX_INFLIGHT = 24
 /**
- * Pooled read buffers: one being scanned, one read ahead, the previous one whose chunks are being
- * handed to the writer, and those that chunks being compressed and written still point into
- * (those writes finish on their own). The next read waits only for the last kind, so three or
- * more never deadlock; the fourth keeps the disk busy while a write lags.
+ * Large files streamed at once. One file already keeps both cores busy (its next buffer is cut on
+ * one while this one is hashed, compressed and written on the other); two measured 5 % faster on a
+ * checkpoint interval, no faster on a first snapshot, and cost 6 MB of peak memory.
  */
-const READ_BUFFERS = 4
-/** Files below this size are read whole, several at a time; larger ones stream through the pool one at a time. */
+const LARGE_FILES = 1
+/**
+ * Pooled read buffers, four per large file: one read ahead, one being scanned, the previous one
+ * whose chunks are being handed to the writer, and those that chunks being compressed and written
+ * still point into. Those writes finish on their own, and a file waits for a buffer only while
+ * holding one, so even two per file never deadlock; the others keep the disk busy while writes lag.
+ */
+const READ_BUFFERS = 4 * LARGE_FILES
+/** Files below this size are read whole, several at a time; larger ones stream through the read pool, LARGE_FILES at a time. */
 const SMALL_FILE = 1024 * 1024
 /** Files below this size are read with synchronous calls (see readSmallFile). */
 const SYNC_READ = 256 * 1024
@@ -91,11 +97,10 @@ interface ParentDir {
 type ReadResult = {chunks: Buffer[]; size: number; after: BigIntStats}
 
 export class Archiver {
-  private readonly scanner: StreamScanner
   private readonly exclude: ExcludeMatcher
   private readonly inflight = new Inflight(MAX_INFLIGHT)
   private readonly pool: ReadPool
-  private readonly largeFiles = new OneAtATime()
+  private readonly largeFiles = new Limiter(LARGE_FILES)
   private pool_: HashPool | undefined
 
   /** The hash workers, started on the first large file (an unchanged snapshot never needs them). */
@@ -110,7 +115,6 @@ export class Archiver {
   private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
-    this.scanner = new StreamScanner(repo.config.chunker, () => this.hashPool())
     this.exclude = compileExcludes(opts.excludes)
     this.pool = new ReadPool(READ_BUFFERS, repo.config.chunker.maxSize + READ_SIZE)
   }
@@ -331,7 +335,6 @@ export class Archiver {
    */
   private async readFile(abs: Buffer, expected: number): Promise<ReadResult> {
     if (expected < SMALL_FILE) return this.readSmallFile(abs, expected)
-    // One large file at a time: it keeps the cores busy alone, and the read pool is sized for one.
     return this.largeFiles.run(() => this.readLargeFile(abs, expected))
   }
 
@@ -382,7 +385,7 @@ export class Archiver {
 
   private async readLargeFile(abs: Buffer, expected: number): Promise<ReadResult> {
     const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
-    const scanner = this.scanner
+    const scanner = new StreamScanner(this.repo.config.chunker, () => this.hashPool())
     const front = this.repo.config.chunker.maxSize
     const compress = new CompressionGuess()
     const chunks: Buffer[] = []
