@@ -2,6 +2,7 @@ import {describe, expect, test} from 'vitest'
 import {DEFAULT_CHUNKER} from '../../src/core/chunker.js'
 import {IntegrityError, UnsupportedFormatError, UsageError} from '../../src/core/errors.js'
 import {decodeConfig, DEFAULT_PACK_SIZE, DEFAULT_ZSTD_LEVEL, encodeConfig, FORMAT_VERSION, newConfig, type RepoConfig} from '../../src/repo/config.js'
+import {thrownBy, withJsonField} from '../helpers/hostile.js'
 
 const NOW = Date.parse('2024-05-06T07:08:09.123Z')
 const MiB = 1024 * 1024
@@ -12,23 +13,11 @@ function valid(): RepoConfig {
 
 /** Encode a config with one field replaced (a path of keys), as a hostile or damaged repository might. */
 function withField(path: string[], value: unknown): Buffer {
-  const doc = JSON.parse(encodeConfig(valid()).toString('utf8')) as Record<string, unknown>
-  let o = doc
-  for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>
-  if (value === undefined) delete o[path[path.length - 1]!]
-  else o[path[path.length - 1]!] = value
-  return Buffer.from(JSON.stringify(doc))
+  return withJsonField(encodeConfig(valid()), path, value)
 }
 
 function rejects(bytes: Buffer, Class: typeof IntegrityError | typeof UnsupportedFormatError, message: string): void {
-  let caught: unknown
-  try {
-    decodeConfig(bytes)
-  } catch (err) {
-    caught = err
-  }
-  expect(caught).toBeInstanceOf(Class)
-  expect((caught as Error).message).toBe(message)
+  expect(thrownBy<Error>(() => decodeConfig(bytes), Class).message).toBe(message)
 }
 
 describe('newConfig', () => {

@@ -5,6 +5,7 @@ import {checkIndex, decodeIndex, encodeIndex, forEachIndexEntry, INDEX_FIELD, ty
 import {BlobType, type PackEntry} from '../../src/repo/pack.js'
 import {INDEX_SLOT} from '../../src/repo/repository.js'
 import {disagreements, previousDecodeIndex, viaCallbacks} from './previous.js'
+import {thrownBy} from '../helpers/hostile.js'
 
 const ENTRY_BYTES = 46
 const PACK_BYTES = 40
@@ -25,15 +26,7 @@ function packs(): IndexedPack[] {
   ]
 }
 
-function integrity(fn: () => unknown): IntegrityError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(IntegrityError)
-    return err as IntegrityError
-  }
-  throw new Error('expected an IntegrityError, nothing was thrown')
-}
+const integrity = (fn: () => unknown): IntegrityError => thrownBy(fn, IntegrityError)
 
 describe('index codec', () => {
   test('round trip', () => {

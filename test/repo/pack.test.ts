@@ -13,6 +13,7 @@ import {
   type PackEntry,
 } from '../../src/repo/pack.js'
 import {seededBytes} from '../helpers/tree.js'
+import {thrownBy} from '../helpers/hostile.js'
 
 /** A pack as the writer lays it out: blobs back to back, then header and trailer. */
 function buildPack(blobs: {type: PackEntry['type']; compression: number; data: Buffer; rawLength: number}[]): {pack: Buffer; entries: PackEntry[]} {
@@ -43,15 +44,7 @@ function sample(): {pack: Buffer; entries: PackEntry[]} {
   ])
 }
 
-function integrity(fn: () => unknown): IntegrityError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(IntegrityError)
-    return err as IntegrityError
-  }
-  throw new Error('expected an IntegrityError, nothing was thrown')
-}
+const integrity = (fn: () => unknown): IntegrityError => thrownBy(fn, IntegrityError)
 
 describe('pack tail codec', () => {
   test('round trip: entries, offsets and lengths', () => {

@@ -2,6 +2,7 @@ import {describe, expect, test} from 'vitest'
 import {IntegrityError} from '../../src/core/errors.js'
 import {blake3} from '../../src/core/hash.js'
 import {decodeManifest, encodeManifest, type Manifest, MANIFEST_VERSION, MAX_LISTED_WARNINGS} from '../../src/snapshot/manifest.js'
+import {thrownBy, withJsonField} from '../helpers/hostile.js'
 
 const hex = (s: string) => blake3(Buffer.from(s)).toString('hex')
 
@@ -24,24 +25,13 @@ function manifest(): Manifest {
 
 /** Encode with one field replaced (undefined removes it), as a hostile repository might. */
 function withField(path: string[], value: unknown): Buffer {
-  const doc = JSON.parse(encodeManifest(manifest()).toString('utf8')) as Record<string, unknown>
-  let o = doc
-  for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>
-  if (value === undefined) delete o[path[path.length - 1]!]
-  else o[path[path.length - 1]!] = value
-  return Buffer.from(JSON.stringify(doc))
+  return withJsonField(encodeManifest(manifest()), path, value)
 }
 
 function refused(bytes: Buffer, message: string): void {
-  let caught: unknown
-  try {
-    decodeManifest(bytes, 's1')
-  } catch (err) {
-    caught = err
-  }
-  expect(caught).toBeInstanceOf(IntegrityError)
-  expect((caught as IntegrityError).message).toBe(`snapshot s1: ${message}`)
-  expect((caught as IntegrityError).data).toEqual({snapshot: 's1'})
+  const caught = thrownBy(() => decodeManifest(bytes, 's1'), IntegrityError)
+  expect(caught.message).toBe(`snapshot s1: ${message}`)
+  expect(caught.data).toEqual({snapshot: 's1'})
 }
 
 describe('encodeManifest / decodeManifest', () => {

@@ -3,6 +3,7 @@ import {IntegrityError} from '../../src/core/errors.js'
 import {blake3} from '../../src/core/hash.js'
 import {compareNames, decodeTree, displayName, encodeTree, TREE_VERSION, type TreeNode, unsafeNameReason} from '../../src/snapshot/tree.js'
 import {seededBytes} from '../helpers/tree.js'
+import {thrownBy} from '../helpers/hostile.js'
 
 const id = (s: string) => blake3(Buffer.from(s))
 const hex = (s: string) => id(s).toString('hex')
@@ -30,16 +31,10 @@ function doc(nodes: unknown[], version: unknown = 1): Buffer {
 }
 
 function refused(bytes: Buffer, message: string | RegExp): void {
-  let caught: unknown
-  try {
-    decodeTree(bytes, 't1')
-  } catch (err) {
-    caught = err
-  }
-  expect(caught).toBeInstanceOf(IntegrityError)
-  expect((caught as IntegrityError).data).toEqual({tree: 't1'})
-  if (typeof message === 'string') expect((caught as Error).message).toBe(`tree t1: ${message}`)
-  else expect((caught as Error).message).toMatch(message)
+  const caught = thrownBy(() => decodeTree(bytes, 't1'), IntegrityError)
+  expect(caught.data).toEqual({tree: 't1'})
+  if (typeof message === 'string') expect(caught.message).toBe(`tree t1: ${message}`)
+  else expect(caught.message).toMatch(message)
 }
 
 const mixed: TreeNode[] = [
