@@ -44,14 +44,16 @@ interface Pending {
 }
 
 export class HashPool {
-  private readonly addon: NativeAddon | null = nativeAddon()
+  private readonly addon: NativeAddon | null
   private readonly workers: Worker[] = []
   private readonly pending = new Map<number, Pending>()
   private readonly load: number[] = []
   private nextId = 0
   private closed = false
 
-  constructor(size = defaultPoolSize()) {
+  /** `engine: 'workers'` runs blake3-wasm on worker threads even when the addon is built (tests). */
+  constructor(size = defaultPoolSize(), engine: 'native' | 'workers' = 'native') {
+    this.addon = engine === 'native' ? nativeAddon() : null
     if (this.addon) return
     const blake3 = createRequire(import.meta.url).resolve('blake3-wasm/dist/wasm/nodejs/blake3_js.js')
     for (let i = 0; i < size; i++) {
@@ -126,6 +128,6 @@ export function defaultPoolSize(): number {
  * A buffer for data that will be hashed on the pool: over shared memory when the pool runs
  * workers, so views of it cross to them without a copy; an ordinary one for the native pool.
  */
-export function sharedBuffer(size: number): Buffer {
+export function hashBuffer(size: number): Buffer {
   return nativeAddon() ? Buffer.allocUnsafeSlow(size) : Buffer.from(new SharedArrayBuffer(size))
 }

@@ -31,11 +31,11 @@ import {Compression, decodeBlob} from '../core/codec.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
 import {setTimesNs} from '../core/fsmeta.js'
 import {blake3} from '../core/hash.js'
-import {HashPool, sharedBuffer} from '../core/hashpool.js'
+import {hashBuffer, HashPool} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import type {BlobLocation, Repository} from '../repo/repository.js'
-import {ReadBuffer, ReadPool} from '../snapshot/readpool.js'
+import {ReadBuffer, ReadPool} from '../core/readpool.js'
 import {childPath, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import {type Chunk, planRanges, planRuns, type Run} from './plan.js'
 
@@ -459,7 +459,7 @@ export class TreeWriter {
     // A chunk larger than a run buffer (a repository made with a large maxSize) gets one of its own.
     const rb = run.length <= MAX_RUN ? await this.runBuffers.acquire() : undefined
     try {
-      const stored = await this.repo.backend.get('data', run.pack, {offset: run.offset, length: run.length}, rb?.buf ?? sharedBuffer(run.length))
+      const stored = await this.repo.backend.get('data', run.pack, {offset: run.offset, length: run.length}, rb?.buf ?? hashBuffer(run.length))
       const plain = await this.inflate(run.chunks, (i) => {
         const from = run.chunks[i]!.loc.offset - run.offset
         return stored.subarray(from, from + run.chunks[i]!.loc.storedLength)

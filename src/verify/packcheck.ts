@@ -6,7 +6,7 @@
 // the data.
 import {decodeBlob} from '../core/codec.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
-import {sharedBuffer} from '../core/hashpool.js'
+import {hashBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType, type PackEntry} from '../repo/pack.js'
 import {readPackHeader} from '../repo/packheader.js'
@@ -184,7 +184,7 @@ export class ReadBuffers {
   private seg: Buffer | undefined
 
   segment(size: number): Buffer {
-    if (!this.seg || this.seg.length < size) this.seg = sharedBuffer(size)
+    if (!this.seg || this.seg.length < size) this.seg = hashBuffer(size)
     return this.seg.subarray(0, size)
   }
 }

@@ -1,17 +1,19 @@
 import {afterAll, describe, expect, it} from 'vitest'
 
 import {blake3} from '../../src/core/hash.js'
-import {HashPool, sharedBuffer} from '../../src/core/hashpool.js'
+import {HashPool} from '../../src/core/hashpool.js'
 import {seededBytes} from '../helpers/tree.js'
 
-const pool = new HashPool(2)
+const pools = {native: new HashPool(2), workers: new HashPool(2, 'workers')}
 afterAll(async () => {
-  await pool.close()
+  await Promise.all(Object.values(pools).map((p) => p.close()))
 })
 
-describe('HashPool', () => {
+describe.each(['native', 'workers'] as const)('HashPool (%s)', (engine) => {
+  const pool = pools[engine]
+
   it('hashes views over shared memory in place, in order, equal to BLAKE3 on this thread', async () => {
-    const buf = sharedBuffer(3 * 1024 * 1024 + 77)
+    const buf = Buffer.from(new SharedArrayBuffer(3 * 1024 * 1024 + 77))
     seededBytes(buf.length, 5).copy(buf)
     const views = [0, 1, 100, 65536, 1024 * 1024 + 3, 3 * 1024 * 1024 + 77].map((end, i, all) => buf.subarray(i === 0 ? 0 : all[i - 1]!, end))
     const ids = await pool.hash(views)
@@ -31,7 +33,7 @@ describe('HashPool', () => {
   })
 
   it('refuses work after close', async () => {
-    const p = new HashPool(1)
+    const p = new HashPool(1, engine)
     await p.close()
     await expect(p.hash([Buffer.from('x')])).rejects.toThrow(/closed/)
   })

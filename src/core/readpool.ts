@@ -1,9 +1,9 @@
-// A fixed pool of read buffers. A file is read into pooled buffers; each chunk cut from a buffer
-// holds a reference until the writer has copied it, and the buffer goes back to the pool when the
-// reader is done with it and no chunk refers to it. Memory stays at count x size, and no buffer
-// is allocated (or left to the garbage collector) per read. Buffers are shared memory, so hash
-// workers read chunks in place.
-import {sharedBuffer} from '../core/hashpool.js'
+// A fixed pool of I/O buffers (snapshot reads files into them, restore reads runs of chunks). Each
+// chunk cut from a buffer holds a reference until it has been used, and the buffer goes back to
+// the pool when its reader is done with it and no chunk refers to it. Memory stays at count x size,
+// and no buffer is allocated (or left to the garbage collector) per read. Buffers come from
+// hashBuffer, so the hash pool reads chunks in place.
+import {hashBuffer} from './hashpool.js'
 
 export class ReadBuffer {
   refs = 0
@@ -47,7 +47,7 @@ export class ReadPool {
     if (b) return Promise.resolve(b)
     if (this.allocated < this.count) {
       this.allocated++
-      return Promise.resolve(new ReadBuffer(sharedBuffer(this.size), this))
+      return Promise.resolve(new ReadBuffer(hashBuffer(this.size), this))
     }
     return new Promise((resolve) => this.waiters.push(resolve))
   }
