@@ -6,8 +6,8 @@
 // the data.
 import {decodeBlob} from '../core/codec.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
-import {hashBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
+import type {ReadPool} from '../core/readpool.js'
 import {BlobType, type PackEntry} from '../repo/pack.js'
 import {readPackHeader} from '../repo/packheader.js'
 import type {Backend} from '../store/backend.js'
@@ -29,7 +29,8 @@ export interface PackCheckContext {
   onBlob(rawBytes: number): void
   /** BLAKE3 of each view, in order (on worker threads). */
   hash(views: readonly Uint8Array[]): Promise<Buffer[]>
-  buffers: BufferPool
+  /** Segment buffers, SEGMENT_BYTES each, one per pack being read. */
+  buffers: ReadPool
 }
 
 export interface PackStatus {
@@ -127,12 +128,13 @@ async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries:
     while (j < readable.length && readable[j]!.offset + readable[j]!.storedLength - start <= SEGMENT_BYTES) j++
     const segment = readable.slice(i, j)
     const end = Math.max(...segment.map((e) => e.offset + e.storedLength))
-    // Reused: blobs stored as they are (most large binary data) are hashed where they were read.
-    const buffers = ctx.buffers.acquire()
+    // Pooled: blobs stored as they are (most large binary data) are hashed where they were read.
+    // Only a single blob larger than a segment gets a buffer of its own.
+    const rb = end - start <= SEGMENT_BYTES ? await ctx.buffers.acquire() : undefined
     try {
       let bytes: Buffer
       try {
-        bytes = await get(ctx, pack.name, start, end - start, buffers.segment(end - start))
+        bytes = await get(ctx, pack.name, start, end - start, rb?.buf.subarray(0, end - start))
       } catch (err) {
         if (!(err instanceof IntegrityError || err instanceof ObjectMissingError)) throw err
         for (const e of segment) blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} cannot be read: ${err.message}`)
@@ -147,7 +149,7 @@ async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries:
         k = l
       }
     } finally {
-      ctx.buffers.release(buffers)
+      rb?.retire()
     }
     i = j
   }
@@ -177,29 +179,6 @@ async function checkBatch(ctx: PackCheckContext, pack: IndexedPackInfo, batch: r
     if (ids[i]!.equals(e.id)) ctx.onBlob(views[i]!.length)
     else blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} fails its BLAKE3 check`)
   })
-}
-
-/** A segment buffer, grown on demand and reused (shared memory when hashing runs on workers). */
-export class ReadBuffers {
-  private seg: Buffer | undefined
-
-  segment(size: number): Buffer {
-    if (!this.seg || this.seg.length < size) this.seg = hashBuffer(size)
-    return this.seg.subarray(0, size)
-  }
-}
-
-/** At most one ReadBuffers per pack in flight: memory stays at (packs in flight) x segment, plus a batch inflated. */
-export class BufferPool {
-  private readonly free: ReadBuffers[] = []
-
-  acquire(): ReadBuffers {
-    return this.free.pop() ?? new ReadBuffers()
-  }
-
-  release(b: ReadBuffers): void {
-    this.free.push(b)
-  }
 }
 
 function blobDamaged(ctx: PackCheckContext, pack: IndexedPackInfo, e: PackEntry, message: string): void {

@@ -16,6 +16,7 @@
 // memoised (shared subtrees are read once), and walked again only if reading the packs found
 // something new.
 import {mapLimit} from '../core/concurrency.js'
+import {ReadPool} from '../core/readpool.js'
 import {type ChunkerParams} from '../core/chunker.js'
 import {IntegrityError, NoRepositoryError, NotFoundError, ObjectMissingError, UnsupportedFormatError} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
@@ -33,7 +34,7 @@ import type {Backend} from '../store/backend.js'
 import {withLock, type LockInfo} from '../store/lock.js'
 import {loadVerifyIndex, type Location, type VerifyIndex} from './blobindex.js'
 import {type Finding, Findings} from './findings.js'
-import {BufferPool, checkPackContents, checkPackPresence, type PackCheckContext, type PackStatus} from './packcheck.js'
+import {checkPackContents, checkPackPresence, type PackCheckContext, type PackStatus, SEGMENT_BYTES} from './packcheck.js'
 import {compareWithDirectory, type Difference} from './source.js'
 import {type DataSelection, selectPacks} from './subset.js'
 
@@ -157,7 +158,7 @@ class Verifier {
   private sourceBytes = 0
   /** Started when the first pack is read. */
   private hashPool: HashPool | undefined
-  private readonly buffers = new BufferPool()
+  private readonly buffers = new ReadPool(PACKS_IN_FLIGHT_DATA, SEGMENT_BYTES)
   /** Every snapshot in the repository, damaged or not (a parent outside the scope may exist). */
   private allIds = new Set<string>()
 
