@@ -5,7 +5,7 @@
 // first use so commands that never hash start faster.
 import {createRequire} from 'node:module'
 
-import {type NativeAddon, nativeAddon} from './native.js'
+import {nativeAddon} from './native.js'
 
 interface WasmHasher {
   update(data: Uint8Array): void
@@ -65,66 +65,26 @@ export function digestFromHex(hex: string): Buffer {
 
 /** BLAKE3-256 of `data`. */
 export function blake3(data: Uint8Array): Buffer {
-  const out = newDigest()
   const addon = nativeAddon()
-  if (addon) {
-    addon.blake3(data, out)
-    return out
-  }
-  if (data.length <= PIECE) {
-    load().hash(data, out)
-    return out
-  }
-  const h = new Blake3()
-  h.update(data)
-  return h.digest()
+  if (!addon) return blake3Wasm(data)
+  const out = newDigest()
+  addon.blake3(data, out)
+  return out
 }
 
-/** Incremental BLAKE3-256. A hasher gives one digest: `digest()` ends it. */
-export class Blake3 {
-  private readonly addon: NativeAddon | null = nativeAddon()
-  // Native state lives in an ArrayBuffer of its own (8-aligned, as the addon requires).
-  private state: Uint8Array | WasmHasher | undefined
-
-  constructor() {
-    if (this.addon) {
-      const state = new Uint8Array(this.addon.hasherSize)
-      this.addon.hasherInit(state)
-      this.state = state
-    } else {
-      this.state = load().create_hasher()
-    }
-  }
-
-  update(data: Uint8Array): this {
-    const state = this.live()
-    if (state instanceof Uint8Array) {
-      this.addon!.hasherUpdate(state, data)
-      return this
-    }
-    for (let off = 0; off < data.length; off += PIECE) {
-      state.update(data.subarray(off, Math.min(off + PIECE, data.length)))
-    }
-    return this
-  }
-
-  digest(): Buffer {
-    const state = this.live()
-    const out = newDigest()
-    if (state instanceof Uint8Array) {
-      this.addon!.hasherDigest(state, out)
-    } else {
-      state.digest(out)
-      state.free()
-    }
-    this.state = undefined
+/** BLAKE3-256 through blake3-wasm: the fallback without the addon (exported for its tests). */
+export function blake3Wasm(data: Uint8Array): Buffer {
+  const out = newDigest()
+  const wasm = load()
+  if (data.length <= PIECE) {
+    wasm.hash(data, out)
     return out
   }
-
-  private live(): Uint8Array | WasmHasher {
-    if (!this.state) throw new Error('BLAKE3 hasher used after digest()')
-    return this.state
-  }
+  const h = wasm.create_hasher()
+  for (let off = 0; off < data.length; off += PIECE) h.update(data.subarray(off, Math.min(off + PIECE, data.length)))
+  h.digest(out)
+  h.free()
+  return out
 }
 
 /** Which BLAKE3 implementation runs here: 'avx512', 'avx2', 'portable' (native) or 'wasm'. */

@@ -20,11 +20,6 @@ export interface NativeAddon {
   // content.c
   /** out[0..32) = BLAKE3-256(data). */
   blake3(data: Uint8Array, out: Uint8Array): void
-  /** Bytes of an incremental BLAKE3 state (a Uint8Array over a fresh ArrayBuffer). */
-  readonly hasherSize: number
-  hasherInit(state: Uint8Array): void
-  hasherUpdate(state: Uint8Array, data: Uint8Array): void
-  hasherDigest(state: Uint8Array, out: Uint8Array): void
   /** BLAKE3-256 of every view into out (32 bytes each), on libuv's thread pool. */
   hashMany(views: readonly Uint8Array[], out: Uint8Array): Promise<void>
   /** One step of the FastCDC scan: offset past the next cut in buf, or -1 (state carried over). */

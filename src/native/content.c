@@ -2,9 +2,6 @@
 //
 // JS surface (every byte argument is a TypedArray, over an ArrayBuffer or a SharedArrayBuffer):
 //   blake3(data, out): undefined             out[0..32) = BLAKE3-256(data)
-//   hasherSize: number                       bytes of an incremental state
-//   hasherInit(state) / hasherUpdate(state, data) / hasherDigest(state, out)
-//                                            state: a Uint8Array of hasherSize bytes, 8-aligned
 //   hashMany(views, out): Promise<undefined> out[32i..32i+32) = BLAKE3-256(views[i]), computed on
 //                                            libuv's thread pool; the views are kept alive until
 //                                            it settles, and must not be written meanwhile
@@ -98,50 +95,6 @@ static napi_value blake3_oneshot(napi_env env, napi_callback_info info) {
     return NULL;
   }
   b3_hash(data, len, out);
-  return NULL;
-}
-
-static b3_hasher* get_state(napi_env env, napi_value value) {
-  uint8_t* p;
-  size_t len;
-  if (!get_bytes(env, value, "state", &p, &len)) return NULL;
-  if (len < sizeof(b3_hasher) || ((uintptr_t)p & 7) != 0) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "state must be hasherSize bytes, 8-aligned");
-    return NULL;
-  }
-  return (b3_hasher*)p;
-}
-
-static napi_value hasher_init(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  b3_hasher* h;
-  if (!get_args(env, info, 1, argv) || (h = get_state(env, argv[0])) == NULL) return NULL;
-  b3_init(h);
-  return NULL;
-}
-
-static napi_value hasher_update(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  b3_hasher* h;
-  uint8_t* data;
-  size_t len;
-  if (!get_args(env, info, 2, argv) || (h = get_state(env, argv[0])) == NULL ||
-      !get_bytes(env, argv[1], "data", &data, &len)) {
-    return NULL;
-  }
-  b3_update(h, data, len);
-  return NULL;
-}
-
-static napi_value hasher_digest(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  b3_hasher* h;
-  uint8_t* out;
-  if (!get_args(env, info, 2, argv) || (h = get_state(env, argv[0])) == NULL ||
-      !get_out(env, argv[1], B3_OUT_LEN, &out)) {
-    return NULL;
-  }
-  b3_finalize(h, out);
   return NULL;
 }
 
@@ -478,16 +431,11 @@ static napi_value gear_scan_async(napi_env env, napi_callback_info info) {
 }
 
 bool ckpt_register_content(napi_env env, napi_value exports) {
-  napi_value size, impl;
+  napi_value impl;
   return ckpt_export(env, exports, "blake3", blake3_oneshot) &&
-         ckpt_export(env, exports, "hasherInit", hasher_init) &&
-         ckpt_export(env, exports, "hasherUpdate", hasher_update) &&
-         ckpt_export(env, exports, "hasherDigest", hasher_digest) &&
          ckpt_export(env, exports, "hashMany", hash_many) &&
          ckpt_export(env, exports, "gearNext", gear_next) &&
          ckpt_export(env, exports, "gearScan", gear_scan_async) &&
-         napi_create_uint32(env, (uint32_t)sizeof(b3_hasher), &size) == napi_ok &&
-         napi_set_named_property(env, exports, "hasherSize", size) == napi_ok &&
          napi_create_string_utf8(env, b3_implementation(), NAPI_AUTO_LENGTH, &impl) == napi_ok &&
          napi_set_named_property(env, exports, "blake3Implementation", impl) == napi_ok;
 }
