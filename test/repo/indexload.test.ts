@@ -73,8 +73,9 @@ beforeAll(async () => {
   const dup = {...p1.entries[0]!, offset: 0}
   const other = {name: randomBytes(32).toString('hex'), size: dup.storedLength + 300, entries: [dup, fresh(dup.storedLength, 300, BlobType.tree)]}
   await put(repo.backend, encodeIndex([{...p0, size: p0.size + 100, entries: [...p0.entries, extra]}, other]), 'relists a pack, another size and one more blob; a blob in a second pack')
-  // The second file's first pack listed exactly as it is.
-  await put(repo.backend, encodeIndex([p1]), 'relists a pack as it is')
+  // Two packs listed exactly as they are, each from another index file (one pack alone could
+  // encode to the very file a snapshot wrote, and so share its name).
+  await put(repo.backend, encodeIndex([real[2]![0]!, p1]), 'relists two packs as they are')
   await put(repo.backend, encodeIndex([]), 'empty')
   // Damaged: a real file with one byte changed (fails its hash); files named by their hash whose
   // structure is wrong, after some good entries: an unknown type, a count past the end, and a blob outside its pack.
@@ -157,6 +158,7 @@ describe('loading the index from real index files', () => {
     const names: string[] = []
     for await (const o of (await openLocalRepository(repoDir)).backend.list('index')) names.push(o.name)
     expect(names.length).toBe(written.size + made.size)
+    for (const name of made.keys()) expect(written.has(name)).toBe(false)
     expect(unloadable.length).toBe(9)
   })
 
