@@ -1,22 +1,28 @@
-// Blob compression. zstd through @mongodb-js/zstd 1.2.2's native bindings: its top-level
-// compress() drops the level argument, the bindings honour it (see test/core/codec.test.ts).
-// Compression runs on libuv's thread pool, so it overlaps with hashing on the main thread.
+// Blob compression: zstd. Through the native addon (src/native/zstd.c) when it is built: one
+// compression and one decompression context per thread for the life of the process, frames
+// written into and inflated into buffers the caller reuses, and batches of blobs inflated and
+// checked against their ids in one thread-pool job (openBlobs). Without the addon, through
+// @mongodb-js/zstd 1.2.2's bindings (a fresh context and buffer per blob; its top-level
+// compress() drops the level argument, the bindings honour it) and hash.ts: the same frames
+// are read and the same answers given, with more allocation.
 import {createRequire} from 'node:module'
 
 import {IntegrityError} from './errors.js'
+import {blake3} from './hash.js'
+import {nativeAddon} from './native.js'
 
 interface ZstdBindings {
   compress(data: Buffer, level?: number): Promise<Buffer>
   decompress(data: Buffer): Promise<Buffer>
 }
 
-let zstd: ZstdBindings | undefined
-function load(): ZstdBindings {
-  if (!zstd) {
+let fallback: ZstdBindings | undefined
+function zstdPackage(): ZstdBindings {
+  if (!fallback) {
     const require = createRequire(import.meta.url)
-    zstd = require('@mongodb-js/zstd/bindings.js') as ZstdBindings
+    fallback = require('@mongodb-js/zstd/bindings.js') as ZstdBindings
   }
-  return zstd
+  return fallback
 }
 
 /** How a blob's bytes are stored in a pack. The numbers are part of the on-disk format. */
@@ -28,20 +34,38 @@ export interface Encoded {
   data: Buffer
 }
 
+/** Blobs below this size are stored as they are: a frame header costs more than zstd can save. */
+const MIN_COMPRESS = 64
+/** Below this, compressing on the main thread costs less than a thread-pool round trip. */
+const SYNC_COMPRESS_MAX = 16 * 1024
+
 function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
 }
 
 /**
- * Compress with zstd at `level`; a blob that does not shrink is stored as is, which makes
- * restoring incompressible data (model weights, media) a plain copy.
+ * Compress `plain` with zstd at `level` into `dst`. Resolves to the frame's length, or 0 when
+ * the frame would not be shorter than `plain` or not fit in `dst`: the blob is then stored as
+ * it is, which makes restoring incompressible data (model weights, media) a plain copy.
+ * `dst` needs plain.length - 1 bytes to take every frame worth keeping.
  */
+export async function compressInto(plain: Uint8Array, level: number, dst: Uint8Array): Promise<number> {
+  if (level <= 0 || plain.length < MIN_COMPRESS) return 0
+  const room = dst.subarray(0, Math.min(dst.length, plain.length - 1))
+  const native = nativeAddon()
+  if (native) return plain.length <= SYNC_COMPRESS_MAX ? native.zstdCompress(plain, room, level) : native.zstdCompressAsync(plain, room, level)
+  const packed = await zstdPackage().compress(asBuffer(plain), level)
+  if (packed.length > room.length) return 0
+  room.set(packed)
+  return packed.length
+}
+
+/** compressInto with a buffer of its own: for callers without one to reuse. */
 export async function encodeBlob(plain: Uint8Array, level: number): Promise<Encoded> {
-  const input = asBuffer(plain)
-  if (level <= 0 || input.length < 64) return {compression: Compression.none, data: input}
-  const packed = await load().compress(input, level)
-  if (packed.length >= input.length) return {compression: Compression.none, data: input}
-  return {compression: Compression.zstd, data: packed}
+  if (level <= 0 || plain.length < MIN_COMPRESS) return {compression: Compression.none, data: asBuffer(plain)}
+  const dst = Buffer.allocUnsafe(plain.length - 1)
+  const n = await compressInto(plain, level, dst)
+  return n > 0 ? {compression: Compression.zstd, data: dst.subarray(0, n)} : {compression: Compression.none, data: asBuffer(plain)}
 }
 
 /**
@@ -54,20 +78,123 @@ export async function decodeBlob(stored: Uint8Array, compression: number, rawLen
     if (input.length !== rawLength) throw new IntegrityError(`stored blob has ${input.length} bytes, index says ${rawLength}`)
     return input
   }
+  checkFrameHeader(input, compression, rawLength)
+  const native = nativeAddon()
+  let plain: Buffer
+  try {
+    if (native) {
+      plain = Buffer.allocUnsafe(rawLength)
+      if (native.zstdDecompress(input, plain) !== rawLength) throw wrongSize(rawLength)
+    } else {
+      plain = await zstdPackage().decompress(input)
+    }
+  } catch (err) {
+    if (err instanceof IntegrityError) throw err
+    // Too little room for what the frame holds is a size the index got wrong, not bad bytes.
+    if (/too small/i.test((err as Error).message)) throw wrongSize(rawLength)
+    throw new IntegrityError(`corrupt zstd frame: ${(err as Error).message.replace(/^corrupt zstd frame: /, '')}`, {}, {cause: err})
+  }
+  if (plain.length !== rawLength) throw wrongSize(rawLength)
+  return plain
+}
+
+function checkFrameHeader(input: Buffer, compression: number, rawLength: number): void {
   if (compression !== Compression.zstd) throw new IntegrityError(`unknown compression ${compression}`)
-  // The bindings write frames without a content size; when one is declared it must agree.
   const declared = zstdContentSize(input)
   if (declared !== undefined && declared !== rawLength) {
     throw new IntegrityError(`zstd frame declares ${declared} bytes of content, index says ${rawLength}`)
   }
-  let plain: Buffer
-  try {
-    plain = await load().decompress(input)
-  } catch (err) {
-    throw new IntegrityError(`corrupt zstd frame: ${(err as Error).message}`, {}, {cause: err})
+}
+
+function wrongSize(rawLength: number): IntegrityError {
+  return new IntegrityError(`zstd frame does not inflate to the ${rawLength} bytes the index says`)
+}
+
+/** A blob as a pack stores it: where it lies in the bytes read, and what it must turn into. */
+export interface StoredBlob {
+  /** Offset of its stored bytes in the buffer given to openBlobs. */
+  offset: number
+  storedLength: number
+  compression: number
+  rawLength: number
+  id: Uint8Array
+}
+
+/** What openBlobs made of one blob. `plain` is a view into the stored bytes or into dst. */
+export type OpenedBlob = {ok: true; plain: Uint8Array} | {ok: false; mismatch: true} | {ok: false; mismatch: false; error: IntegrityError}
+
+/** Bytes of dst that openBlobs needs for these blobs: the raw size of the compressed ones. */
+export function inflatedSize(blobs: readonly Pick<StoredBlob, 'compression' | 'rawLength'>[]): number {
+  let n = 0
+  for (const b of blobs) if (b.compression !== Compression.none) n += b.rawLength
+  return n
+}
+
+const SPEC_WORDS = 5
+const OPEN_OK = 0
+const OPEN_ID_MISMATCH = 1
+const OPEN_SIZE_MISMATCH = 2
+const OPEN_UNKNOWN_COMPRESSION = 3
+
+/**
+ * Turn stored blobs back into their plain bytes and check each against its id: the blobs
+ * stored as they are where they lie in `stored`, the compressed ones inflated into `dst`
+ * (inflatedSize bytes, in order). With the addon this is one job on the thread pool, which
+ * reads each blob while it is still in cache; neither buffer may be touched until it settles.
+ * A damaged blob is reported in its slot, never thrown.
+ */
+export async function openBlobs(stored: Uint8Array, blobs: readonly StoredBlob[], dst: Uint8Array): Promise<OpenedBlob[]> {
+  for (const b of blobs) {
+    if (b.offset < 0 || b.offset + b.storedLength > stored.length) throw new RangeError(`a blob at ${b.offset} (${b.storedLength} bytes) lies outside the ${stored.length} bytes read`)
   }
-  if (plain.length !== rawLength) throw new IntegrityError(`blob inflated to ${plain.length} bytes, index says ${rawLength}`)
-  return plain
+  if (dst.length < inflatedSize(blobs)) throw new RangeError(`dst holds ${dst.length} bytes, the blobs inflate to ${inflatedSize(blobs)}`)
+  const native = nativeAddon()
+  if (!native) return openBlobsFallback(stored, blobs)
+  const specs = new Uint32Array(blobs.length * SPEC_WORDS)
+  const ids = Buffer.allocUnsafe(blobs.length * 32)
+  const status = new Int32Array(blobs.length)
+  let at = 0
+  blobs.forEach((b, i) => {
+    specs.set([b.offset, b.storedLength, b.compression, b.rawLength, at], i * SPEC_WORDS)
+    ids.set(b.id, i * 32)
+    if (b.compression !== Compression.none) at += b.rawLength
+  })
+  await native.openBlobs(stored, specs, dst, ids, status)
+  const out: OpenedBlob[] = new Array(blobs.length)
+  at = 0
+  blobs.forEach((b, i) => {
+    const inflated = b.compression !== Compression.none
+    const s = status[i]!
+    if (s === OPEN_OK) out[i] = {ok: true, plain: inflated ? dst.subarray(at, at + b.rawLength) : stored.subarray(b.offset, b.offset + b.storedLength)}
+    else if (s === OPEN_ID_MISMATCH) out[i] = {ok: false, mismatch: true}
+    else out[i] = {ok: false, mismatch: false, error: openError(s, b, stored)}
+    if (inflated) at += b.rawLength
+  })
+  return out
+}
+
+function openError(status: number, b: StoredBlob, stored: Uint8Array): IntegrityError {
+  if (status === OPEN_UNKNOWN_COMPRESSION) return new IntegrityError(`unknown compression ${b.compression}`)
+  if (status === OPEN_SIZE_MISMATCH) {
+    if (b.compression === Compression.none) return new IntegrityError(`stored blob has ${b.storedLength} bytes, index says ${b.rawLength}`)
+    const declared = zstdContentSize(stored.subarray(b.offset, b.offset + b.storedLength))
+    if (declared !== undefined && declared !== b.rawLength) return new IntegrityError(`zstd frame declares ${declared} bytes of content, index says ${b.rawLength}`)
+    return wrongSize(b.rawLength)
+  }
+  return new IntegrityError(`corrupt zstd frame: ${nativeAddon()!.zstdErrorName(-status)}`)
+}
+
+async function openBlobsFallback(stored: Uint8Array, blobs: readonly StoredBlob[]): Promise<OpenedBlob[]> {
+  return Promise.all(blobs.map(async (b): Promise<OpenedBlob> => {
+    let plain: Uint8Array
+    try {
+      plain = await decodeBlob(stored.subarray(b.offset, b.offset + b.storedLength), b.compression, b.rawLength)
+    } catch (err) {
+      if (err instanceof IntegrityError) return {ok: false, mismatch: false, error: err}
+      throw err
+    }
+    return blake3(plain).equals(b.id) ? {ok: true, plain} : {ok: false, mismatch: true}
+  }))
 }
 
 /** The content size a zstd frame header declares, or undefined if absent or unreadable. */

@@ -32,6 +32,23 @@ export interface NativeAddon {
   gearScan(buf: Uint8Array, from: number, gear: Int32Array, params: Uint32Array, state: Uint32Array, final: boolean, ends: Uint32Array): Promise<number>
   /** Which BLAKE3 compression path this CPU runs: 'avx512', 'avx2' or 'portable'. */
   readonly blake3Implementation: string
+
+  // zstd.c (contexts kept per thread)
+  /** One zstd frame of src at level (1..22) into dst: its length, or 0 when it does not fit in dst. */
+  zstdCompress(src: Uint8Array, dst: Uint8Array, level: number): number
+  /** zstdCompress on libuv's thread pool; neither buffer may be touched until it settles. */
+  zstdCompressAsync(src: Uint8Array, dst: Uint8Array, level: number): Promise<number>
+  /** The frame(s) in src inflated into dst: the length written. Throws 'corrupt zstd frame: ...'. */
+  zstdDecompress(src: Uint8Array, dst: Uint8Array): number
+  /**
+   * Blob i, specs[5i..5i+5) = [stored offset, stored length, compression, raw length, dst
+   * offset], inflated into dst when compressed and hashed; status[i]: 0 its BLAKE3 equals
+   * ids[32i..32i+32), 1 it does not, 2 a size disagrees, 3 unknown compression, below 0 minus a
+   * zstd error code. One job on the thread pool; nothing passed may be touched until it settles.
+   */
+  openBlobs(stored: Uint8Array, specs: Uint32Array, dst: Uint8Array, ids: Uint8Array, status: Int32Array): Promise<void>
+  /** The text of a zstd error code. */
+  zstdErrorName(code: number): string
 }
 
 // undefined: not tried yet; null: tried and unavailable.
@@ -45,7 +62,7 @@ export function nativeAddon(): NativeAddon | null {
   try {
     const loaded = createRequire(import.meta.url)(join(packageRoot(), 'build', 'Release', 'ckpt_native.node')) as Partial<NativeAddon>
     // A binary built from older sources lacks functions: use the fallbacks until it is rebuilt.
-    if (typeof loaded.gearScan === 'function' && typeof loaded.setTimes === 'function') addon = loaded as NativeAddon
+    if (typeof loaded.openBlobs === 'function' && typeof loaded.setTimes === 'function') addon = loaded as NativeAddon
   } catch {
     // Not built, or not loadable on this system: callers fall back.
   }

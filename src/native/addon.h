@@ -9,7 +9,9 @@ bool ckpt_export(napi_env env, napi_value exports, const char* name, napi_callba
 
 // fsmeta.c: setTimes, exchange, syncfs, trimMemory.
 bool ckpt_register_fsmeta(napi_env env, napi_value exports);
-// content.c: BLAKE3 (one-shot, incremental, batches off the main thread) and the FastCDC scan.
+// content.c: BLAKE3 (one-shot, and batches off the main thread) and the FastCDC scan.
 bool ckpt_register_content(napi_env env, napi_value exports);
+// zstd.c: zstd with per-thread contexts, and blobs inflated and checked in batches.
+bool ckpt_register_zstd(napi_env env, napi_value exports);
 
 #endif

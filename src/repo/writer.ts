@@ -3,11 +3,13 @@
 // in any order); a pack is sealed (tail written, fsynced, renamed) once it reaches the configured
 // size, and index files follow the packs they describe. Nothing becomes visible to other processes
 // until a snapshot manifest names it, so a crash mid-write leaves only unreferenced packs (or temp
-// files) for prune. Memory does not grow with the pack size: only blobs being written are held.
+// files) for prune. Memory does not grow with the pack size: only blobs being written are held,
+// and frames are compressed into a few reused buffers, not a new one per blob.
 import {randomBytes} from 'node:crypto'
 
-import {encodeBlob} from '../core/codec.js'
+import {Compression, type CompressionValue, compressInto, encodeBlob} from '../core/codec.js'
 import {IdMap} from '../core/idmap.js'
+import {ReadPool, type ReadBuffer} from '../core/readpool.js'
 import {encodePackTail, type PackEntry, type BlobTypeValue} from './pack.js'
 import type {IndexedPack} from './indexfile.js'
 import type {Repository} from './repository.js'
@@ -50,6 +52,8 @@ const STAGE_SIZE = 1024 * 1024
 const PACKS_PER_INDEX = 64
 /** Sealed packs being stored at once. */
 const MAX_PUTS_IN_FLIGHT = 2
+/** Blobs being compressed at once: one frame buffer each (libuv's pool has four threads). */
+const FRAME_BUFFERS = 4
 
 export class BlobWriter {
   readonly stats: WriterStats = {blobs: 0, rawBytes: 0, storedBytes: 0, packs: 0, indexFiles: 0}
@@ -60,8 +64,12 @@ export class BlobWriter {
   private readonly spareStages: Buffer[] = []
   private unindexed: IndexedPack[] = []
   private failure: unknown
+  /** Where frames are compressed to; a blob larger than these (a big tree) gets a buffer of its own. */
+  private readonly frames: ReadPool
 
-  constructor(private readonly repo: Repository) {}
+  constructor(private readonly repo: Repository) {
+    this.frames = new ReadPool(FRAME_BUFFERS, repo.config.chunker.maxSize)
+  }
 
   /** True when the repository has the blob or this writer is storing it. */
   has(id: Uint8Array): boolean {
@@ -76,11 +84,37 @@ export class BlobWriter {
   async add(type: BlobTypeValue, id: Buffer, plain: Uint8Array, opts: AddOptions = {}): Promise<boolean | undefined> {
     if (this.has(id)) return undefined
     this.pending.set(id, [])
-    const encoded = await encodeBlob(plain, opts.raw ? 0 : this.repo.config.compression.level)
-    this.throwIfFailed()
-    const size = encoded.data.length
+    const level = opts.raw ? 0 : this.repo.config.compression.level
+    const {compression, data, frame} = await this.encode(plain, level)
+    try {
+      this.throwIfFailed()
+      await this.place(type, id, plain.length, compression, data)
+    } finally {
+      frame?.retire()
+    }
+    return compression !== Compression.none
+  }
+
+  /** The bytes to store for a blob: a frame in a pooled buffer (held until written), or the blob as it is. */
+  private async encode(plain: Uint8Array, level: number): Promise<{compression: CompressionValue; data: Uint8Array; frame?: ReadBuffer}> {
+    const none = {compression: Compression.none, data: plain}
+    if (level <= 0 || plain.length < 64) return none
+    if (plain.length > this.frames.size) return encodeBlob(plain, level)
+    const frame = await this.frames.acquire()
+    let n = 0
+    try {
+      n = await compressInto(plain, level, frame.buf)
+    } finally {
+      if (n === 0) frame.retire()
+    }
+    return n > 0 ? {compression: Compression.zstd, data: frame.buf.subarray(0, n), frame} : none
+  }
+
+  /** Give the stored bytes their place in the open pack, index them, and write them (staged when small). */
+  private async place(type: BlobTypeValue, id: Buffer, rawLength: number, compression: CompressionValue, data: Uint8Array): Promise<void> {
+    const size = data.length
     const pack = (this.open ??= this.newPack())
-    const entry: PackEntry = {id, type, compression: encoded.compression, offset: pack.used, storedLength: size, rawLength: plain.length}
+    const entry: PackEntry = {id, type, compression, offset: pack.used, storedLength: size, rawLength}
     pack.used += size
     pack.entries.push(entry)
     let write: Promise<void> | undefined
@@ -91,21 +125,20 @@ export class BlobWriter {
         write = this.flushStage(pack)
         stage = pack.stage = {start: entry.offset, buf: this.spareStages.pop() ?? Buffer.allocUnsafeSlow(STAGE_SIZE), used: 0}
       }
-      encoded.data.copy(stage.buf, stage.used)
+      stage.buf.set(data, stage.used)
       stage.used += size
     } else {
       this.flushStage(pack)
-      write = pack.object.then((o) => o.write(encoded.data, entry.offset))
+      write = pack.object.then((o) => o.write(data, entry.offset))
       pack.writes.push(write)
     }
     this.repo.index.set(id, [pack.packNo, entry.offset, entry.storedLength, entry.rawLength, type | (entry.compression << 8)])
     this.stats.blobs++
-    this.stats.rawBytes += plain.length
+    this.stats.rawBytes += rawLength
     this.stats.storedBytes += size
     const sealing = pack.used >= this.repo.config.packSize ? this.seal() : undefined
     if (write) await write
     await sealing
-    return encoded.compression !== 0
   }
 
   /** Store the open pack and write index files for every stored pack. After this, all added blobs are durable. */

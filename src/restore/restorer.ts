@@ -79,8 +79,6 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       await fsp.rm(temp, {recursive: true, force: true})
       // A full disk here is the target's, not the repository's (the CLI's default wording).
       throw classifyOsError(err, `the restored tree beside ${dest}`)
-    } finally {
-      await writer.close()
     }
     const result: RestoreResult = {destination: dest, files: writer.files, dirs: writer.dirs, symlinks: writer.symlinks, bytes: writer.bytes, replaced: state === 'non-empty'}
     if (state === 'non-empty') {

@@ -4,7 +4,7 @@
 //   symlinks, and hands out files in tree order.
 // - Small files (under LARGE_FILE) are gathered into batches across directories. A batch's blobs
 //   are read with one ranged read per stretch of a pack (not one open and read per blob),
-//   inflated, and checked on the hash pool in one call, while the walk fills the next batch and
+//   then inflated and checked in one thread-pool job (openBlobs), while the walk fills the next batch and
 //   the batch before is written: its files are created, written, owned, moded and timed with
 //   synchronous calls, each cheaper than a round trip through the thread pool.
 // - Large files are written beside the walk, LARGE_LANES at a time (writes to one file take
@@ -21,17 +21,16 @@
 // created, files with O_NOFOLLOW; names come checked from decodeTree.
 //
 // Memory is bounded: BATCHES_AHEAD + 1 batch buffers and LARGE_LANES x (RUNS_AHEAD + 1) run
-// buffers, both pooled (19 MiB), plus the inflated blobs of the batches and runs in flight, the
+// buffers, each with a buffer to inflate into (allocated on first need), all pooled, the
 // queued large files (LARGE_QUEUE, their chunk lists resolved only when their turn comes), and
 // the trees on the current path with TREES_AHEAD siblings of each.
 import {closeSync, constants as fsc, fchmodSync, fchownSync, lchownSync, chmodSync, mkdirSync, openSync, promises as fsp, symlinkSync, writeSync, writevSync} from 'node:fs'
 
 import {mapLimit} from '../core/concurrency.js'
-import {Compression, decodeBlob} from '../core/codec.js'
+import {inflatedSize, openBlobs} from '../core/codec.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
 import {setTimesNs} from '../core/fsmeta.js'
-import {blake3} from '../core/hash.js'
-import {hashBuffer, HashPool} from '../core/hashpool.js'
+import {hashBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import type {BlobLocation, Repository} from '../repo/repository.js'
@@ -52,6 +51,8 @@ const BATCH_FILES = 64
 const BATCH_STORED = 512 * 1024
 /** A batch's buffer: its blobs plus the stretches of other blobs read through between them. */
 const BATCH_BUFFER = 1024 * 1024
+/** A batch also closes before its files add up to more than this (what its blobs inflate to). */
+const BATCH_RAW = 2 * 1024 * 1024
 /** Bytes of other blobs read through rather than starting another ranged read. */
 const RANGE_GAP = 64 * 1024
 /** Batches being fetched while the one before them is written. */
@@ -64,10 +65,8 @@ const TREES_AHEAD = 4
 /** Background flushes of written large files at once (each holds a thread of the pool), and the smallest file flushed. */
 const FLUSHES = 2
 const FLUSH_MIN = 8 * 1024 * 1024
-/** Ranged reads and inflations in flight for one batch or run. */
+/** Ranged reads in flight for one batch. */
 const IO_AT_ONCE = 8
-/** Below this many bytes a batch is hashed on the main thread: a pool round trip costs more. */
-const HASH_INLINE = 64 * 1024
 
 export type Meta = Pick<TreeNode, 'type' | 'mode' | 'uid' | 'gid' | 'mtimeNs'>
 
@@ -100,18 +99,22 @@ class Batch {
   /** Every chunk of every file, in order (a blob two files share is read through once, see planRanges). */
   readonly blobs: Chunk[] = []
   stored = 0
+  raw = 0
   fetched: Promise<Uint8Array[]> | undefined
   buffer: ReadBuffer | undefined
+  inflated: ReadBuffer | undefined
 
   add(job: FileJob, chunks: Chunk[], stored: number): void {
     this.files.push(job)
     for (const c of chunks) this.blobs.push(c)
     this.stored += stored
+    this.raw += job.node.size
   }
 
   release(): void {
     this.buffer?.retire()
-    this.buffer = undefined
+    this.inflated?.retire()
+    this.buffer = this.inflated = undefined
   }
 }
 
@@ -128,12 +131,13 @@ export class TreeWriter {
   bytes = 0
   private failure: {error: unknown} | undefined
   private readonly owners = process.getuid?.() === 0
-  private pool: HashPool | undefined
 
   private batch = new Batch()
   /** Sealed batches, fetching or fetched, oldest first. */
   private readonly batches: Batch[] = []
   private readonly batchBuffers = new ReadPool(BATCHES_AHEAD + 1, BATCH_BUFFER)
+  /** What batches inflate into (allocated on first need: a repository of raw blobs needs none). */
+  private readonly batchInflated = new ReadPool(BATCHES_AHEAD + 1, BATCH_RAW)
 
   private readonly largeQueue: FileJob[] = []
   /** Chunks of the queued large files (their lists are resolved only when their turn comes). */
@@ -141,6 +145,7 @@ export class TreeWriter {
   private readonly largeLanes = new Set<Promise<void>>()
   private largeRoom: (() => void) | undefined
   private readonly runBuffers = new ReadPool(LARGE_LANES * (RUNS_AHEAD + 1), MAX_RUN)
+  private readonly runInflated = new ReadPool(LARGE_LANES * (RUNS_AHEAD + 1), MAX_RUN)
   private readonly flushes = new Set<Promise<void>>()
 
   constructor(private readonly repo: Repository, private readonly onProgress?: (p: WriterProgress) => void) {}
@@ -165,10 +170,6 @@ export class TreeWriter {
       await this.settle()
       throw this.failure!.error
     }
-  }
-
-  async close(): Promise<void> {
-    await this.pool?.close()
   }
 
   private fail(err: unknown): void {
@@ -299,7 +300,7 @@ export class TreeWriter {
   // ---- small files ----
 
   private async addSmall(job: FileJob, chunks: Chunk[], stored: number): Promise<void> {
-    if (this.batch.stored + stored > BATCH_BUFFER) await this.sealBatch()
+    if (this.batch.stored + stored > BATCH_BUFFER || this.batch.raw + job.node.size > BATCH_RAW) await this.sealBatch()
     this.batch.add(job, chunks, stored)
     if (this.batch.files.length >= BATCH_FILES || this.batch.stored >= BATCH_STORED) await this.sealBatch()
   }
@@ -319,11 +320,11 @@ export class TreeWriter {
     if (batch.blobs.length === 0) return []
     const rb = await this.batchBuffers.acquire()
     batch.buffer = rb
+    const raw = inflatedSize(batch.blobs.map((b) => b.loc))
+    if (raw > 0) batch.inflated = await this.batchInflated.acquire()
     const plan = planRanges(batch.blobs.map((b) => b.loc), RANGE_GAP, rb.buf.length)
     await mapLimit(plan.ranges, IO_AT_ONCE, (r) => this.repo.backend.get('data', r.pack, {offset: r.offset, length: r.length}, rb.buf.subarray(r.at, r.at + r.length)))
-    const plain = await this.inflate(batch.blobs, (i) => rb.buf.subarray(plan.at[i]!, plan.at[i]! + batch.blobs[i]!.loc.storedLength))
-    await this.verify(batch.blobs, plain)
-    return plain
+    return this.open(batch.blobs, rb.buf, plan.at, batch.inflated?.buf ?? Buffer.alloc(0))
   }
 
   private async writeOldestBatch(): Promise<void> {
@@ -456,20 +457,23 @@ export class TreeWriter {
 
   /** Read a run into a pooled buffer, inflate and check it; the caller writes, then releases. */
   private async fetchRun(run: Run): Promise<FetchedRun> {
-    // A chunk larger than a run buffer (a repository made with a large maxSize) gets one of its own.
-    const rb = run.length <= MAX_RUN ? await this.runBuffers.acquire() : undefined
+    // A chunk larger than a run buffer (a repository made with a large maxSize) gets buffers of its own.
+    const own = run.length > MAX_RUN || run.raw > MAX_RUN
+    const rb = own ? undefined : await this.runBuffers.acquire()
+    const raw = inflatedSize(run.chunks.map((c) => c.loc))
+    const ib = own || raw === 0 ? undefined : await this.runInflated.acquire()
+    const release = () => {
+      rb?.retire()
+      ib?.retire()
+    }
     try {
       const stored = await this.repo.backend.get('data', run.pack, {offset: run.offset, length: run.length}, rb?.buf ?? hashBuffer(run.length))
-      const plain = await this.inflate(run.chunks, (i) => {
-        const from = run.chunks[i]!.loc.offset - run.offset
-        return stored.subarray(from, from + run.chunks[i]!.loc.storedLength)
-      })
-      await this.verify(run.chunks, plain)
+      const at = run.chunks.map((c) => c.loc.offset - run.offset)
+      const plain = await this.open(run.chunks, stored, at, ib?.buf ?? Buffer.allocUnsafe(raw))
       // Chunks stored as is lie back to back in the buffer: one write for the whole run.
-      const parts = run.chunks.every((c) => c.loc.compression === Compression.none) ? [stored] : plain
-      return {parts, release: () => rb?.retire()}
+      return {parts: raw === 0 ? [stored.subarray(0, run.length)] : plain, release}
     } catch (err) {
-      rb?.retire()
+      release()
       throw err
     }
   }
@@ -477,41 +481,18 @@ export class TreeWriter {
   // ---- shared ----
 
   /**
-   * Plain bytes of each chunk from its stored bytes: a view for a chunk stored as is, a new
-   * buffer for a compressed one. Returns once every inflation has finished, failed or not.
+   * Plain bytes of each chunk, checked against its id (one job on the thread pool): a view of
+   * the bytes read for a chunk stored as is, a view of `dst` for a compressed one. `at[i]` is
+   * where chunk i's stored bytes lie in `stored`.
    */
-  private async inflate(chunks: readonly Chunk[], stored: (i: number) => Buffer): Promise<Uint8Array[]> {
-    const plain: Uint8Array[] = new Array(chunks.length)
-    const packed: number[] = []
-    for (let i = 0; i < chunks.length; i++) {
-      const {loc} = chunks[i]!
-      if (loc.compression !== Compression.none) packed.push(i)
-      else if (loc.storedLength !== loc.rawLength) throw corrupt(loc, new IntegrityError(`stored blob has ${loc.storedLength} bytes, index says ${loc.rawLength}`))
-      else plain[i] = stored(i)
-    }
-    await mapLimit(packed, IO_AT_ONCE, async (i) => {
-      const {loc} = chunks[i]!
-      try {
-        plain[i] = await decodeBlob(stored(i), loc.compression, loc.rawLength)
-      } catch (err) {
-        throw err instanceof IntegrityError ? corrupt(loc, err) : err
-      }
-    })
-    return plain
-  }
-
-  /** Check every chunk's plain bytes against its id. */
-  private async verify(chunks: readonly Chunk[], plain: readonly Uint8Array[]): Promise<void> {
-    const bytes = plain.reduce((n, p) => n + p.length, 0)
-    const ids = bytes < HASH_INLINE ? plain.map((p) => blake3(p)) : await this.hashes().hash(plain)
-    for (let i = 0; i < chunks.length; i++) {
+  private async open(chunks: readonly Chunk[], stored: Buffer, at: readonly number[], dst: Buffer): Promise<Uint8Array[]> {
+    const opened = await openBlobs(stored, chunks.map(({id, loc}, i) => ({offset: at[i]!, storedLength: loc.storedLength, compression: loc.compression, rawLength: loc.rawLength, id})), dst)
+    return opened.map((o, i) => {
+      if (o.ok) return o.plain
       const {id, loc} = chunks[i]!
-      if (!ids[i]!.equals(id)) throw new IntegrityError(`blob ${toHex(id)} in pack ${loc.pack} fails its BLAKE3 check`, {blob: toHex(id), pack: loc.pack})
-    }
-  }
-
-  private hashes(): HashPool {
-    return (this.pool ??= new HashPool())
+      if (o.mismatch) throw new IntegrityError(`blob ${toHex(id)} in pack ${loc.pack} fails its BLAKE3 check`, {blob: toHex(id), pack: loc.pack})
+      throw corrupt(loc, o.error)
+    })
   }
 }
 

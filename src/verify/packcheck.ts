@@ -1,10 +1,10 @@
 // Checking one pack: its size against the index, its trailer and header against the index
 // (one ranged get of the tail), and with --read-data every blob in it: read in large ranges
-// into reused buffers, inflated on the libuv thread pool (decodeBlob) and hashed in batches off
-// the main thread (HashPool), so the main thread only moves buffers around. Every problem
-// becomes a finding; nothing here throws for damage, only for I/O failures that are not about
-// the data.
-import {decodeBlob} from '../core/codec.js'
+// into reused buffers, then inflated and hashed in batches, each one job on the libuv thread
+// pool (openBlobs) writing into another reused buffer, so the main thread only moves buffers
+// around. Every problem becomes a finding; nothing here throws for damage, only for I/O
+// failures that are not about the data.
+import {inflatedSize, openBlobs} from '../core/codec.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
 import {toHex} from '../core/ids.js'
 import type {ReadPool} from '../core/readpool.js'
@@ -16,8 +16,8 @@ import type {Findings} from './findings.js'
 
 /** Bytes read per get when reading a pack's blobs (half a default pack): as fast as whole packs here, ~30 MB less peak memory. */
 export const SEGMENT_BYTES = 8 * 1024 * 1024
-/** Plain bytes inflated and hashed as one batch: bounds memory for well-compressed packs. */
-const BATCH_RAW_BYTES = 8 * 1024 * 1024
+/** Plain bytes inflated and hashed as one batch, and the size of the buffers they inflate into. */
+export const BATCH_RAW_BYTES = 8 * 1024 * 1024
 
 export interface PackCheckContext {
   backend: Backend
@@ -27,10 +27,10 @@ export interface PackCheckContext {
   markBad(id: Uint8Array, n: number): void
   onRead(bytes: number): void
   onBlob(rawBytes: number): void
-  /** BLAKE3 of each view, in order (on worker threads). */
-  hash(views: readonly Uint8Array[]): Promise<Buffer[]>
   /** Segment buffers, SEGMENT_BYTES each, one per pack being read. */
   buffers: ReadPool
+  /** What batches inflate into, BATCH_RAW_BYTES each, one per pack being read. */
+  inflated: ReadPool
 }
 
 export interface PackStatus {
@@ -155,30 +155,22 @@ async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries:
   }
 }
 
-/** Inflate a batch of blobs (thread pool), hash them (hash pool), and compare with their ids. */
+/** Inflate a batch of blobs and compare each with its id (one job on the thread pool). */
 async function checkBatch(ctx: PackCheckContext, pack: IndexedPackInfo, batch: readonly PackEntry[], bytes: Buffer, start: number): Promise<void> {
-  const inflated = await Promise.all(batch.map(async (e) => {
-    try {
-      return await decodeBlob(bytes.subarray(e.offset - start, e.offset - start + e.storedLength), e.compression, e.rawLength)
-    } catch (err) {
-      if (!(err instanceof IntegrityError)) throw err
-      blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} is corrupt: ${err.message}`)
-      return undefined
-    }
-  }))
-  const good: PackEntry[] = []
-  const views: Buffer[] = []
-  batch.forEach((e, i) => {
-    const plain = inflated[i]
-    if (!plain) return
-    good.push(e)
-    views.push(plain)
-  })
-  const ids = await ctx.hash(views)
-  good.forEach((e, i) => {
-    if (ids[i]!.equals(e.id)) ctx.onBlob(views[i]!.length)
-    else blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} fails its BLAKE3 check`)
-  })
+  const raw = inflatedSize(batch)
+  // Only a single blob larger than a batch buffer gets a buffer of its own.
+  const ib = raw > 0 && raw <= BATCH_RAW_BYTES ? await ctx.inflated.acquire() : undefined
+  try {
+    const opened = await openBlobs(bytes, batch.map((e) => ({...e, offset: e.offset - start})), ib?.buf ?? Buffer.allocUnsafe(raw))
+    opened.forEach((o, i) => {
+      const e = batch[i]!
+      if (o.ok) ctx.onBlob(e.rawLength)
+      else if (o.mismatch) blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} fails its BLAKE3 check`)
+      else blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} is corrupt: ${o.error.message}`)
+    })
+  } finally {
+    ib?.retire()
+  }
 }
 
 function blobDamaged(ctx: PackCheckContext, pack: IndexedPackInfo, e: PackEntry, message: string): void {

@@ -6,7 +6,7 @@
 //   indexed pack exists with the indexed size; each pack's trailer and header (one ranged get
 //   of its tail) agree with the index.
 // - --read-data / --read-data-subset: every blob of the chosen packs is read, inflated and
-//   checked against its BLAKE3 id (hashed on the worker threads of a HashPool).
+//   checked against its BLAKE3 id, a batch at a time on the thread pool (src/verify/packcheck.ts).
 // - --source DIR: the snapshot compared with a directory (src/verify/source.ts).
 //
 // Every problem is a finding naming the damaged object and the snapshots that use it; nothing
@@ -20,7 +20,6 @@ import {ReadPool} from '../core/readpool.js'
 import {type ChunkerParams} from '../core/chunker.js'
 import {IntegrityError, NoRepositoryError, NotFoundError, ObjectMissingError, UnsupportedFormatError} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
-import {HashPool} from '../core/hashpool.js'
 import {IdMap} from '../core/idmap.js'
 import {isHexId, toHex} from '../core/ids.js'
 import {decodeConfig, type RepoConfig} from '../repo/config.js'
@@ -34,7 +33,7 @@ import type {Backend} from '../store/backend.js'
 import {withLock, type LockInfo} from '../store/lock.js'
 import {loadVerifyIndex, type Location, type VerifyIndex} from './blobindex.js'
 import {type Finding, Findings} from './findings.js'
-import {checkPackContents, checkPackPresence, type PackCheckContext, type PackStatus, SEGMENT_BYTES} from './packcheck.js'
+import {BATCH_RAW_BYTES, checkPackContents, checkPackPresence, type PackCheckContext, type PackStatus, SEGMENT_BYTES} from './packcheck.js'
 import {compareWithDirectory, type Difference} from './source.js'
 import {type DataSelection, selectPacks} from './subset.js'
 
@@ -156,9 +155,8 @@ class Verifier {
   private phase: VerifyProgress['phase'] = 'snapshots'
   private source: SourceComparison | undefined
   private sourceBytes = 0
-  /** Started when the first pack is read. */
-  private hashPool: HashPool | undefined
   private readonly buffers = new ReadPool(PACKS_IN_FLIGHT_DATA, SEGMENT_BYTES)
+  private readonly inflated = new ReadPool(PACKS_IN_FLIGHT_DATA, BATCH_RAW_BYTES)
   /** Every snapshot in the repository, damaged or not (a parent outside the scope may exist). */
   private allIds = new Set<string>()
 
@@ -166,11 +164,7 @@ class Verifier {
 
   async run(): Promise<VerifyReport> {
     if (!(await this.readConfig())) return this.report([])
-    try {
-      return await withLock(this.backend, {exclusive: false, command: 'verify', retryMs: this.opts.lockRetryMs ?? 0, onStaleRemoved: this.opts.onStaleLockRemoved}, () => this.checkAll())
-    } finally {
-      await this.hashPool?.close()
-    }
+    return withLock(this.backend, {exclusive: false, command: 'verify', retryMs: this.opts.lockRetryMs ?? 0, onStaleRemoved: this.opts.onStaleLockRemoved}, () => this.checkAll())
   }
 
   // ---- config ----
@@ -428,8 +422,8 @@ class Verifier {
         this.counts.blobsRead++
         this.counts.bytesHashed += raw
       },
-      hash: (views) => (this.hashPool ??= new HashPool()).hash(views),
       buffers: this.buffers,
+      inflated: this.inflated,
     }
   }
 
