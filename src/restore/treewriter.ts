@@ -41,7 +41,7 @@ import {type Chunk, planRanges, planRuns, type Run} from './plan.js'
 /** Files from this size up are large: written one at a time, in runs. */
 const LARGE_FILE = 1024 * 1024
 /** Largest run of a large file (one ranged read, one write), and the size of a run buffer. */
-const MAX_RUN = 2 * 1024 * 1024
+const MAX_RUN = 1024 * 1024
 /** Large files written at once: writes to one file take turns in the kernel, to two need not. */
 const LARGE_LANES = 2
 /** Runs of a large file being written that are fetched and checked ahead of its write. */

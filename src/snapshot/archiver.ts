@@ -21,7 +21,7 @@ import {childPath, decodeTree, displayName, encodeTree, type TreeNode} from './t
 import {toHex} from '../core/ids.js'
 
 /** Bytes asked of the kernel per read. */
-const READ_SIZE = 2 * 1024 * 1024
+const READ_SIZE = 1024 * 1024
 /** Chunks compressing at once. */
 const MAX_INFLIGHT = 24
 /**
@@ -39,6 +39,14 @@ const LARGE_FILES = 1
 const READ_BUFFERS = 4 * LARGE_FILES
 /** Files below this size are read whole, several at a time; larger ones stream through the read pool, LARGE_FILES at a time. */
 const SMALL_FILE = 1024 * 1024
+/**
+ * Small files are read into slabs of this size, several files to a slab, each slab reused once
+ * every chunk cut from it is written. A buffer per file was garbage that outlived the young
+ * generation (its chunks wait for their writes), so it piled up until a full collection: ~20 MB
+ * of peak RSS on a tree of small files.
+ */
+const SLAB_SIZE = SMALL_FILE
+const SLABS = 2
 /** Files below this size are read with synchronous calls (see readSmallFile). */
 const SYNC_READ = 256 * 1024
 /** Entries of one directory stat'ed or read at once. */
@@ -100,6 +108,9 @@ export class Archiver {
   private readonly exclude: ExcludeMatcher
   private readonly inflight = new Inflight(MAX_INFLIGHT)
   private readonly pool: ReadPool
+  private readonly slabs = new ReadPool(SLABS, SLAB_SIZE)
+  /** The slab small files are being read into, and how much of it is taken. */
+  private slab: {rb: ReadBuffer; used: number} | undefined
   private readonly largeFiles = new Limiter(LARGE_FILES)
   private pool_: HashPool | undefined
 
@@ -346,10 +357,39 @@ export class Archiver {
    */
   private async readSmallFile(abs: Buffer, expected: number): Promise<ReadResult> {
     // One byte more than expected: if it comes back, the file grew and the caller sees a size change.
-    const buf = Buffer.allocUnsafe(expected + 1)
+    const {rb, buf} = await this.slabSpace(expected + 1)
+    try {
+      return await this.readSmallFileInto(abs, buf, rb)
+    } finally {
+      rb.drop()
+    }
+  }
+
+  /** `size` bytes of a slab, held (drop when done; each chunk cut from it holds it until written). */
+  private async slabSpace(size: number): Promise<{rb: ReadBuffer; buf: Buffer}> {
+    for (;;) {
+      const slab = this.slab
+      if (slab && slab.used + size <= slab.rb.buf.length) {
+        const buf = slab.rb.buf.subarray(slab.used, slab.used + size)
+        slab.used += size
+        slab.rb.hold()
+        return {rb: slab.rb, buf}
+      }
+      // Full: it goes back to the pool once the files and chunks in it are done with it.
+      if (slab) {
+        this.slab = undefined
+        slab.rb.retire()
+      }
+      const rb = await this.slabs.acquire()
+      if (this.slab) rb.retire() // another file took a fresh slab meanwhile: use that one
+      else this.slab = {rb, used: 0}
+    }
+  }
+
+  private async readSmallFileInto(abs: Buffer, buf: Buffer, rb: ReadBuffer): Promise<ReadResult> {
     let size = 0
     let after: BigIntStats
-    if (expected < SYNC_READ) {
+    if (buf.length <= SYNC_READ) {
       const fd = openSync(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
       try {
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, size)
@@ -370,15 +410,15 @@ export class Archiver {
     const chunks: Buffer[] = []
     const compress = new CompressionGuess()
     if (size <= this.repo.config.chunker.minSize) {
-      if (size > 0) await this.emit(chunks, data, undefined, compress)
+      if (size > 0) await this.emit(chunks, data, rb, compress)
     } else {
       const chunker = new Chunker(this.repo.config.chunker)
       let start = 0
       for (let cut = chunker.next(data, 0); cut >= 0; cut = chunker.next(data, cut)) {
-        await this.emit(chunks, data.subarray(start, cut), undefined, compress)
+        await this.emit(chunks, data.subarray(start, cut), rb, compress)
         start = cut
       }
-      if (start < size) await this.emit(chunks, data.subarray(start), undefined, compress)
+      if (start < size) await this.emit(chunks, data.subarray(start), rb, compress)
     }
     return {chunks, size, after}
   }

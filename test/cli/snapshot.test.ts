@@ -246,6 +246,35 @@ describe('stat cache and dedup', () => {
   }, 120_000)
 })
 
+describe('small files read into shared slabs', () => {
+  it('keeps every file intact when files just under the small-file limit fill the slabs one each', async () => {
+    // Small files (under 1 MiB) share two 1 MiB read slabs: a file of 1 MiB - 1 bytes (plus the
+    // byte read to catch growth) fills a slab alone, so the 16 files read at once take turns for
+    // slabs while the chunks of earlier ones are still being written from them.
+    const src = path.join(work, 'slabs')
+    const spec: Record<string, {dir: Record<string, {file: {random: number; seed: number}} | string>}> = {}
+    for (let d = 0; d < 4; d++) {
+      const files: Record<string, {file: {random: number; seed: number}} | string> = {}
+      for (let i = 0; i < 12; i++) files[`near-limit-${i}.bin`] = {file: {random: 1024 * 1024 - 1 - i * 4099, seed: d * 100 + i}}
+      for (let i = 0; i < 40; i++) files[`tiny-${i}.txt`] = `dir ${d} file ${i}\n`.repeat(i)
+      files['empty'] = ''
+      spec[`d${d}`] = {dir: files}
+    }
+    await fsp.mkdir(src)
+    await buildTree(src, spec)
+    const repo = path.join(work, 'repo-slabs')
+    await ckpt(['init', '--repo', repo])
+    const snap = await ckptJson<SnapJson>(['snapshot', src, '--repo', repo])
+    expect(snap.files).toBe(4 * 53)
+    expect(snap.filesRead).toBe(4 * 53)
+    const target = path.join(work, 'slabs-out')
+    await ckpt(['restore', snap.id, '--target', target, '--repo', repo])
+    expect(diffTrees(await captureTree(src), await captureTree(target))).toEqual([])
+    await ckpt(['verify', '--read-data', '--repo', repo])
+    await ckpt(['verify', snap.id, '--source', src, '--repo', repo])
+  })
+})
+
 describe('files that change, vanish or cannot be read', () => {
   it('a file that keeps changing while read is re-read, then recorded as inconsistent: warning, manifest, exit 3', async () => {
     const src = path.join(work, 'changing')
