@@ -10,10 +10,14 @@
 // that turns out to be needed; then delete forgotten manifests, write a small index for rescued
 // packs, delete the superseded index files, and only then the packs. At every step each index
 // entry points at a pack that exists and every kept snapshot's blobs are indexed.
+import {type CompressionValue, inflatedSize, openBlobs} from '../core/codec.js'
 import {Inflight, mapLimit} from '../core/concurrency.js'
 import {IntegrityError, NotFoundError} from '../core/errors.js'
+import {hashBuffer} from '../core/hashpool.js'
+import {toHex} from '../core/ids.js'
 import type {IndexedPack} from '../repo/indexfile.js'
-import {checkBlob, Repository} from '../repo/repository.js'
+import type {PackEntry} from '../repo/pack.js'
+import {Repository} from '../repo/repository.js'
 import {BlobWriter} from '../repo/writer.js'
 import {decodeManifest} from '../snapshot/manifest.js'
 import {markTrees, Problems} from './mark.js'
@@ -24,8 +28,11 @@ import {packEntries, type Plan} from './plan.js'
 export const INDEX_ENTRIES_PER_FILE = 1 << 16
 /** Deletes in flight in the exclusive phase: each one fsyncs its directory, and they overlap well. */
 const DELETES_IN_FLIGHT = 16
-/** Packs up to this size are read whole when repacked; larger ones blob by blob. */
-const READ_WHOLE_PACK = 64 * 1024 * 1024
+/**
+ * Live blobs of a pack being repacked are read in ranges of up to this many stored bytes, and
+ * checked in batches that inflate to at most as many: two reused buffers, whatever the pack size.
+ */
+const REPACK_READ = 4 * 1024 * 1024
 
 export interface Prepared {
   /** Index files this prune wrote (consolidated and for repacked packs). */
@@ -45,6 +52,8 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
   const target = await repoWithEmptyIndex(repo)
   const writer = new BlobWriter(target)
   const inflight = new Inflight(8)
+  const readBuffer = hashBuffer(REPACK_READ)
+  const checkBuffer = hashBuffer(REPACK_READ)
   let batch: IndexedPack[] = []
   let batchEntries = 0
   const flushBatch = async () => {
@@ -64,16 +73,26 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
       if (batchEntries >= INDEX_ENTRIES_PER_FILE) await flushBatch()
     } else if (action === 'repack') {
       onProgress?.(`repacking: ${++repacked}/${repackTotal} packs`)
-      const live = p.entries.filter((e) => table.isChosenCopy(e.id, packNo, e.offset) && table.isMarked(e.id))
-      if (live.length === 0) return
-      const whole = p.size <= READ_WHOLE_PACK ? await repo.backend.get('data', p.name) : undefined
-      for (const e of live) {
-        const loc = {pack: p.name, offset: e.offset, storedLength: e.storedLength, rawLength: e.rawLength, type: e.type, compression: e.compression}
-        const stored = whole ? whole.subarray(e.offset, e.offset + e.storedLength) : await repo.backend.get('data', p.name, {offset: e.offset, length: e.storedLength})
-        // Verified on the way through: a damaged live blob stops prune before anything is deleted.
-        const plain = await checkBlob(e.id, loc, stored)
-        await inflight.add(writer.add(e.type, e.id, plain))
-        prepared.blobsCopied++
+      const live = p.entries.filter((e) => table.isChosenCopy(e.id, packNo, e.offset) && table.isMarked(e.id)).sort((a, b) => a.offset - b.offset)
+      for (let i = 0; i < live.length; ) {
+        // The blobs stored next to each other that fit one read (a larger blob is read alone).
+        const start = live[i]!.offset
+        let j = i + 1
+        while (j < live.length && live[j]!.offset + live[j]!.storedLength - start <= REPACK_READ) j++
+        const range = live.slice(i, j)
+        const end = Math.max(...range.map((e) => e.offset + e.storedLength))
+        const into = end - start <= REPACK_READ ? readBuffer.subarray(0, end - start) : undefined
+        const bytes = await repo.backend.get('data', p.name, {offset: start, length: end - start}, into)
+        await checkRange(p.name, range, bytes, start, checkBuffer)
+        // Stored bytes are copied as they are (a frame is not inflated and compressed again);
+        // checkRange has refused any compression this build does not know.
+        for (const e of range) {
+          await inflight.add(writer.addStored(e.type, e.id, bytes.subarray(e.offset - start, e.offset - start + e.storedLength), e.compression as CompressionValue, e.rawLength))
+          prepared.blobsCopied++
+        }
+        // The writer has copied or written every blob of the range once these settle.
+        await inflight.drain()
+        i = j
       }
     }
   }
@@ -104,6 +123,27 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
   prepared.packsWritten = writer.stats.packs
   prepared.bytesWritten = target.packs.reduce((n, p) => n + p.size, 0)
   return prepared
+}
+
+/**
+ * Check live blobs before they are copied: a damaged one stops prune before anything is deleted.
+ * Batches that inflate to at most `scratch`'s size; a single larger blob gets a buffer of its own.
+ */
+async function checkRange(pack: string, range: readonly PackEntry[], bytes: Buffer, start: number, scratch: Buffer): Promise<void> {
+  for (let k = 0; k < range.length; ) {
+    let raw = 0
+    let l = k
+    while (l < range.length && (l === k || raw + inflatedSize([range[l]!]) <= scratch.length)) raw += inflatedSize([range[l++]!])
+    const batch = range.slice(k, l)
+    const opened = await openBlobs(bytes, batch.map((e) => ({...e, offset: e.offset - start})), raw <= scratch.length ? scratch : Buffer.allocUnsafe(raw))
+    opened.forEach((o, n) => {
+      const id = toHex(batch[n]!.id)
+      if (o.ok) return
+      if (o.mismatch) throw new IntegrityError(`blob ${id} in pack ${pack} fails its BLAKE3 check`, {blob: id, pack})
+      throw new IntegrityError(`blob ${id} in pack ${pack} is corrupt: ${o.error.message}`, {blob: id, pack}, {cause: o.error})
+    })
+    k = l
+  }
 }
 
 async function repoWithEmptyIndex(repo: Repository): Promise<Repository> {

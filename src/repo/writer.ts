@@ -95,6 +95,17 @@ export class BlobWriter {
     return compression !== Compression.none
   }
 
+  /**
+   * Store a blob already encoded (prune's repack: a frame is copied, not inflated and compressed
+   * again). As add; `stored` may be reused once this resolves.
+   */
+  async addStored(type: BlobTypeValue, id: Buffer, stored: Uint8Array, compression: CompressionValue, rawLength: number): Promise<void> {
+    if (this.has(id)) return
+    this.pending.set(id, [])
+    this.throwIfFailed()
+    await this.place(type, id, rawLength, compression, stored)
+  }
+
   /** The bytes to store for a blob: a frame in a pooled buffer (held until written), or the blob as it is. */
   private async encode(plain: Uint8Array, level: number): Promise<{compression: CompressionValue; data: Uint8Array; frame?: ReadBuffer}> {
     const none = {compression: Compression.none, data: plain}

@@ -8,6 +8,7 @@ import {afterEach, describe, expect, test} from 'vitest'
 import {IntegrityError, LockedError} from '../../src/core/errors.js'
 import {encodeBlob} from '../../src/core/codec.js'
 import {blake3} from '../../src/core/hash.js'
+import {openLocalRepository} from '../../src/repo/open.js'
 import {encodePackTail} from '../../src/repo/pack.js'
 import {pinSnapshot} from '../../src/prune/pins.js'
 import {RepositoryLock} from '../../src/store/lock.js'
@@ -28,6 +29,20 @@ async function write(file: string, bytes: Buffer): Promise<void> {
 }
 
 /** Two snapshots: A holds big (seed 1) and keep (seed 3); B holds big (seed 2) and keep. */
+/** Every indexed blob's stored bytes, compression and pack. */
+async function storedBlobs(repoDir: string): Promise<Map<string, {bytes: Buffer; compression: number; pack: string}>> {
+  const repo = await openLocalRepository(repoDir)
+  await repo.loadIndex()
+  const ids: Buffer[] = []
+  repo.index.forEach((id) => ids.push(Buffer.from(id)))
+  const out = new Map<string, {bytes: Buffer; compression: number; pack: string}>()
+  for (const id of ids) {
+    const loc = repo.lookup(id)!
+    out.set(id.toString('hex'), {bytes: await repo.backend.get('data', loc.pack, {offset: loc.offset, length: loc.storedLength}), compression: loc.compression, pack: loc.pack})
+  }
+  return out
+}
+
 async function twoSnapshots(bigSize = 300 * KB): Promise<{a: string; b: string; captured: Map<string, Map<string, Captured>>}> {
   const captured = new Map<string, Map<string, Captured>>()
   await write(path.join(f.src, 'big'), seededBytes(bigSize, 1))
@@ -72,9 +87,21 @@ describe('garbage collection', () => {
   test('a mostly dead pack is repacked: live blobs copied first, then the old pack deleted', async () => {
     f = await fixture()
     const {b, captured} = await twoSnapshots()
+    const storedBefore = await storedBlobs(f.repoDir)
     const r = await prune(f, {policy: {last: 1}})
     expect(r.plan.packs).toMatchObject({total: 2, keep: 1, repack: 1, delete: 0})
     const change = r.plan.changes[0]!
+    // The live blobs moved as they were stored: the same frames, not inflated and compressed again.
+    const storedAfter = await storedBlobs(f.repoDir)
+    let moved = 0
+    for (const [id, after] of storedAfter) {
+      const before = storedBefore.get(id)!
+      expect(after.bytes.equals(before.bytes)).toBe(true)
+      expect(after.compression).toBe(before.compression)
+      if (after.pack !== before.pack) moved++
+    }
+    expect(moved).toBe(change.liveBlobs)
+    expect([...storedAfter.values()].some((s) => s.compression === 1)).toBe(true)
     expect(change.action).toBe('repack')
     expect(change.reason).toMatch(/^\d+% dead$/)
     expect(r.result!.packsWritten).toBe(1)
