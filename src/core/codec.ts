@@ -130,6 +130,25 @@ export function inflatedSize(blobs: readonly Pick<StoredBlob, 'compression' | 'r
   return n
 }
 
+/** Split blobs, in order, into batches that each inflate to at most `maxBytes` (a larger blob alone). */
+export function inflateBatches<T extends Pick<StoredBlob, 'compression' | 'rawLength'>>(blobs: readonly T[], maxBytes: number): T[][] {
+  const batches: T[][] = []
+  let batch: T[] = []
+  let raw = 0
+  for (const b of blobs) {
+    const n = inflatedSize([b])
+    if (batch.length > 0 && raw + n > maxBytes) {
+      batches.push(batch)
+      batch = []
+      raw = 0
+    }
+    batch.push(b)
+    raw += n
+  }
+  if (batch.length > 0) batches.push(batch)
+  return batches
+}
+
 const SPEC_WORDS = 5
 const OPEN_OK = 0
 const OPEN_ID_MISMATCH = 1

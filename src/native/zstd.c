@@ -75,16 +75,23 @@ static napi_value number(napi_env env, double value) {
   return result;
 }
 
-static napi_value zstd_compress_sync(napi_env env, napi_callback_info info) {
+// The arguments of zstdCompress and zstdCompressAsync: (src, dst, level).
+typedef struct {
   napi_value argv[3];
   uint8_t *src, *dst;
   size_t len, cap;
   int level;
-  if (!get_args(env, info, 3, argv) || !get_bytes(env, argv[0], "src", &src, &len) ||
-      !get_bytes(env, argv[1], "dst", &dst, &cap) || !get_level(env, argv[2], &level)) {
-    return NULL;
-  }
-  size_t n = compress_into(src, len, dst, cap, level);
+} compress_args;
+
+static bool get_compress_args(napi_env env, napi_callback_info info, compress_args* a) {
+  return get_args(env, info, 3, a->argv) && get_bytes(env, a->argv[0], "src", &a->src, &a->len) &&
+         get_bytes(env, a->argv[1], "dst", &a->dst, &a->cap) && get_level(env, a->argv[2], &a->level);
+}
+
+static napi_value zstd_compress_sync(napi_env env, napi_callback_info info) {
+  compress_args a;
+  if (!get_compress_args(env, info, &a)) return NULL;
+  size_t n = compress_into(a.src, a.len, a.dst, a.cap, a.level);
   if (n == (size_t)-1) {
     napi_throw_error(env, "ENOMEM", "zstd: out of memory");
     return NULL;
@@ -113,22 +120,16 @@ static napi_value compress_job_result(napi_env env, async_job* base) {
 }
 
 static napi_value zstd_compress_async(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  uint8_t *src, *dst;
-  size_t len, cap;
-  int level;
-  if (!get_args(env, info, 3, argv) || !get_bytes(env, argv[0], "src", &src, &len) ||
-      !get_bytes(env, argv[1], "dst", &dst, &cap) || !get_level(env, argv[2], &level)) {
-    return NULL;
-  }
+  compress_args a;
+  if (!get_compress_args(env, info, &a)) return NULL;
   compress_job* job = job_new(env, sizeof *job, 2, "zstdCompressAsync", compress_job_run, compress_job_result);
   if (!job) return NULL;
-  job->src = src;
-  job->len = len;
-  job->dst = dst;
-  job->cap = cap;
-  job->level = level;
-  if (!job_keep(env, &job->base, argv[0]) || !job_keep(env, &job->base, argv[1])) {
+  job->src = a.src;
+  job->len = a.len;
+  job->dst = a.dst;
+  job->cap = a.cap;
+  job->level = a.level;
+  if (!job_keep(env, &job->base, a.argv[0]) || !job_keep(env, &job->base, a.argv[1])) {
     job_free(env, &job->base);
     return NULL;
   }

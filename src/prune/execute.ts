@@ -10,13 +10,13 @@
 // that turns out to be needed; then delete forgotten manifests, write a small index for rescued
 // packs, delete the superseded index files, and only then the packs. At every step each index
 // entry points at a pack that exists and every kept snapshot's blobs are indexed.
-import {type CompressionValue, inflatedSize, openBlobs} from '../core/codec.js'
+import {type CompressionValue, inflateBatches, inflatedSize, openBlobs} from '../core/codec.js'
 import {Inflight, mapLimit} from '../core/concurrency.js'
 import {IntegrityError, NotFoundError} from '../core/errors.js'
 import {hashBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import type {IndexedPack} from '../repo/indexfile.js'
-import type {PackEntry} from '../repo/pack.js'
+import {type PackEntry, readRanges} from '../repo/pack.js'
 import {Repository} from '../repo/repository.js'
 import {BlobWriter} from '../repo/writer.js'
 import {decodeManifest} from '../snapshot/manifest.js'
@@ -74,13 +74,8 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
     } else if (action === 'repack') {
       onProgress?.(`repacking: ${++repacked}/${repackTotal} packs`)
       const live = p.entries.filter((e) => table.isChosenCopy(e.id, packNo, e.offset) && table.isMarked(e.id)).sort((a, b) => a.offset - b.offset)
-      for (let i = 0; i < live.length; ) {
-        // The blobs stored next to each other that fit one read (a larger blob is read alone).
-        const start = live[i]!.offset
-        let j = i + 1
-        while (j < live.length && live[j]!.offset + live[j]!.storedLength - start <= REPACK_READ) j++
-        const range = live.slice(i, j)
-        const end = Math.max(...range.map((e) => e.offset + e.storedLength))
+      for (const {start, end, blobs: range} of readRanges(live, REPACK_READ)) {
+        // A blob larger than the read buffer is read alone, into a buffer of its own.
         const into = end - start <= REPACK_READ ? readBuffer.subarray(0, end - start) : undefined
         const bytes = await repo.backend.get('data', p.name, {offset: start, length: end - start}, into)
         await checkRange(p.name, range, bytes, start, checkBuffer)
@@ -92,7 +87,6 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
         }
         // The writer has copied or written every blob of the range once these settle.
         await inflight.drain()
-        i = j
       }
     }
   }
@@ -130,11 +124,8 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
  * Batches that inflate to at most `scratch`'s size; a single larger blob gets a buffer of its own.
  */
 async function checkRange(pack: string, range: readonly PackEntry[], bytes: Buffer, start: number, scratch: Buffer): Promise<void> {
-  for (let k = 0; k < range.length; ) {
-    let raw = 0
-    let l = k
-    while (l < range.length && (l === k || raw + inflatedSize([range[l]!]) <= scratch.length)) raw += inflatedSize([range[l++]!])
-    const batch = range.slice(k, l)
+  for (const batch of inflateBatches(range, scratch.length)) {
+    const raw = inflatedSize(batch)
     const opened = await openBlobs(bytes, batch.map((e) => ({...e, offset: e.offset - start})), raw <= scratch.length ? scratch : Buffer.allocUnsafe(raw))
     opened.forEach((o, n) => {
       const id = toHex(batch[n]!.id)
@@ -142,7 +133,6 @@ async function checkRange(pack: string, range: readonly PackEntry[], bytes: Buff
       if (o.mismatch) throw new IntegrityError(`blob ${id} in pack ${pack} fails its BLAKE3 check`, {blob: id, pack})
       throw new IntegrityError(`blob ${id} in pack ${pack} is corrupt: ${o.error.message}`, {blob: id, pack}, {cause: o.error})
     })
-    k = l
   }
 }
 

@@ -25,6 +25,30 @@ export interface PackEntry {
   rawLength: number
 }
 
+/** Blobs of one pack read with one ranged read: bytes [start, end) of the pack. */
+export interface ReadRange<T> {
+  start: number
+  end: number
+  blobs: T[]
+}
+
+/**
+ * Group blobs of one pack, sorted by offset, into ranged reads that each span at most `maxBytes`
+ * (a larger blob is read alone). Gaps between the blobs of a range are read through.
+ */
+export function readRanges<T extends {offset: number; storedLength: number}>(sorted: readonly T[], maxBytes: number): ReadRange<T>[] {
+  const ranges: ReadRange<T>[] = []
+  for (let i = 0; i < sorted.length; ) {
+    const start = sorted[i]!.offset
+    let end = start + sorted[i]!.storedLength
+    let j = i + 1
+    for (; j < sorted.length && sorted[j]!.offset + sorted[j]!.storedLength - start <= maxBytes; j++) end = Math.max(end, sorted[j]!.offset + sorted[j]!.storedLength)
+    ranges.push({start, end, blobs: sorted.slice(i, j)})
+    i = j
+  }
+  return ranges
+}
+
 export function encodePackTail(entries: readonly PackEntry[]): Buffer {
   const header = Buffer.alloc(entries.length * PACK_ENTRY_BYTES)
   entries.forEach((e, i) => {

@@ -4,11 +4,11 @@
 // pool (openBlobs) writing into another reused buffer, so the main thread only moves buffers
 // around. Every problem becomes a finding; nothing here throws for damage, only for I/O
 // failures that are not about the data.
-import {inflatedSize, openBlobs} from '../core/codec.js'
+import {inflateBatches, inflatedSize, openBlobs} from '../core/codec.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
 import {toHex} from '../core/ids.js'
 import type {ReadPool} from '../core/readpool.js'
-import {BlobType, type PackEntry} from '../repo/pack.js'
+import {BlobType, type PackEntry, readRanges} from '../repo/pack.js'
 import {readPackHeader} from '../repo/packheader.js'
 import type {Backend} from '../store/backend.js'
 import type {IndexedPackInfo, VerifyIndex} from './blobindex.js'
@@ -122,12 +122,7 @@ function compareWithIndex(ctx: PackCheckContext, pack: IndexedPackInfo, packNo: 
 async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries: readonly PackEntry[], actualSize: number): Promise<void> {
   // Blobs past the end of a truncated pack are covered by its pack-truncated finding.
   const readable = entries.filter((e) => e.offset + e.storedLength <= actualSize).sort((a, b) => a.offset - b.offset)
-  for (let i = 0; i < readable.length; ) {
-    const start = readable[i]!.offset
-    let j = i + 1
-    while (j < readable.length && readable[j]!.offset + readable[j]!.storedLength - start <= SEGMENT_BYTES) j++
-    const segment = readable.slice(i, j)
-    const end = Math.max(...segment.map((e) => e.offset + e.storedLength))
+  for (const {start, end, blobs: segment} of readRanges(readable, SEGMENT_BYTES)) {
     // Pooled: blobs stored as they are (most large binary data) are hashed where they were read.
     // Only a single blob larger than a segment gets a buffer of its own.
     const rb = end - start <= SEGMENT_BYTES ? await ctx.buffers.acquire() : undefined
@@ -138,20 +133,12 @@ async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries:
       } catch (err) {
         if (!(err instanceof IntegrityError || err instanceof ObjectMissingError)) throw err
         for (const e of segment) blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} cannot be read: ${err.message}`)
-        i = j
         continue
       }
-      for (let k = 0; k < segment.length; ) {
-        let raw = 0
-        let l = k
-        while (l < segment.length && (l === k || raw + segment[l]!.rawLength <= BATCH_RAW_BYTES)) raw += segment[l++]!.rawLength
-        await checkBatch(ctx, pack, segment.slice(k, l), bytes, start)
-        k = l
-      }
+      for (const batch of inflateBatches(segment, BATCH_RAW_BYTES)) await checkBatch(ctx, pack, batch, bytes, start)
     } finally {
       rb?.retire()
     }
-    i = j
   }
 }
 

@@ -5,7 +5,7 @@ import {createRequire} from 'node:module'
 
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
-import {Compression, compressInto, decodeBlob, encodeBlob, inflatedSize, openBlobs, type StoredBlob, zstdContentSize} from '../../src/core/codec.js'
+import {Compression, compressInto, decodeBlob, encodeBlob, inflateBatches, inflatedSize, openBlobs, type StoredBlob, zstdContentSize} from '../../src/core/codec.js'
 import {IntegrityError} from '../../src/core/errors.js'
 import {blake3} from '../../src/core/hash.js'
 import {nativeAddon} from '../../src/core/native.js'
@@ -227,6 +227,18 @@ export function codecCases(engine: 'native' | 'fallback'): void {
 
     test('the on-disk compression numbers', () => {
       expect(Compression).toEqual({none: 0, zstd: 1})
+    })
+  })
+
+  describe('inflateBatches', () => {
+    test('batches inflate to at most maxBytes (a larger blob alone); blobs stored as is cost nothing', () => {
+      const z = (rawLength: number) => ({compression: Compression.zstd, rawLength})
+      const raw = (rawLength: number) => ({compression: Compression.none, rawLength})
+      const blobs = [z(300), raw(5000), z(300), z(500), z(2000), raw(10), z(100), z(900), z(100)]
+      const batches = inflateBatches(blobs, 1000)
+      expect(batches.flat()).toEqual(blobs)
+      expect(batches.map((b) => inflatedSize(b))).toEqual([600, 500, 2000, 1000, 100])
+      expect(inflateBatches([], 1000)).toEqual([])
     })
   })
 

@@ -11,6 +11,7 @@ import {
   PACK_TRAILER_BYTES,
   PACK_VERSION,
   type PackEntry,
+  readRanges,
 } from '../../src/repo/pack.js'
 import {seededBytes} from '../helpers/tree.js'
 import {thrownBy} from '../helpers/hostile.js'
@@ -161,5 +162,40 @@ describe('pack tail codec', () => {
     expect(decodePackTrailer(trailer, pack.length, 'p1').entryCount).toBe(most)
     trailer.writeUInt32LE(most + 1, 32)
     expect(integrity(() => decodePackTrailer(trailer, pack.length, 'p1')).message).toBe(`pack p1: trailer claims ${most + 1} entries, more than the pack can hold`)
+  })
+})
+
+describe('readRanges', () => {
+  const blob = (offset: number, storedLength: number) => ({offset, storedLength})
+
+  test('groups blobs into reads of at most maxBytes, reading through gaps, a larger blob alone', () => {
+    const blobs = [blob(0, 100), blob(100, 200), blob(400, 100), blob(500, 1000), blob(1500, 50), blob(1560, 40)]
+    expect(readRanges(blobs, 500)).toEqual([
+      {start: 0, end: 500, blobs: blobs.slice(0, 3)},
+      {start: 500, end: 1500, blobs: [blobs[3]]},
+      {start: 1500, end: 1600, blobs: blobs.slice(4)},
+    ])
+  })
+
+  test('every blob lands in exactly one range, in order, and each range holds its blobs whole', () => {
+    let x = 12345
+    const rand = (n: number) => ((x = (x * 1103515245 + 12345) >>> 0) % n)
+    const blobs: {offset: number; storedLength: number}[] = []
+    for (let at = 0, i = 0; i < 500; i++) {
+      at += rand(3) === 0 ? rand(5000) : 0
+      const len = 1 + rand(rand(10) === 0 ? 40_000 : 4000)
+      blobs.push(blob(at, len))
+      at += len
+    }
+    for (const max of [1, 4096, 10_000, 1 << 20]) {
+      const ranges = readRanges(blobs, max)
+      expect(ranges.flatMap((r) => r.blobs)).toEqual(blobs)
+      for (const r of ranges) {
+        expect(r.start).toBe(r.blobs[0]!.offset)
+        expect(r.end).toBe(Math.max(...r.blobs.map((b) => b.offset + b.storedLength)))
+        if (r.blobs.length > 1) expect(r.end - r.start).toBeLessThanOrEqual(max)
+      }
+    }
+    expect(readRanges([], 100)).toEqual([])
   })
 })
