@@ -48,6 +48,8 @@ describe('on a pseudo-terminal', () => {
     expect(r.stdout).toMatch(/exit=0/)
     expect(r.stdout).toMatch(/snapshot [0-9a-f]{12} of /)
     // No spinner: none of ora's cursor hiding or line clearing.
-    expect(r.stdout).not.toMatch(/\u001b\[\?25l|\u001b\[2K/)
+    const ESC = String.fromCharCode(27)
+    expect(r.stdout).not.toContain(`${ESC}[?25l`)
+    expect(r.stdout).not.toContain(`${ESC}[2K`)
   })
 })
