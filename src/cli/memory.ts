@@ -2,25 +2,45 @@
 // buffers of small files) pile up in its heap long before it collects, which can push the
 // process's resident size well past what it needs: a snapshot of 100,000 small files used
 // ~225 MB of RSS for ~60 MB of live data. When RSS passes the budget, ask V8 for a full collection,
-// at most every MIN_SPACING_MS. The library itself never relies on this; it is process policy.
+// and spend at most about 1/COST_SHARE of the time doing so: the next one waits MIN_SPACING_MS
+// or COST_SHARE times as long as the last one took, whichever is longer. A run whose live data
+// is above the budget (a huge index) thus pays a few percent, not a collection every quarter
+// second. The library itself never relies on this; it is process policy.
 const CHECK_EVERY_MS = 50
 const MIN_SPACING_MS = 250
+const COST_SHARE = 25
+/**
+ * The default budget. Node with the CLI loaded is ~50 MB; a first snapshot of the benchmark
+ * corpus peaked at 90-92 MB with a budget of 150 MB (never reached) and 85-87 MB with ~70, at the
+ * same CPU time (docs/BENCHMARKS.md).
+ */
+const DEFAULT_BUDGET_MB = 64
 
 let started = false
 
-/** Start watching (idempotent). `budgetMb` defaults to $CKPT_MEMORY_MB or 150. */
-export function startMemoryGovernor(budgetMb = Number(process.env.CKPT_MEMORY_MB) || 150): void {
+/** When the next forced collection may run, after one that took `tookMs`, at `now`. */
+export function nextCollection(now: number, tookMs: number): number {
+  return now + Math.max(MIN_SPACING_MS, COST_SHARE * tookMs)
+}
+
+/** Start watching (idempotent). `budgetMb` defaults to $CKPT_MEMORY_MB or DEFAULT_BUDGET_MB. */
+export function startMemoryGovernor(budgetMb = Number(process.env.CKPT_MEMORY_MB) || DEFAULT_BUDGET_MB): void {
   if (started) return
   started = true
   const budget = budgetMb * 1024 * 1024
-  let last = 0
+  let next = 0
   let collector: Promise<(() => void) | undefined> | undefined
   setInterval(() => {
     const now = Date.now()
-    if (now - last < MIN_SPACING_MS || process.memoryUsage.rss() < budget) return
-    last = now
+    if (now < next || process.memoryUsage.rss() < budget) return
+    next = now + MIN_SPACING_MS
     collector ??= loadCollector().catch(() => undefined)
-    void collector.then((collect) => collect?.())
+    void collector.then((collect) => {
+      if (!collect) return
+      const started = performance.now()
+      collect()
+      next = Math.max(next, nextCollection(Date.now(), performance.now() - started))
+    })
   }, CHECK_EVERY_MS).unref()
 }
 
