@@ -32,7 +32,7 @@ const DELETES_IN_FLIGHT = 16
  * Live blobs of a pack being repacked are read in ranges of up to this many stored bytes, and
  * checked in batches that inflate to at most as many: two reused buffers, whatever the pack size.
  */
-const REPACK_READ = 4 * 1024 * 1024
+const REPACK_READ = 2 * 1024 * 1024
 
 export interface Prepared {
   /** Index files this prune wrote (consolidated and for repacked packs). */

@@ -15,9 +15,9 @@ import type {IndexedPackInfo, VerifyIndex} from './blobindex.js'
 import type {Findings} from './findings.js'
 
 /** Bytes read per get when reading a pack's blobs (half a default pack): as fast as whole packs here, ~30 MB less peak memory. */
-export const SEGMENT_BYTES = 4 * 1024 * 1024
+export const SEGMENT_BYTES = 2 * 1024 * 1024
 /** Plain bytes inflated and hashed as one batch, and the size of the buffers they inflate into. */
-export const BATCH_RAW_BYTES = 4 * 1024 * 1024
+export const BATCH_RAW_BYTES = 2 * 1024 * 1024
 
 export interface PackCheckContext {
   backend: Backend
