@@ -273,6 +273,10 @@ function nativeLimits({work, corpus, stats}) {
     {id: 'cp', title: 'cp -r of the corpus', command: `cp -r ${q} ${quote(copy)}`, bytes: stats.bytes,
       before: () => rmSync(copy, {recursive: true, force: true}),
       after: () => rmSync(copy, {recursive: true, force: true})},
+    // A restore that returns only once the tree is on disk (ckpt's does) is closer to this.
+    {id: 'cp-sync', title: 'cp -r of the corpus, then sync', command: `cp -r ${q} ${quote(copy)} && sync`,
+      bytes: stats.bytes, before: () => rmSync(copy, {recursive: true, force: true}),
+      after: () => rmSync(copy, {recursive: true, force: true})},
     {id: 'b3sum', title: 'b3sum of every file (default threads)',
       command: `find ${q} -type f -print0 | xargs -0 b3sum > /dev/null`, bytes: stats.bytes},
     {id: 'b3sum-t1', title: 'b3sum of every file, 1 thread',
