@@ -118,7 +118,7 @@ export function renderMarkdown(results) {
   push('## Method', '')
   push('- Each phase runs every tool in turn on the identical tree; mutations are applied once, between phases.')
   push('- Warm page cache: the corpus is read once before anything is timed, and caches are never dropped.')
-  push('- `sync` runs (untimed) after every command, so one command\'s writeback is not billed to the next.')
+  push('- `sync` runs (untimed) after every command and every mutation step, so one command\'s writeback is not billed to the next.')
   push('- Wall: node\'s monotonic clock around the command. CPU (user+sys) and peak RSS: GNU time ' +
     '(`/usr/bin/time -f \'%e %U %S %M\'`), which includes waited-for children; peak RSS is the largest ' +
     'single process.')
