@@ -10,6 +10,7 @@
 //   system cannot, these return false and change nothing; the caller falls back (two renames,
 //   an fsync per file).
 import {lutimesSync} from 'node:fs'
+import {getSystemErrorMap} from 'node:util'
 
 import {nativeAddon} from './native.js'
 
@@ -94,4 +95,48 @@ export function syncFilesystem(path: Buffer | string): boolean {
  */
 export function trimMemory(): boolean {
   return nativeAddon()?.trimMemory() ?? false
+}
+
+/** A file to create: it must not exist; its contents are `parts` back to back. */
+export interface NewFile {
+  path: Buffer
+  parts: readonly Uint8Array[]
+  mode: number
+  uid: number
+  gid: number
+  mtimeNs: bigint
+}
+
+const WRITE_STEPS = ['', 'open', 'write', 'fchown', 'fchmod', 'close', 'utimensat']
+
+/**
+ * Create and fill new files as one job on the thread pool, each opened with O_EXCL and
+ * O_NOFOLLOW, written whole, owned (when `owners`: chown clears setuid bits, so before the
+ * mode), moded, closed, then given `mtimeNs` as both times. Returns false, having done nothing,
+ * when the addon is missing: the caller writes them itself. Throws the first failure as a
+ * Node-style fs error (`code`, `errno`, `syscall`, `path`); files after it are not touched.
+ * Neither the paths nor the parts may be modified until it settles.
+ */
+export async function writeNewFiles(files: readonly NewFile[], owners: boolean): Promise<boolean> {
+  const addon = nativeAddon()
+  if (!addon) return false
+  const meta = new Uint32Array(files.length * 3)
+  const mtimes = new BigInt64Array(files.length)
+  files.forEach((f, i) => {
+    meta.set([f.mode, f.uid, f.gid], i * 3)
+    mtimes[i] = f.mtimeNs
+  })
+  const status = new Int32Array(files.length)
+  await addon.writeFiles(files.map((f) => f.path), files.map((f) => f.parts), meta, mtimes, owners, status)
+  const failed = status.findIndex((s) => s > 0)
+  if (failed >= 0) throw writeError(status[failed]!, files[failed]!.path)
+  return true
+}
+
+function writeError(status: number, path: Buffer): Error {
+  const errno = status >> 3
+  const syscall = WRITE_STEPS[status & 7] ?? 'write'
+  const [code, description] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, 'unknown error']
+  const shown = path.toString()
+  return Object.assign(new Error(`${code}: ${description}, ${syscall} '${shown}'`), {errno: -errno, code, syscall, path: shown})
 }

@@ -49,6 +49,15 @@ export interface NativeAddon {
   openBlobs(stored: Uint8Array, specs: Uint32Array, dst: Uint8Array, ids: Uint8Array, status: Int32Array): Promise<void>
   /** The text of a zstd error code. */
   zstdErrorName(code: number): string
+
+  // writefiles.c
+  /**
+   * Create (O_EXCL, O_NOFOLLOW) and fill new files on libuv's thread pool, then fchown (when
+   * owners), fchmod, close and set both times; meta[3i..3i+3) = mode, uid, gid. status[i]: 0, or
+   * errno * 8 + the failed step (1 open, 2 write, 3 fchown, 4 fchmod, 5 close, 6 utimensat);
+   * files after a failure are left alone (-1). Nothing passed may be touched until it settles.
+   */
+  writeFiles(paths: readonly Uint8Array[], parts: readonly (readonly Uint8Array[])[], meta: Uint32Array, mtimes: BigInt64Array, owners: boolean, status: Int32Array): Promise<void>
 }
 
 // undefined: not tried yet; null: tried and unavailable.
@@ -62,7 +71,7 @@ export function nativeAddon(): NativeAddon | null {
   try {
     const loaded = createRequire(import.meta.url)(join(packageRoot(), 'build', 'Release', 'ckpt_native.node')) as Partial<NativeAddon>
     // A binary built from older sources lacks functions: use the fallbacks until it is rebuilt.
-    if (typeof loaded.openBlobs === 'function' && typeof loaded.setTimes === 'function') addon = loaded as NativeAddon
+    if (typeof loaded.openBlobs === 'function' && typeof loaded.writeFiles === 'function') addon = loaded as NativeAddon
   } catch {
     // Not built, or not loadable on this system: callers fall back.
   }

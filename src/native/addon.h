@@ -13,5 +13,7 @@ bool ckpt_register_fsmeta(napi_env env, napi_value exports);
 bool ckpt_register_content(napi_env env, napi_value exports);
 // zstd.c: zstd with per-thread contexts, and blobs inflated and checked in batches.
 bool ckpt_register_zstd(napi_env env, napi_value exports);
+// writefiles.c: a batch of new small files created, filled, owned, moded and timed on the pool.
+bool ckpt_register_writefiles(napi_env env, napi_value exports);
 
 #endif

@@ -29,7 +29,7 @@ import {closeSync, constants as fsc, fchmodSync, fchownSync, lchownSync, chmodSy
 import {mapLimit} from '../core/concurrency.js'
 import {inflatedSize, openBlobs} from '../core/codec.js'
 import {IntegrityError, ObjectMissingError} from '../core/errors.js'
-import {setTimesNs} from '../core/fsmeta.js'
+import {type NewFile, setTimesNs, writeNewFiles} from '../core/fsmeta.js'
 import {hashBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
@@ -332,20 +332,23 @@ export class TreeWriter {
     try {
       const plain = await batch.fetched!
       this.check()
+      const files: NewFile[] = []
       let next = 0
-      for (const job of batch.files) {
-        const n = job.chunks!.length
-        this.writeSmallFile(job, plain.slice(next, next + n))
+      for (const {abs, node, chunks} of batch.files) {
+        const n = chunks!.length
+        files.push({path: abs, parts: plain.slice(next, next + n), mode: node.mode, uid: node.uid, gid: node.gid, mtimeNs: node.mtimeNs})
         next += n
-        this.fileDone(job)
       }
+      // One job on the thread pool for the whole batch; without the addon, here, one call at a time.
+      if (!(await writeNewFiles(files, this.owners))) batch.files.forEach((job, i) => this.writeSmallFile(job, files[i]!.parts))
+      for (const job of batch.files) this.fileDone(job)
     } finally {
       batch.release()
     }
   }
 
-  /** Create, write, own, mode and time one small file, with synchronous calls. */
-  private writeSmallFile(job: FileJob, parts: Uint8Array[]): void {
+  /** Create, write, own, mode and time one small file, with synchronous calls (without the addon). */
+  private writeSmallFile(job: FileJob, parts: readonly Uint8Array[]): void {
     const {node, abs} = job
     const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600)
     try {
@@ -504,7 +507,7 @@ function writeAllSync(fd: number, data: Uint8Array): void {
   for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off)
 }
 
-function writevAllSync(fd: number, parts: Uint8Array[]): void {
+function writevAllSync(fd: number, parts: readonly Uint8Array[]): void {
   const total = parts.reduce((n, p) => n + p.length, 0)
   const done = writevSync(fd, parts)
   if (done < total) writeRestSync(fd, parts, done) // a short write: rare

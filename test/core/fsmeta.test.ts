@@ -2,7 +2,7 @@ import {lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, st
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {exchangePaths, nsTimesAvailable, setTimesNs, syncFilesystem} from '../../src/core/fsmeta.js'
+import {exchangePaths, nsTimesAvailable, setTimesNs, syncFilesystem, writeNewFiles} from '../../src/core/fsmeta.js'
 
 // Odd nanosecond values that a double of seconds cannot carry (one ulp is about 2^-22 s).
 const ATIME = 1_600_000_000_987_654_321n
@@ -262,5 +262,62 @@ describe('trimMemory', () => {
     for (let i = 0; i < 64; i++) Buffer.allocUnsafeSlow(1 << 20).fill(i)
     expect(typeof trimMemory()).toBe('boolean')
     expect(nsTimesAvailable()).toBe(true) // the same addon is loaded, so trimMemory is the native one
+  })
+})
+
+describe('writeNewFiles', () => {
+  const root = process.getuid?.() === 0
+  let dir: string
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ckpt-newfiles-'))
+  })
+  afterEach(() => {
+    rmSync(dir, {recursive: true, force: true})
+  })
+
+  it('creates each file with its bytes, mode and nanosecond times; owner too as root', async () => {
+    const pieces = Array.from({length: 150}, (_, i) => Buffer.from(`piece ${i};`))
+    const files = [
+      {path: Buffer.from(join(dir, 'many-pieces')), parts: pieces, mode: 0o640, uid: 1234, gid: 4321, mtimeNs: 1_700_000_000_123_456_789n},
+      {path: Buffer.from(join(dir, 'empty')), parts: [], mode: 0o600, uid: 0, gid: 0, mtimeNs: -1n},
+      {path: Buffer.concat([Buffer.from(join(dir, 'odd-')), Buffer.from([0xff, 0xfe, 0x0a])]), parts: [Buffer.alloc(3 << 20, 7), Buffer.from('tail')], mode: 0o4755, uid: 1234, gid: 4321, mtimeNs: 0n},
+    ]
+    expect(await writeNewFiles(files, root)).toBe(true)
+    for (const f of files) {
+      const st = statSync(f.path, {bigint: true})
+      expect(readFileSync(f.path).equals(Buffer.concat(f.parts))).toBe(true)
+      expect(Number(st.mode) & 0o7777).toBe(f.mode)
+      expect(st.mtimeNs).toBe(f.mtimeNs)
+      expect(st.atimeNs).toBe(f.mtimeNs)
+      if (root) expect([Number(st.uid), Number(st.gid)]).toEqual([f.uid, f.gid])
+    }
+  })
+
+  it('never writes through an existing file or symlink: fails with an fs error and leaves the rest alone', async () => {
+    writeFileSync(join(dir, 'exists'), 'keep me')
+    symlinkSync(join(dir, 'exists'), join(dir, 'link'))
+    for (const taken of ['exists', 'link']) {
+      const files = [
+        {path: Buffer.from(join(dir, `before-${taken}`)), parts: [Buffer.from('a')], mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n},
+        {path: Buffer.from(join(dir, taken)), parts: [Buffer.from('overwritten')], mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n},
+        {path: Buffer.from(join(dir, `after-${taken}`)), parts: [Buffer.from('c')], mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n},
+      ]
+      const err = (await writeNewFiles(files, false).catch((e: unknown) => e)) as NodeJS.ErrnoException
+      expect(err).toBeInstanceOf(Error)
+      expect(err.code).toBe('EEXIST')
+      expect(err.syscall).toBe('open')
+      expect(err.path).toBe(join(dir, taken))
+      expect(err.message).toMatch(/^EEXIST: file already exists, open '/)
+      expect(readFileSync(join(dir, 'exists'), 'utf8')).toBe('keep me')
+      expect(readFileSync(join(dir, `before-${taken}`), 'utf8')).toBe('a')
+      expect(readdirSync(dir)).not.toContain(`after-${taken}`)
+    }
+    expect(lstatSync(join(dir, 'link')).isSymbolicLink()).toBe(true)
+  })
+
+  it('reports a missing directory as ENOENT from open', async () => {
+    const err = (await writeNewFiles([{path: Buffer.from(join(dir, 'no-such-dir', 'f')), parts: [], mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n}], false).catch((e: unknown) => e)) as NodeJS.ErrnoException
+    expect(err.code).toBe('ENOENT')
+    expect(err.syscall).toBe('open')
   })
 })
