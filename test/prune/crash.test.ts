@@ -44,15 +44,19 @@ test(`kill -9 at random points for ${RUN_MS / 1000} s leaves a consistent reposi
     for (const id of await names(f, 'snapshots')) if (!before.has(id)) captured.set(id, want)
     return out
   }
+  // The kill delays scale with how long a snapshot takes here (start-up included), so that most
+  // kills land inside a run however fast or slow the machine is.
+  const started = Date.now()
   for (let i = 0; i < 8; i++) expect((await snapshot()).code).toBe(0)
+  const typicalMs = Math.max(100, (Date.now() - started) / 8)
 
   const policies = [['--keep-last', '3'], ['--keep-last', '2', '--repack-threshold', '5%'], ['--keep-last', '5', '--no-merge-small'], ['--keep-last', '1']]
   const deadline = Date.now() + RUN_MS
   const kills = {prune: 0, snapshot: 0, completed: 0}
   while (Date.now() < deadline) {
-    // Process start-up takes ~200-300 ms and the work a few hundred more: delays from 150 to
-    // 750 ms land anywhere in it (and some runs complete).
-    const delay = 150 + Math.floor(rnd() * 600)
+    // From a third of a typical run to a little past one: anywhere in start-up or the work, and
+    // some runs complete.
+    const delay = Math.floor(typicalMs * (0.3 + rnd() * 1.0))
     let out
     if (rnd() < 0.6) {
       out = await runCli(['prune', ...policies[Math.floor(rnd() * policies.length)]!, '-q', ...repo], {killAfterMs: delay})
