@@ -5,8 +5,8 @@
 // - Small files (under LARGE_FILE) are gathered into batches across directories. A batch's blobs
 //   are read with one ranged read per stretch of a pack (not one open and read per blob),
 //   then inflated and checked in one thread-pool job (openBlobs), while the walk fills the next batch and
-//   the batch before is written: its files are created, written, owned, moded and timed with
-//   synchronous calls, each cheaper than a round trip through the thread pool.
+//   the batch before is written: its files are created, written, owned, moded and timed in one
+//   thread-pool job (writeNewFiles), beside the main thread (without the addon: synchronous calls).
 // - Large files are written beside the walk, LARGE_LANES at a time (writes to one file take
 //   turns in the kernel, writes to two files need not): runs of adjacent chunks are fetched and
 //   checked RUNS_AHEAD ahead of the write, and a run stored as is is written straight from the
