@@ -6,11 +6,12 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {initLocalRepository} from '../../src/repo/open.js'
+import {BlobType} from '../../src/repo/pack.js'
 import {LocalBackend} from '../../src/store/local.js'
 import {RepositoryLock} from '../../src/store/lock.js'
 import {ckpt, runCli} from '../helpers/cli.js'
 import {buildTree} from '../helpers/tree.js'
-import {buildFixture, copyRepo, type Fixture, flipByte, locate, packFile, removeScratch, scratchDir, verifyJson} from './fixture.js'
+import {buildFixture, copyRepo, type Fixture, flipByte, locate, packFile, removeScratch, scratchDir, verifyJson, withRepo} from './fixture.js'
 
 let fx: Fixture
 
@@ -178,8 +179,17 @@ describe('--read-data-subset', () => {
   it('a damaged chunk is found by exactly one slice', async () => {
     const copy = path.join(await scratchDir(), 'repo')
     await fsp.cp(repo, copy, {recursive: true})
-    const victim = packs[packs.length - 1]!
-    await flipByte(packFile(copy, victim), 100)
+    // A byte in the middle of a data blob (offset 100 of some pack can be a tree's, which is
+    // reported as tree-corrupt).
+    const {pack: victim, at} = await withRepo(copy, async (r) => {
+      let hit: {pack: string; at: number} | undefined
+      r.index.forEach((id) => {
+        const loc = r.lookup(id)!
+        if (!hit && loc.type === BlobType.data && loc.storedLength > 100) hit = {pack: loc.pack, at: loc.offset + (loc.storedLength >> 1)}
+      })
+      return hit!
+    })
+    await flipByte(packFile(copy, victim), at)
     const slices = await Promise.all([1, 2, 3].map((n) => verifyJson(['--repo', copy, '--read-data-subset', `${n}/3`])))
     const found = slices.filter((s) => s.report.findings.some((f) => f.kind === 'chunk-corrupt' && f.pack === victim))
     expect(found).toHaveLength(1)
