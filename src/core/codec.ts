@@ -36,6 +36,11 @@ export interface Encoded {
 
 /** Blobs below this size are stored as they are: a frame header costs more than zstd can save. */
 const MIN_COMPRESS = 64
+
+/** Whether a blob of `length` bytes is worth a compression attempt at `level` (0: compression off). */
+export function worthCompressing(length: number, level: number): boolean {
+  return level > 0 && length >= MIN_COMPRESS
+}
 /** Below this, compressing on the main thread costs less than a thread-pool round trip. */
 const SYNC_COMPRESS_MAX = 16 * 1024
 
@@ -50,7 +55,7 @@ function asBuffer(data: Uint8Array): Buffer {
  * `dst` needs plain.length - 1 bytes to take every frame worth keeping.
  */
 export async function compressInto(plain: Uint8Array, level: number, dst: Uint8Array): Promise<number> {
-  if (level <= 0 || plain.length < MIN_COMPRESS) return 0
+  if (!worthCompressing(plain.length, level)) return 0
   const room = dst.subarray(0, Math.min(dst.length, plain.length - 1))
   const native = nativeAddon()
   if (native) return plain.length <= SYNC_COMPRESS_MAX ? native.zstdCompress(plain, room, level) : native.zstdCompressAsync(plain, room, level)
@@ -62,7 +67,7 @@ export async function compressInto(plain: Uint8Array, level: number, dst: Uint8A
 
 /** compressInto with a buffer of its own: for callers without one to reuse. */
 export async function encodeBlob(plain: Uint8Array, level: number): Promise<Encoded> {
-  if (level <= 0 || plain.length < MIN_COMPRESS) return {compression: Compression.none, data: asBuffer(plain)}
+  if (!worthCompressing(plain.length, level)) return {compression: Compression.none, data: asBuffer(plain)}
   const dst = Buffer.allocUnsafe(plain.length - 1)
   const n = await compressInto(plain, level, dst)
   return n > 0 ? {compression: Compression.zstd, data: dst.subarray(0, n)} : {compression: Compression.none, data: asBuffer(plain)}
@@ -81,18 +86,19 @@ export async function decodeBlob(stored: Uint8Array, compression: number, rawLen
   checkFrameHeader(input, compression, rawLength)
   const native = nativeAddon()
   let plain: Buffer
-  try {
-    if (native) {
-      plain = Buffer.allocUnsafe(rawLength)
-      if (native.zstdDecompress(input, plain) !== rawLength) throw wrongSize(rawLength)
-    } else {
-      plain = await zstdPackage().decompress(input)
-    }
-  } catch (err) {
-    if (err instanceof IntegrityError) throw err
+  if (native) {
+    plain = Buffer.allocUnsafe(rawLength)
+    const n = native.zstdDecompress(input, plain)
     // Too little room for what the frame holds is a size the index got wrong, not bad bytes.
-    if (/too small/i.test((err as Error).message)) throw wrongSize(rawLength)
-    throw new IntegrityError(`corrupt zstd frame: ${(err as Error).message.replace(/^corrupt zstd frame: /, '')}`, {}, {cause: err})
+    if (n === -ZSTD_DST_TOO_SMALL) throw wrongSize(rawLength)
+    if (n < 0) throw corruptFrame(native.zstdErrorName(-n))
+    if (n !== rawLength) throw wrongSize(rawLength)
+    return plain
+  }
+  try {
+    plain = await zstdPackage().decompress(input)
+  } catch (err) {
+    throw corruptFrame((err as Error).message, err)
   }
   if (plain.length !== rawLength) throw wrongSize(rawLength)
   return plain
@@ -104,6 +110,10 @@ function checkFrameHeader(input: Buffer, compression: number, rawLength: number)
   if (declared !== undefined && declared !== rawLength) {
     throw new IntegrityError(`zstd frame declares ${declared} bytes of content, index says ${rawLength}`)
   }
+}
+
+function corruptFrame(reason: string, cause?: unknown): IntegrityError {
+  return new IntegrityError(`corrupt zstd frame: ${reason}`, {}, cause === undefined ? undefined : {cause})
 }
 
 function wrongSize(rawLength: number): IntegrityError {
@@ -120,23 +130,34 @@ export interface StoredBlob {
   id: Uint8Array
 }
 
-/** What openBlobs made of one blob. `plain` is a view into the stored bytes or into dst. */
-export type OpenedBlob = {ok: true; plain: Uint8Array} | {ok: false; mismatch: true} | {ok: false; mismatch: false; error: IntegrityError}
+/**
+ * What openBlobs made of one blob: its plain bytes (a view into the stored bytes or into dst),
+ * or not. A blob that could not be read says why in `error`; one without an error read fine but
+ * hashes to another id.
+ */
+export type OpenedBlob = {ok: true; plain: Uint8Array} | {ok: false; error?: IntegrityError}
+
+type Sized = Pick<StoredBlob, 'compression' | 'rawLength'>
+
+/** Bytes a blob takes in openBlobs' dst: its raw size when compressed, none when stored as is. */
+function inflatedLength(b: Sized): number {
+  return b.compression === Compression.none ? 0 : b.rawLength
+}
 
 /** Bytes of dst that openBlobs needs for these blobs: the raw size of the compressed ones. */
-export function inflatedSize(blobs: readonly Pick<StoredBlob, 'compression' | 'rawLength'>[]): number {
+export function inflatedSize(blobs: readonly Sized[]): number {
   let n = 0
-  for (const b of blobs) if (b.compression !== Compression.none) n += b.rawLength
+  for (const b of blobs) n += inflatedLength(b)
   return n
 }
 
 /** Split blobs, in order, into batches that each inflate to at most `maxBytes` (a larger blob alone). */
-export function inflateBatches<T extends Pick<StoredBlob, 'compression' | 'rawLength'>>(blobs: readonly T[], maxBytes: number): T[][] {
+export function inflateBatches<T extends Sized>(blobs: readonly T[], maxBytes: number): T[][] {
   const batches: T[][] = []
   let batch: T[] = []
   let raw = 0
   for (const b of blobs) {
-    const n = inflatedSize([b])
+    const n = inflatedLength(b)
     if (batch.length > 0 && raw + n > maxBytes) {
       batches.push(batch)
       batch = []
@@ -154,6 +175,8 @@ const OPEN_OK = 0
 const OPEN_ID_MISMATCH = 1
 const OPEN_SIZE_MISMATCH = 2
 const OPEN_UNKNOWN_COMPRESSION = 3
+/** zstd's error code for an output buffer too small (ZSTD_error_dstSize_tooSmall; zstd's codes are stable). */
+const ZSTD_DST_TOO_SMALL = 70
 
 /**
  * Turn stored blobs back into their plain bytes and check each against its id: the blobs
@@ -176,18 +199,18 @@ export async function openBlobs(stored: Uint8Array, blobs: readonly StoredBlob[]
   blobs.forEach((b, i) => {
     specs.set([b.offset, b.storedLength, b.compression, b.rawLength, at], i * SPEC_WORDS)
     ids.set(b.id, i * 32)
-    if (b.compression !== Compression.none) at += b.rawLength
+    at += inflatedLength(b)
   })
   await native.openBlobs(stored, specs, dst, ids, status)
   const out: OpenedBlob[] = new Array(blobs.length)
   at = 0
   blobs.forEach((b, i) => {
-    const inflated = b.compression !== Compression.none
+    const inflated = inflatedLength(b)
     const s = status[i]!
-    if (s === OPEN_OK) out[i] = {ok: true, plain: inflated ? dst.subarray(at, at + b.rawLength) : stored.subarray(b.offset, b.offset + b.storedLength)}
-    else if (s === OPEN_ID_MISMATCH) out[i] = {ok: false, mismatch: true}
-    else out[i] = {ok: false, mismatch: false, error: openError(s, b, stored)}
-    if (inflated) at += b.rawLength
+    if (s === OPEN_OK) out[i] = {ok: true, plain: inflated ? dst.subarray(at, at + inflated) : stored.subarray(b.offset, b.offset + b.storedLength)}
+    else if (s === OPEN_ID_MISMATCH) out[i] = {ok: false}
+    else out[i] = {ok: false, error: openError(s, b, stored)}
+    at += inflated
   })
   return out
 }
@@ -200,7 +223,7 @@ function openError(status: number, b: StoredBlob, stored: Uint8Array): Integrity
     if (declared !== undefined && declared !== b.rawLength) return new IntegrityError(`zstd frame declares ${declared} bytes of content, index says ${b.rawLength}`)
     return wrongSize(b.rawLength)
   }
-  return new IntegrityError(`corrupt zstd frame: ${nativeAddon()!.zstdErrorName(-status)}`)
+  return corruptFrame(nativeAddon()!.zstdErrorName(-status))
 }
 
 async function openBlobsFallback(stored: Uint8Array, blobs: readonly StoredBlob[]): Promise<OpenedBlob[]> {
@@ -209,10 +232,10 @@ async function openBlobsFallback(stored: Uint8Array, blobs: readonly StoredBlob[
     try {
       plain = await decodeBlob(stored.subarray(b.offset, b.offset + b.storedLength), b.compression, b.rawLength)
     } catch (err) {
-      if (err instanceof IntegrityError) return {ok: false, mismatch: false, error: err}
+      if (err instanceof IntegrityError) return {ok: false, error: err}
       throw err
     }
-    return blake3(plain).equals(b.id) ? {ok: true, plain} : {ok: false, mismatch: true}
+    return blake3(plain).equals(b.id) ? {ok: true, plain} : {ok: false}
   }))
 }
 

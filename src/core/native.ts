@@ -38,7 +38,7 @@ export interface NativeAddon {
   zstdCompress(src: Uint8Array, dst: Uint8Array, level: number): number
   /** zstdCompress on libuv's thread pool; neither buffer may be touched until it settles. */
   zstdCompressAsync(src: Uint8Array, dst: Uint8Array, level: number): Promise<number>
-  /** The frame(s) in src inflated into dst: the length written. Throws 'corrupt zstd frame: ...'. */
+  /** The one frame src holds inflated into dst: the length written, or minus a zstd error code. */
   zstdDecompress(src: Uint8Array, dst: Uint8Array): number
   /**
    * Blob i, specs[5i..5i+5) = [stored offset, stored length, compression, raw length, dst

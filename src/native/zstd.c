@@ -5,13 +5,13 @@
 //                                           into dst; 0 when it does not fit in dst, so a dst of
 //                                           src.length - 1 bytes answers "does it shrink?"
 //   zstdCompressAsync(src, dst, level): Promise<number>   the same on libuv's thread pool
-//   zstdDecompress(src, dst): number         the one frame src holds inflated into dst; the
-//                                           length written. Throws "corrupt zstd frame: <reason>".
+//   zstdDecompress(src, dst): number         the one frame src holds inflated into dst: the
+//                                           length written, or minus a zstd error code
 //   openBlobs(stored, specs, dst, ids, status): Promise<undefined>
 //                                           a batch of blobs read from a pack, each inflated if
 //                                           compressed and checked against its BLAKE3 id, as one
 //                                           job on the thread pool (see below)
-//   zstdErrorName(code): string              the text of a zstd error code openBlobs reported
+//   zstdErrorName(code): string              the text of a zstd error code
 //
 // Why not a zstd package: @mongodb-js/zstd (the fallback, src/core/codec.ts) makes a new
 // context and a new buffer for every blob. A level-3 context holds hundreds of KiB of tables,
@@ -21,7 +21,6 @@
 // Inflating and hashing in the same job reads each blob while it is still in cache.
 
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <node_api.h>
@@ -156,13 +155,7 @@ static napi_value zstd_decompress_sync(napi_env env, napi_callback_info info) {
     return NULL;
   }
   size_t n = decompress_into(src, len, dst, cap);
-  if (ZSTD_isError(n)) {
-    char message[160];
-    snprintf(message, sizeof message, "corrupt zstd frame: %s", ZSTD_getErrorName(n));
-    napi_throw_error(env, "ERR_ZSTD", message);
-    return NULL;
-  }
-  return number(env, (double)n);
+  return number(env, ZSTD_isError(n) ? -(double)ZSTD_getErrorCode(n) : (double)n);
 }
 
 // ---- openBlobs: inflate and check a batch of blobs on the thread pool ----

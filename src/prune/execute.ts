@@ -14,10 +14,9 @@ import {type CompressionValue, inflateBatches, inflatedSize, openBlobs} from '..
 import {Inflight, mapLimit} from '../core/concurrency.js'
 import {IntegrityError, NotFoundError} from '../core/errors.js'
 import {hashBuffer} from '../core/hashpool.js'
-import {toHex} from '../core/ids.js'
 import type {IndexedPack} from '../repo/indexfile.js'
 import {type PackEntry, readRanges} from '../repo/pack.js'
-import {Repository} from '../repo/repository.js'
+import {damagedBlob, Repository} from '../repo/repository.js'
 import {BlobWriter} from '../repo/writer.js'
 import {decodeManifest} from '../snapshot/manifest.js'
 import {markTrees, Problems} from './mark.js'
@@ -128,10 +127,7 @@ async function checkRange(pack: string, range: readonly PackEntry[], bytes: Buff
     const raw = inflatedSize(batch)
     const opened = await openBlobs(bytes, batch.map((e) => ({...e, offset: e.offset - start})), raw <= scratch.length ? scratch : Buffer.allocUnsafe(raw))
     opened.forEach((o, n) => {
-      const id = toHex(batch[n]!.id)
-      if (o.ok) return
-      if (o.mismatch) throw new IntegrityError(`blob ${id} in pack ${pack} fails its BLAKE3 check`, {blob: id, pack})
-      throw new IntegrityError(`blob ${id} in pack ${pack} is corrupt: ${o.error.message}`, {blob: id, pack}, {cause: o.error})
+      if (!o.ok) throw damagedBlob(batch[n]!.id, pack, o.error)
     })
   }
 }

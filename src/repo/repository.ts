@@ -210,13 +210,18 @@ export async function checkBlob(id: Uint8Array, loc: BlobLocation, stored: Buffe
   try {
     plain = await decodeBlob(stored, loc.compression, loc.rawLength)
   } catch (err) {
-    if (err instanceof IntegrityError) {
-      throw new IntegrityError(`blob ${toHex(id)} in pack ${loc.pack} is corrupt: ${err.message}`, {blob: toHex(id), pack: loc.pack}, {cause: err})
-    }
-    throw err
+    throw err instanceof IntegrityError ? damagedBlob(id, loc.pack, err) : err
   }
-  if (!blake3(plain).equals(id)) {
-    throw new IntegrityError(`blob ${toHex(id)} in pack ${loc.pack} fails its BLAKE3 check`, {blob: toHex(id), pack: loc.pack})
-  }
+  if (!blake3(plain).equals(id)) throw damagedBlob(id, loc.pack)
   return plain
+}
+
+/**
+ * The error for a blob of `pack` that failed its check: `cause` says why it could not be read (a
+ * corrupt frame, a size the index contradicts); without one, it read fine but hashes to another id.
+ */
+export function damagedBlob(id: Uint8Array, pack: string, cause?: IntegrityError): IntegrityError {
+  const blob = toHex(id)
+  if (cause) return new IntegrityError(`blob ${blob} in pack ${pack} is corrupt: ${cause.message}`, {blob, pack}, {cause})
+  return new IntegrityError(`blob ${blob} in pack ${pack} fails its BLAKE3 check`, {blob, pack})
 }

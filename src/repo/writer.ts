@@ -7,7 +7,7 @@
 // and frames are compressed into a few reused buffers, not a new one per blob.
 import {randomBytes} from 'node:crypto'
 
-import {Compression, type CompressionValue, compressInto, encodeBlob} from '../core/codec.js'
+import {Compression, type CompressionValue, compressInto, encodeBlob, worthCompressing} from '../core/codec.js'
 import {IdMap} from '../core/idmap.js'
 import {ReadPool, type ReadBuffer} from '../core/readpool.js'
 import {encodePackTail, type PackEntry, type BlobTypeValue} from './pack.js'
@@ -109,7 +109,7 @@ export class BlobWriter {
   /** The bytes to store for a blob: a frame in a pooled buffer (held until written), or the blob as it is. */
   private async encode(plain: Uint8Array, level: number): Promise<{compression: CompressionValue; data: Uint8Array; frame?: ReadBuffer}> {
     const none = {compression: Compression.none, data: plain}
-    if (level <= 0 || plain.length < 64) return none
+    if (!worthCompressing(plain.length, level)) return none
     if (plain.length > this.frames.size) return encodeBlob(plain, level)
     const frame = await this.frames.acquire()
     let n = 0

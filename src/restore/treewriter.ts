@@ -33,7 +33,7 @@ import {type NewFile, setTimesNs, writeNewFiles} from '../core/fsmeta.js'
 import {hashBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
-import type {BlobLocation, Repository} from '../repo/repository.js'
+import {damagedBlob, type Repository} from '../repo/repository.js'
 import {ReadBuffer, ReadPool} from '../core/readpool.js'
 import {childPath, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import {type Chunk, planRanges, planRuns, type Run} from './plan.js'
@@ -492,15 +492,9 @@ export class TreeWriter {
     const opened = await openBlobs(stored, chunks.map(({id, loc}, i) => ({offset: at[i]!, storedLength: loc.storedLength, compression: loc.compression, rawLength: loc.rawLength, id})), dst)
     return opened.map((o, i) => {
       if (o.ok) return o.plain
-      const {id, loc} = chunks[i]!
-      if (o.mismatch) throw new IntegrityError(`blob ${toHex(id)} in pack ${loc.pack} fails its BLAKE3 check`, {blob: toHex(id), pack: loc.pack})
-      throw corrupt(loc, o.error)
+      throw damagedBlob(chunks[i]!.id, chunks[i]!.loc.pack, o.error)
     })
   }
-}
-
-function corrupt(loc: BlobLocation, err: IntegrityError): IntegrityError {
-  return new IntegrityError(`blob in pack ${loc.pack} is corrupt: ${err.message}`, {pack: loc.pack}, {cause: err})
 }
 
 function writeAllSync(fd: number, data: Uint8Array): void {

@@ -10,6 +10,7 @@ import {toHex} from '../core/ids.js'
 import type {ReadPool} from '../core/readpool.js'
 import {BlobType, type PackEntry, readRanges} from '../repo/pack.js'
 import {readPackHeader} from '../repo/packheader.js'
+import {damagedBlob} from '../repo/repository.js'
 import type {Backend} from '../store/backend.js'
 import type {IndexedPackInfo, VerifyIndex} from './blobindex.js'
 import type {Findings} from './findings.js'
@@ -152,8 +153,7 @@ async function checkBatch(ctx: PackCheckContext, pack: IndexedPackInfo, batch: r
     opened.forEach((o, i) => {
       const e = batch[i]!
       if (o.ok) ctx.onBlob(e.rawLength)
-      else if (o.mismatch) blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} fails its BLAKE3 check`)
-      else blobDamaged(ctx, pack, e, `blob ${toHex(e.id)} in pack ${pack.name} is corrupt: ${o.error.message}`)
+      else blobDamaged(ctx, pack, e, damagedBlob(e.id, pack.name, o.error).message)
     })
   } finally {
     ib?.retire()
