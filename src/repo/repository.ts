@@ -8,7 +8,7 @@ import {IdMap} from '../core/idmap.js'
 import {isHexId, toHex} from '../core/ids.js'
 import type {Backend} from '../store/backend.js'
 import {decodeConfig, encodeConfig, type RepoConfig} from './config.js'
-import {checkIndex, decodeIndex, encodeIndex, forEachIndexEntry, indexedBlobCount, type IndexedPack} from './indexfile.js'
+import {checkIndex, decodeIndex, encodeIndex, forEachIndexEntry, indexedBlobCount, type IndexedPack, type IndexPackCount} from './indexfile.js'
 import type {BlobTypeValue} from './pack.js'
 
 /** Where a blob lives. */
@@ -71,44 +71,28 @@ export class Repository {
    */
   async loadIndex(): Promise<void> {
     if (this.indexLoaded) return
-    const names: string[] = []
-    for await (const obj of this.backend.list('index')) names.push(obj.name)
-    names.sort()
-    // Read, hash and check every file (its packs noted for sizing), then decode them in name order
-    // straight into the IdMap: no object or id copy per blob, and no garbage the walk later pays for.
-    const loaded = await mapLimit(names, 8, async (name) => {
-      try {
-        const bytes = await this.readIndexBytes(name)
-        return {bytes, packs: checkIndex(bytes, name)}
-      } catch (err) {
-        if (!(err instanceof IntegrityError)) throw err
-        this.damagedIndexFiles.push({name, error: err})
-        return undefined
-      }
+    const files = await readIndexFiles(this.backend, (name, err) => {
+      const error = err instanceof ObjectMissingError ? new IntegrityError(`index ${name} vanished while loading`, {index: name}, {cause: err}) : err
+      this.damagedIndexFiles.push({name, error})
     })
     // Room for every blob up front, so the map is allocated once instead of doubling its way there.
-    this.index.reserve(this.index.size + indexedBlobCount(loaded.map((file) => file?.packs)))
+    this.index.reserve(this.index.size + indexedBlobCount(files.map((file) => file?.packs)))
     const onPack = (pack: string, size: number) => this.packNumber(pack, size)
     const onEntry = (bytes: Uint8Array, idAt: number, fields: Uint32Array) => {
       // fields are laid out as INDEX_SLOT: [packNo, offset, storedLength, rawLength, type | compression << 8]
       this.index.setIfAbsent(bytes, fields, idAt)
     }
-    loaded.forEach((file, i) => {
+    files.forEach((file, i) => {
       if (!file) return
       // A blob already indexed keeps its first location.
-      forEachIndexEntry(file.bytes, names[i]!, onPack, onEntry)
-      loaded[i] = undefined // the bytes are garbage from here on
-      this.indexFiles.push(names[i]!)
+      forEachIndexEntry(file.bytes, file.name, onPack, onEntry)
+      files[i] = undefined // the bytes are garbage from here on
+      this.indexFiles.push(file.name)
     })
     this.indexLoaded = true
   }
 
   async readIndexFile(name: string): Promise<IndexedPack[]> {
-    return decodeIndex(await this.readIndexBytes(name), name)
-  }
-
-  /** An index file's bytes, checked against its name (the BLAKE3 of its bytes). */
-  private async readIndexBytes(name: string): Promise<Buffer> {
     let bytes: Buffer
     try {
       bytes = await this.backend.get('index', name)
@@ -116,8 +100,8 @@ export class Repository {
       if (err instanceof ObjectMissingError) throw new IntegrityError(`index ${name} vanished while loading`, {index: name}, {cause: err})
       throw err
     }
-    if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash`, {index: name})
-    return bytes
+    checkIndexHash(bytes, name)
+    return decodeIndex(bytes, name)
   }
 
   /** Record a pack's blobs in the in-memory index. A blob already indexed keeps its first location. */
@@ -202,6 +186,41 @@ export class Repository {
   async deleteSnapshot(name: string): Promise<void> {
     await this.backend.delete('snapshots', name)
   }
+}
+
+/** An index file read whole and checked (its hash against its name, then its structure). */
+export interface CheckedIndexFile {
+  name: string
+  bytes: Buffer
+  packs: IndexPackCount[]
+}
+
+function checkIndexHash(bytes: Uint8Array, name: string): void {
+  if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash (damaged or truncated)`, {index: name})
+}
+
+/**
+ * Read and check every index file of a repository, eight at a time; in name order, so that which
+ * copy of a blob stored twice comes first never depends on timing. A file that vanished since it
+ * was listed, or fails its checks, goes to `onProblem` and leaves a hole; other errors throw.
+ * `onBytes` counts what was read.
+ */
+export async function readIndexFiles(backend: Backend, onProblem: (name: string, err: IntegrityError | ObjectMissingError) => void, onBytes?: (n: number) => void): Promise<(CheckedIndexFile | undefined)[]> {
+  const names: string[] = []
+  for await (const obj of backend.list('index')) names.push(obj.name)
+  names.sort()
+  return mapLimit(names, 8, async (name) => {
+    try {
+      const bytes = await backend.get('index', name)
+      onBytes?.(bytes.length)
+      checkIndexHash(bytes, name)
+      return {name, bytes, packs: checkIndex(bytes, name)}
+    } catch (err) {
+      if (!(err instanceof IntegrityError || err instanceof ObjectMissingError)) throw err
+      onProblem(name, err)
+      return undefined
+    }
+  })
 }
 
 /** Inflate a stored blob and check its hash. */

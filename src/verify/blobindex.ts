@@ -2,14 +2,13 @@
 // file (that is a finding, and the other files still load), and it keeps every location a blob
 // has (the same blob may sit in two packs when two snapshots stored it at once), so each pack's
 // header can be compared with exactly what the index files say about that pack.
-import {mapLimit} from '../core/concurrency.js'
-import {IntegrityError, ObjectMissingError} from '../core/errors.js'
-import {blake3, ID_BYTES} from '../core/hash.js'
+import {IntegrityError} from '../core/errors.js'
+import {ID_BYTES} from '../core/hash.js'
 import {IdMap} from '../core/idmap.js'
 import {toHex} from '../core/ids.js'
-import {checkIndex, forEachIndexEntry, indexedBlobCount, type IndexPackCount} from '../repo/indexfile.js'
+import {forEachIndexEntry, indexedBlobCount} from '../repo/indexfile.js'
 import type {BlobTypeValue, PackEntry} from '../repo/pack.js'
-import {INDEX_SLOT} from '../repo/repository.js'
+import {INDEX_SLOT, readIndexFiles} from '../repo/repository.js'
 import type {Backend} from '../store/backend.js'
 import type {Findings} from './findings.js'
 
@@ -129,37 +128,17 @@ function sameLocation(a: Location, b: Location): boolean {
 /** Load every index file; one that cannot be read or decoded becomes a finding and the rest still load. */
 export async function loadVerifyIndex(backend: Backend, findings: Findings, onBytes: (n: number) => void): Promise<VerifyIndex> {
   const index = new VerifyIndex()
-  const names: string[] = []
-  for await (const obj of backend.list('index')) names.push(obj.name)
-  names.sort()
-  const loaded = await mapLimit(names, 8, async (name): Promise<{bytes: Buffer; packs: IndexPackCount[]} | undefined> => {
-    let bytes: Buffer
-    try {
-      bytes = await backend.get('index', name)
-    } catch (err) {
-      if (err instanceof ObjectMissingError) return undefined // removed while we listed
-      if (!(err instanceof IntegrityError)) throw err
-      index.damaged.push(findings.add({kind: 'index-damaged', object: 'index', id: name, message: err.message}))
-      return undefined
-    }
-    onBytes(bytes.length)
-    try {
-      if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash (damaged or truncated)`)
-      return {bytes, packs: checkIndex(bytes, name)}
-    } catch (err) {
-      if (!(err instanceof IntegrityError)) throw err
-      index.damaged.push(findings.add({kind: 'index-damaged', object: 'index', id: name, message: err.message}))
-      return undefined
-    }
-  })
+  const files = await readIndexFiles(backend, (name, err) => {
+    // One removed while we listed (a prune that replaced it) is no problem.
+    if (err instanceof IntegrityError) index.damaged.push(findings.add({kind: 'index-damaged', object: 'index', id: name, message: err.message}))
+  }, onBytes)
   // Room for every blob up front: the map is allocated once instead of doubling its way there.
-  index.reserve(indexedBlobCount(loaded.map((file) => file?.packs)))
-  // Added in name order, so which copy of a duplicated blob comes first does not depend on timing.
-  loaded.forEach((file, i) => {
+  index.reserve(indexedBlobCount(files.map((file) => file?.packs)))
+  files.forEach((file, i) => {
     if (!file) return
-    index.indexFiles.push(names[i]!)
-    index.addFile(names[i]!, file.bytes, findings)
-    loaded[i] = undefined // the bytes are garbage from here on
+    index.indexFiles.push(file.name)
+    index.addFile(file.name, file.bytes, findings)
+    files[i] = undefined // the bytes are garbage from here on
   })
   return index
 }

@@ -121,7 +121,7 @@ async function previousLoad(backend: Backend) {
         if (err instanceof ObjectMissingError) throw new IntegrityError(`index ${name} vanished while loading`, {index: name}, {cause: err})
         throw err
       }
-      if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash`, {index: name})
+      if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`index ${name} does not match its hash (damaged or truncated)`, {index: name})
       return previousDecodeIndex(bytes, name)
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err
