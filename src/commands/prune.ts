@@ -6,7 +6,7 @@ import {startProgress} from '../cli/progress.js'
 import {UsageError} from '../core/errors.js'
 import type {PruneReport} from '../prune/prune.js'
 import {parseDuration} from '../retention/duration.js'
-import {DEFAULT_GROUP_BY, isEmptyPolicy, parseGroupBy, POLICY_HELP, type RetentionPolicy} from '../retention/policy.js'
+import {DEFAULT_GROUP_BY, DEFAULT_KEEP_PRE_RESTORE, isEmptyPolicy, parseGroupBy, POLICY_HELP, type RetentionPolicy} from '../retention/policy.js'
 
 const keep = (what: string) => Flags.integer({summary: `Keep ${what}.`, min: 0, helpGroup: 'POLICY'})
 
@@ -20,6 +20,7 @@ Worked examples (one group, times UTC):
 - --keep-daily 2, snapshots at Nov 21 18:00, Nov 21 09:00, Nov 20 12:00: keeps Nov 21 18:00 (newest of group, daily 2026-11-21) and Nov 20 12:00 (daily 2026-11-20); removes Nov 21 09:00, which is not the newest of its day.
 - --keep-hourly 24 --keep-daily 7 --keep-weekly 4 on hourly snapshots: the 24 newest, and the newest of each of the 7 most recent days and of the 4 most recent ISO weeks; these often coincide (the newest snapshot is kept for every rule at once), and a snapshot kept by one rule still counts for the others.
 - --keep-within 7d --keep-last 1: everything from the last 7 days (by the --tz calendar), and at least the newest even if older.
+- --keep-last 1 with one checkpoint and two newer pre-restore snapshots: keeps the checkpoint (newest of group, last 1/1) and both safety snapshots (pre-restore 1/3, 2/3).
 
 Then garbage collection: every tree and chunk reachable from the remaining snapshots is marked; packs with no live data are deleted, packs with at least --repack-threshold dead data are repacked (live blobs copied to new packs first), small packs are merged. The plan is made and the copying done under a shared lock, beside running snapshots; only the final deletions take the exclusive lock, briefly. Safe to run from cron, and after a crash: the next prune finishes the work.
 
@@ -41,6 +42,11 @@ Exit codes: 0 done (also when there was nothing to do), 2 bad or empty policy, 1
     'keep-yearly': keep('the newest snapshot of each of the N most recent years that have one'),
     'keep-within': Flags.string({summary: 'Keep every snapshot taken at or after now minus this duration (e.g. 36h, 7d, 2w, 1y6m, 30min).', helpGroup: 'POLICY'}),
     'keep-tag': Flags.string({summary: 'Keep every snapshot with this tag (repeatable).', multiple: true, helpGroup: 'POLICY'}),
+    'keep-pre-restore': Flags.integer({
+      summary: `Keep the N newest safety snapshots (tag pre-restore, taken by restore before it replaced a directory) of each group; the other rules never keep or count them. Default: ${DEFAULT_KEEP_PRE_RESTORE}.`,
+      min: 0,
+      helpGroup: 'POLICY',
+    }),
     'group-by': Flags.string({summary: 'Decide separately per host, source, tags (comma list), or none.', default: DEFAULT_GROUP_BY.join(','), helpGroup: 'POLICY'}),
     tz: Flags.string({summary: 'Time zone of the calendar (IANA name, e.g. Europe/Berlin, or UTC). Default: the system zone.', helpGroup: 'POLICY'}),
     'dry-run': Flags.boolean({char: 'n', summary: 'Show what would be removed and freed, and why; change nothing.'}),
@@ -56,6 +62,7 @@ Exit codes: 0 done (also when there was nothing to do), 2 bad or empty policy, 1
       monthly: flags['keep-monthly'], yearly: flags['keep-yearly'],
       within: flags['keep-within'] === undefined ? undefined : parseDuration(flags['keep-within']),
       tags: flags['keep-tag'],
+      preRestore: flags['keep-pre-restore'],
     }
     if (isEmptyPolicy(policy)) {
       throw new UsageError('refusing to prune without a retention policy: that would remove every snapshot but the newest of each group. Give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (above 0), --keep-within or --keep-tag')

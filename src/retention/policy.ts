@@ -2,6 +2,7 @@
 // the snapshot list, the policy, `now` and a time zone, so `--dry-run` and the tests see exactly
 // what prune will do. docs/RETENTION.md states the semantics with worked examples.
 import {UsageError} from '../core/errors.js'
+import {isSafetySnapshot} from '../snapshot/catalog.js'
 import {checkDuration, checkTimeZone, type Duration, formatDuration, subtractDuration, wallClock, type WallClock} from './duration.js'
 
 export interface SnapshotRef {
@@ -23,7 +24,15 @@ export interface RetentionPolicy {
   yearly?: number
   within?: Duration
   tags?: readonly string[]
+  /**
+   * How many safety snapshots (isSafetySnapshot: restore's pre-restore undo points) to keep per
+   * group, newest first; default DEFAULT_KEEP_PRE_RESTORE. The rules above never look at them.
+   */
+  preRestore?: number
 }
+
+/** Safety snapshots kept per group when the policy does not say: the undo points of the last three restores. */
+export const DEFAULT_KEEP_PRE_RESTORE = 3
 
 export type GroupField = 'host' | 'source' | 'tags'
 /** The fields that split snapshots into groups decided alone; [] means one group for all. */
@@ -67,6 +76,8 @@ export const POLICY_HELP = [
   '  tags T,...   every snapshot that carries any of the tags',
   'Pinned snapshots, snapshots dated in the future and the newest snapshot of each group are always kept.',
   'A count of 0 is no rule, and a policy with no rule at all is refused.',
+  `Safety snapshots (tag pre-restore: what a restore replaced) are not checkpoints: the rules above neither`,
+  `keep nor count them. They have their own rule, pre-restore N: the N newest of each group (default ${DEFAULT_KEEP_PRE_RESTORE}).`,
 ].join('\n')
 
 const COUNT_RULES = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const
@@ -100,7 +111,7 @@ export function parseGroupBy(text: string): GroupBy {
 }
 
 function checkPolicy(p: RetentionPolicy): void {
-  for (const rule of COUNT_RULES) {
+  for (const rule of [...COUNT_RULES, 'preRestore'] as const) {
     const n = p[rule]
     if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) {
       throw new UsageError(`invalid retention policy: ${rule} must be a whole number >= 0 (got ${n})`, {rule, value: n})
@@ -212,13 +223,19 @@ function decideGroup(
   keepTags: readonly string[],
 ): Decision[] {
   const rows = [...members].sort(newestFirst).map((snapshot): Decision => ({snapshot, keep: false, reasons: []}))
-  // Snapshots dated after `now` (a skewed clock) are kept but not counted: they must not push
-  // real snapshots out of `last` or the buckets, nor stand in as the newest of the group.
-  const present = rows.filter((row) => row.snapshot.time <= opts.now)
   for (const row of rows) {
     if (row.snapshot.time > opts.now) row.reasons.push('future')
     if (row.snapshot.pinned) row.reasons.push('pinned')
   }
+  // Safety snapshots are kept by their own count only: counted as checkpoints, two restores
+  // would push the real checkpoint out of `last 1` (and `latest` skips them anyway).
+  const safety = rows.filter((row) => isSafetySnapshot(row.snapshot.tags))
+  const keepSafety = policy.preRestore ?? DEFAULT_KEEP_PRE_RESTORE
+  safety.filter((row) => row.snapshot.time <= opts.now).slice(0, keepSafety).forEach((row, rank) => row.reasons.push(`pre-restore ${rank + 1}/${keepSafety}`))
+  const checkpoints = rows.filter((row) => !isSafetySnapshot(row.snapshot.tags))
+  // Snapshots dated after `now` (a skewed clock) are kept but not counted: they must not push
+  // real snapshots out of `last` or the buckets, nor stand in as the newest of the group.
+  const present = checkpoints.filter((row) => row.snapshot.time <= opts.now)
   present[0]?.reasons.push('newest of group')
 
   const last = policy.last ?? 0
@@ -252,11 +269,11 @@ function decideGroup(
     }
   }
 
-  for (const row of rows) {
+  for (const row of checkpoints) {
     for (const tag of keepTags) {
       if (row.snapshot.tags.includes(tag)) row.reasons.push(`tag ${tag}`)
     }
-    row.keep = row.reasons.length > 0
   }
+  for (const row of rows) row.keep = row.reasons.length > 0
   return rows
 }

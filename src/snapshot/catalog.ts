@@ -45,12 +45,20 @@ export function bySnapshotTime(a: SnapshotRecord, b: SnapshotRecord): number {
 
 export const PRE_RESTORE_TAG = 'pre-restore'
 
+/**
+ * The one definition of a safety snapshot: the undo point restore takes of what it replaces.
+ * It is not a checkpoint, so `latest` skips it, retention keeps it by its own rule (never
+ * counting it as a checkpoint) and `ckpt snapshots` marks it.
+ */
+export function isSafetySnapshot(tags: readonly string[]): boolean {
+  return tags.includes(PRE_RESTORE_TAG)
+}
+
 /** Resolve "latest", a full id or a unique prefix of at least 4 hex digits. */
 export function resolveSnapshot(snapshots: readonly SnapshotRecord[], ref: string, filter?: (s: SnapshotRecord) => boolean, damaged: CatalogLoad['damaged'] = []): SnapshotRecord {
   const pool = filter ? snapshots.filter(filter) : snapshots
   if (ref === 'latest') {
-    // A pre-restore safety snapshot is an undo point, not a checkpoint: "latest" skips it.
-    const checkpoints = pool.filter((s) => !s.manifest.tags.includes(PRE_RESTORE_TAG))
+    const checkpoints = pool.filter((s) => !isSafetySnapshot(s.manifest.tags))
     const last = (checkpoints.length ? checkpoints : pool)[(checkpoints.length ? checkpoints : pool).length - 1]
     if (!last) throw new NotFoundError('the repository has no snapshots yet')
     return last

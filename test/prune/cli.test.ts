@@ -110,6 +110,32 @@ describe('policy and output', () => {
   })
 })
 
+describe('safety snapshots', () => {
+  test('prune --keep-last 1 keeps the checkpoint, not the two pre-restore snapshots restore took; snapshots marks them', async () => {
+    f = await fixture()
+    const checkpoint = await cliSnap('the checkpoint', '2026-11-01T10:00:00Z')
+    for (const edit of ['edit 1', 'edit 2']) {
+      await fsp.writeFile(path.join(f.src, 'x'), edit)
+      await ckpt(['restore', 'latest', '-q', ...r()])
+    }
+    const list = await ckptJson<{id: string; safety: boolean; tags: string[]}[]>(['snapshots', ...r()])
+    expect(list.map((s) => [s.id === checkpoint, s.safety])).toEqual([[true, false], [false, true], [false, true]])
+    const table = (await ckpt(['snapshots', ...r()])).stdout.split('\n')
+    expect(table[0]).toMatch(/^ID\s+TIME\s+KIND\s/)
+    expect(table.filter((l) => /\ssafety\s/.test(l))).toHaveLength(2)
+    expect(table.filter((l) => /\scheckpoint\s/.test(l))).toHaveLength(1)
+
+    const report = await ckptJson<PruneReport>(['prune', '--keep-last', '1', '--keep-pre-restore', '1', ...r()])
+    const decisions = report.groups.flatMap((g) => g.snapshots.map((s) => [s.id === checkpoint, s.keep, s.reasons.join(', ')]))
+    expect(decisions).toEqual([[false, true, 'pre-restore 1/1'], [false, false, ''], [true, true, 'newest of group, last 1/1']])
+    const after = await ckptJson<{id: string; safety: boolean}[]>(['snapshots', ...r()])
+    expect(after.map((s) => s.id === checkpoint)).toEqual([true, false])
+    // restore latest still means the checkpoint.
+    await ckpt(['restore', 'latest', '--no-safety-snapshot', '-q', ...r()])
+    expect(await fsp.readFile(path.join(f.src, 'x'), 'utf8')).toBe('the checkpoint')
+  })
+})
+
 describe('groups', () => {
   test('--keep-last 1 keeps one per host; --group-by none keeps one in all', async () => {
     f = await fixture()

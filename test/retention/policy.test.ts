@@ -413,6 +413,57 @@ const cases: Case[] = [
     snapshots: [['a', '2026-11-05T00:00:00Z'], ['b', '2026-11-03T00:00:00Z']],
     expected: ['a: newest of group, within 1d', 'b: remove'],
   },
+  // ---- safety snapshots (tag pre-restore): their own rule, never counted as checkpoints
+  {
+    name: 'last 1 with one checkpoint and two newer safety snapshots keeps the checkpoint',
+    policy: {last: 1},
+    snapshots: [['c', '2026-11-01T00:00:00Z'], ['p1', '2026-11-02T00:00:00Z', {tags: ['pre-restore']}], ['p2', '2026-11-03T00:00:00Z', {tags: ['pre-restore']}]],
+    expected: ['p2: pre-restore 1/3', 'p1: pre-restore 2/3', 'c: newest of group, last 1/1'],
+  },
+  {
+    name: 'by default the 3 newest safety snapshots of a group are kept',
+    policy: {last: 1},
+    snapshots: [
+      ['c', '2026-11-06T00:00:00Z'],
+      ['p1', '2026-11-01T00:00:00Z', {tags: ['pre-restore']}],
+      ['p2', '2026-11-02T00:00:00Z', {tags: ['pre-restore']}],
+      ['p3', '2026-11-03T00:00:00Z', {tags: ['pre-restore']}],
+      ['p4', '2026-11-04T00:00:00Z', {tags: ['pre-restore']}],
+    ],
+    expected: ['c: newest of group, last 1/1', 'p4: pre-restore 1/3', 'p3: pre-restore 2/3', 'p2: pre-restore 3/3', 'p1: remove'],
+  },
+  {
+    name: 'preRestore N sets the count; 0 removes every safety snapshot not pinned',
+    policy: {last: 5, preRestore: 0},
+    snapshots: [['c', '2026-11-01T00:00:00Z'], ['p1', '2026-11-02T00:00:00Z', {tags: ['pre-restore']}], ['p2', '2026-11-03T00:00:00Z', {tags: ['pre-restore'], pinned: true}]],
+    expected: ['p2: pinned', 'p1: remove', 'c: newest of group, last 1/5'],
+  },
+  {
+    name: 'within, buckets and tags neither keep nor count safety snapshots',
+    policy: {within: parseDuration('30d'), daily: 2, tags: ['pre-restore', 'nightly'], preRestore: 1},
+    now: '2026-11-05T12:00:00Z',
+    snapshots: [
+      ['a', '2026-11-04T10:00:00Z', {tags: ['nightly']}],
+      ['p1', '2026-11-05T09:00:00Z', {tags: ['pre-restore', 'nightly']}],
+      ['p2', '2026-11-05T10:00:00Z', {tags: ['pre-restore']}],
+      ['b', '2026-11-03T10:00:00Z'],
+    ],
+    expected: ['p2: pre-restore 1/1', 'p1: remove', 'a: newest of group, daily 2026-11-04, within 30d, tag nightly', 'b: daily 2026-11-03, within 30d'],
+  },
+  {
+    name: 'a safety snapshot dated in the future is kept and not counted',
+    policy: {last: 1, preRestore: 1},
+    now: '2026-11-05T12:00:00Z',
+    snapshots: [['c', '2026-11-01T00:00:00Z'], ['p1', '2026-11-02T00:00:00Z', {tags: ['pre-restore']}], ['pf', '2027-01-01T00:00:00Z', {tags: ['pre-restore']}]],
+    expected: ['pf: future', 'p1: pre-restore 1/1', 'c: newest of group, last 1/1'],
+  },
+  {
+    name: 'grouped by tags, the safety snapshots form a group with no newest-of-group',
+    groupBy: ['tags'],
+    policy: {last: 1, preRestore: 1},
+    snapshots: [['c', '2026-11-01T00:00:00Z'], ['p1', '2026-11-02T00:00:00Z', {tags: ['pre-restore']}], ['p2', '2026-11-03T00:00:00Z', {tags: ['pre-restore']}]],
+    expected: ['c: newest of group, last 1/1', 'p2: pre-restore 1/1', 'p1: remove'],
+  },
 ]
 
 describe('applyPolicy', () => {
