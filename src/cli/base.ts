@@ -6,7 +6,33 @@ import {Command} from '@oclif/core/command'
 import * as Flags from '@oclif/core/flags'
 
 import {CkptError, classifyOsError, errnoCode, ExitCode, UsageError} from '../core/errors.js'
+import {describeHolder, releaseHeldLocks, setLockReporter} from '../store/lock.js'
 import {startMemoryGovernor} from './memory.js'
+
+/** How long a signal waits for this process's locks to be removed before exiting anyway. */
+const RELEASE_ON_SIGNAL_MS = 2000
+
+let signalsHandled = false
+
+/**
+ * SIGINT and SIGTERM release the locks this process holds, then exit 130 and 143 (128 + the
+ * signal's number, as a shell reports a process the signal killed). A second signal exits at
+ * once. Without this, a killed command's lock stays until the next command finds it stale.
+ */
+function handleSignals(): void {
+  if (signalsHandled) return
+  signalsHandled = true
+  let exiting = false
+  const handler = (signal: 'SIGINT' | 'SIGTERM', code: number) => () => {
+    if (exiting) process.exit(code)
+    exiting = true
+    process.stderr.write(`ckpt: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'}\n`)
+    setTimeout(() => process.exit(code), RELEASE_ON_SIGNAL_MS)
+    void releaseHeldLocks().finally(() => process.exit(code))
+  }
+  process.on('SIGINT', handler('SIGINT', ExitCode.interrupted))
+  process.on('SIGTERM', handler('SIGTERM', ExitCode.terminated))
+}
 
 export abstract class CkptCommand extends Command {
   static override enableJsonFlag = true
@@ -29,6 +55,21 @@ export abstract class CkptCommand extends Command {
   override async init(): Promise<void> {
     await super.init()
     startMemoryGovernor()
+    handleSignals()
+    // Read from argv: the reporter must be in place before run() parses, and quiet is only a flag.
+    const quiet = this.argv.includes('--quiet') || this.argv.includes('-q') || this.jsonEnabled()
+    const warned = new Set<string>()
+    setLockReporter({
+      staleRemoved: (info, name, location) => {
+        if (!info) process.stderr.write(`warning: removed unparsable lock ${name} from ${location} (no ckpt writes such a lock)\n`)
+        else if (!quiet) process.stderr.write(`removed stale lock ${name} (${describeHolder(info)})\n`)
+      },
+      unlocked: (location, code) => {
+        if (warned.has(location)) return
+        warned.add(location)
+        process.stderr.write(`warning: could not lock repository ${location} (${code}: read-only); reading it without a lock\n`)
+      },
+    })
   }
 
   /** Where the repository is, and whether the user said so (or got the default .ckpt). */

@@ -6,6 +6,7 @@ import Prune from './prune.js'
 import Restore from './restore.js'
 import Snapshot from './snapshot.js'
 import Snapshots from './snapshots.js'
+import Unlock from './unlock.js'
 import Unpin from './unpin.js'
 import Verify from './verify.js'
 
@@ -17,6 +18,7 @@ export const COMMANDS = {
   restore: Restore,
   snapshot: Snapshot,
   snapshots: Snapshots,
+  unlock: Unlock,
   unpin: Unpin,
   verify: Verify,
 }

@@ -82,7 +82,10 @@ Exit codes: 0 done (also when there was nothing to do), 2 bad or empty policy, 1
         policy, groupBy, timeZone, now: Date.now(), dryRun: flags['dry-run'] === true, repackThreshold, mergeSmall: flags['merge-small'],
         retryMs: retry ?? 0, exclusiveRetryMs: retry,
         onProgress: (text) => progress.update(`prune: ${text}`),
-        onStaleLock: (info, name) => this.note(flags, `removed stale lock ${name}${info ? ` (${describeHolder(info)})` : ''}`),
+        onStaleLock: (info, name) => {
+          if (info) this.note(flags, `removed stale lock ${name} (${describeHolder(info)})`)
+          else process.stderr.write(`warning: removed unparsable lock ${name} from ${repo.backend.location} (no ckpt writes such a lock)\n`)
+        },
       })
     } finally {
       progress.stop()

@@ -24,8 +24,12 @@ export const ExitCode = {
   integrity: 12,
   /** The repository has a format version this build does not know. */
   unsupportedFormat: 13,
-  /** Interrupted by a signal. */
+  /** The command must write to the repository, and the repository is read-only. */
+  readOnly: 14,
+  /** Interrupted by SIGINT (Ctrl-C); locks released. */
   interrupted: 130,
+  /** Stopped by SIGTERM; locks released. */
+  terminated: 143,
 } as const
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
@@ -74,6 +78,12 @@ export class NoRepositoryError extends CkptError {
 export class LockedError extends CkptError {
   readonly code = 'LOCKED'
   readonly exitCode = ExitCode.locked
+}
+
+/** A command that must write met a read-only repository (read-only mount, chattr +i, no write permission). */
+export class ReadOnlyRepositoryError extends CkptError {
+  readonly code = 'READ_ONLY'
+  readonly exitCode = ExitCode.readOnly
 }
 
 /** Something stored is missing, truncated, fails its hash, or describes something unsafe. */

@@ -56,7 +56,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   }
   const dest = path.resolve(opts.target ?? snap.manifest.source)
   const state = await destinationState(dest, Boolean(opts.target))
-  return withLock(repo.backend, {exclusive: false, command: 'restore', retryMs: opts.lockRetryMs ?? 0}, async () => {
+  return withLock(repo.backend, {exclusive: false, readOnly: true, command: 'restore', retryMs: opts.lockRetryMs ?? 0}, async () => {
     // The snapshot was chosen before the lock was ours: a prune may have forgotten it since.
     // Reading its manifest again under the lock turns that into "not found", not missing data.
     await repo.readSnapshotBytes(snap.id)

@@ -164,7 +164,7 @@ class Verifier {
 
   async run(): Promise<VerifyReport> {
     if (!(await this.readConfig())) return this.report([])
-    return withLock(this.backend, {exclusive: false, command: 'verify', retryMs: this.opts.lockRetryMs ?? 0, onStaleRemoved: this.opts.onStaleLockRemoved}, () => this.checkAll())
+    return withLock(this.backend, {exclusive: false, readOnly: true, command: 'verify', retryMs: this.opts.lockRetryMs ?? 0, onStaleRemoved: this.opts.onStaleLockRemoved}, () => this.checkAll())
   }
 
   // ---- config ----

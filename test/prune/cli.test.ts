@@ -252,7 +252,7 @@ describe('locks', () => {
     await putLock('xremote', info)
     const out = await runCli(['prune', '--keep-last', '1', ...r()])
     expect(out.code).toBe(11)
-    expect(out.stderr).toBe(`ckpt: repository ${f.repoDir} is locked: exclusive lock held by "prune --keep-daily 7" (pid 4242 on backup-host.example, since 2026-11-21T03:00:00.000Z)\n`)
+    expect(out.stderr).toBe(`ckpt: repository ${f.repoDir} is locked: exclusive lock held by "prune --keep-daily 7" (pid 4242 on backup-host.example, since 2026-11-21T03:00:00.000Z); if no ckpt is running there, break the lock with: ckpt unlock --remove-all --repo ${f.repoDir}\n`)
     const json = await runCli(['prune', '--keep-last', '1', '--json', ...r()])
     expect(JSON.parse(json.stdout).error).toMatchObject({code: 'LOCKED', exitCode: 11, data: {holder: info}})
     expect(await names(f, 'snapshots')).toHaveLength(5)
@@ -260,6 +260,23 @@ describe('locks', () => {
     setTimeout(() => void fsp.rm(path.join(f.repoDir, 'locks', 'xremote')), 700)
     const waited = await ckpt(['prune', '--keep-last', '1', '--retry-lock', '20s', ...r()])
     expect(waited.stdout).toMatch(/^prune: removed 4 of 5 snapshots/)
+  })
+
+  test('ckpt unlock removes stale and unparsable locks and leaves live ones; --remove-all removes them too', async () => {
+    f = await fixture()
+    const live = {host: 'backup-host.example', pid: 4242, pidStart: 9, exclusive: true, command: 'prune', created: stamp(), refreshed: stamp()}
+    await putLock('xremote', live)
+    await putLock('sold', {...live, exclusive: false, refreshed: new Date(Date.now() - 31 * 60_000).toISOString()})
+    await fsp.writeFile(path.join(f.repoDir, 'locks', 'sjunk'), 'not a lock')
+    const first = await ckptJson<{removed: {name: string}[]; remaining: {name: string; holder: unknown}[]}>(['unlock', ...r()])
+    expect(first.removed.map((e) => e.name).sort()).toEqual(['sjunk', 'sold'])
+    expect(first.remaining).toEqual([{name: 'xremote', holder: live, stale: false}])
+    const human = await ckpt(['unlock', ...r()])
+    expect(human.stderr).toMatch(/^left lock xremote: exclusive lock held by "prune" \(pid 4242 on backup-host\.example, since [^)]+\) \(live; --remove-all removes it\)\nunlock: removed 0 locks, 1 live left\n$/)
+    expect(await names(f, 'locks')).toEqual(['xremote'])
+    const all = await ckpt(['unlock', '--remove-all', '-q', ...r()])
+    expect(all.stderr + all.stdout).toBe('')
+    expect(await names(f, 'locks')).toEqual([])
   })
 
   test('a snapshot holding a shared lock does not stop planning; prune waits for it to delete', async () => {
