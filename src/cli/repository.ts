@@ -9,14 +9,19 @@ export async function openRepository(location: {root: string}): Promise<Reposito
   return openLocalRepository(location.root)
 }
 
-/** Open the repository; the default one (.ckpt here) is created on first use, and we say so. */
-export async function openOrCreate(location: {root: string; isDefault: boolean}, say: (msg: string) => void): Promise<Repository> {
+/**
+ * Open the repository; the default one (.ckpt in the current directory, when neither --repo nor
+ * CKPT_REPO names one) is created on first use. That is never silent, not even with --quiet or
+ * --json: a cron job run from an unexpected directory would otherwise fill a repository nobody
+ * knows about. The line goes to stderr, so stdout keeps only the result.
+ */
+export async function openOrCreate(location: {root: string; isDefault: boolean}): Promise<Repository> {
   try {
     return await openLocalRepository(location.root)
   } catch (err) {
     if (!(err instanceof NoRepositoryError) || !location.isDefault) throw err
     const repo = await initLocalRepository(location.root, {now: Date.now()})
-    say(`created repository at ${location.root}`)
+    process.stderr.write(`created repository at ${location.root} (no --repo or CKPT_REPO given: the default is .ckpt in the current directory)\n`)
     return repo
   }
 }

@@ -53,7 +53,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     const {createSnapshot} = await import('../snapshot/create.js')
     const source = await sourceDirectory(args.dir)
     const location = this.repoLocation(flags.repo)
-    const repo = await openOrCreate(location, (msg) => this.note({}, msg))
+    const repo = await openOrCreate(location)
     const repoStat = await fsp.stat(location.root, {bigint: true})
     const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `snapshot ${source}`)
     let result
