@@ -58,7 +58,7 @@ let main = header('ckpt', 1, 'ckpt manual')
 main += `.SH NAME\nckpt \\- ${esc(pkg.description)}\n.SH SYNOPSIS\n\\fBckpt\\fR \\fICOMMAND\\fR [\\fIOPTIONS\\fR]\n`
 main += `.SH DESCRIPTION\nckpt checkpoints and restores process state directories into a content\\-addressed repository: files are split into content\\-defined chunks (FastCDC), each chunk is named by its BLAKE3 hash and stored once, zstd\\-compressed, in pack files; a manifest records the tree and its parent snapshot.\n`
 main += `.SH COMMANDS\n${names.map((n) => `.TP\n\\fBckpt ${n}\\fR\n${esc(COMMANDS[n].summary)} See \\fBckpt\\-${n}\\fR(1).`).join('\n')}\n`
-main += `.SH REPOSITORY\nThe repository is \\fB\\-\\-repo\\fR \\fIPATH\\fR, else \\fB$CKPT_REPO\\fR, else \\fB.ckpt\\fR in the current directory (created by the first \\fBckpt snapshot\\fR).\n`
+main += `.SH REPOSITORY\nThe repository is \\fB\\-\\-repo\\fR \\fIPATH\\fR, else \\fB$CKPT_REPO\\fR, else \\fB.ckpt\\fR in the current directory: without either, the first \\fBckpt snapshot\\fR creates \\fB./.ckpt\\fR wherever it runs (for a cron job, cron's working directory) and prints its absolute path on stderr, even with \\fB\\-\\-quiet\\fR.\n`
 main += `.SH EXIT STATUS\n${exits}\n`
 main += `.SH ENVIRONMENT\n.TP\n\\fBCKPT_REPO\\fR\nRepository path when \\fB\\-\\-repo\\fR is not given.\n.TP\n\\fBCKPT_DEBUG\\fR\nPrint stack traces of unexpected errors.\n`
 main += `.SH SEE ALSO\n${names.map((n) => `\\fBckpt\\-${n}\\fR(1)`).join(', ')}\n`

@@ -41,7 +41,7 @@ export abstract class CkptCommand extends Command {
     repo: Flags.string({
       char: 'r',
       summary: 'Repository path.',
-      description: 'Default: $CKPT_REPO, else .ckpt in the current directory.',
+      description: 'Default: $CKPT_REPO, else .ckpt in the current directory (which ckpt snapshot creates, saying so on stderr).',
       env: 'CKPT_REPO',
       helpGroup: 'GLOBAL',
     }),

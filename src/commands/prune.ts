@@ -26,7 +26,7 @@ Then garbage collection: every tree and chunk reachable from the remaining snaps
 
 Output: one summary line (nothing with --quiet); decisions and plan with --dry-run or --verbose; the full report with --json. Docs: docs/RETENTION.md.
 
-Exit codes: 0 done (also when there was nothing to do), 2 bad or empty policy, 11 the repository is locked (the holder is named), 12 the repository is damaged (a kept snapshot needs a missing or corrupt blob, or a manifest is unreadable): prune then deletes nothing.`
+Exit codes: 0 done (also when there was nothing to do), 2 bad or empty policy, 11 the repository is locked (the holder is named, and how to break the lock: ckpt unlock), 12 the repository is damaged (a kept snapshot needs a missing or corrupt blob, or a manifest is unreadable): prune then deletes nothing, 14 the repository is read-only.`
   static override examples = [
     '<%= config.bin %> prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12',
     '<%= config.bin %> prune --keep-last 10 --keep-within 30d --dry-run',
