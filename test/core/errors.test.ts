@@ -12,6 +12,7 @@ import {
   NoSpaceError,
   NotFoundError,
   ObjectMissingError,
+  ReadOnlyRepositoryError,
   UnsupportedFormatError,
   UsageError,
 } from '../../src/core/errors.js'
@@ -29,6 +30,7 @@ const CLASSES: [ErrorClass, string, string, number][] = [
   [IntegrityError, 'IntegrityError', 'INTEGRITY', 12],
   [ObjectMissingError, 'ObjectMissingError', 'OBJECT_MISSING', 12],
   [UnsupportedFormatError, 'UnsupportedFormatError', 'UNSUPPORTED_FORMAT', 13],
+  [ReadOnlyRepositoryError, 'ReadOnlyRepositoryError', 'READ_ONLY', 14],
   [InterruptedError, 'InterruptedError', 'INTERRUPTED', 130],
 ]
 
@@ -36,7 +38,7 @@ describe('ExitCode', () => {
   test('the documented table', () => {
     expect(ExitCode).toEqual({
       ok: 0, failure: 1, usage: 2, warnings: 3, notFound: 4, badPath: 5, noSpace: 7,
-      noRepository: 10, locked: 11, integrity: 12, unsupportedFormat: 13, interrupted: 130,
+      noRepository: 10, locked: 11, integrity: 12, unsupportedFormat: 13, readOnly: 14, interrupted: 130, terminated: 143,
     })
   })
 })
