@@ -31,7 +31,7 @@ async function interrupt(args: string[], repo: string, signal: NodeJS.Signals): 
   while ((await locks(repo)).length === 0) {
     if (done) throw new Error(`ckpt ${args.join(' ')} ended before its lock was seen: ${stderr}`)
     if (Date.now() > deadline) throw new Error('no lock appeared within 30 s')
-    await new Promise((r) => setImmediate(r))
+    await new Promise((r) => setTimeout(r, 5))
   }
   child.kill(signal)
   const end = await exited
