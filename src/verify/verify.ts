@@ -571,7 +571,7 @@ class Verifier {
       ok: exitCode === 0,
       exitCode,
       readData: selection.kind === 'none' ? 'none' : selection.kind === 'all' ? 'all' : 'subset',
-      ...(selection.kind === 'slice' ? {subset: `${selection.n}/${selection.of}`} : selection.kind === 'percent' ? {subset: `${selection.percent}%`} : {}),
+      ...(selection.kind === 'slice' ? {subset: `${selection.n}/${selection.of}`} : selection.kind === 'percent' ? {subset: `${selection.percent}%`} : selection.kind === 'packs' ? {subset: `${selection.names.length} named packs`} : {}),
       snapshots,
       counts: {...this.counts},
       findings,
