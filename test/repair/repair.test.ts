@@ -6,10 +6,13 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {blake3} from '../../src/core/hash.js'
 import type {RepairReport} from '../../src/prune/repair.js'
+import {BlobType} from '../../src/repo/pack.js'
 import {runCli} from '../helpers/cli.js'
 import {
-  buildFixture, copyRepo, expectRestores, type Fixture, flipByte, locate, type Located, packFile, packLayout, removeScratch, scratchDir, verifyJson,
+  buildFixture, copyRepo, expectRestores, type Fixture, flipByte, locate, type Located, packFile, packLayout, plantSnapshot, removeScratch, scratchDir,
+  verifyJson, withRepo,
 } from '../verify/fixture.js'
 
 let fx: Fixture
@@ -160,5 +163,27 @@ describe.concurrent('ckpt repair', () => {
     expect(report.remaining.every((f) => f.kind === 'chunk-missing' || f.kind === 'tree-missing')).toBe(true)
     expect(code).toBe(12)
     expect(await expectRestores(repo, fx.snaps.c)).toEqual([])
+  })
+
+  it('hostile content: a chunk above the chunk bound is dropped without being inflated; a file whose size contradicts its chunks is left and reported', async () => {
+    const repo = await copyRepo(fx)
+    const {tooLarge, mismatched, big} = await withRepo(repo, async (r) => {
+      const plain = Buffer.alloc(r.config.chunker.maxSize * 8)
+      const big = blake3(plain).toString('hex')
+      const tooLarge = await plantSnapshot(r, fx.snaps.c.id, async (nodes, writer) => {
+        await writer.add(BlobType.data, Buffer.from(big, 'hex'), plain)
+        return nodes.map((n) => (n.name.toString() === 'c1.bin' ? {...n, size: plain.length, chunks: [Buffer.from(big, 'hex')]} : n))
+      })
+      const mismatched = await plantSnapshot(r, fx.snaps.b.id, async (nodes) => nodes.map((n) => (n.name.toString() === 'b1.bin' ? {...n, size: n.size - 1} : n)))
+      return {tooLarge, mismatched, big}
+    })
+    const {code, report} = await repair(repo)
+    expect(report.droppedBlobs).toEqual([expect.objectContaining({id: big, type: 'chunk', reason: expect.stringMatching(/above the repository's maximum chunk size/)})])
+    expect(report.packs.map((p) => p.reasons)).toEqual([['chunk-too-large']])
+    expect(report.brokenSnapshots).toEqual([tooLarge, mismatched].sort())
+    expect(report.remaining.map((f) => f.kind).sort()).toEqual(['chunk-missing', 'file-size-mismatch'])
+    expect(code).toBe(12)
+    // The planted trees shared the rewritten pack with the big chunk: they were kept.
+    expect((await verifyJson(['--repo', repo, '--read-data'])).report.findings.map((f) => f.kind).sort()).toEqual(['chunk-missing', 'file-size-mismatch'])
   })
 })

@@ -6,12 +6,11 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {blake3} from '../../src/core/hash.js'
 import {BlobType} from '../../src/repo/pack.js'
-import type {Repository} from '../../src/repo/repository.js'
 import {BlobWriter} from '../../src/repo/writer.js'
 import {decodeManifest, encodeManifest} from '../../src/snapshot/manifest.js'
-import {encodeTree, type TreeNode} from '../../src/snapshot/tree.js'
+import {encodeTree} from '../../src/snapshot/tree.js'
 import {chunkLengthProblem, fileSizeProblem} from '../../src/verify/bounds.js'
-import {buildFixture, copyRepo, type Fixture, removeScratch, restore, treeAt, verifyJson, withRepo} from './fixture.js'
+import {buildFixture, copyRepo, type Fixture, plantSnapshot, removeScratch, restore, treeAt, verifyJson, withRepo} from './fixture.js'
 
 let fx: Fixture
 
@@ -22,18 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await removeScratch()
 })
-
-/** A new snapshot like `base` whose root tree is `edit` of base's: returns its id. */
-async function plantSnapshot(repo: Repository, base: string, edit: (nodes: TreeNode[], writer: BlobWriter) => Promise<TreeNode[]>): Promise<string> {
-  const writer = new BlobWriter(repo)
-  const {nodes} = await treeAt(repo, base)
-  const bytes = encodeTree(await edit(nodes, writer))
-  const tree = blake3(bytes)
-  await writer.add(BlobType.tree, tree, bytes)
-  await writer.flush()
-  const m = decodeManifest(await repo.readSnapshotBytes(base), base)
-  return repo.writeSnapshotBytes(encodeManifest({...m, tree: tree.toString('hex'), time: new Date(Date.parse(m.time) + 1000).toISOString()}))
-}
 
 describe('pure checks', () => {
   it('chunkLengthProblem: data blobs up to the bound pass, trees are not bounded', () => {
