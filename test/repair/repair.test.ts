@@ -74,6 +74,8 @@ describe.concurrent('ckpt repair', () => {
     await expect(fsp.stat(packFile(repo, chunk.pack))).rejects.toThrow(/ENOENT/)
     const keepAll = ['prune', '--repo', repo, '--keep-last', '100', '--quiet']
     expect((await runCli(keepAll)).code).toBe(12) // prune refuses a repository whose kept snapshots miss a blob
+    // ... and has not found the damaged copy anywhere to index it again.
+    expect((await verifyJson(['--repo', repo])).report.findings.map((f) => [f.kind, f.id])).toEqual([['chunk-missing', chunk.id]])
     // Snapshots that did not use the blob restore from the rewritten pack, byte for byte.
     expect(await expectRestores(repo, fx.snaps.b)).toEqual([])
     expect(await expectRestores(repo, fx.snaps.c)).toEqual([])
