@@ -3,6 +3,7 @@ import Forget from './forget.js'
 import Init from './init.js'
 import Pin from './pin.js'
 import Prune from './prune.js'
+import Repair from './repair.js'
 import Restore from './restore.js'
 import Snapshot from './snapshot.js'
 import Snapshots from './snapshots.js'
@@ -15,6 +16,7 @@ export const COMMANDS = {
   init: Init,
   pin: Pin,
   prune: Prune,
+  repair: Repair,
   restore: Restore,
   snapshot: Snapshot,
   snapshots: Snapshots,

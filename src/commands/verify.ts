@@ -99,7 +99,10 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     const verdict = report.errors === 0 && differences === 0 ? 'no errors' : [report.errors ? count(report.errors, 'error') : '', differences ? count(differences, 'difference') : ''].filter(Boolean).join(' and ')
     const notes = report.infos ? `, ${count(report.infos, 'note')}${report.errors ? '' : ' (--json lists them)'}` : ''
     const summary = `verify: ${verdict}${notes}: ${checked}${compared}`
-    if (!quiet) process.stderr.write(summary + '\n')
+    if (quiet) return
+    process.stderr.write(summary + '\n')
+    // Damage stays in the index until repaired: until then no snapshot stores the data again.
+    if (report.errors > 0) process.stderr.write('ckpt repair drops what is damaged, so that the next snapshot of a source that has the data stores it again (docs/VERIFY.md, "Repair")\n')
   }
 }
 

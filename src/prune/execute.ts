@@ -49,10 +49,7 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
   // A repository object of its own, with an empty index, so the writer stores every blob it is
   // given instead of finding it already present (in the very pack being emptied).
   const target = await repoWithEmptyIndex(repo)
-  const writer = new BlobWriter(target)
-  const inflight = new Inflight(8)
-  const readBuffer = hashBuffer(REPACK_READ)
-  const checkBuffer = hashBuffer(REPACK_READ)
+  const copier = new BlobCopier(repo, target)
   let batch: IndexedPack[] = []
   let batchEntries = 0
   const flushBatch = async () => {
@@ -72,21 +69,8 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
       if (batchEntries >= INDEX_ENTRIES_PER_FILE) await flushBatch()
     } else if (action === 'repack') {
       onProgress?.(`repacking: ${++repacked}/${repackTotal} packs`)
-      const live = p.entries.filter((e) => table.isChosenCopy(e.id, packNo, e.offset) && table.isMarked(e.id)).sort((a, b) => a.offset - b.offset)
-      for (const {start, end, blobs: range} of readRanges(live, REPACK_READ)) {
-        // A blob larger than the read buffer is read alone, into a buffer of its own.
-        const into = end - start <= REPACK_READ ? readBuffer.subarray(0, end - start) : undefined
-        const bytes = await repo.backend.get('data', p.name, {offset: start, length: end - start}, into)
-        await checkRange(p.name, range, bytes, start, checkBuffer)
-        // Stored bytes are copied as they are (a frame is not inflated and compressed again);
-        // checkRange has refused any compression this build does not know.
-        for (const e of range) {
-          await inflight.add(writer.addStored(e.type, e.id, bytes.subarray(e.offset - start, e.offset - start + e.storedLength), e.compression as CompressionValue, e.rawLength))
-          prepared.blobsCopied++
-        }
-        // The writer has copied or written every blob of the range once these settle.
-        await inflight.drain()
-      }
+      const live = p.entries.filter((e) => table.isChosenCopy(e.id, packNo, e.offset) && table.isMarked(e.id))
+      prepared.blobsCopied += await copier.copy(p.name, live)
     }
   }
 
@@ -109,30 +93,86 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
     const p = table.packs[packNo]!
     await handle({name: p.name, size: p.size, entries}, packNo)
   }
-  await inflight.drain()
-  await writer.flush()
+  const written = await copier.finish()
   await flushBatch()
-  prepared.indexFiles.push(...target.indexFiles)
-  prepared.packsWritten = writer.stats.packs
-  prepared.bytesWritten = target.packs.reduce((n, p) => n + p.size, 0)
+  prepared.indexFiles.push(...written.indexFiles)
+  prepared.packsWritten = written.packs
+  prepared.bytesWritten = written.bytes
   return prepared
 }
 
 /**
- * Check live blobs before they are copied: a damaged one stops prune before anything is deleted.
- * Batches that inflate to at most `scratch`'s size; a single larger blob gets a buffer of its own.
+ * Copies blobs out of packs into new packs, as they are stored (a frame is not inflated and
+ * compressed again), each checked against its id first. Prune's repack and repair share it:
+ * prune stops at a damaged blob before anything is deleted; repair passes `onDamaged`, keeps
+ * the good blobs and leaves the damaged ones behind. Packs are read in ranges of up to
+ * REPACK_READ into one reused buffer and checked in batches that inflate into another.
  */
-async function checkRange(pack: string, range: readonly PackEntry[], bytes: Buffer, start: number, scratch: Buffer): Promise<void> {
-  for (const batch of inflateBatches(range, scratch.length)) {
-    const raw = inflatedSize(batch)
-    const opened = await openBlobs(bytes, batch.map((e) => ({...e, offset: e.offset - start})), raw <= scratch.length ? scratch : Buffer.allocUnsafe(raw))
-    opened.forEach((o, n) => {
-      if (!o.ok) throw damagedBlob(batch[n]!.id, pack, o.error)
-    })
+export class BlobCopier {
+  private readonly inflight = new Inflight(8)
+  private readonly readBuffer = hashBuffer(REPACK_READ)
+  private readonly checkBuffer = hashBuffer(REPACK_READ)
+
+  private readonly writer: BlobWriter
+
+  /** `target` is where the copies go: a repository object with an empty index (repoWithEmptyIndex), so that every blob given is stored. */
+  constructor(private readonly repo: Repository, private readonly target: Repository) {
+    this.writer = new BlobWriter(target)
+  }
+
+  /** Copy `blobs` of `pack`; returns how many were copied. */
+  async copy(pack: string, blobs: readonly PackEntry[], onDamaged?: (e: PackEntry, err: IntegrityError) => void): Promise<number> {
+    let copied = 0
+    const sorted = [...blobs].sort((a, b) => a.offset - b.offset)
+    for (const {start, end, blobs: range} of readRanges(sorted, REPACK_READ)) {
+      // A blob larger than the read buffer is read alone, into a buffer of its own.
+      const into = end - start <= REPACK_READ ? this.readBuffer.subarray(0, end - start) : undefined
+      const bytes = await this.repo.backend.get('data', pack, {offset: start, length: end - start}, into)
+      const good = await this.check(pack, range, bytes, start, onDamaged)
+      // check has refused any compression this build does not know.
+      for (let i = 0; i < range.length; i++) {
+        const e = range[i]!
+        if (!good[i]) continue
+        await this.inflight.add(this.writer.addStored(e.type, e.id, bytes.subarray(e.offset - start, e.offset - start + e.storedLength), e.compression as CompressionValue, e.rawLength))
+        copied++
+      }
+      // The writer has copied or written every blob of the range once these settle.
+      await this.inflight.drain()
+    }
+    return copied
+  }
+
+  /** Make every copied blob durable, with its index file. */
+  async finish(): Promise<{indexFiles: string[]; packs: number; bytes: number}> {
+    await this.inflight.drain()
+    await this.writer.flush()
+    return {indexFiles: [...this.target.indexFiles], packs: this.writer.stats.packs, bytes: this.target.packs.reduce((n, p) => n + p.size, 0)}
+  }
+
+  /**
+   * Which blobs of a range pass their check. Without `onDamaged` a damaged one throws. Batches
+   * inflate to at most the check buffer's size; a single larger blob gets a buffer of its own.
+   */
+  private async check(pack: string, range: readonly PackEntry[], bytes: Buffer, start: number, onDamaged?: (e: PackEntry, err: IntegrityError) => void): Promise<boolean[]> {
+    const good: boolean[] = []
+    const scratch = this.checkBuffer
+    for (const batch of inflateBatches(range, scratch.length)) {
+      const raw = inflatedSize(batch)
+      const opened = await openBlobs(bytes, batch.map((e) => ({...e, offset: e.offset - start})), raw <= scratch.length ? scratch : Buffer.allocUnsafe(raw))
+      opened.forEach((o, n) => {
+        good.push(o.ok)
+        if (o.ok) return
+        const err = damagedBlob(batch[n]!.id, pack, o.error)
+        if (!onDamaged) throw err
+        onDamaged(batch[n]!, err)
+      })
+    }
+    return good
   }
 }
 
-async function repoWithEmptyIndex(repo: Repository): Promise<Repository> {
+/** A repository object of its own, with an empty index, for a BlobWriter that must store every blob it is given. */
+export async function repoWithEmptyIndex(repo: Repository): Promise<Repository> {
   return Repository.open(repo.backend)
 }
 

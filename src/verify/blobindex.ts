@@ -103,6 +103,11 @@ export class VerifyIndex {
     return [first, ...(this.more.get(toHex(id)) ?? [])]
   }
 
+  /** The raw length of the copy restore reads, or undefined when the blob is not indexed (no allocation: once per chunk reference). */
+  rawLength(id: Uint8Array): number | undefined {
+    return this.first.get(id)?.[RAW]
+  }
+
   /** The location the index gives for `id` in pack `packNo`, if any. */
   locationIn(id: Uint8Array, packNo: number): Location | undefined {
     return this.locations(id).find((l) => l.packNo === packNo)

@@ -44,6 +44,10 @@ export const FINDING_KINDS = {
   'chunk-corrupt': 'error',
   /** A blob is indexed with another type than the reference needs (a tree used as a chunk or the reverse). */
   'blob-wrong-type': 'error',
+  /** A chunk's raw length is above the repository's maximum chunk size (the chunker never cuts one so long). */
+  'chunk-too-large': 'error',
+  /** A file's recorded size is not the sum of its chunks' raw lengths (restore refuses the file). */
+  'file-size-mismatch': 'error',
 } as const satisfies Record<string, Severity>
 
 export type FindingKind = keyof typeof FINDING_KINDS

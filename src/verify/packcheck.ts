@@ -11,6 +11,7 @@ import type {ReadPool} from '../core/readpool.js'
 import {BlobType, type PackEntry, readRanges} from '../repo/pack.js'
 import {readPackHeader} from '../repo/packheader.js'
 import {damagedBlob} from '../repo/repository.js'
+import {chunkLengthProblem} from './bounds.js'
 import type {Backend} from '../store/backend.js'
 import type {IndexedPackInfo, VerifyIndex} from './blobindex.js'
 import type {Findings} from './findings.js'
@@ -32,6 +33,8 @@ export interface PackCheckContext {
   buffers: ReadPool
   /** What batches inflate into, BATCH_RAW_BYTES each, one per pack being read. */
   inflated: ReadPool
+  /** The config's maximum chunk size: a data blob claiming more is reported, never inflated (undefined: config unreadable). */
+  maxChunkSize?: number
 }
 
 export interface PackStatus {
@@ -122,7 +125,8 @@ function compareWithIndex(ctx: PackCheckContext, pack: IndexedPackInfo, packNo: 
 /** Read blobs in ranges of up to SEGMENT_BYTES and check each against its id. */
 async function checkBlobs(ctx: PackCheckContext, pack: IndexedPackInfo, entries: readonly PackEntry[], actualSize: number): Promise<void> {
   // Blobs past the end of a truncated pack are covered by its pack-truncated finding.
-  const readable = entries.filter((e) => e.offset + e.storedLength <= actualSize).sort((a, b) => a.offset - b.offset)
+  // A chunk longer than the bound is reported, not inflated (that is the memory a hostile index asks for).
+  const readable = entries.filter((e) => e.offset + e.storedLength <= actualSize && !tooLarge(ctx, pack, e)).sort((a, b) => a.offset - b.offset)
   for (const {start, end, blobs: segment} of readRanges(readable, SEGMENT_BYTES)) {
     // Pooled: blobs stored as they are (most large binary data) are hashed where they were read.
     // Only a single blob larger than a segment gets a buffer of its own.
@@ -158,6 +162,14 @@ async function checkBatch(ctx: PackCheckContext, pack: IndexedPackInfo, batch: r
   } finally {
     ib?.retire()
   }
+}
+
+function tooLarge(ctx: PackCheckContext, pack: IndexedPackInfo, e: PackEntry): boolean {
+  const problem = ctx.maxChunkSize === undefined ? undefined : chunkLengthProblem(e.type, e.rawLength, ctx.maxChunkSize)
+  if (!problem) return false
+  const hex = toHex(e.id)
+  ctx.markBad(e.id, ctx.findings.add({kind: 'chunk-too-large', object: 'chunk', id: hex, pack: pack.name, message: `chunk ${hex} ${problem}`}))
+  return true
 }
 
 function blobDamaged(ctx: PackCheckContext, pack: IndexedPackInfo, e: PackEntry, message: string): void {

@@ -11,6 +11,8 @@ export type DataSelection =
   | {kind: 'all'}
   | {kind: 'slice'; n: number; of: number}
   | {kind: 'percent'; percent: number}
+  /** Packs named by an earlier run (repair --from-verify): those of them that still exist. */
+  | {kind: 'packs'; names: readonly string[]}
 
 export function parseSubset(text: string): DataSelection {
   const t = text.trim()
@@ -44,6 +46,10 @@ export function selectPacks(names: readonly string[], selection: DataSelection, 
       return []
     case 'all':
       return sorted
+    case 'packs': {
+      const named = new Set(selection.names)
+      return sorted.filter((name) => named.has(name))
+    }
     case 'slice':
       return sorted.filter((name) => packBucket(name, selection.of) === selection.n - 1)
     case 'percent': {

@@ -28,10 +28,11 @@ import {readPackHeader} from '../repo/packheader.js'
 import {checkBlob} from '../repo/repository.js'
 import {bySnapshotTime, resolveSnapshot, type SnapshotRecord} from '../snapshot/catalog.js'
 import {decodeManifest} from '../snapshot/manifest.js'
-import {decodeTree, type TreeNode} from '../snapshot/tree.js'
+import {decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import type {Backend} from '../store/backend.js'
 import {withLock, type LockInfo} from '../store/lock.js'
 import {loadVerifyIndex, type Location, type VerifyIndex} from './blobindex.js'
+import {chunkLengthProblem, fileSizeProblem} from './bounds.js'
 import {type Finding, Findings} from './findings.js'
 import {BATCH_RAW_BYTES, checkPackContents, checkPackPresence, type PackCheckContext, type PackStatus, SEGMENT_BYTES} from './packcheck.js'
 import {compareWithDirectory, type Difference} from './source.js'
@@ -320,10 +321,16 @@ class Verifier {
     } else if (read) {
       for (const node of read.nodes) {
         if (node.type === 'file') {
+          // What restore checks before it writes a file: its chunks add up to its size.
+          let bytes: number | undefined = 0
           for (const chunk of node.chunks ?? []) {
             if (this.counting && this.reached.set(chunk, [])) this.counts.chunks++
             for (const n of this.blobProblems(chunk, BlobType.data) ?? (await this.missingBlob(chunk, BlobType.data))) problems.add(n)
+            const raw = this.index.rawLength(chunk)
+            bytes = raw === undefined || bytes === undefined ? undefined : bytes + raw
           }
+          const mismatch = bytes === undefined ? undefined : fileSizeProblem(displayName(node.name), node.size, bytes)
+          if (mismatch) problems.add(this.findings.add({kind: 'file-size-mismatch', object: 'tree', id: toHex(id), message: `tree ${toHex(id)}: ${mismatch}`}))
         } else if (node.type === 'dir') {
           for (const n of await this.treeProblems(node.subtree!)) problems.add(n)
         }
@@ -348,6 +355,11 @@ class Verifier {
     if (loc.type !== type) {
       const hex = toHex(id)
       add(this.findings.add({kind: 'blob-wrong-type', object: 'blob', id: hex, pack: this.index.packs[loc.packNo]!.name, message: `blob ${hex} is used as a ${type === BlobType.tree ? 'tree' : 'chunk'} but indexed as a ${loc.type === BlobType.tree ? 'tree' : 'chunk'}`}))
+    }
+    const tooLarge = this.config && chunkLengthProblem(loc.type, loc.rawLength, this.config.chunker.maxSize)
+    if (tooLarge) {
+      const hex = toHex(id)
+      add(this.findings.add({kind: 'chunk-too-large', object: 'chunk', id: hex, pack: this.index.packs[loc.packNo]!.name, message: `chunk ${hex} ${tooLarge}`}))
     }
     for (const n of this.packProblems(loc.packNo)) add(n)
     const bad = this.bad.get(id)
@@ -424,6 +436,7 @@ class Verifier {
       },
       buffers: this.buffers,
       inflated: this.inflated,
+      maxChunkSize: this.config?.chunker.maxSize,
     }
   }
 
@@ -558,7 +571,7 @@ class Verifier {
       ok: exitCode === 0,
       exitCode,
       readData: selection.kind === 'none' ? 'none' : selection.kind === 'all' ? 'all' : 'subset',
-      ...(selection.kind === 'slice' ? {subset: `${selection.n}/${selection.of}`} : selection.kind === 'percent' ? {subset: `${selection.percent}%`} : {}),
+      ...(selection.kind === 'slice' ? {subset: `${selection.n}/${selection.of}`} : selection.kind === 'percent' ? {subset: `${selection.percent}%`} : selection.kind === 'packs' ? {subset: `${selection.names.length} named packs`} : {}),
       snapshots,
       counts: {...this.counts},
       findings,

@@ -58,6 +58,7 @@ describe.concurrent('verify output and exit codes', () => {
     expect(r.stderr).toBe('')
     const loud = await runCli(['verify', '--repo', repo])
     expect(loud.stderr).toMatch(/^verify: 1 error: /)
+    expect(loud.stderr).toMatch(/\nckpt repair drops what is damaged/)
   })
 
   it('exits 10 when there is no repository, and creates nothing', async () => {

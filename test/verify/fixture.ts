@@ -5,12 +5,15 @@ import {execFileSync} from 'node:child_process'
 import {promises as fsp} from 'node:fs'
 import path from 'node:path'
 
+import {blake3} from '../../src/core/hash.js'
 import {openLocalRepository} from '../../src/repo/open.js'
 import {BlobType, PACK_ENTRY_BYTES, PACK_TRAILER_BYTES} from '../../src/repo/pack.js'
 import type {BlobLocation, Repository} from '../../src/repo/repository.js'
 import {restoreSnapshot} from '../../src/restore/restorer.js'
 import {loadCatalog, resolveSnapshot} from '../../src/snapshot/catalog.js'
-import {decodeTree, type TreeNode} from '../../src/snapshot/tree.js'
+import {BlobWriter} from '../../src/repo/writer.js'
+import {decodeManifest, encodeManifest} from '../../src/snapshot/manifest.js'
+import {decodeTree, encodeTree, type TreeNode} from '../../src/snapshot/tree.js'
 import {ckpt, runCli, type RunResult} from '../helpers/cli.js'
 import {buildTree, type Captured, captureTree, diffTrees, tempDir} from '../helpers/tree.js'
 
@@ -102,6 +105,21 @@ export async function treeAt(repo: Repository, snapshotId: string, dir = ''): Pr
     id = nodes.find((n) => n.name.toString() === part)!.subtree!
   }
   return {id, nodes: decodeTree(await repo.readBlob(id, BlobType.tree), id.toString('hex'))}
+}
+
+/**
+ * A new snapshot like `base` whose root tree is `edit` of base's, written as someone who can write
+ * the repository would: correctly hashed tree, blobs and manifest. Returns its id.
+ */
+export async function plantSnapshot(repo: Repository, base: string, edit: (nodes: TreeNode[], writer: BlobWriter) => Promise<TreeNode[]>): Promise<string> {
+  const writer = new BlobWriter(repo)
+  const {nodes} = await treeAt(repo, base)
+  const bytes = encodeTree(await edit(nodes, writer))
+  const tree = blake3(bytes)
+  await writer.add(BlobType.tree, tree, bytes)
+  await writer.flush()
+  const m = decodeManifest(await repo.readSnapshotBytes(base), base)
+  return repo.writeSnapshotBytes(encodeManifest({...m, tree: tree.toString('hex'), time: new Date(Date.parse(m.time) + 1000).toISOString()}))
 }
 
 export interface Located extends BlobLocation {
