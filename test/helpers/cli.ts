@@ -11,6 +11,18 @@ export interface RunResult {
   signal: NodeJS.Signals | null
   stdout: string
   stderr: string
+  /** Milliseconds from spawn to exit. */
+  ms: number
+  /** With killWhen: milliseconds from spawn to when `ready` first held (undefined: it never did). */
+  readyMs?: number
+}
+
+/** A kill that waits for the event it needs instead of a guessed delay. */
+export interface KillWhen {
+  /** Polled every few ms (one call at a time) from the spawn until it holds or the process exits. */
+  ready: () => boolean | Promise<boolean>
+  /** Then SIGKILL after this many ms more: 0 at once, Infinity never (only observe: readyMs). */
+  afterMs: number
 }
 
 export interface RunOptions {
@@ -19,7 +31,11 @@ export interface RunOptions {
   input?: string
   /** Kill the process with SIGKILL after this many ms. */
   killAfterMs?: number
+  /** Kill the process with SIGKILL once an event has happened (see KillWhen). */
+  killWhen?: KillWhen
 }
+
+const POLL_MS = 2
 
 export function runCli(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -33,10 +49,32 @@ export function runCli(args: readonly string[], opts: RunOptions = {}): Promise<
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
     child.on('error', reject)
-    const timer = opts.killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs)
+    const started = performance.now()
+    const timers: NodeJS.Timeout[] = []
+    if (opts.killAfterMs !== undefined) timers.push(setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs))
+    let exited = false
+    let readyMs: number | undefined
+    const killWhen = opts.killWhen
+    if (killWhen) {
+      const poll = async (): Promise<void> => {
+        while (!exited) {
+          if (await killWhen.ready()) {
+            readyMs = performance.now() - started
+            if (exited || killWhen.afterMs === Infinity) return
+            if (killWhen.afterMs <= 0) child.kill('SIGKILL')
+            else timers.push(setTimeout(() => child.kill('SIGKILL'), killWhen.afterMs))
+            return
+          }
+          await new Promise((r) => setTimeout(r, POLL_MS))
+        }
+      }
+      poll().catch(reject)
+    }
+    child.on('exit', () => (exited = true))
     child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer)
-      resolve({code, signal, stdout, stderr})
+      exited = true
+      for (const t of timers) clearTimeout(t)
+      resolve({code, signal, stdout, stderr, ms: performance.now() - started, readyMs})
     })
     child.stdin.end(opts.input ?? '')
   })
