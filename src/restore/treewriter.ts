@@ -33,7 +33,7 @@ import {type NewFile, setTimesNs, writeNewFiles} from '../core/fsmeta.js'
 import {hashBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
-import {damagedBlob, type Repository} from '../repo/repository.js'
+import {checkBlobBound, damagedBlob, type Repository} from '../repo/repository.js'
 import {ReadBuffer, ReadPool} from '../core/readpool.js'
 import {childPath, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import {type Chunk, planRanges, planRuns, type Run} from './plan.js'
@@ -265,6 +265,7 @@ export class TreeWriter {
       const loc = this.repo.lookup(id)
       if (!loc) throw new ObjectMissingError(`chunk ${toHex(id)} of ${displayName(node.name)} is not in the index`, {blob: toHex(id)})
       if (loc.type !== BlobType.data) throw new IntegrityError(`chunk ${toHex(id)} of ${displayName(node.name)} is not a data blob`, {blob: toHex(id)})
+      checkBlobBound(id, loc, this.repo.config)
       chunks.push({id, loc})
       raw += loc.rawLength
     }

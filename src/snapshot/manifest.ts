@@ -2,6 +2,7 @@
 // bytes (that name is the snapshot id). Written last: its write is the snapshot's commit point.
 import {IntegrityError} from '../core/errors.js'
 import {isHexId} from '../core/ids.js'
+import {isOwnerId} from './tree.js'
 
 export const MANIFEST_VERSION = 1
 /** At most this many warnings are listed in a manifest; the summary keeps the full count. */
@@ -90,7 +91,7 @@ export function decodeManifest(bytes: Buffer, id: string): Manifest {
   if (!Array.isArray(m.tags) || !m.tags.every((t) => typeof t === 'string')) throw fail('bad tags')
   if (typeof m.tree !== 'string' || !isHexId(m.tree)) throw fail('bad root tree id')
   const r = m.root as Partial<RootMeta> | undefined
-  if (!r || !Number.isInteger(r.mode) || (r.mode as number) < 0 || (r.mode as number) > 0o7777 || !Number.isInteger(r.uid) || (r.uid as number) < 0 || !Number.isInteger(r.gid) || (r.gid as number) < 0 || typeof r.mtimeNs !== 'string' || !/^-?[0-9]{1,20}$/.test(r.mtimeNs)) {
+  if (!r || !Number.isInteger(r.mode) || (r.mode as number) < 0 || (r.mode as number) > 0o7777 || !isOwnerId(r.uid) || !isOwnerId(r.gid) || typeof r.mtimeNs !== 'string' || !/^-?[0-9]{1,20}$/.test(r.mtimeNs)) {
     throw fail('bad root metadata')
   }
   if (!m.summary || typeof m.summary !== 'object') throw fail('no summary')

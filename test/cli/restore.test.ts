@@ -178,6 +178,38 @@ describe('a hostile repository cannot make restore write outside the target', ()
   })
 })
 
+describe('a hostile repository cannot make restore misuse memory or owners', () => {
+  it('refuses a chunk larger than the repository\'s largest chunk before reading it (exit 12, naming the blob)', async () => {
+    const repo = path.join(work, 'repo-evil-bigchunk')
+    await ckpt(['init', '--repo', repo])
+    // 1 MiB in one chunk: twice the default maxSize (512 KiB), as a hostile writer could store it.
+    const big = Buffer.alloc(1024 * 1024, 7)
+    const r0 = await openLocalRepository(repo)
+    await r0.loadIndex()
+    const w = new BlobWriter(r0)
+    await w.add(BlobType.data, blake3(big), big)
+    await w.flush()
+    const id = await hostileSnapshot(repo, [node('big', 'file', {size: big.length, chunks: [blake3(big)]})])
+    const target = path.join(work, 'bigchunk-target')
+    const r = await runCli(['restore', id, '--target', target, '--repo', repo])
+    expect(r.code, r.stderr).toBe(12)
+    expect(r.stderr).toContain(`blob ${blake3(big).toString('hex')}`)
+    expect(r.stderr).toMatch(/largest chunk \(524288 bytes\)/)
+    await expect(fsp.access(target)).rejects.toThrow()
+  })
+
+  it('refuses a uid beyond 2^32-2 instead of restoring it as root (exit 12)', async () => {
+    const repo = path.join(work, 'repo-evil-uid')
+    await ckpt(['init', '--repo', repo])
+    const id = await hostileSnapshot(repo, [node('owned', 'file', {chunks: [], uid: 2 ** 40})])
+    const target = path.join(work, 'uid-target')
+    const r = await runCli(['restore', id, '--target', target, '--repo', repo])
+    expect(r.code, r.stderr).toBe(12)
+    expect(r.stderr).toMatch(/^ckpt: tree [0-9a-f]+: node owned has a bad owner/)
+    await expect(fsp.access(target)).rejects.toThrow()
+  })
+})
+
 describe('corruption is detected on restore', () => {
   it('a flipped byte in a chunk stops the restore (exit 12) and leaves the source untouched', async () => {
     const src = path.join(work, 'corrupt')
