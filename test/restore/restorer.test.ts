@@ -1,6 +1,7 @@
 // The restore's last steps against a destination that changes under it: a target or source
 // replaced by a symlink while the tree is being written must never be written through. The
 // change is made from inside the restore (its progress callback), so the moment is exact.
+import {spawnSync} from 'node:child_process'
 import {mkdirSync, promises as fsp, renameSync, symlinkSync} from 'node:fs'
 import path from 'node:path'
 
@@ -8,6 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {BadPathError} from '../../src/core/errors.js'
 import {initLocalRepository, openLocalRepository} from '../../src/repo/open.js'
+import {encodeJournal, journalPath, recoverInterruptedRestores, removeAbandonedTemps} from '../../src/restore/carry.js'
 import {restoreSnapshot} from '../../src/restore/restorer.js'
 import {loadCatalog} from '../../src/snapshot/catalog.js'
 import {createSnapshot} from '../../src/snapshot/create.js'
@@ -116,5 +118,54 @@ describe('a destination replaced by a symlink while the restore runs', () => {
     expect(await fsp.readdir(outside)).toEqual(['mine'])
     expect(await fsp.readFile(path.join(outside, 'mine'), 'utf8')).toBe('untouched')
     expect(await leftovers(src)).toEqual([])
+  })
+})
+
+describe('an abandoned temp tree with a carry journal (a restore killed midway)', () => {
+  /** A pid that was alive a moment ago and is not any more. */
+  function deadPid(): number {
+    const child = spawnSync(process.execPath, ['-e', ''])
+    return child.pid
+  }
+
+  async function setUp(name: string) {
+    const dest = path.join(work, name)
+    await fsp.mkdir(dest)
+    await buildTree(dest, {'a': 'new tree', '.ckpt': {dir: {config: 'the repository'}}})
+    const temp = path.join(work, `.${name}.ckpt-restore-${deadPid()}-0000abcd`)
+    const st = await fsp.lstat(path.join(dest, '.ckpt'), {bigint: true})
+    const carried = [{rel: Buffer.from('.ckpt'), dev: st.dev, ino: st.ino}]
+    await fsp.mkdir(temp)
+    return {dest, temp, carried}
+  }
+
+  it('after the swap (the old tree holds nothing carried): the temp tree and journal go, the repository stays', async () => {
+    const {dest, temp, carried} = await setUp('after-swap')
+    await buildTree(temp, {'a': 'old tree'})
+    await fsp.writeFile(journalPath(temp), encodeJournal(carried))
+    expect(await removeAbandonedTemps(work, 'after-swap')).toBe(1)
+    expect(await fsp.readFile(path.join(dest, '.ckpt', 'config'), 'utf8')).toBe('the repository')
+    expect(await leftovers(dest)).toEqual([])
+  })
+
+  it('before the swap: the repository goes back into the destination, also over an empty look-alike a lock refresh made', async () => {
+    const {dest, temp, carried} = await setUp('before-swap')
+    await buildTree(temp, {'a': 'new tree'})
+    await fsp.rename(path.join(dest, '.ckpt'), path.join(temp, '.ckpt'))
+    await fsp.mkdir(path.join(dest, '.ckpt', 'locks'), {recursive: true})
+    await fsp.writeFile(journalPath(temp), encodeJournal(carried))
+    expect(await recoverInterruptedRestores(path.join(dest, '.ckpt'))).toBe(true)
+    expect(await fsp.readFile(path.join(dest, '.ckpt', 'config'), 'utf8')).toBe('the repository')
+    expect(await fsp.readdir(path.join(dest, '.ckpt'))).toEqual(['config'])
+    expect(await fsp.readFile(path.join(dest, 'a'), 'utf8')).toBe('new tree')
+    expect(await leftovers(dest)).toEqual([])
+  })
+
+  it('a journal it cannot read: both are left for a person, with a message saying so', async () => {
+    const {dest, temp} = await setUp('bad-journal')
+    await buildTree(temp, {'a': 'new tree'})
+    await fsp.writeFile(journalPath(temp), 'not json')
+    await expect(removeAbandonedTemps(work, 'bad-journal')).rejects.toThrow(/cannot read .*\.carry; .* move them back by hand/)
+    expect((await leftovers(dest)).sort()).toEqual([path.basename(temp), path.basename(journalPath(temp))].sort())
   })
 })
