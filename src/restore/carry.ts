@@ -86,6 +86,7 @@ export async function planCarry(dest: string, keep: readonly string[], excludes:
     } catch {
       continue
     }
+    if (real.equals(realDest)) throw new BadPathError(`cannot restore ${dest} in place: it is the repository itself`)
     if (real.length > realDest.length + 1 && real.subarray(0, realDest.length).equals(realDest) && real[realDest.length] === 0x2f) {
       rels.push(real.subarray(realDest.length + 1))
     }
