@@ -146,6 +146,8 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
 /** Refuse a restore the target filesystem has no room for, before anything is written. */
 async function checkSpace(dir: string, dest: string, bytes: number): Promise<void> {
   const fs = await fsp.statfs(dir, {bigint: true})
+  // Some filesystems (network, FUSE) report no size at all: nothing to check against.
+  if (fs.blocks === 0n) return
   const free = fs.bavail * fs.bsize
   const need = BigInt(bytes) + BigInt(SPACE_MARGIN)
   if (free < need) {
