@@ -6,7 +6,15 @@ import {initLocalRepository, openLocalRepository} from '../repo/open.js'
 import type {Repository} from '../repo/repository.js'
 
 export async function openRepository(location: {root: string}): Promise<Repository> {
-  return openLocalRepository(location.root)
+  try {
+    return await openLocalRepository(location.root)
+  } catch (err) {
+    // An in-place restore killed while it held the repository in its temp tree: put it back.
+    if (!(err instanceof NoRepositoryError)) throw err
+    const {recoverInterruptedRestores} = await import('../restore/carry.js')
+    if (!(await recoverInterruptedRestores(location.root))) throw err
+    return openLocalRepository(location.root)
+  }
 }
 
 /**
@@ -17,7 +25,7 @@ export async function openRepository(location: {root: string}): Promise<Reposito
  */
 export async function openOrCreate(location: {root: string; isDefault: boolean}): Promise<Repository> {
   try {
-    return await openLocalRepository(location.root)
+    return await openRepository(location)
   } catch (err) {
     if (!(err instanceof NoRepositoryError) || !location.isDefault) throw err
     const repo = await initLocalRepository(location.root, {now: Date.now()})

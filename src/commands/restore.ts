@@ -10,7 +10,9 @@ export default class Restore extends CkptCommand {
   static override summary = 'Put a snapshot back, byte for byte.'
   static override description = `Without --target, replaces the snapshot's source directory atomically: the tree is built in a temp directory beside it, synced to disk, then swapped in, so the path holds the old tree or the new one, never a mix. Before replacing a non-empty directory it snapshots what is there, tagged pre-restore (cheap thanks to dedup): restore that snapshot to undo. With --target, restores into a new or empty directory.
 
-Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners when run as root. Every chunk is checked against its BLAKE3 id; a damaged one stops the restore and leaves the destination untouched (exit code 12).`
+An in-place restore keeps the repository when it lies inside the directory, and every path the snapshot's --exclude patterns match: they are moved into the new tree before the swap, never replaced or removed. One that cannot be moved (on another filesystem, a mount point) stops the restore before anything changes (exit code 5).
+
+Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners when run as root. Every chunk is checked against its BLAKE3 id; a damaged one stops the restore and leaves the destination untouched (exit code 12). A target filesystem without room for the snapshot is refused before anything is written (exit code 7).`
   static override examples = [
     '<%= config.bin %> restore latest',
     '<%= config.bin %> restore 3fa9c2 --target /tmp/state-copy',
@@ -35,7 +37,10 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
     const {restoreSnapshot} = await import('../restore/restorer.js')
     const {loadCatalog, PRE_RESTORE_TAG, resolveSnapshot} = await import('../snapshot/catalog.js')
     const {createSnapshot} = await import('../snapshot/create.js')
-    const repo = await openRepository(this.repoLocation(flags.repo))
+    const location = this.repoLocation(flags.repo)
+    const repo = await openRepository(location)
+    const {promises: fsp} = await import('node:fs')
+    const repoStat = await fsp.stat(location.root, {bigint: true})
     const retryMs = parseWait(flags['retry-lock'])
     const {snapshots, damaged} = await loadCatalog(repo)
     const source = flags.source ? await sourceDirectory(flags.source) : undefined
@@ -49,9 +54,14 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
         includes: flags.include,
         keepOld: flags['keep-old'],
         lockRetryMs: retryMs,
+        keep: [location.root],
         beforeReplace: flags['no-safety-snapshot'] ? undefined : async (dest) => {
           const real = await sourceDirectory(dest)
-          const safety = await createSnapshot(repo, {source: real, tags: [PRE_RESTORE_TAG], program: `ckpt ${this.config.version}`, lockRetryMs: retryMs})
+          // Like any snapshot: without the repository, and without what the restore keeps anyway.
+          const safety = await createSnapshot(repo, {
+            source: real, tags: [PRE_RESTORE_TAG], excludes: snap.manifest.excludes, skipDirs: [{dev: repoStat.dev, ino: repoStat.ino}],
+            program: `ckpt ${this.config.version}`, lockRetryMs: retryMs,
+          })
           safetySnapshot = safety.id
           this.note(flags, `saved the current ${dest} as snapshot ${safety.id.slice(0, 12)} (tag ${PRE_RESTORE_TAG}; undo with: ckpt restore ${safety.id.slice(0, 12)})`)
         },

@@ -9,7 +9,7 @@ import {isHexId, toHex} from '../core/ids.js'
 import type {Backend} from '../store/backend.js'
 import {decodeConfig, encodeConfig, type RepoConfig} from './config.js'
 import {checkIndex, decodeIndex, encodeIndex, forEachIndexEntry, indexedBlobCount, type IndexedPack, type IndexPackCount} from './indexfile.js'
-import type {BlobTypeValue} from './pack.js'
+import {BlobType, type BlobTypeValue} from './pack.js'
 
 /** Where a blob lives. */
 export interface BlobLocation {
@@ -151,6 +151,7 @@ export class Repository {
   }
 
   async readBlobAt(id: Uint8Array, loc: BlobLocation): Promise<Buffer> {
+    checkBlobBound(id, loc, this.config)
     const stored = await this.backend.get('data', loc.pack, {offset: loc.offset, length: loc.storedLength})
     return checkBlob(id, loc, stored)
   }
@@ -221,6 +222,21 @@ export async function readIndexFiles(backend: Backend, onProblem: (name: string,
       return undefined
     }
   })
+}
+
+/**
+ * Refuse a blob whose index entry claims more than the repository can hold: a data blob (a chunk)
+ * is never larger than the chunker's maxSize, stored or plain, since the writer stores a chunk as
+ * is whenever compressing would not shrink it. Checked before anything is read or allocated, so a
+ * hostile index (a small zstd frame claiming 1 GiB) costs nothing. Trees have no such bound (one
+ * large directory is one large tree). Restore calls this for every chunk; verify should too.
+ */
+export function checkBlobBound(id: Uint8Array, loc: BlobLocation, config: Pick<RepoConfig, 'chunker'>): void {
+  if (loc.type !== BlobType.data) return
+  const max = config.chunker.maxSize
+  if (loc.rawLength <= max && loc.storedLength <= max) return
+  const blob = toHex(id)
+  throw new IntegrityError(`blob ${blob} in pack ${loc.pack} claims ${Math.max(loc.rawLength, loc.storedLength)} bytes, more than the repository's largest chunk (${max} bytes)`, {blob, pack: loc.pack})
 }
 
 /** Inflate a stored blob and check its hash. */

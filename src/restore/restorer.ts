@@ -3,22 +3,32 @@
 // path always holds the old tree or the new one, whole. Any failure (a corrupt chunk, a full
 // disk) removes the temp tree and leaves the destination as it was.
 //
+// An in-place restore keeps what the snapshot did not take: the repository in use when it lies
+// inside the destination, and what the snapshot's --exclude patterns matched are carried from
+// the old tree into the new one just before the swap (carry.ts). Before anything is written the
+// target filesystem must have room for the snapshot's declared bytes, and the tree writer stops
+// once a tree would write more than that (a hostile manifest can lie, and a subtree referenced
+// many times can multiply what little is stored).
+//
 // Safety against a hostile repository: tree names are checked by decodeTree (no "", ".", "..",
 // "/" or NUL, no duplicates), every entry is created fresh with O_EXCL / mkdir / symlink inside
 // directories this restore created, and files are opened with O_NOFOLLOW, so nothing can be
 // written through a symlink or outside the destination. How the tree is written: treewriter.ts.
-import {randomBytes} from 'node:crypto'
-import {constants as fsc, promises as fsp} from 'node:fs'
+import {type BigIntStats, constants as fsc, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
-import {BadPathError, classifyOsError, errnoCode, UsageError} from '../core/errors.js'
+import {BadPathError, classifyOsError, errnoCode, IntegrityError, NoSpaceError, UsageError} from '../core/errors.js'
 import {exchangePaths, syncFilesystem} from '../core/fsmeta.js'
 import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../store/local.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
 import {childPath} from '../snapshot/tree.js'
+import {carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
 import {TreeWriter} from './treewriter.js'
+
+/** Room asked for beyond the snapshot's bytes: directories, inodes, the journal. */
+const SPACE_MARGIN = 1024 * 1024
 
 export interface RestoreOptions {
   /** Restore here (must be missing or an empty directory); default: the snapshot's source, replaced atomically. */
@@ -29,8 +39,15 @@ export interface RestoreOptions {
   keepOld?: boolean
   /** Called before a non-empty destination is replaced (the CLI takes the pre-restore snapshot here). */
   beforeReplace?: (dest: string) => Promise<void>
+  /**
+   * Paths an in-place restore must keep as they are when they lie inside the destination (the
+   * CLI passes the repository's root): carried into the new tree, never replaced or removed.
+   */
+  keep?: readonly string[]
   lockRetryMs?: number
   onProgress?: (p: RestoreProgress) => void
+  /** Called once the tree is written and durable, just before it is swapped in (tests and fault injection). */
+  beforeSwap?: (temp: string) => void | Promise<void>
 }
 
 export interface RestoreProgress {
@@ -55,19 +72,26 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     throw new UsageError('--include restores part of a snapshot and needs --target: replacing the source with part of it would delete the rest')
   }
   const dest = path.resolve(opts.target ?? snap.manifest.source)
-  const state = await destinationState(dest, Boolean(opts.target))
+  const {state, st: destId} = await destinationState(dest, Boolean(opts.target))
+  const declared = snap.manifest.summary.bytes
+  if (!Number.isSafeInteger(declared) || declared < 0) throw new IntegrityError(`snapshot ${snap.id}: bad summary.bytes`, {snapshot: snap.id})
+  const excludes = snap.manifest.excludes ?? []
+  const keep = opts.keep ?? []
   return withLock(repo.backend, {exclusive: false, readOnly: true, command: 'restore', retryMs: opts.lockRetryMs ?? 0}, async () => {
     // The snapshot was chosen before the lock was ours: a prune may have forgotten it since.
     // Reading its manifest again under the lock turns that into "not found", not missing data.
     await repo.readSnapshotBytes(snap.id)
     await repo.loadIndex()
-    if (state === 'non-empty') await opts.beforeReplace?.(dest)
     const parent = path.dirname(dest)
     await fsp.mkdir(parent, {recursive: true})
     await removeAbandonedTemps(parent, path.basename(dest))
-    const temp = path.join(parent, `${tempPrefix(path.basename(dest))}${process.pid}-${randomBytes(4).toString('hex')}`)
+    // What must be kept is looked for again just before the swap; refusing now saves the work.
+    if (state === 'non-empty') await planCarry(dest, keep, excludes)
+    if (!opts.includes?.length) await checkSpace(parent, dest, declared)
+    if (state === 'non-empty') await opts.beforeReplace?.(dest)
+    const temp = path.join(parent, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
-    const writer = new TreeWriter(repo, opts.onProgress)
+    const writer = new TreeWriter(repo, opts.onProgress, declared)
     try {
       const includes = (opts.includes ?? []).map(splitInclude)
       const root = snap.manifest.root
@@ -75,14 +99,17 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       await writer.write(Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined)
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
+      if (state === 'non-empty') await carryInto(dest, destId!, temp, await planCarry(dest, keep, excludes))
+      await opts.beforeSwap?.(temp)
     } catch (err) {
-      await fsp.rm(temp, {recursive: true, force: true})
+      await discardTemp(dest, temp)
       // A full disk here is the target's, not the repository's (the CLI's default wording).
       throw classifyOsError(err, `the restored tree beside ${dest}`)
     }
     const result: RestoreResult = {destination: dest, files: writer.files, dirs: writer.dirs, symlinks: writer.symlinks, bytes: writer.bytes, replaced: state === 'non-empty'}
     if (state === 'non-empty') {
-      // temp and dest trade places: dest now holds the new tree, temp the old one.
+      // temp and dest trade places: dest now holds the new tree, temp the old one. Should dest
+      // have become a symlink meanwhile, the link is what moves, never what it points to.
       if (!exchangePaths(temp, dest)) {
         const aside = `${temp}-old`
         await fsp.rename(dest, aside)
@@ -94,16 +121,42 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
         const kept = path.join(parent, `${path.basename(dest)}.ckpt-old-${new Date().toISOString().replace(/[:.]/g, '-')}`)
         await fsp.rename(temp, kept)
         result.oldTree = kept
-      } else {
-        await fsp.rm(temp, {recursive: true, force: true})
       }
+      // The old tree (without what was carried out of it) goes, then the journal.
+      await discardTemp(dest, temp)
     } else {
-      // Missing or empty: rename replaces an empty directory atomically.
-      await fsp.rename(temp, dest)
+      // Missing or empty: rename replaces an empty directory atomically, and fails on anything
+      // else (a symlink put there meanwhile is not followed).
+      try {
+        await fsp.rename(temp, dest)
+      } catch (err) {
+        await discardTemp(dest, temp)
+        const code = errnoCode(err)
+        if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY' || code === 'EISDIR') {
+          throw new BadPathError(`target ${dest} changed during the restore (${code}): it was left as it is`)
+        }
+        throw err
+      }
     }
     await fsyncDir(parent)
     return result
   })
+}
+
+/** Refuse a restore the target filesystem has no room for, before anything is written. */
+async function checkSpace(dir: string, dest: string, bytes: number): Promise<void> {
+  const fs = await fsp.statfs(dir, {bigint: true})
+  // Some filesystems (network, FUSE) report no size at all: nothing to check against.
+  if (fs.blocks === 0n) return
+  const free = fs.bavail * fs.bsize
+  const need = BigInt(bytes) + BigInt(SPACE_MARGIN)
+  if (free < need) {
+    throw new NoSpaceError(`not enough space to restore to ${dest}: the snapshot needs ${showBytes(need)}, its filesystem has ${showBytes(free)} free`, {target: dest, needed: Number(need), free: Number(free)})
+  }
+}
+
+function showBytes(n: bigint): string {
+  return `${(Number(n) / 1024 / 1024).toFixed(1)} MiB (${n} bytes)`
 }
 
 async function fsyncTree(dir: Buffer): Promise<void> {
@@ -123,40 +176,19 @@ async function fsyncTree(dir: Buffer): Promise<void> {
   await fsyncDir(dir)
 }
 
-function tempPrefix(base: string): string {
-  return `.${base}.ckpt-restore-`
-}
-
-/** Temp trees of restores whose process is gone (killed midway): remove them. */
-async function removeAbandonedTemps(parent: string, base: string): Promise<void> {
-  const prefix = tempPrefix(base)
-  for (const name of await fsp.readdir(parent)) {
-    if (!name.startsWith(prefix)) continue
-    const pid = Number(name.slice(prefix.length).split('-')[0])
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue
-    try {
-      process.kill(pid, 0)
-      continue // still running
-    } catch (err) {
-      if (errnoCode(err) === 'EPERM') continue
-    }
-    await fsp.rm(path.join(parent, name), {recursive: true, force: true})
-  }
-}
-
-async function destinationState(dest: string, explicitTarget: boolean): Promise<'missing' | 'empty' | 'non-empty'> {
+async function destinationState(dest: string, explicitTarget: boolean): Promise<{state: 'missing' | 'empty' | 'non-empty'; st?: BigIntStats}> {
   let st
   try {
-    st = await fsp.lstat(dest)
+    st = await fsp.lstat(dest, {bigint: true})
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return 'missing'
+    if (errnoCode(err) === 'ENOENT') return {state: 'missing'}
     throw new BadPathError(`cannot use ${dest}: ${errnoCode(err) ?? (err as Error).message}`)
   }
   if (!st.isDirectory()) throw new BadPathError(`${dest} exists and is not a directory`)
   const entries = await fsp.readdir(dest)
-  if (entries.length === 0) return 'empty'
+  if (entries.length === 0) return {state: 'empty', st}
   if (explicitTarget) throw new BadPathError(`target ${dest} is not empty (restore into a new or empty directory, or omit --target to replace the source)`)
-  return 'non-empty'
+  return {state: 'non-empty', st}
 }
 
 function splitInclude(p: string): string[] {

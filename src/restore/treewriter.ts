@@ -28,12 +28,12 @@ import {closeSync, constants as fsc, fchmodSync, fchownSync, lchownSync, chmodSy
 
 import {mapLimit} from '../core/concurrency.js'
 import {inflatedSize, openBlobs} from '../core/codec.js'
-import {IntegrityError, ObjectMissingError} from '../core/errors.js'
+import {BadPathError, IntegrityError, ObjectMissingError} from '../core/errors.js'
 import {type NewFile, setTimesNs, writeNewFiles} from '../core/fsmeta.js'
 import {hashBuffer} from '../core/hashpool.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
-import {damagedBlob, type Repository} from '../repo/repository.js'
+import {checkBlobBound, damagedBlob, type Repository} from '../repo/repository.js'
 import {ReadBuffer, ReadPool} from '../core/readpool.js'
 import {childPath, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import {type Chunk, planRanges, planRuns, type Run} from './plan.js'
@@ -67,6 +67,8 @@ const FLUSHES = 2
 const FLUSH_MIN = 8 * 1024 * 1024
 /** Ranged reads in flight for one batch. */
 const IO_AT_ONCE = 8
+/** Longest path the kernel takes (Linux PATH_MAX, with its NUL). */
+const PATH_MAX = 4096
 
 export type Meta = Pick<TreeNode, 'type' | 'mode' | 'uid' | 'gid' | 'mtimeNs'>
 
@@ -129,6 +131,8 @@ export class TreeWriter {
   dirs = 0
   symlinks = 0
   bytes = 0
+  /** File bytes handed out to be written so far: never more than the snapshot declared. */
+  private planned = 0
   private failure: {error: unknown} | undefined
   private readonly owners = process.getuid?.() === 0
 
@@ -148,7 +152,8 @@ export class TreeWriter {
   private readonly runInflated = new ReadPool(LARGE_LANES * (RUNS_AHEAD + 1), MAX_RUN)
   private readonly flushes = new Set<Promise<void>>()
 
-  constructor(private readonly repo: Repository, private readonly onProgress?: (p: WriterProgress) => void) {}
+  /** `maxBytes`: what the snapshot declares its files hold (its summary); writing more is refused. */
+  constructor(private readonly repo: Repository, private readonly onProgress?: (p: WriterProgress) => void, private readonly maxBytes = Number.MAX_SAFE_INTEGER) {}
 
   /**
    * Restore tree `treeId` into the existing empty directory `root`, then give `root` the
@@ -212,6 +217,7 @@ export class TreeWriter {
         below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1))
       }
       const childRel = rel ? `${rel}/${shown}` : shown
+      if (dir.abs.length + 1 + node.name.length >= PATH_MAX) throw tooLong(childRel)
       if (node.type === 'dir') {
         subdirs.push({node, rel: childRel, below})
         continue
@@ -226,6 +232,8 @@ export class TreeWriter {
         continue
       }
       const job: FileJob = {node, abs, rel: childRel, dir}
+      this.planned += node.size
+      if (this.planned > this.maxBytes) throw new IntegrityError(`the snapshot's files hold more than the ${this.maxBytes} bytes its manifest declares (at ${childRel}): refusing to write more`)
       dir.pending++
       if (node.size < LARGE_FILE) {
         const chunks = this.chunksOf(node)
@@ -265,6 +273,7 @@ export class TreeWriter {
       const loc = this.repo.lookup(id)
       if (!loc) throw new ObjectMissingError(`chunk ${toHex(id)} of ${displayName(node.name)} is not in the index`, {blob: toHex(id)})
       if (loc.type !== BlobType.data) throw new IntegrityError(`chunk ${toHex(id)} of ${displayName(node.name)} is not a data blob`, {blob: toHex(id)})
+      checkBlobBound(id, loc, this.repo.config)
       chunks.push({id, loc})
       raw += loc.rawLength
     }
@@ -495,6 +504,12 @@ export class TreeWriter {
       throw damagedBlob(chunks[i]!.id, chunks[i]!.loc.pack, o.error)
     })
   }
+}
+
+function tooLong(rel: string): BadPathError {
+  const depth = rel.split('/').length
+  const shown = rel.length > 120 ? `${rel.slice(0, 60)}...${rel.slice(-60)}` : rel
+  return new BadPathError(`cannot restore ${shown}: its path, ${depth} levels deep, is longer than the system allows (PATH_MAX ${PATH_MAX} bytes)`, {depth})
 }
 
 function writeAllSync(fd: number, data: Uint8Array): void {

@@ -60,6 +60,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       host,
       source: opts.source,
       tags: [...new Set(opts.tags ?? [])].sort(),
+      ...(opts.excludes?.length ? {excludes: [...opts.excludes]} : {}),
       tree: archived.tree.toString('hex'),
       root: archived.root,
       summary: {

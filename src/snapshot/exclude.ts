@@ -6,8 +6,21 @@ import {UsageError} from '../core/errors.js'
 
 export type ExcludeMatcher = (relPath: string, name: string) => boolean
 
-function globToRegExp(glob: string): string {
-  let re = ''
+// A pattern with one run of "*" / "**" at most is matched by a regular expression (anchored, it
+// cannot backtrack more than once over the text). One with more runs as an NFA over the text, in
+// O(text x pattern) steps: a backtracking regular expression takes exponential time on patterns
+// like "*a*a*a*a*b", and patterns also come from manifests (an in-place restore applies the
+// snapshot's), which a hostile writer controls.
+type Token =
+  | {k: 'char'; c: string}
+  | {k: 'one'} // ?: one character of a name
+  | {k: 'class'; re: RegExp; source: string} // [abc] / [!abc]: one character of a name
+  | {k: 'star'} // *: any run within a name
+  | {k: 'any'} // **: any run
+  | {k: 'dirs'} // **/: nothing, or any run ending in "/"
+
+function tokenize(glob: string): Token[] {
+  const tokens: Token[] = []
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!
     if (c === '*') {
@@ -15,39 +28,116 @@ function globToRegExp(glob: string): string {
         i++
         if (glob[i + 1] === '/') {
           i++
-          re += '(?:.*/)?'
+          tokens.push({k: 'dirs'})
         } else {
-          re += '.*'
+          tokens.push({k: 'any'})
         }
       } else {
-        re += '[^/]*'
+        tokens.push({k: 'star'})
       }
     } else if (c === '?') {
-      re += '[^/]'
+      tokens.push({k: 'one'})
     } else if (c === '[') {
       const close = glob.indexOf(']', i + 2)
       if (close < 0) throw new UsageError(`--exclude ${JSON.stringify(glob)}: unclosed "["`)
       let body = glob.slice(i + 1, close)
       if (body.startsWith('!')) body = '^' + body.slice(1)
       // A class stays within one name, like "?": it never matches "/".
-      re += `(?:(?!/)[${body.replace(/\\/g, '\\\\')}])`
+      const source = `(?:(?!/)[${body.replace(/\\/g, '\\\\')}])`
+      tokens.push({k: 'class', re: new RegExp(`^${source}$`, 's'), source})
       i = close
     } else {
-      re += c.replace(/[.+^${}()|\\\]]/g, '\\$&')
+      tokens.push({k: 'char', c})
     }
   }
-  return re
+  return tokens
+}
+
+const RUN = new Set<Token['k']>(['star', 'any', 'dirs'])
+
+function regExpSource(tokens: readonly Token[]): string {
+  return tokens.map((t) => {
+    switch (t.k) {
+      case 'char': return t.c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+      case 'one': return '[^/]'
+      case 'class': return t.source
+      case 'star': return '[^/]*'
+      case 'any': return '.*'
+      case 'dirs': return '(?:.*/)?'
+    }
+  }).join('')
+}
+
+/** A function telling whether `tokens` match all of a text (see above for which way). */
+function matcher(tokens: readonly Token[]): (text: string) => boolean {
+  if (tokens.filter((t) => RUN.has(t.k)).length <= 1) {
+    const re = new RegExp(`^${regExpSource(tokens)}$`, 's')
+    return (text) => re.test(text)
+  }
+  return nfaMatcher(tokens)
+}
+
+/** A function telling whether `tokens` match all of a text (its state arrays are reused: calls must not overlap, and cannot, being synchronous). */
+function nfaMatcher(tokens: readonly Token[]): (text: string) => boolean {
+  const n = tokens.length
+  // at[i]: the first i tokens match the text read so far; inDirs[i]: token i ("**/") is partway through a run.
+  const arrays = [new Uint8Array(n + 1), new Uint8Array(n + 1), new Uint8Array(n + 1), new Uint8Array(n + 1)] as const
+  const close = (s: Uint8Array) => {
+    for (let i = 0; i < n; i++) if (s[i] && (tokens[i]!.k === 'star' || tokens[i]!.k === 'any' || tokens[i]!.k === 'dirs')) s[i + 1] = 1
+  }
+  return (text) => {
+    let [at, inDirs, nextAt, nextIn] = arrays
+    at.fill(0)
+    inDirs.fill(0)
+    at[0] = 1
+    close(at)
+    for (let p = 0; p < text.length; p++) {
+      const c = text[p]!
+      nextAt.fill(0)
+      nextIn.fill(0)
+      let alive = false
+      for (let i = 0; i < n; i++) {
+        if (inDirs[i]) {
+          nextIn[i] = 1
+          if (c === '/') nextAt[i + 1] = 1
+          alive = true
+        }
+        if (!at[i]) continue
+        const t = tokens[i]!
+        if (t.k === 'char') {
+          if (c === t.c) nextAt[i + 1] = 1
+        } else if (t.k === 'one') {
+          if (c !== '/') nextAt[i + 1] = 1
+        } else if (t.k === 'class') {
+          if (t.re.test(c)) nextAt[i + 1] = 1
+        } else if (t.k === 'star') {
+          if (c !== '/') nextAt[i] = 1
+        } else if (t.k === 'any') {
+          nextAt[i] = 1
+        } else {
+          nextIn[i] = 1
+          if (c === '/') nextAt[i + 1] = 1
+        }
+        alive = true
+      }
+      if (!alive) return false
+      close(nextAt)
+      ;[at, nextAt] = [nextAt, at]
+      ;[inDirs, nextIn] = [nextIn, inDirs]
+    }
+    return at[n] === 1
+  }
 }
 
 export function compileExcludes(patterns: readonly string[]): ExcludeMatcher {
-  const byName: RegExp[] = []
-  const byPath: RegExp[] = []
+  const byName: ((text: string) => boolean)[] = []
+  const byPath: ((text: string) => boolean)[] = []
   for (const raw of patterns) {
     const p = raw.replace(/\/+$/, '')
     if (p === '') throw new UsageError('--exclude pattern is empty')
-    if (p.includes('/')) byPath.push(new RegExp(`^${globToRegExp(p.replace(/^\/+/, ''))}$`, 's'))
-    else byName.push(new RegExp(`^${globToRegExp(p)}$`, 's'))
+    if (p.includes('/')) byPath.push(matcher(tokenize(p.replace(/^\/+/, ''))))
+    else byName.push(matcher(tokenize(p)))
   }
   if (byName.length === 0 && byPath.length === 0) return () => false
-  return (relPath, name) => byName.some((r) => r.test(name)) || byPath.some((r) => r.test(relPath))
+  return (relPath, name) => byName.some((m) => m(name)) || byPath.some((m) => m(relPath))
 }

@@ -2,6 +2,7 @@
 // bytes (that name is the snapshot id). Written last: its write is the snapshot's commit point.
 import {IntegrityError} from '../core/errors.js'
 import {isHexId} from '../core/ids.js'
+import {isOwnerId} from './tree.js'
 
 export const MANIFEST_VERSION = 1
 /** At most this many warnings are listed in a manifest; the summary keeps the full count. */
@@ -55,6 +56,11 @@ export interface Manifest {
   /** Absolute path of the snapshotted directory. */
   source: string
   tags: string[]
+  /**
+   * The --exclude patterns the snapshot was taken with (absent when none, and in manifests
+   * written before ckpt recorded them): an in-place restore keeps what they match.
+   */
+  excludes?: string[]
   /** Root tree id. */
   tree: string
   root: RootMeta
@@ -67,7 +73,7 @@ export interface Manifest {
 export function encodeManifest(m: Manifest): Buffer {
   const ordered: Manifest = {
     version: m.version, time: m.time, startTimeNs: m.startTimeNs, parent: m.parent, host: m.host, source: m.source,
-    tags: m.tags, tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
+    tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
   }
   return Buffer.from(JSON.stringify(ordered, null, 1) + '\n')
 }
@@ -88,9 +94,10 @@ export function decodeManifest(bytes: Buffer, id: string): Manifest {
   if (m.parent !== null && (typeof m.parent !== 'string' || !isHexId(m.parent))) throw fail('bad parent id')
   if (typeof m.host !== 'string' || typeof m.source !== 'string' || !m.source.startsWith('/')) throw fail('bad host or source')
   if (!Array.isArray(m.tags) || !m.tags.every((t) => typeof t === 'string')) throw fail('bad tags')
+  if (m.excludes !== undefined && (!Array.isArray(m.excludes) || !m.excludes.every((e) => typeof e === 'string' && e !== ''))) throw fail('bad exclude patterns')
   if (typeof m.tree !== 'string' || !isHexId(m.tree)) throw fail('bad root tree id')
   const r = m.root as Partial<RootMeta> | undefined
-  if (!r || !Number.isInteger(r.mode) || (r.mode as number) < 0 || (r.mode as number) > 0o7777 || !Number.isInteger(r.uid) || (r.uid as number) < 0 || !Number.isInteger(r.gid) || (r.gid as number) < 0 || typeof r.mtimeNs !== 'string' || !/^-?[0-9]{1,20}$/.test(r.mtimeNs)) {
+  if (!r || !Number.isInteger(r.mode) || (r.mode as number) < 0 || (r.mode as number) > 0o7777 || !isOwnerId(r.uid) || !isOwnerId(r.gid) || typeof r.mtimeNs !== 'string' || !/^-?[0-9]{1,20}$/.test(r.mtimeNs)) {
     throw fail('bad root metadata')
   }
   if (!m.summary || typeof m.summary !== 'object') throw fail('no summary')

@@ -72,6 +72,14 @@ export function encodeTree(nodes: readonly TreeNode[]): Buffer {
   return Buffer.from(JSON.stringify({version: TREE_VERSION, nodes: out}))
 }
 
+/** Largest uid or gid: ids are 32-bit, and 2^32-1 is (uid_t)-1, "no change" to chown. */
+export const MAX_OWNER_ID = 0xfffffffe
+
+/** True for a uid or gid a file can have. */
+export function isOwnerId(v: unknown): v is number {
+  return Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_OWNER_ID
+}
+
 const DECIMAL = /^-?[0-9]{1,20}$/
 const HEX = /^(?:[0-9a-f]{2})+$/
 
@@ -122,7 +130,7 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
     if (!Number.isInteger(mode) || (mode as number) < 0 || (mode as number) > 0o7777) throw fail(`node ${name.toString('utf8')} has a bad mode`)
     const uid = o.uid
     const gid = o.gid
-    if (!Number.isInteger(uid) || (uid as number) < 0 || !Number.isInteger(gid) || (gid as number) < 0) throw fail(`node ${name.toString('utf8')} has a bad owner`)
+    if (!isOwnerId(uid) || !isOwnerId(gid)) throw fail(`node ${name.toString('utf8')} has a bad owner`)
     const mtimeNs = decimal(o.mtimeNs)
     const ctimeNs = decimal(o.ctimeNs)
     const ino = decimal(o.ino)

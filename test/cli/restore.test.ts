@@ -9,8 +9,8 @@ import {BlobType} from '../../src/repo/pack.js'
 import {openLocalRepository} from '../../src/repo/open.js'
 import {BlobWriter} from '../../src/repo/writer.js'
 import {encodeManifest, type Manifest} from '../../src/snapshot/manifest.js'
-import {encodeTree, type TreeNode} from '../../src/snapshot/tree.js'
-import {ckpt, ckptJson, runCli} from '../helpers/cli.js'
+import {decodeTree, encodeTree, type TreeNode} from '../../src/snapshot/tree.js'
+import {ckpt, ckptJson, ROOT, runCli} from '../helpers/cli.js'
 import {buildTree, captureTree, diffTrees, tempDir, type Captured} from '../helpers/tree.js'
 
 let work: string
@@ -107,8 +107,130 @@ describe('in-place restore', () => {
   }, 120_000)
 })
 
+describe('an in-place restore keeps the repository and what the snapshot excluded', () => {
+  /** The newcomer's sequence: a v1 snapshot, a change to v2, restore latest, then undo with the pre-restore snapshot. */
+  async function roundTrip(cwd: string, s: string, repoArgs: string[]): Promise<void> {
+    await fsp.writeFile(path.join(s, 'a'), 'v1\n')
+    await ckpt(['snapshot', '.', ...repoArgs], {cwd})
+    await fsp.writeFile(path.join(s, 'a'), 'v2\n')
+    const restored = await ckptJson<{safetySnapshot: string}>(['restore', 'latest', ...repoArgs], {cwd})
+    expect(await fsp.readFile(path.join(s, 'a'), 'utf8')).toBe('v1\n')
+    const list = await ckptJson<{id: string; tags: string[]}[]>(['snapshots', ...repoArgs], {cwd})
+    expect(list.map((x) => x.tags)).toEqual([[], ['pre-restore']])
+    expect(list[1]!.id).toBe(restored.safetySnapshot)
+    await ckpt(['restore', restored.safetySnapshot.slice(0, 12), ...repoArgs], {cwd})
+    expect(await fsp.readFile(path.join(s, 'a'), 'utf8')).toBe('v2\n')
+    expect((await ckptJson<unknown[]>(['snapshots', ...repoArgs], {cwd})).length).toBe(3)
+    expect((await fsp.readdir(path.dirname(s))).filter((n) => n.includes('ckpt-restore'))).toEqual([])
+  }
+
+  it('the default .ckpt in the directory restored (cd s && ckpt snapshot . && ckpt restore latest)', async () => {
+    const s = path.join(work, 'newcomer')
+    await fsp.mkdir(s)
+    await ckpt(['init'], {cwd: s})
+    await roundTrip(s, s, [])
+    // The repository was never part of a snapshot: the pre-restore snapshot did not take it in either.
+    const r = await ckptJson<{id: string}[]>(['snapshots'], {cwd: s})
+    await ckpt(['restore', r[0]!.id, '--target', path.join(work, 'newcomer-copy')], {cwd: s})
+    expect(await fsp.readdir(path.join(work, 'newcomer-copy'))).toEqual(['a'])
+  })
+
+  it('a repository given with -r s/.repo', async () => {
+    const s = path.join(work, 'newcomer-r')
+    await fsp.mkdir(s)
+    await ckpt(['init', '-r', 'newcomer-r/.repo'], {cwd: work})
+    await roundTrip(work, s, ['-r', 'newcomer-r/.repo'])
+  })
+
+  it('paths matching the snapshot\'s --exclude patterns survive, as they are now', async () => {
+    const s = path.join(work, 'excl')
+    await fsp.mkdir(s)
+    await buildTree(s, {'a.txt': 'v1', 'x.tmp': 'tmp 1', cache: {dir: {'blob': 'cached 1'}}, sub: {dir: {'y.tmp': 'tmp y 1', 'b': 'b1'}}})
+    const repo = ['-r', path.join(work, 'repo-excl')]
+    await ckpt(['init', ...repo])
+    await ckpt(['snapshot', s, '--exclude', '*.tmp', '--exclude', 'cache/**', ...repo])
+    const subMtime = (await fsp.stat(path.join(s, 'sub'), {bigint: true})).mtimeNs
+    await fsp.writeFile(path.join(s, 'a.txt'), 'v2')
+    await fsp.writeFile(path.join(s, 'x.tmp'), 'tmp 2')
+    await fsp.writeFile(path.join(s, 'cache', 'blob'), 'cached 2')
+    await fsp.writeFile(path.join(s, 'sub', 'y.tmp'), 'tmp y 2')
+    await fsp.rm(path.join(s, 'sub', 'b'))
+    // A directory the snapshot does not have, holding only an excluded file.
+    await fsp.mkdir(path.join(s, 'new'), {mode: 0o750})
+    await fsp.writeFile(path.join(s, 'new', 'z.tmp'), 'z')
+    await ckpt(['restore', 'latest', '--no-safety-snapshot', ...repo])
+    expect(await fsp.readFile(path.join(s, 'a.txt'), 'utf8')).toBe('v1')
+    expect(await fsp.readFile(path.join(s, 'sub', 'b'), 'utf8')).toBe('b1')
+    expect(await fsp.readFile(path.join(s, 'x.tmp'), 'utf8')).toBe('tmp 2')
+    expect(await fsp.readFile(path.join(s, 'cache', 'blob'), 'utf8')).toBe('cached 2')
+    expect(await fsp.readFile(path.join(s, 'sub', 'y.tmp'), 'utf8')).toBe('tmp y 2')
+    expect(await fsp.readFile(path.join(s, 'new', 'z.tmp'), 'utf8')).toBe('z')
+    expect((await fsp.stat(path.join(s, 'new'))).mode & 0o777).toBe(0o750)
+    // The restored directory keeps the snapshot's mtime although an entry was moved into it.
+    expect((await fsp.stat(path.join(s, 'sub'), {bigint: true})).mtimeNs).toBe(subMtime)
+    expect((await fsp.readdir(work)).filter((n) => n.startsWith('.excl.'))).toEqual([])
+  })
+
+  it('refuses (exit 5) before changing anything when a path to keep is on another filesystem', async () => {
+    const s = path.join(work, 'excl-mnt')
+    await fsp.mkdir(path.join(s, 'scratch'), {recursive: true})
+    await fsp.writeFile(path.join(s, 'a'), 'v1')
+    const repo = ['-r', path.join(work, 'repo-excl-mnt')]
+    await ckpt(['init', ...repo])
+    await ckpt(['snapshot', s, '--exclude', 'scratch', ...repo])
+    await fsp.writeFile(path.join(s, 'a'), 'v2')
+    const {execFileSync} = await import('node:child_process')
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', path.join(s, 'scratch')])
+    try {
+      await fsp.writeFile(path.join(s, 'scratch', 'keep'), 'on tmpfs')
+      const r = await runCli(['restore', 'latest', ...repo])
+      expect(r.code, r.stderr).toBe(5)
+      expect(r.stderr).toMatch(/^ckpt: cannot restore .*excl-mnt in place: scratch must be kept .* another filesystem/)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(await fsp.readFile(path.join(s, 'a'), 'utf8')).toBe('v2')
+      expect(await fsp.readFile(path.join(s, 'scratch', 'keep'), 'utf8')).toBe('on tmpfs')
+      // Refused before the pre-restore snapshot: nothing new in the repository.
+      expect(await ckptJson<unknown[]>(['snapshots', ...repo])).toHaveLength(1)
+    } finally {
+      execFileSync('umount', [path.join(s, 'scratch')])
+    }
+  })
+
+  it('a restore killed between carrying the repository and the swap: the next command puts the repository back', async () => {
+    const s = path.join(work, 'crash-carry')
+    await fsp.mkdir(s)
+    await ckpt(['init'], {cwd: s})
+    await fsp.writeFile(path.join(s, 'a'), 'v1\n')
+    await ckpt(['snapshot', '.'], {cwd: s})
+    await fsp.writeFile(path.join(s, 'a'), 'v2\n')
+    // The library's restore, killed by SIGKILL at its last step before the swap.
+    const script = `
+      const {openLocalRepository} = await import(${JSON.stringify(path.join(ROOT, 'dist/repo/open.js'))})
+      const {loadCatalog} = await import(${JSON.stringify(path.join(ROOT, 'dist/snapshot/catalog.js'))})
+      const {restoreSnapshot} = await import(${JSON.stringify(path.join(ROOT, 'dist/restore/restorer.js'))})
+      const repo = await openLocalRepository(${JSON.stringify(path.join(s, '.ckpt'))})
+      const {snapshots} = await loadCatalog(repo)
+      await restoreSnapshot(repo, snapshots[0], {keep: [${JSON.stringify(path.join(s, '.ckpt'))}], beforeSwap: () => process.kill(process.pid, 'SIGKILL')})
+    `
+    const {spawnSync} = await import('node:child_process')
+    const killed = spawnSync(process.execPath, ['--input-type=module', '-e', script], {encoding: 'utf8'})
+    expect(killed.signal, killed.stderr).toBe('SIGKILL')
+    // As the kill left it: the repository sits in the temp tree, beside its journal.
+    await expect(fsp.access(path.join(s, '.ckpt'))).rejects.toThrow()
+    const left = (await fsp.readdir(work)).filter((n) => n.startsWith('.crash-carry.ckpt-restore-'))
+    expect(left.filter((n) => n.endsWith('.carry'))).toHaveLength(1)
+    // The next command finds it again; the directory is wholly old (the swap never happened).
+    const list = await ckptJson<unknown[]>(['snapshots'], {cwd: s})
+    expect(list).toHaveLength(1)
+    expect(await fsp.readFile(path.join(s, 'a'), 'utf8')).toBe('v2\n')
+    expect((await fsp.readdir(work)).filter((n) => n.startsWith('.crash-carry.ckpt-restore-'))).toEqual([])
+    await ckpt(['restore', 'latest'], {cwd: s})
+    expect(await fsp.readFile(path.join(s, 'a'), 'utf8')).toBe('v1\n')
+  })
+})
+
 /** Write a hand-made (hostile) snapshot whose root tree has `nodes`. */
-async function hostileSnapshot(repoDir: string, nodes: TreeNode[], extraTrees: Buffer[] = []): Promise<string> {
+async function hostileSnapshot(repoDir: string, nodes: TreeNode[], extraTrees: Buffer[] = [], declaredBytes = nodes.reduce((n, x) => n + x.size, 0)): Promise<string> {
   const repo = await openLocalRepository(repoDir)
   await repo.loadIndex()
   const writer = new BlobWriter(repo)
@@ -119,7 +241,7 @@ async function hostileSnapshot(repoDir: string, nodes: TreeNode[], extraTrees: B
   const manifest: Manifest = {
     version: 1, time: new Date().toISOString(), startTimeNs: '0', parent: null, host: 'evil', source: '/nonexistent/evil', tags: [],
     tree: blake3(root).toString('hex'), root: {mode: 0o755, uid: 0, gid: 0, mtimeNs: '0'},
-    summary: {files: 0, dirs: 0, symlinks: 0, bytes: 0, newBytes: 0, storedBytes: 0, newBlobs: 0, bytesRead: 0, filesRead: 0, durationMs: 0, warnings: 0, incomplete: 0},
+    summary: {files: 0, dirs: 0, symlinks: 0, bytes: declaredBytes, newBytes: 0, storedBytes: 0, newBlobs: 0, bytesRead: 0, filesRead: 0, durationMs: 0, warnings: 0, incomplete: 0},
     warnings: [], program: 'test',
   }
   return repo.writeSnapshotBytes(encodeManifest(manifest))
@@ -178,6 +300,38 @@ describe('a hostile repository cannot make restore write outside the target', ()
   })
 })
 
+describe('a hostile repository cannot make restore misuse memory or owners', () => {
+  it('refuses a chunk larger than the repository\'s largest chunk before reading it (exit 12, naming the blob)', async () => {
+    const repo = path.join(work, 'repo-evil-bigchunk')
+    await ckpt(['init', '--repo', repo])
+    // 1 MiB in one chunk: twice the default maxSize (512 KiB), as a hostile writer could store it.
+    const big = Buffer.alloc(1024 * 1024, 7)
+    const r0 = await openLocalRepository(repo)
+    await r0.loadIndex()
+    const w = new BlobWriter(r0)
+    await w.add(BlobType.data, blake3(big), big)
+    await w.flush()
+    const id = await hostileSnapshot(repo, [node('big', 'file', {size: big.length, chunks: [blake3(big)]})])
+    const target = path.join(work, 'bigchunk-target')
+    const r = await runCli(['restore', id, '--target', target, '--repo', repo])
+    expect(r.code, r.stderr).toBe(12)
+    expect(r.stderr).toContain(`blob ${blake3(big).toString('hex')}`)
+    expect(r.stderr).toMatch(/largest chunk \(524288 bytes\)/)
+    await expect(fsp.access(target)).rejects.toThrow()
+  })
+
+  it('refuses a uid beyond 2^32-2 instead of restoring it as root (exit 12)', async () => {
+    const repo = path.join(work, 'repo-evil-uid')
+    await ckpt(['init', '--repo', repo])
+    const id = await hostileSnapshot(repo, [node('owned', 'file', {chunks: [], uid: 2 ** 40})])
+    const target = path.join(work, 'uid-target')
+    const r = await runCli(['restore', id, '--target', target, '--repo', repo])
+    expect(r.code, r.stderr).toBe(12)
+    expect(r.stderr).toMatch(/^ckpt: tree [0-9a-f]+: node owned has a bad owner/)
+    await expect(fsp.access(target)).rejects.toThrow()
+  })
+})
+
 describe('corruption is detected on restore', () => {
   it('a flipped byte in a chunk stops the restore (exit 12) and leaves the source untouched', async () => {
     const src = path.join(work, 'corrupt')
@@ -220,7 +374,18 @@ describe('corruption is detected on restore', () => {
 })
 
 describe('a full disk', () => {
-  it('stops the restore with exit 7 naming the target, and leaves the target filesystem as it was', async () => {
+  async function withTmpfs<T>(mnt: string, size: string, fn: () => Promise<T>): Promise<T> {
+    await fsp.mkdir(mnt)
+    const {execFileSync} = await import('node:child_process')
+    execFileSync('mount', ['-t', 'tmpfs', '-o', size, 'tmpfs', mnt])
+    try {
+      return await fn()
+    } finally {
+      execFileSync('umount', [mnt])
+    }
+  }
+
+  it('a target without room for the snapshot is refused (exit 7) naming the target and both sizes, before anything is written', async () => {
     const src = path.join(work, 'full-src')
     await fsp.mkdir(src)
     await buildTree(src, {'big.bin': {file: {random: 5 * 1024 * 1024, seed: 31}}, 'small.txt': 'fits'})
@@ -229,17 +394,87 @@ describe('a full disk', () => {
     await ckpt(['snapshot', src, ...repo])
     // A 2 MiB filesystem of its own, so the disk that fills is the target's and nothing else's.
     const mnt = path.join(work, 'full-mnt')
-    await fsp.mkdir(mnt)
-    const {execFileSync} = await import('node:child_process')
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt])
-    try {
+    await withTmpfs(mnt, 'size=2m', async () => {
       const r = await runCli(['restore', 'latest', '--target', path.join(mnt, 'out'), ...repo])
       expect(r.code).toBe(7)
-      expect(r.stderr).toMatch(/no space left on device while writing the restored tree beside .*full-mnt\/out/)
+      expect(r.stderr).toMatch(/^ckpt: not enough space to restore to .*full-mnt\/out: the snapshot needs 6\.0 MiB \(\d+ bytes\), its filesystem has 2\.0 MiB \(2097152 bytes\) free$/m)
       expect(r.stderr.trim().split('\n')).toHaveLength(1)
       expect(await fsp.readdir(mnt)).toEqual([])
-    } finally {
-      execFileSync('umount', [mnt])
+    })
+  })
+
+  it('a disk that fills anyway (many small files take whole blocks) stops the restore with exit 7 and leaves nothing', async () => {
+    const src = path.join(work, 'full-src-small')
+    await fsp.mkdir(src)
+    await buildTree(src, Object.fromEntries(Array.from({length: 800}, (_, i) => [`f${i}`, `file ${i}`])))
+    const repo = ['-r', path.join(work, 'full-repo-small')]
+    await ckpt(['init', ...repo])
+    await ckpt(['snapshot', src, ...repo])
+    const mnt = path.join(work, 'full-mnt-small')
+    await withTmpfs(mnt, 'size=2m', async () => {
+      const r = await runCli(['restore', 'latest', '--target', path.join(mnt, 'out'), ...repo])
+      expect(r.code, r.stderr).toBe(7)
+      expect(r.stderr).toMatch(/no space left on device while writing the restored tree beside .*full-mnt-small\/out/)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(await fsp.readdir(mnt)).toEqual([])
+    })
+  })
+
+  it('a manifest that declares more than the target has is refused before anything is written', async () => {
+    const repo = path.join(work, 'repo-evil-huge')
+    await ckpt(['init', '--repo', repo])
+    const id = await hostileSnapshot(repo, [], [], 2 ** 50)
+    const target = path.join(work, 'huge-target')
+    const r = await runCli(['restore', id, '--target', target, '--repo', repo])
+    expect(r.code, r.stderr).toBe(7)
+    expect(r.stderr).toMatch(/^ckpt: not enough space to restore to .*huge-target: the snapshot needs 1073741825\.0 MiB/)
+    await expect(fsp.access(target)).rejects.toThrow()
+  })
+})
+
+describe('a hostile repository cannot make restore write more than it declares, or too deep', () => {
+  it('a subtree referenced many times stops once the files would exceed the manifest\'s bytes (exit 12), leaving nothing', async () => {
+    const repo = path.join(work, 'repo-evil-bomb')
+    await ckpt(['init', '--repo', repo])
+    const content = Buffer.alloc(64 * 1024, 1)
+    const r0 = await openLocalRepository(repo)
+    await r0.loadIndex()
+    const w = new BlobWriter(r0)
+    await w.add(BlobType.data, blake3(content), content)
+    await w.flush()
+    const inner = encodeTree([node('f', 'file', {size: content.length, chunks: [blake3(content)]})])
+    const dirs = Array.from({length: 512}, (_, i) => node(`d${String(i).padStart(3, '0')}`, 'dir', {subtree: blake3(inner)}))
+    // 512 x 64 KiB = 32 MiB of files; the manifest says 64 KiB.
+    const id = await hostileSnapshot(repo, dirs, [inner], content.length)
+    const target = path.join(work, 'bomb-target')
+    const r = await runCli(['restore', id, '--target', target, '--repo', repo])
+    expect(r.code, r.stderr).toBe(12)
+    expect(r.stderr).toMatch(/^ckpt: the snapshot's files hold more than the 65536 bytes its manifest declares \(at d001\/f\)/)
+    await expect(fsp.access(target)).rejects.toThrow()
+    expect((await fsp.readdir(work)).filter((n) => n.startsWith('.bomb-target'))).toEqual([])
+  })
+
+  it('nesting past PATH_MAX ends in a clear exit 5 naming the depth, without a stack trace, leaving nothing', async () => {
+    // Long names reach PATH_MAX in 20 levels; 10,000 levels of "a" meet the same check at ~2,000
+    // (each level costs thread-pool round trips, too slow for CI on a shared machine).
+    const repo = path.join(work, 'repo-evil-deep')
+    await ckpt(['init', '--repo', repo])
+    const name = 'd'.repeat(200)
+    const trees: Buffer[] = []
+    let tree = encodeTree([])
+    trees.push(tree)
+    for (let i = 0; i < 40; i++) {
+      tree = encodeTree([node(name, 'dir', {subtree: blake3(tree)})])
+      trees.push(tree)
     }
+    const top = trees.pop()!
+    const id = await hostileSnapshot(repo, decodeTree(top, 'top'), trees)
+    const target = path.join(work, 'deep-target')
+    const r = await runCli(['restore', id, '--target', target, '--repo', repo])
+    expect(r.code, r.stderr).toBe(5)
+    expect(r.stderr.trim()).toMatch(/^ckpt: cannot restore d{60}\.\.\.d{60}: its path, \d+ levels deep, is longer than the system allows \(PATH_MAX 4096 bytes\)$/)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    await expect(fsp.access(target)).rejects.toThrow()
+    expect((await fsp.readdir(work)).filter((n) => n.startsWith('.deep-target'))).toEqual([])
   })
 })

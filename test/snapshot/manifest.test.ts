@@ -60,6 +60,25 @@ describe('encodeManifest / decodeManifest', () => {
     expect(text.startsWith('{\n "version": 1,\n "time": "2024-05-06T07:08:09.123Z",\n')).toBe(true)
   })
 
+  test('excludes: written after tags when there are any, absent otherwise; old manifests without it decode; a bad list is refused', () => {
+    const m = {...manifest(), excludes: ['*.tmp', 'cache/**']}
+    const text = encodeManifest(m).toString()
+    expect(Object.keys(JSON.parse(text) as object).slice(6, 9)).toEqual(['tags', 'excludes', 'tree'])
+    expect(decodeManifest(encodeManifest(m), 's1')).toEqual(m)
+    expect(encodeManifest({...manifest(), excludes: []}).equals(encodeManifest(manifest()))).toBe(true)
+    expect(decodeManifest(encodeManifest(manifest()), 's1').excludes).toBeUndefined()
+    refused(withField(['excludes'], 'x'), 'bad exclude patterns')
+    refused(withField(['excludes'], [1]), 'bad exclude patterns')
+    refused(withField(['excludes'], ['']), 'bad exclude patterns')
+  })
+
+  test('a root owner beyond 2^32-2 is refused (chown would wrap it to root)', () => {
+    for (const root of [{mode: 0o755, uid: 2 ** 40, gid: 0, mtimeNs: '1'}, {mode: 0o755, uid: 0, gid: 2 ** 32 - 1, mtimeNs: '1'}]) {
+      expect(() => decodeManifest(encodeManifest({...manifest(), root}), 's1')).toThrow(/bad root metadata/)
+    }
+    expect(decodeManifest(encodeManifest({...manifest(), root: {mode: 0o755, uid: 2 ** 32 - 2, gid: 0, mtimeNs: '1'}}), 's1').root.uid).toBe(2 ** 32 - 2)
+  })
+
   test('fields outside the manifest are not written', () => {
     const m = {...manifest(), extra: 'x'} as Manifest
     expect(encodeManifest(m).toString()).not.toContain('extra')

@@ -189,6 +189,8 @@ describe('decodeTree refuses hostile or damaged trees', () => {
     ['mode as a string', doc([rawFile('a', {mode: '420'})]), 'node a has a bad mode'],
     ['negative uid', doc([rawFile('a', {uid: -1})]), 'node a has a bad owner'],
     ['gid as a string', doc([rawFile('a', {gid: '0'})]), 'node a has a bad owner'],
+    ['uid 2^40 (chown would make it root)', doc([rawFile('a', {uid: 2 ** 40})]), 'node a has a bad owner'],
+    ['gid 2^32-1 ((gid_t)-1: "no change")', doc([rawFile('a', {gid: 2 ** 32 - 1})]), 'node a has a bad owner'],
     ['mtime as a number', doc([rawFile('a', {mtimeNs: 1})]), 'node a has bad times or inode'],
     ['ctime with a fraction', doc([rawFile('a', {ctimeNs: '1.5'})]), 'node a has bad times or inode'],
     ['ino missing', doc([rawFile('a', {ino: undefined})]), 'node a has bad times or inode'],
