@@ -3,7 +3,7 @@
 // in any order); a pack is sealed (tail written, fsynced, renamed) once it reaches the configured
 // size, and index files follow the packs they describe. Nothing becomes visible to other processes
 // until a snapshot manifest names it, so a crash mid-write leaves only unreferenced packs (or temp
-// files) for prune. Memory does not grow with the pack size: only blobs being written are held,
+// files) for prune; a write that fails gives its temp objects back at once (abort). Memory does not grow with the pack size: only blobs being written are held,
 // and frames are compressed into a few reused buffers, not a new one per blob.
 import {randomBytes} from 'node:crypto'
 
@@ -159,6 +159,28 @@ export class BlobWriter {
     this.throwIfFailed()
     if (this.unindexed.length > 0) await this.writeIndex()
     return this.stats
+  }
+
+  /**
+   * Give back what a failed write took, before the error reaches the user (a full disk must not
+   * stay full): the open pack's temp object, the temp objects of packs being sealed (each
+   * aborts its own), and sealed packs no index file names yet, which no other process can know.
+   * Packs an index file names stay: another snapshot may have loaded that index and reused their
+   * blobs; prune collects them if nothing does. The writer takes no more blobs afterwards.
+   */
+  async abort(): Promise<void> {
+    this.failure ??= new Error('blob writer aborted')
+    const pack = this.open
+    this.open = undefined
+    if (pack) {
+      await Promise.allSettled(pack.writes)
+      const object = await pack.object.catch(() => undefined)
+      await object?.abort()
+    }
+    await Promise.allSettled(this.puts.splice(0))
+    const unindexed = this.unindexed
+    this.unindexed = []
+    await Promise.all(unindexed.map((p) => this.repo.backend.delete('data', p.name).catch(() => undefined)))
   }
 
   private newPack(): OpenPack {

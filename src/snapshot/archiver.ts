@@ -147,6 +147,10 @@ export class Archiver {
     try {
       tree = await this.dir(source, '', parent)
       await this.inflight.drain()
+    } catch (err) {
+      // Writes still running would go on filling the pack the caller is about to abort.
+      await this.inflight.drain().catch(() => undefined)
+      throw err
     } finally {
       await this.closePool()
     }
