@@ -22,7 +22,7 @@ export default class Snapshot extends CkptCommand {
   static override summary = 'Checkpoint a directory into the repository.'
   static override description = `Splits every file into content-defined chunks, stores each new chunk once (zstd-compressed) and writes a manifest whose parent is the latest snapshot of the same directory on this host. Files whose size, mtime, ctime and inode match the parent are not read again.
 
-Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read or kept changing while read (listed as warnings, and in the manifest).`
+Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read, or changed or vanished while it read them (each listed as a warning naming the path, and in the manifest).`
   static override examples = [
     '<%= config.bin %> snapshot ./state',
     '<%= config.bin %> snapshot /var/lib/postgresql/15/main --tag nightly --repo /backups/pg',

@@ -7,7 +7,7 @@ import {withLock} from '../store/lock.js'
 import {type SweepResult, sweepTemporaries} from '../store/temp.js'
 import type {Repository} from '../repo/repository.js'
 import {BlobWriter, type WriterStats} from '../repo/writer.js'
-import {Archiver, type ArchiveProgress, type ArchiveResult} from './archiver.js'
+import {type ArchiveOptions, Archiver, type ArchiveProgress, type ArchiveResult} from './archiver.js'
 import {loadCatalog} from './catalog.js'
 import {encodeManifest, type Manifest, MANIFEST_VERSION} from './manifest.js'
 
@@ -24,6 +24,8 @@ export interface SnapshotOptions {
   lockRetryMs?: number
   program: string
   onProgress?: (p: ArchiveProgress) => void
+  /** For tests: see ArchiveOptions.walkHook. */
+  walkHook?: ArchiveOptions['walkHook']
   /** Wall clock in ns (tests pin it). */
   nowNs?: () => bigint
 }
@@ -58,6 +60,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
         force: opts.force ?? false,
         skipDirs: opts.skipDirs ?? [],
         onProgress: opts.onProgress,
+        walkHook: opts.walkHook,
       }).run()
       stats = await writer.flush()
     } catch (err) {
