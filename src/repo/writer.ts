@@ -14,6 +14,7 @@ import {encodePackTail, type PackEntry, type BlobTypeValue} from './pack.js'
 import type {IndexedPack} from './indexfile.js'
 import type {Repository} from './repository.js'
 import type {ObjectWriter} from '../store/backend.js'
+import {StoredCheck} from './storedcheck.js'
 
 export interface WriterStats {
   /** Blobs stored by this writer. */
@@ -24,6 +25,14 @@ export interface WriterStats {
   storedBytes: number
   packs: number
   indexFiles: number
+}
+
+export interface WriterOptions {
+  /**
+   * Check the stored copy of every blob deduplicated against the repository (snapshot --force):
+   * a damaged copy fails the write instead of being referenced again (src/repo/storedcheck.ts).
+   */
+  verifyReused?: boolean
 }
 
 export interface AddOptions {
@@ -67,8 +76,11 @@ export class BlobWriter {
   /** Where frames are compressed to; a blob larger than these (a big tree) gets a buffer of its own. */
   private readonly frames: ReadPool
 
-  constructor(private readonly repo: Repository) {
+  private readonly check: StoredCheck | undefined
+
+  constructor(private readonly repo: Repository, opts: WriterOptions = {}) {
     this.frames = new ReadPool(FRAME_BUFFERS, repo.config.chunker.maxSize)
+    if (opts.verifyReused) this.check = new StoredCheck(repo, (err) => (this.failure ??= err))
   }
 
   /** True when the repository has the blob or this writer is storing it. */
@@ -77,12 +89,23 @@ export class BlobWriter {
   }
 
   /**
+   * As has(), for a blob about to be referenced instead of stored: with verifyReused, a copy
+   * stored before this writer is queued for a check.
+   */
+  reuse(id: Uint8Array): boolean {
+    if (this.pending.has(id)) return true
+    if (!this.repo.has(id)) return false
+    this.check?.add(id)
+    return true
+  }
+
+  /**
    * Store a blob unless it is stored already. Resolves once the blob is written to an open pack
    * (durable only after flush()); `plain` may be reused by the caller from then on. Returns
    * whether the blob was compressed (undefined for a duplicate).
    */
   async add(type: BlobTypeValue, id: Buffer, plain: Uint8Array, opts: AddOptions = {}): Promise<boolean | undefined> {
-    if (this.has(id)) return undefined
+    if (this.reuse(id)) return undefined
     this.pending.set(id, [])
     const level = opts.raw ? 0 : this.repo.config.compression.level
     const {compression, data, frame} = await this.encode(plain, level)
@@ -154,6 +177,9 @@ export class BlobWriter {
 
   /** Store the open pack and write index files for every stored pack. After this, all added blobs are durable. */
   async flush(): Promise<WriterStats> {
+    // Damage in a reused copy fails the snapshot before anything names the new packs.
+    await this.check?.flush()
+    this.throwIfFailed()
     await this.seal()
     await Promise.all(this.puts.splice(0))
     this.throwIfFailed()

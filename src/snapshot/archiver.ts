@@ -547,7 +547,7 @@ export class Archiver {
   /** List a chunk and hand it to the writer unless stored already. `rb`, if any, is held until written. */
   private async emitHashed(chunks: Buffer[], id: Buffer, chunk: Buffer, rb: ReadBuffer | undefined, compress: CompressionGuess): Promise<void> {
     chunks.push(id)
-    if (this.writer.has(id)) return
+    if (this.writer.reuse(id)) return
     rb?.hold()
     const added = this.writer.add(BlobType.data, id, chunk, {raw: !compress.shouldTry()}).then(
       (compressed) => {

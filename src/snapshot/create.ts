@@ -48,7 +48,8 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
     await repo.loadIndex()
     const {snapshots} = await loadCatalog(repo)
     const parent = [...snapshots].reverse().find((s) => s.manifest.source === opts.source && s.manifest.host === host)
-    const writer = new BlobWriter(repo)
+    // --force exists to store the source anew: what it reuses from the repository is checked.
+    const writer = new BlobWriter(repo, {verifyReused: opts.force ?? false})
     let archived: ArchiveResult
     let stats: WriterStats
     try {
