@@ -171,6 +171,9 @@ export class BlobWriter {
     this.stats.rawBytes += rawLength
     this.stats.storedBytes += size
     const sealing = pack.used >= this.repo.config.packSize ? this.seal() : undefined
+    // Awaited below; when the write fails first, its error is the one reported and the seal's
+    // must not surface as an unhandled rejection.
+    sealing?.catch(() => undefined)
     if (write) await write
     await sealing
   }
@@ -251,7 +254,12 @@ export class BlobWriter {
   private async writeIndex(): Promise<void> {
     const packs = this.unindexed
     this.unindexed = []
-    await this.repo.writeIndex(packs)
+    try {
+      await this.repo.writeIndex(packs)
+    } catch (err) {
+      this.unindexed.push(...packs) // still named by no index file: abort() gives them back
+      throw err
+    }
     this.stats.indexFiles++
   }
 
