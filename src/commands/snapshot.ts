@@ -75,8 +75,9 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     } finally {
       progress.stop()
     }
-    const {id, manifest} = result
+    const {id, manifest, swept} = result
     const s = manifest.summary
+    if (swept.removed > 0) this.note(flags, `removed ${swept.removed} temporary object(s), ${formatBytes(swept.bytes)}, left by writes that were killed or failed`)
     for (const w of manifest.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
     if (s.warnings > manifest.warnings.length) process.stderr.write(`warning: ${s.warnings - manifest.warnings.length} more warnings not listed\n`)
     if (s.incomplete > 0) process.exitCode = ExitCode.warnings

@@ -121,7 +121,8 @@ describe('a killed snapshot', () => {
     }
 
     await fsp.writeFile(path.join(src, 'weights.bin'), 'small now')
-    await ckpt(['snapshot', src, '--repo', repo, '-q'])
+    const next = await ckpt(['snapshot', src, '--repo', repo])
+    expect(next.stderr).toMatch(/removed \d+ temporary object\(s\), .* left by writes that were killed or failed/)
     expect(temps(repo)).toEqual([])
     for (const t of left) expect(existsSync(path.join(repo, t.file))).toBe(false)
   })
