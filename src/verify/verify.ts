@@ -525,7 +525,7 @@ class Verifier {
     for await (const t of this.backend.temporaries()) {
       const state = tempState(t.owner, host)
       if (state === 'live') continue // a write in flight beside us
-      const who = state === 'dead' ? `its writer (pid ${t.owner!.pid} on this host) is gone; the next snapshot or prune removes it` : 'written on another host or by an older build; prune removes it once a day old'
+      const who = state === 'dead' ? `its writer (pid ${t.owner!.pid} on this host) is gone; the next snapshot or prune removes it` : 'written on another host or by an older build; the next snapshot or prune removes it once a day old'
       this.findings.add({kind: 'temp-leftover', severity: 'info', object: 'temp', id: t.id, message: `temporary object ${t.id} (${t.size} bytes) left by a write that did not finish: ${who}`})
     }
   }
