@@ -65,7 +65,8 @@ export class StoredCheck {
     for (let i = 1; i <= blobs.length; i++) {
       const prev = blobs[i - 1]!.loc
       if (i === blobs.length || blobs[i]!.loc.offset - (prev.offset + prev.storedLength) > MAX_GAP) {
-        this.track(this.limiter.run(() => this.checkRun(pack, blobs.slice(start, i))))
+        const run = blobs.slice(start, i) // now: the task may start later, when start has moved on
+        this.track(this.limiter.run(() => this.checkRun(pack, run)))
         start = i
       }
     }
