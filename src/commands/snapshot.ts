@@ -20,9 +20,11 @@ export interface SnapshotJson extends SnapshotSummary {
 
 export default class Snapshot extends CkptCommand {
   static override summary = 'Checkpoint a directory into the repository.'
-  static override description = `Splits every file into content-defined chunks, stores each new chunk once (zstd-compressed) and writes a manifest whose parent is the latest snapshot of the same directory on this host. Files whose size, mtime, ctime and inode match the parent are not read again.
+  static override description = `Splits every file into content-defined chunks, stores each new chunk once (zstd-compressed) and writes a manifest whose parent is the latest snapshot of the same directory on this host. Files whose size, mtime, ctime and inode match the parent, and whose chunks are all in the index, are not read again.
 
-Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read or kept changing while read (listed as warnings, and in the manifest).`
+--force reads every file and also checks the repository's copy of every chunk it reuses (read, inflated and hashed, in batches): it costs a full read of the source plus a read of the stored data the snapshot shares with earlier ones, about as much as "verify --read-data" of that data. A damaged stored copy stops the snapshot before it is written (exit code 12, naming the blob): run "ckpt repair", then snapshot again to store the data anew.
+
+Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read, or changed or vanished while it read them (each listed as a warning naming the path, and in the manifest).`
   static override examples = [
     '<%= config.bin %> snapshot ./state',
     '<%= config.bin %> snapshot /var/lib/postgresql/15/main --tag nightly --repo /backups/pg',
@@ -36,7 +38,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
   static override flags = {
     tag: Flags.string({char: 't', summary: 'Tag the snapshot (repeatable).', multiple: true}),
     exclude: Flags.string({char: 'e', summary: 'Skip paths matching this glob (repeatable). Without "/" it matches a name at any depth.', multiple: true}),
-    force: Flags.boolean({summary: 'Read every file, ignoring the stat cache from the parent snapshot.'}),
+    force: Flags.boolean({summary: 'Read every file, ignoring the stat cache, and check the stored copy of every chunk reused (slower; see the description).'}),
     time: Flags.string({summary: 'Record this time (ISO 8601) instead of now, e.g. for imports.'}),
     host: Flags.string({summary: 'Record this host name instead of the machine\'s.'}),
   }
@@ -73,8 +75,9 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     } finally {
       progress.stop()
     }
-    const {id, manifest} = result
+    const {id, manifest, swept} = result
     const s = manifest.summary
+    if (swept.removed > 0) this.note(flags, `removed ${swept.removed} temporary object(s), ${formatBytes(swept.bytes)}, left by writes that were killed or failed`)
     for (const w of manifest.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
     if (s.warnings > manifest.warnings.length) process.stderr.write(`warning: ${s.warnings - manifest.warnings.length} more warnings not listed\n`)
     if (s.incomplete > 0) process.exitCode = ExitCode.warnings

@@ -74,7 +74,16 @@ export interface ArchiveOptions {
   /** Directories never entered (the repository itself, when it lives inside the source). */
   skipDirs?: readonly {dev: bigint; ino: bigint}[]
   onProgress?: (p: ArchiveProgress) => void
+  /**
+   * For tests only: called synchronously at the walk's points where the source can change under
+   * it, so a test can delete, rename, grow or shrink a file exactly there instead of by timing.
+   * 'listed': a directory was read (`path` is the directory); 'stat': an entry was stat'ed and is
+   * about to be read; 'open': a file was opened and nothing read yet.
+   */
+  walkHook?: (point: WalkPoint, path: string) => void
 }
+
+export type WalkPoint = 'listed' | 'stat' | 'open'
 
 export interface ArchiveProgress {
   files: number
@@ -94,7 +103,7 @@ export interface ArchiveResult {
   filesRead: number
   warnings: SnapshotWarning[]
   warningCount: number
-  /** Warnings that make the snapshot incomplete (exit code 3): unreadable or inconsistent files. */
+  /** Warnings that make the snapshot incomplete (exit code 3): unreadable files, files that changed or vanished while read. */
   errorCount: number
 }
 
@@ -147,6 +156,10 @@ export class Archiver {
     try {
       tree = await this.dir(source, '', parent)
       await this.inflight.drain()
+    } catch (err) {
+      // Writes still running would go on filling the pack the caller is about to abort.
+      await this.inflight.drain().catch(() => undefined)
+      throw err
     } finally {
       await this.closePool()
     }
@@ -157,7 +170,9 @@ export class Archiver {
 
   private warn(kind: WarningKind, path: string, message: string): void {
     this.result.warningCount++
-    if (kind === 'unreadable' || kind === 'changed') this.result.errorCount++
+    // A file that changed or vanished under the walk is not in the snapshot as the user sees it
+    // now: never a silent exit 0.
+    if (kind !== 'special') this.result.errorCount++
     if (this.result.warnings.length < MAX_LISTED_WARNINGS) this.result.warnings.push({kind, path: path || '.', message})
   }
 
@@ -192,6 +207,7 @@ export class Archiver {
       return undefined
     }
     names.sort(Buffer.compare)
+    this.opts.walkHook?.('listed', rel)
     // Stat everything, then read the files several at a time (small files cost round trips, not
     // CPU), then descend into subdirectories one by one so only the current path is held.
     interface Entry {name: Buffer; abs: Buffer; rel: string; st?: BigIntStats; prev?: TreeNode; node?: TreeNode}
@@ -227,6 +243,7 @@ export class Archiver {
     }
     if (lastCached) this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: lastCached.rel})
     await mapLimit(toRead, DIR_CONCURRENCY, async (e) => {
+      this.opts.walkHook?.('stat', e.rel)
       e.node = await this.entry(e.abs, e.rel, e.name, e.st!)
       this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: e.rel})
     })
@@ -312,7 +329,7 @@ export class Archiver {
     for (let attempt = 1; ; attempt++) {
       let read: ReadResult
       try {
-        read = await this.readFile(abs, Number(before.size))
+        read = await this.readFile(abs, rel, Number(before.size))
       } catch (err) {
         const code = errnoCode(err)
         if (code === 'ENOENT') {
@@ -332,6 +349,8 @@ export class Archiver {
       const consistent = read.size === Number(after.size) && sameContentStat(before, after)
       if (consistent || attempt >= READ_ATTEMPTS) {
         if (!consistent) this.warn('changed', rel, `changed while being read (${READ_ATTEMPTS} attempts); stored as last read, may be inconsistent`)
+        else if (attempt > 1) this.warn('changed', rel, `changed while being read; stored as read again (attempt ${attempt}), not as it was when the walk reached it`)
+        if (after.nlink === 0n) this.warn('vanished', rel, 'deleted while being read; stored as read')
         this.result.files++
         this.result.bytes += read.size
         return {...meta(name, 'file', after), size: read.size, chunks: read.chunks}
@@ -345,9 +364,9 @@ export class Archiver {
    * flight while the current buffer is chunked and hashed. Each buffer keeps `maxSize` bytes of
    * room in front of the data, where the unfinished chunk of the previous buffer is copied.
    */
-  private async readFile(abs: Buffer, expected: number): Promise<ReadResult> {
-    if (expected < SMALL_FILE) return this.readSmallFile(abs, expected)
-    return this.largeFiles.run(() => this.readLargeFile(abs, expected))
+  private async readFile(abs: Buffer, rel: string, expected: number): Promise<ReadResult> {
+    if (expected < SMALL_FILE) return this.readSmallFile(abs, rel, expected)
+    return this.largeFiles.run(() => this.readLargeFile(abs, rel, expected))
   }
 
   /**
@@ -356,11 +375,11 @@ export class Archiver {
    * are) open, read, fstat and close take microseconds each, far less than four round trips
    * through the thread pool.
    */
-  private async readSmallFile(abs: Buffer, expected: number): Promise<ReadResult> {
+  private async readSmallFile(abs: Buffer, rel: string, expected: number): Promise<ReadResult> {
     // One byte more than expected: if it comes back, the file grew and the caller sees a size change.
     const {rb, buf} = await this.slabSpace(expected + 1)
     try {
-      return await this.readSmallFileInto(abs, buf, rb)
+      return await this.readSmallFileInto(abs, rel, buf, rb)
     } finally {
       rb.drop()
     }
@@ -387,12 +406,13 @@ export class Archiver {
     }
   }
 
-  private async readSmallFileInto(abs: Buffer, buf: Buffer, rb: ReadBuffer): Promise<ReadResult> {
+  private async readSmallFileInto(abs: Buffer, rel: string, buf: Buffer, rb: ReadBuffer): Promise<ReadResult> {
     let size = 0
     let after: BigIntStats
     if (buf.length <= SYNC_READ) {
       const fd = openSync(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
       try {
+        this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, size)
         after = fstatSync(fd, {bigint: true})
       } finally {
@@ -401,6 +421,7 @@ export class Archiver {
     } else {
       const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
       try {
+        this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = (await fh.read(buf, size, buf.length - size, size)).bytesRead
         after = await fh.stat({bigint: true})
       } finally {
@@ -424,8 +445,14 @@ export class Archiver {
     return {chunks, size, after}
   }
 
-  private async readLargeFile(abs: Buffer, expected: number): Promise<ReadResult> {
+  private async readLargeFile(abs: Buffer, rel: string, expected: number): Promise<ReadResult> {
     const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    try {
+      this.opts.walkHook?.('open', rel)
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
     const scanner = new StreamScanner(this.repo.config.chunker, () => this.hashPool())
     const front = this.repo.config.chunker.maxSize
     const compress = new CompressionGuess()
@@ -520,7 +547,7 @@ export class Archiver {
   /** List a chunk and hand it to the writer unless stored already. `rb`, if any, is held until written. */
   private async emitHashed(chunks: Buffer[], id: Buffer, chunk: Buffer, rb: ReadBuffer | undefined, compress: CompressionGuess): Promise<void> {
     chunks.push(id)
-    if (this.writer.has(id)) return
+    if (this.writer.reuse(id)) return
     rb?.hold()
     const added = this.writer.add(BlobType.data, id, chunk, {raw: !compress.shouldTry()}).then(
       (compressed) => {

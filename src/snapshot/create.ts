@@ -4,9 +4,10 @@
 import os from 'node:os'
 
 import {withLock} from '../store/lock.js'
+import {type SweepResult, sweepTemporaries} from '../store/temp.js'
 import type {Repository} from '../repo/repository.js'
-import {BlobWriter} from '../repo/writer.js'
-import {Archiver, type ArchiveProgress} from './archiver.js'
+import {BlobWriter, type WriterStats} from '../repo/writer.js'
+import {type ArchiveOptions, Archiver, type ArchiveProgress, type ArchiveResult} from './archiver.js'
 import {loadCatalog} from './catalog.js'
 import {encodeManifest, type Manifest, MANIFEST_VERSION} from './manifest.js'
 
@@ -23,6 +24,8 @@ export interface SnapshotOptions {
   lockRetryMs?: number
   program: string
   onProgress?: (p: ArchiveProgress) => void
+  /** For tests: see ArchiveOptions.walkHook. */
+  walkHook?: ArchiveOptions['walkHook']
   /** Wall clock in ns (tests pin it). */
   nowNs?: () => bigint
 }
@@ -30,6 +33,8 @@ export interface SnapshotOptions {
 export interface SnapshotResult {
   id: string
   manifest: Manifest
+  /** Temp objects of dead writers removed before the snapshot began. */
+  swept: SweepResult
 }
 
 export async function createSnapshot(repo: Repository, opts: SnapshotOptions): Promise<SnapshotResult> {
@@ -38,20 +43,31 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
     const startNs = nowNs()
     const started = process.hrtime.bigint()
     const host = opts.host ?? os.hostname()
+    // A killed or failed writer's temp objects would hold their space until prune, a day later.
+    const swept = await sweepTemporaries(repo.backend, Date.now())
     await repo.loadIndex()
     const {snapshots} = await loadCatalog(repo)
     const parent = [...snapshots].reverse().find((s) => s.manifest.source === opts.source && s.manifest.host === host)
-    const writer = new BlobWriter(repo)
-    const archived = await new Archiver(repo, writer, {
-      source: opts.source,
-      excludes: opts.excludes ?? [],
-      parentTree: parent ? Buffer.from(parent.manifest.tree, 'hex') : undefined,
-      parentStartNs: parent ? BigInt(parent.manifest.startTimeNs) : undefined,
-      force: opts.force ?? false,
-      skipDirs: opts.skipDirs ?? [],
-      onProgress: opts.onProgress,
-    }).run()
-    const stats = await writer.flush()
+    // --force exists to store the source anew: what it reuses from the repository is checked.
+    const writer = new BlobWriter(repo, {verifyReused: opts.force ?? false})
+    let archived: ArchiveResult
+    let stats: WriterStats
+    try {
+      archived = await new Archiver(repo, writer, {
+        source: opts.source,
+        excludes: opts.excludes ?? [],
+        parentTree: parent ? Buffer.from(parent.manifest.tree, 'hex') : undefined,
+        parentStartNs: parent ? BigInt(parent.manifest.startTimeNs) : undefined,
+        force: opts.force ?? false,
+        skipDirs: opts.skipDirs ?? [],
+        onProgress: opts.onProgress,
+        walkHook: opts.walkHook,
+      }).run()
+      stats = await writer.flush()
+    } catch (err) {
+      await writer.abort()
+      throw err
+    }
     const manifest: Manifest = {
       version: MANIFEST_VERSION,
       time: (opts.time ?? new Date(Number(startNs / 1_000_000n))).toISOString(),
@@ -81,6 +97,6 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       program: opts.program,
     }
     const id = await repo.writeSnapshotBytes(encodeManifest(manifest))
-    return {id, manifest}
+    return {id, manifest, swept}
   })
 }

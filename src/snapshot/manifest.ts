@@ -33,7 +33,7 @@ export interface SnapshotSummary {
   filesRead: number
   durationMs: number
   warnings: number
-  /** Warnings that leave the snapshot incomplete (unreadable or inconsistent files): exit code 3. */
+  /** Warnings that leave the snapshot incomplete (files unreadable, or changed or vanished while read): exit code 3. */
   incomplete: number
 }
 

@@ -55,7 +55,7 @@ export interface LockOptions {
   sleep?: (ms: number) => Promise<void>
 }
 
-function processStart(pid: number): number | null {
+export function processStart(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
@@ -76,6 +76,17 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * For a process of this host: true when it is gone, or its pid now belongs to a process started
+ * at another time. The one liveness rule of locks and temp objects (src/store/temp.ts).
+ */
+export function processGone(pid: number, pidStart: number | null): boolean {
+  // kill(0 or a negative pid) signals a process group and "succeeds": such an owner could never be gone.
+  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return true
+  const start = processStart(pid)
+  return pidStart !== null && start !== null && start !== pidStart
+}
+
 export interface StaleCheck {
   hostname?: string
   /** The lock object's mtime (the clock of whoever stored it), to judge a refresh time in the future. */
@@ -84,13 +95,10 @@ export interface StaleCheck {
 
 export function isStale(info: LockInfo, now: number, check: StaleCheck = {}): boolean {
   if (info.host === (check.hostname ?? os.hostname())) {
-    // kill(0 or a negative pid) signals a process group and "succeeds": such a lock could never go stale.
-    if (!Number.isInteger(info.pid) || info.pid <= 0 || !pidAlive(info.pid)) return true
+    if (processGone(info.pid, info.pidStart)) return true
     // Without a start time a running pid may be a reused one (pid 1 always runs): the refresh
     // time decides, as for another host. A live ckpt refreshes every REFRESH_EVERY_MS.
-    if (info.pidStart === null) return refreshStale(info, now, check.mtimeMs)
-    const start = processStart(info.pid)
-    return start !== null && start !== info.pidStart
+    return info.pidStart === null && refreshStale(info, now, check.mtimeMs)
   }
   return refreshStale(info, now, check.mtimeMs)
 }

@@ -48,11 +48,13 @@ export const FINDING_KINDS = {
   'chunk-too-large': 'error',
   /** A file's recorded size is not the sum of its chunks' raw lengths (restore refuses the file). */
   'file-size-mismatch': 'error',
+  /** A temporary object whose writer is gone or cannot be told (a failed or killed write): information, with its size. */
+  'temp-leftover': 'info',
 } as const satisfies Record<string, Severity>
 
 export type FindingKind = keyof typeof FINDING_KINDS
 
-export type ObjectType = 'config' | 'index' | 'snapshot' | 'pack' | 'tree' | 'chunk' | 'blob'
+export type ObjectType = 'config' | 'index' | 'snapshot' | 'pack' | 'tree' | 'chunk' | 'blob' | 'temp'
 
 export interface Finding {
   kind: FindingKind
