@@ -11,6 +11,7 @@ import {Compression, type CompressionValue, compressInto, encodeBlob, worthCompr
 import {IdMap} from '../core/idmap.js'
 import {ReadPool, type ReadBuffer} from '../core/readpool.js'
 import {encodePackTail, type PackEntry, type BlobTypeValue} from './pack.js'
+import {faultPoint} from '../core/faultpoint.js'
 import type {IndexedPack} from './indexfile.js'
 import type {Repository} from './repository.js'
 import type {ObjectWriter} from '../store/backend.js'
@@ -181,6 +182,7 @@ export class BlobWriter {
       try {
         await Promise.all([...pack.writes, object.write(tail, pack.used)])
         await object.commit()
+        faultPoint('writer.sealed')
       } catch (err) {
         await object.abort()
         throw err
@@ -204,6 +206,7 @@ export class BlobWriter {
     const packs = this.unindexed
     this.unindexed = []
     await this.repo.writeIndex(packs)
+    faultPoint('writer.indexed')
     this.stats.indexFiles++
   }
 

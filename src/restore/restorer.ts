@@ -13,6 +13,7 @@ import path from 'node:path'
 
 import {BadPathError, classifyOsError, errnoCode, UsageError} from '../core/errors.js'
 import {exchangePaths, syncFilesystem} from '../core/fsmeta.js'
+import {faultPoint} from '../core/faultpoint.js'
 import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../store/local.js'
 import {withLock} from '../store/lock.js'
@@ -75,6 +76,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       await writer.write(Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined)
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
+      faultPoint('restore.temp-synced')
     } catch (err) {
       await fsp.rm(temp, {recursive: true, force: true})
       // A full disk here is the target's, not the repository's (the CLI's default wording).
@@ -83,6 +85,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     const result: RestoreResult = {destination: dest, files: writer.files, dirs: writer.dirs, symlinks: writer.symlinks, bytes: writer.bytes, replaced: state === 'non-empty'}
     if (state === 'non-empty') {
       // temp and dest trade places: dest now holds the new tree, temp the old one.
+      faultPoint('restore.before-exchange')
       if (!exchangePaths(temp, dest)) {
         const aside = `${temp}-old`
         await fsp.rename(dest, aside)
@@ -90,16 +93,20 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
         await fsp.rename(aside, temp)
       }
       await fsyncDir(parent)
+      faultPoint('restore.after-exchange')
       if (opts.keepOld) {
         const kept = path.join(parent, `${path.basename(dest)}.ckpt-old-${new Date().toISOString().replace(/[:.]/g, '-')}`)
         await fsp.rename(temp, kept)
         result.oldTree = kept
       } else {
+        faultPoint('restore.before-remove-old')
         await fsp.rm(temp, {recursive: true, force: true})
+        faultPoint('restore.after-remove-old')
       }
     } else {
       // Missing or empty: rename replaces an empty directory atomically.
       await fsp.rename(temp, dest)
+      faultPoint('restore.renamed')
     }
     await fsyncDir(parent)
     return result
