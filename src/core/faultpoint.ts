@@ -4,7 +4,9 @@
 // every time.
 //
 //   CKPT_FAULT=name[@n][,name2@m]  SIGKILL this process at the nth hit (default: first) of `name`;
-//                                  `*@n` is the nth hit of any point.
+//                                  `*@n` is the nth hit of any point. `name@n:stop` sends SIGSTOP
+//                                  instead: the process waits there until a test has changed the
+//                                  world under it (a file, the target) and sent SIGCONT.
 //   CKPT_FAULT_LOG=file            append one line `name@k` per hit, so a harness can list the
 //                                  points a command passes through and then crash at each.
 //
@@ -13,12 +15,18 @@ import {appendFileSync} from 'node:fs'
 
 const ANY = '*'
 
-/** `name[@n]` items, comma-separated, to the hit number at which each kills. Malformed items are ignored. */
-export function parseFaultSpec(spec: string | undefined): Map<string, number> {
-  const out = new Map<string, number>()
+export interface FaultAction {
+  /** The hit at which it fires. */
+  at: number
+  signal: 'SIGKILL' | 'SIGSTOP'
+}
+
+/** `name[@n][:stop]` items, comma-separated. Malformed items are ignored. */
+export function parseFaultSpec(spec: string | undefined): Map<string, FaultAction> {
+  const out = new Map<string, FaultAction>()
   for (const item of (spec ?? '').split(',')) {
-    const m = /^\s*([\w.*-]+)(?:@(\d+))?\s*$/.exec(item)
-    if (m) out.set(m[1]!, m[2] === undefined ? 1 : Number(m[2]))
+    const m = /^\s*([\w.*-]+)(?:@(\d+))?(:stop)?\s*$/.exec(item)
+    if (m) out.set(m[1]!, {at: m[2] === undefined ? 1 : Number(m[2]), signal: m[3] ? 'SIGSTOP' : 'SIGKILL'})
   }
   return out
 }
@@ -36,5 +44,6 @@ export function faultPoint(name: string): void {
   anyHits++
   // Synchronous, so the line is on disk before a kill below: the log then names the point that killed.
   if (logFile) appendFileSync(logFile, `${name}@${n}\n`)
-  if (killAt.get(name) === n || killAt.get(ANY) === anyHits) process.kill(process.pid, 'SIGKILL')
+  const action = killAt.get(name)?.at === n ? killAt.get(name) : killAt.get(ANY)?.at === anyHits ? killAt.get(ANY) : undefined
+  if (action) process.kill(process.pid, action.signal)
 }
