@@ -12,6 +12,9 @@ import {Crafter, type HostileCase, hostileLayout, probeRepository} from '../help
 import {mountTmpfs, unmount} from '../helpers/tmpfs.js'
 import {tempDir} from '../helpers/tree.js'
 
+/** The cases that cost memory, depth or disk when not refused: a file of their own. */
+export const BOMBS = /1 GiB|10,000 nested|512 times/
+
 export function hostileSuite(cases: readonly HostileCase[]): void {
   let root: string
   let template: string
