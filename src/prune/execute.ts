@@ -13,6 +13,7 @@
 import {type CompressionValue, inflateBatches, inflatedSize, openBlobs} from '../core/codec.js'
 import {Inflight, mapLimit} from '../core/concurrency.js'
 import {IntegrityError, NotFoundError} from '../core/errors.js'
+import {faultPoint} from '../core/faultpoint.js'
 import {hashBuffer} from '../core/hashpool.js'
 import type {IndexedPack} from '../repo/indexfile.js'
 import {type PackEntry, readRanges} from '../repo/pack.js'
@@ -98,6 +99,7 @@ export async function prepare(repo: Repository, plan: Plan, onProgress?: (text: 
   prepared.indexFiles.push(...written.indexFiles)
   prepared.packsWritten = written.packs
   prepared.bytesWritten = written.bytes
+  faultPoint('prune.prepared')
   return prepared
 }
 
@@ -279,7 +281,9 @@ export async function commit(repo: Repository, plan: Plan, prepared: Prepared, o
 
   // 1. Forgotten manifests (their blobs are still all there).
   onProgress?.('deleting snapshots, index files and packs')
+  faultPoint('prune.commit-start')
   await mapLimit(remove, DELETES_IN_FLIGHT, (id) => repo.deleteSnapshot(id))
+  faultPoint('prune.snapshots-deleted')
 
   // 2. An index for what would otherwise lose its index: rescued packs, and the surviving packs
   //    of index files superseded below. Durable before anything it replaces is deleted.
@@ -304,12 +308,14 @@ export async function commit(repo: Repository, plan: Plan, prepared: Prepared, o
     indexFilesWritten++
     packs = packs.slice(n)
   }
+  faultPoint('prune.index-written')
 
   // 3. Superseded index files: every file of the plan (consolidated already), and new ones
   //    that list packs being deleted. Index files are named by their content, so one just
   //    written may carry the name of one it replaces (same packs, same entries): that one stays.
   const oldIndex = [...(plan.rewriteIndex ? state.indexFiles : []), ...superseded].filter((name) => !written.has(name))
   await mapLimit(oldIndex, DELETES_IN_FLIGHT, (name) => repo.backend.delete('index', name))
+  faultPoint('prune.index-deleted')
 
   // 4. Packs, last: nothing indexes them any more.
   let packsDeleted = 0
@@ -324,6 +330,7 @@ export async function commit(repo: Repository, plan: Plan, prepared: Prepared, o
     packsDeleted++
     bytesDeleted += p.size
   })
+  faultPoint('prune.packs-deleted')
 
   // 5. Pins of snapshots that are gone (a forget --force that crashed between its two deletes).
   const after = new Set([...names].filter((id) => !removeSet.has(id)))

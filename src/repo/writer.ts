@@ -11,6 +11,7 @@ import {Compression, type CompressionValue, compressInto, encodeBlob, worthCompr
 import {IdMap} from '../core/idmap.js'
 import {ReadPool, type ReadBuffer} from '../core/readpool.js'
 import {encodePackTail, type PackEntry, type BlobTypeValue} from './pack.js'
+import {faultPoint} from '../core/faultpoint.js'
 import type {IndexedPack} from './indexfile.js'
 import type {Repository} from './repository.js'
 import type {ObjectWriter} from '../store/backend.js'
@@ -232,6 +233,7 @@ export class BlobWriter {
       try {
         await Promise.all([...pack.writes, object.write(tail, pack.used)])
         await object.commit()
+        faultPoint('writer.sealed')
       } catch (err) {
         await object.abort()
         throw err
@@ -260,6 +262,7 @@ export class BlobWriter {
       this.unindexed.push(...packs) // still named by no index file: abort() gives them back
       throw err
     }
+    faultPoint('writer.indexed')
     this.stats.indexFiles++
   }
 

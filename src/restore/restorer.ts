@@ -19,6 +19,7 @@ import path from 'node:path'
 
 import {BadPathError, classifyOsError, errnoCode, IntegrityError, NoSpaceError, UsageError} from '../core/errors.js'
 import {exchangePaths, syncFilesystem} from '../core/fsmeta.js'
+import {faultPoint} from '../core/faultpoint.js'
 import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../store/local.js'
 import {withLock} from '../store/lock.js'
@@ -99,7 +100,9 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       await writer.write(Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined)
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
+      faultPoint('restore.temp-synced')
       if (state === 'non-empty') await carryInto(dest, destId!, temp, await planCarry(dest, keep, excludes))
+      faultPoint('restore.carried')
       await opts.beforeSwap?.(temp)
     } catch (err) {
       await discardTemp(dest, temp)
@@ -110,6 +113,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     if (state === 'non-empty') {
       // temp and dest trade places: dest now holds the new tree, temp the old one. Should dest
       // have become a symlink meanwhile, the link is what moves, never what it points to.
+      faultPoint('restore.before-exchange')
       if (!exchangePaths(temp, dest)) {
         const aside = `${temp}-old`
         await fsp.rename(dest, aside)
@@ -117,13 +121,16 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
         await fsp.rename(aside, temp)
       }
       await fsyncDir(parent)
+      faultPoint('restore.after-exchange')
       if (opts.keepOld) {
         const kept = path.join(parent, `${path.basename(dest)}.ckpt-old-${new Date().toISOString().replace(/[:.]/g, '-')}`)
         await fsp.rename(temp, kept)
         result.oldTree = kept
       }
       // The old tree (without what was carried out of it) goes, then the journal.
+      faultPoint('restore.before-remove-old')
       await discardTemp(dest, temp)
+      faultPoint('restore.after-remove-old')
     } else {
       // Missing or empty: rename replaces an empty directory atomically, and fails on anything
       // else (a symlink put there meanwhile is not followed).
@@ -137,6 +144,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
         }
         throw err
       }
+      faultPoint('restore.renamed')
     }
     await fsyncDir(parent)
     return result

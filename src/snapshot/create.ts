@@ -3,6 +3,7 @@
 // deletes what this snapshot is about to reference.
 import os from 'node:os'
 
+import {faultPoint} from '../core/faultpoint.js'
 import {withLock} from '../store/lock.js'
 import {type SweepResult, sweepTemporaries} from '../store/temp.js'
 import type {Repository} from '../repo/repository.js'
@@ -96,7 +97,9 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       warnings: archived.warnings,
       program: opts.program,
     }
+    faultPoint('snapshot.before-manifest')
     const id = await repo.writeSnapshotBytes(encodeManifest(manifest))
+    faultPoint('snapshot.after-manifest')
     return {id, manifest, swept}
   })
 }

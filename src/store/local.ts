@@ -7,6 +7,7 @@ import {closeSync, constants as fsc, fstatSync, openSync, promises as fsp, read,
 import path from 'node:path'
 
 import {classifyOsError, errnoCode, IntegrityError, ObjectMissingError, UsageError} from '../core/errors.js'
+import {faultPoint} from '../core/faultpoint.js'
 import {type Backend, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
 import {parseTempName, TEMP_PREFIX, tempName} from './temp.js'
 
@@ -50,16 +51,20 @@ export async function atomicWriteFile(target: string, data: Uint8Array | readonl
         if (bytesWritten !== expected) await writeRest(fh, batch, bytesWritten)
         i += batch.length
       }
+      if (durable) faultPoint('put.written')
       if (durable) await fh.sync()
+      if (durable) faultPoint('put.synced')
     } finally {
       await fh.close()
     }
     await fsp.rename(temp, target)
+    if (durable) faultPoint('put.renamed')
   } catch (err) {
     await fsp.rm(temp, {force: true})
     throw classifyOsError(err, target)
   }
   if (durable) await fsyncDir(dir)
+  if (durable) faultPoint('put.dirsynced')
 }
 
 /** One positional read on the thread pool (a plain fd: no FileHandle object per read). */
@@ -166,15 +171,19 @@ export class LocalBackend implements Backend {
       },
       async commit() {
         try {
+          faultPoint('pack.written')
           await fh.sync()
+          faultPoint('pack.synced')
           await close()
           await fsp.rename(temp, target)
+          faultPoint('pack.renamed')
         } catch (err) {
           await close().catch(() => undefined)
           await fsp.rm(temp, {force: true})
           throw classifyOsError(err, target)
         }
         await fsyncDir(dir)
+        faultPoint('pack.dirsynced')
       },
       async abort() {
         await close().catch(() => undefined)
@@ -256,8 +265,10 @@ export class LocalBackend implements Backend {
 
   async delete(kind: ObjectKind, name: string): Promise<void> {
     const file = this.file(kind, name)
+    if (kind !== 'locks') faultPoint('delete.before')
     await fsp.rm(file, {force: true})
     if (kind !== 'locks') await fsyncDir(path.dirname(file))
+    if (kind !== 'locks') faultPoint('delete.done')
   }
 
   /** Directories temp files can be in: the root and every object directory. */

@@ -6,52 +6,10 @@ import {afterAll, beforeAll, expect, test} from 'vitest'
 
 import {runRepair} from '../../src/prune/repair.js'
 import {Repository} from '../../src/repo/repository.js'
-import type {Backend, ByteRange, ObjectInfo, ObjectKind, ObjectWriter} from '../../src/store/backend.js'
 import {LocalBackend} from '../../src/store/local.js'
 import {verifyRepository} from '../../src/verify/verify.js'
+import {Crash, FaultyBackend} from '../helpers/faultbackend.js'
 import {buildFixture, copyRepo, expectRestores, type Fixture, flipByte, locate, type Located, packFile, removeScratch} from '../verify/fixture.js'
-
-class Crash extends Error {}
-
-class DyingBackend implements Backend {
-  changes = 0
-  constructor(private readonly inner: LocalBackend, private readonly crashAt: number) {}
-  get location(): string {
-    return this.inner.location
-  }
-  private change(kind: ObjectKind): void {
-    if (kind === 'locks') return
-    if (++this.changes >= this.crashAt) throw new Crash(`crashed at change ${this.changes}`)
-  }
-  async put(kind: ObjectKind, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
-    this.change(kind)
-    return this.inner.put(kind, name, data)
-  }
-  async create(kind: ObjectKind, name: string): Promise<ObjectWriter> {
-    const w = await this.inner.create(kind, name)
-    return {
-      write: (data, position) => w.write(data, position),
-      commit: async () => {
-        this.change(kind)
-        return w.commit()
-      },
-      abort: () => w.abort(),
-    }
-  }
-  get(kind: ObjectKind, name: string, range?: ByteRange, into?: Buffer): Promise<Buffer> {
-    return this.inner.get(kind, name, range, into)
-  }
-  stat(kind: ObjectKind, name: string): Promise<ObjectInfo> {
-    return this.inner.stat(kind, name)
-  }
-  list(kind: ObjectKind): AsyncIterable<ObjectInfo> {
-    return this.inner.list(kind)
-  }
-  async delete(kind: ObjectKind, name: string): Promise<void> {
-    this.change(kind)
-    return this.inner.delete(kind, name)
-  }
-}
 
 let fx: Fixture
 let chunk: Located
@@ -75,7 +33,7 @@ test('repair crashing at each of its changes leaves a repository the next repair
     await flipByte(packFile(dir, chunk.pack), chunk.offset + Math.floor(chunk.storedLength / 2))
     const local = new LocalBackend(dir)
     try {
-      await runRepair(await Repository.open(new DyingBackend(local, crashAt)), {dryRun: false})
+      await runRepair(await Repository.open(new FaultyBackend(local, {fault: 'crash', nth: crashAt})), {dryRun: false})
       completed = true
     } catch (err) {
       if (!(err instanceof Crash)) throw err
