@@ -7,7 +7,7 @@ import {CkptCommand, parseWait} from '../cli/base.js'
 import {formatBytes, formatDuration} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import {ExitCode, UsageError} from '../core/errors.js'
-import type {SnapshotSummary, SnapshotWarning} from '../snapshot/manifest.js'
+import type {CaptureRecord, SnapshotSummary, SnapshotWarning} from '../snapshot/manifest.js'
 
 export interface SnapshotJson extends SnapshotSummary {
   id: string
@@ -16,13 +16,14 @@ export interface SnapshotJson extends SnapshotSummary {
   source: string
   tags: string[]
   warningList: SnapshotWarning[]
+  capture: CaptureRecord
 }
 
 export default class Snapshot extends CkptCommand {
   static override summary = 'Checkpoint a directory into the repository.'
   static override description = `Splits every file into content-defined chunks, stores each new chunk once (zstd-compressed) and writes a manifest whose parent is the latest snapshot of the same directory on this host. Files whose size, mtime, ctime and inode match the parent are not read again.
 
-Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read or kept changing while read (listed as warnings, and in the manifest).`
+Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read or kept changing while read, or the directory changed while it was captured so the snapshot may not be a state it ever had (listed as warnings, and in the manifest).`
   static override examples = [
     '<%= config.bin %> snapshot ./state',
     '<%= config.bin %> snapshot /var/lib/postgresql/15/main --tag nightly --repo /backups/pg',
@@ -77,11 +78,17 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     const s = manifest.summary
     for (const w of manifest.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
     if (s.warnings > manifest.warnings.length) process.stderr.write(`warning: ${s.warnings - manifest.warnings.length} more warnings not listed\n`)
-    if (s.incomplete > 0) process.exitCode = ExitCode.warnings
+    const capture = manifest.capture!
+    if (!capture.consistent) {
+      const listed = capture.moves.slice(0, 5).map((m) => `${m.path} (${m.change})`).join(', ')
+      const more = capture.moveCount > 5 ? ` and ${capture.moveCount - 5} more` : ''
+      process.stderr.write(`warning: the directory changed while it was captured, so the snapshot may not be a state it ever had: ${listed}${more}. Pause its program (--pause-pid, --pause-cgroup) for a consistent capture.\n`)
+    }
+    if (s.incomplete > 0 || !capture.consistent) process.exitCode = ExitCode.warnings
     if (!this.jsonEnabled()) {
       this.log(id)
       this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${s.files} files, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
     }
-    return {id, parent: manifest.parent, time: manifest.time, source, tags: manifest.tags, ...s, warningList: manifest.warnings}
+    return {id, parent: manifest.parent, time: manifest.time, source, tags: manifest.tags, ...s, warningList: manifest.warnings, capture}
   }
 }

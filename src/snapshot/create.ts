@@ -9,6 +9,7 @@ import {BlobWriter} from '../repo/writer.js'
 import {Archiver, type ArchiveProgress} from './archiver.js'
 import {loadCatalog} from './catalog.js'
 import {encodeManifest, type Manifest, MANIFEST_VERSION} from './manifest.js'
+import {checkSettled} from './settle.js'
 
 export interface SnapshotOptions {
   /** Absolute, symlink-free path of the directory. */
@@ -52,6 +53,8 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       onProgress: opts.onProgress,
     }).run()
     const stats = await writer.flush()
+    // Plain capture: the program kept running, so say whether the tree is one moment of it.
+    const settled = await checkSettled(repo, {source: opts.source, tree: archived.tree, excludes: opts.excludes ?? [], skipDirs: opts.skipDirs ?? [], startNs})
     const manifest: Manifest = {
       version: MANIFEST_VERSION,
       time: (opts.time ?? new Date(Number(startNs / 1_000_000n))).toISOString(),
@@ -78,6 +81,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       },
       warnings: archived.warnings,
       program: opts.program,
+      capture: {mode: 'plain', consistent: settled.consistent, moves: settled.moves, moveCount: settled.moveCount},
     }
     const id = await repo.writeSnapshotBytes(encodeManifest(manifest))
     return {id, manifest}
