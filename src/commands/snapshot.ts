@@ -21,9 +21,11 @@ export interface SnapshotJson extends SnapshotSummary {
 
 export default class Snapshot extends CkptCommand {
   static override summary = 'Checkpoint a directory into the repository.'
-  static override description = `Splits every file into content-defined chunks, stores each new chunk once (zstd-compressed) and writes a manifest whose parent is the latest snapshot of the same directory on this host. Files whose size, mtime, ctime and inode match the parent are not read again.
+  static override description = `Splits every file into content-defined chunks, stores each new chunk once (zstd-compressed) and writes a manifest whose parent is the latest snapshot of the same directory on this host. Files whose size, mtime, ctime and inode match the parent, and whose chunks are all in the index, are not read again.
 
-Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read or kept changing while read, or the directory changed while it was captured so the snapshot may not be a state it ever had (listed as warnings, and in the manifest).`
+--force reads every file and also checks the repository's copy of every chunk it reuses (read, inflated and hashed, in batches): it costs a full read of the source plus a read of the stored data the snapshot shares with earlier ones, about as much as "verify --read-data" of that data. A damaged stored copy stops the snapshot before it is written (exit code 12, naming the blob): run "ckpt repair", then snapshot again to store the data anew.
+
+Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read, or changed or vanished while it read them, or the directory changed while it was captured so the snapshot may not be a state it ever had (each listed as a warning naming the path, and in the manifest).`
   static override examples = [
     '<%= config.bin %> snapshot ./state',
     '<%= config.bin %> snapshot /var/lib/postgresql/15/main --tag nightly --repo /backups/pg',
@@ -37,9 +39,18 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
   static override flags = {
     tag: Flags.string({char: 't', summary: 'Tag the snapshot (repeatable).', multiple: true}),
     exclude: Flags.string({char: 'e', summary: 'Skip paths matching this glob (repeatable). Without "/" it matches a name at any depth.', multiple: true}),
-    force: Flags.boolean({summary: 'Read every file, ignoring the stat cache from the parent snapshot.'}),
+    force: Flags.boolean({summary: 'Read every file, ignoring the stat cache, and check the stored copy of every chunk reused (slower; see the description).'}),
     time: Flags.string({summary: 'Record this time (ISO 8601) instead of now, e.g. for imports.'}),
     host: Flags.string({summary: 'Record this host name instead of the machine\'s.'}),
+    'pause-pid': Flags.integer({summary: 'Pause this process and all its descendants for a consistent capture (repeatable).', multiple: true, helpGroup: 'LIVE CAPTURE'}),
+    'pause-pid-file': Flags.string({summary: 'Pause the process whose id is on the first line of this file (postmaster.pid, a daemon\'s pid file; repeatable).', multiple: true, helpGroup: 'LIVE CAPTURE'}),
+    'pause-cgroup': Flags.string({summary: 'Freeze this cgroup (v2 cgroup.freeze, v1 freezer) for a consistent capture (repeatable).', multiple: true, helpGroup: 'LIVE CAPTURE'}),
+    'max-pause': Flags.string({summary: 'Longest the program may stay paused (default 5s); past it, it is resumed and the snapshot recorded as not consistent.', helpGroup: 'LIVE CAPTURE'}),
+    pre: Flags.string({summary: 'Run this shell command before the snapshot (a failure aborts it).', helpGroup: 'LIVE CAPTURE'}),
+    post: Flags.string({summary: 'Run this shell command after the snapshot, whatever happened (CKPT_SNAPSHOT_ID, CKPT_OUTCOME).', helpGroup: 'LIVE CAPTURE'}),
+    freeze: Flags.string({summary: 'Run this shell command just before the capture window (quiesce the program; a failure aborts).', helpGroup: 'LIVE CAPTURE'}),
+    thaw: Flags.string({summary: 'Run this shell command just after the capture window, whatever happened.', helpGroup: 'LIVE CAPTURE'}),
+    config: Flags.string({summary: 'Read capture options (pause-pid, pause-pid-file, pause-cgroup, max-pause, pre, post, freeze, thaw, exclude, tag) from this JSON file; flags win.', helpGroup: 'LIVE CAPTURE'}),
   }
 
   async run(): Promise<SnapshotJson> {
@@ -52,6 +63,8 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     // Library code is loaded when a command runs, so `ckpt --help` and other commands start fast.
     const {openOrCreate, sourceDirectory} = await import('../cli/repository.js')
     const {createSnapshot} = await import('../snapshot/create.js')
+    const {captureStrategy, withConfig} = await import('../cli/capture.js')
+    const options = withConfig(flags, flags.config)
     const source = await sourceDirectory(args.dir)
     const location = this.repoLocation(flags.repo)
     const repo = await openOrCreate(location, (msg) => this.note({}, msg))
@@ -61,8 +74,9 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     try {
       result = await createSnapshot(repo, {
         source,
-        tags: flags.tag,
-        excludes: flags.exclude,
+        tags: options.tag,
+        excludes: options.exclude,
+        capture: captureStrategy(options, location.root),
         force: flags.force,
         time,
         host: flags.host,
@@ -79,7 +93,9 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     for (const w of manifest.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
     if (s.warnings > manifest.warnings.length) process.stderr.write(`warning: ${s.warnings - manifest.warnings.length} more warnings not listed\n`)
     const capture = manifest.capture!
-    if (!capture.consistent) {
+    if (!capture.consistent && capture.pause) {
+      process.stderr.write(`warning: the pause ran past --max-pause and the program was resumed before the changed files were copied (${capture.pause.pauseMs.toFixed(0)} ms): the snapshot may not be a state the directory ever had\n`)
+    } else if (!capture.consistent) {
       const listed = capture.moves.slice(0, 5).map((m) => `${m.path} (${m.change})`).join(', ')
       const more = capture.moveCount > 5 ? ` and ${capture.moveCount - 5} more` : ''
       process.stderr.write(`warning: the directory changed while it was captured, so the snapshot may not be a state it ever had: ${listed}${more}. Pause its program (--pause-pid, --pause-cgroup) for a consistent capture.\n`)
@@ -87,7 +103,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     if (s.incomplete > 0 || !capture.consistent) process.exitCode = ExitCode.warnings
     if (!this.jsonEnabled()) {
       this.log(id)
-      this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${s.files} files, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
+      this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${s.files} files, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${capture.pause ? `, program paused ${capture.pause.pauseMs.toFixed(1)} ms` : ''}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
     }
     return {id, parent: manifest.parent, time: manifest.time, source, tags: manifest.tags, ...s, warningList: manifest.warnings, capture}
   }

@@ -11,13 +11,12 @@ import {LockedError} from '../core/errors.js'
 import type {Repository} from '../repo/repository.js'
 import type {GroupBy, RetentionPolicy} from '../retention/policy.js'
 import {formatDuration} from '../retention/duration.js'
-import type {Backend} from '../store/backend.js'
 import {type LockInfo, withLock} from '../store/lock.js'
+import {sweepTemporaries} from '../store/temp.js'
 import {commit, type Committed, prepare} from './execute.js'
 import {type GcSettings, makePlan, type PackPlan, type Plan} from './plan.js'
 
-/** Temp files older than this were left by a crashed writer (a live one renames within seconds). */
-export const TEMP_MAX_AGE_MS = 24 * 60 * 60 * 1000
+export {TEMP_MAX_AGE_MS} from '../store/temp.js'
 /** How long the exclusive phase waits for running snapshots and restores, unless --retry-lock says. */
 export const DEFAULT_EXCLUSIVE_WAIT_MS = 10 * 60 * 1000
 /** Order of the plan's list of changes: the biggest effects first. */
@@ -116,15 +115,6 @@ export interface PruneReport {
   durationMs: number
 }
 
-interface TempSweeper {
-  removeStaleTemp(now: number, olderThanMs: number): Promise<number>
-}
-
-function sweeper(b: Backend): TempSweeper | undefined {
-  const s = b as Backend & Partial<TempSweeper>
-  return typeof s.removeStaleTemp === 'function' ? (s as TempSweeper) : undefined
-}
-
 export async function runPrune(repo: Repository, opts: PruneOptions): Promise<PruneReport> {
   const started = Date.now()
   let staleLocksRemoved = 0
@@ -140,7 +130,7 @@ export async function runPrune(repo: Repository, opts: PruneOptions): Promise<Pr
         const plan = await makePlan(repo, opts)
         if (plan.problems.count > 0) throw plan.problems.toError()
         if (opts.dryRun) return {plan, prepared: undefined, tempFilesRemoved: 0}
-        const tempFilesRemoved = (await sweeper(repo.backend)?.removeStaleTemp(Date.now(), TEMP_MAX_AGE_MS)) ?? 0
+        const tempFilesRemoved = (await sweepTemporaries(repo.backend, Date.now())).removed
         const prepared = await prepare(repo, plan, opts.onProgress)
         return {plan, prepared, tempFilesRemoved}
       },

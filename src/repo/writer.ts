@@ -3,7 +3,7 @@
 // in any order); a pack is sealed (tail written, fsynced, renamed) once it reaches the configured
 // size, and index files follow the packs they describe. Nothing becomes visible to other processes
 // until a snapshot manifest names it, so a crash mid-write leaves only unreferenced packs (or temp
-// files) for prune. Memory does not grow with the pack size: only blobs being written are held,
+// files) for prune; a write that fails gives its temp objects back at once (abort). Memory does not grow with the pack size: only blobs being written are held,
 // and frames are compressed into a few reused buffers, not a new one per blob.
 import {randomBytes} from 'node:crypto'
 
@@ -14,6 +14,7 @@ import {encodePackTail, type PackEntry, type BlobTypeValue} from './pack.js'
 import type {IndexedPack} from './indexfile.js'
 import type {Repository} from './repository.js'
 import type {ObjectWriter} from '../store/backend.js'
+import {StoredCheck} from './storedcheck.js'
 
 export interface WriterStats {
   /** Blobs stored by this writer. */
@@ -24,6 +25,14 @@ export interface WriterStats {
   storedBytes: number
   packs: number
   indexFiles: number
+}
+
+export interface WriterOptions {
+  /**
+   * Check the stored copy of every blob deduplicated against the repository (snapshot --force):
+   * a damaged copy fails the write instead of being referenced again (src/repo/storedcheck.ts).
+   */
+  verifyReused?: boolean
 }
 
 export interface AddOptions {
@@ -67,8 +76,11 @@ export class BlobWriter {
   /** Where frames are compressed to; a blob larger than these (a big tree) gets a buffer of its own. */
   private readonly frames: ReadPool
 
-  constructor(private readonly repo: Repository) {
+  private readonly check: StoredCheck | undefined
+
+  constructor(private readonly repo: Repository, opts: WriterOptions = {}) {
     this.frames = new ReadPool(FRAME_BUFFERS, repo.config.chunker.maxSize)
+    if (opts.verifyReused) this.check = new StoredCheck(repo, (err) => (this.failure ??= err))
   }
 
   /** True when the repository has the blob or this writer is storing it. */
@@ -77,12 +89,23 @@ export class BlobWriter {
   }
 
   /**
+   * As has(), for a blob about to be referenced instead of stored: with verifyReused, a copy
+   * stored before this writer is queued for a check.
+   */
+  reuse(id: Uint8Array): boolean {
+    if (this.pending.has(id)) return true
+    if (!this.repo.has(id)) return false
+    this.check?.add(id)
+    return true
+  }
+
+  /**
    * Store a blob unless it is stored already. Resolves once the blob is written to an open pack
    * (durable only after flush()); `plain` may be reused by the caller from then on. Returns
    * whether the blob was compressed (undefined for a duplicate).
    */
   async add(type: BlobTypeValue, id: Buffer, plain: Uint8Array, opts: AddOptions = {}): Promise<boolean | undefined> {
-    if (this.has(id)) return undefined
+    if (this.reuse(id)) return undefined
     this.pending.set(id, [])
     const level = opts.raw ? 0 : this.repo.config.compression.level
     const {compression, data, frame} = await this.encode(plain, level)
@@ -148,17 +171,45 @@ export class BlobWriter {
     this.stats.rawBytes += rawLength
     this.stats.storedBytes += size
     const sealing = pack.used >= this.repo.config.packSize ? this.seal() : undefined
+    // Awaited below; when the write fails first, its error is the one reported and the seal's
+    // must not surface as an unhandled rejection.
+    sealing?.catch(() => undefined)
     if (write) await write
     await sealing
   }
 
   /** Store the open pack and write index files for every stored pack. After this, all added blobs are durable. */
   async flush(): Promise<WriterStats> {
+    // Damage in a reused copy fails the snapshot before anything names the new packs.
+    await this.check?.flush()
+    this.throwIfFailed()
     await this.seal()
     await Promise.all(this.puts.splice(0))
     this.throwIfFailed()
     if (this.unindexed.length > 0) await this.writeIndex()
     return this.stats
+  }
+
+  /**
+   * Give back what a failed write took, before the error reaches the user (a full disk must not
+   * stay full): the open pack's temp object, the temp objects of packs being sealed (each
+   * aborts its own), and sealed packs no index file names yet, which no other process can know.
+   * Packs an index file names stay: another snapshot may have loaded that index and reused their
+   * blobs; prune collects them if nothing does. The writer takes no more blobs afterwards.
+   */
+  async abort(): Promise<void> {
+    this.failure ??= new Error('blob writer aborted')
+    const pack = this.open
+    this.open = undefined
+    if (pack) {
+      await Promise.allSettled(pack.writes)
+      const object = await pack.object.catch(() => undefined)
+      await object?.abort()
+    }
+    await Promise.allSettled(this.puts.splice(0))
+    const unindexed = this.unindexed
+    this.unindexed = []
+    await Promise.all(unindexed.map((p) => this.repo.backend.delete('data', p.name).catch(() => undefined)))
   }
 
   private newPack(): OpenPack {
@@ -203,7 +254,12 @@ export class BlobWriter {
   private async writeIndex(): Promise<void> {
     const packs = this.unindexed
     this.unindexed = []
-    await this.repo.writeIndex(packs)
+    try {
+      await this.repo.writeIndex(packs)
+    } catch (err) {
+      this.unindexed.push(...packs) // still named by no index file: abort() gives them back
+      throw err
+    }
     this.stats.indexFiles++
   }
 

@@ -63,6 +63,28 @@ const READ_ATTEMPTS = 3
 const RACY_WINDOW_NS = 50_000_000n
 const RACY_WINDOW_COARSE_NS = 2_000_000_000n
 
+/**
+ * Where the archiver reads the directory: the live filesystem, or a recording of it made while its
+ * program was paused (src/live/capture.ts), whose changed files were copied aside. Calls throw as
+ * the fs calls they stand for do (ENOENT and so on).
+ */
+export interface SourceView {
+  readdir(abs: Buffer): Buffer[]
+  lstat(abs: Buffer): BigIntStats
+  readlink(abs: Buffer): Promise<Buffer>
+  /** Where a file's bytes are read from, and (for a recording) the stat to record instead of the open file's. */
+  content(abs: Buffer): {path: Buffer; stat?: BigIntStats}
+  /** This file must be read even if the stat cache vouches for it (a recording's copied files). */
+  mustRead?(abs: Buffer): boolean
+}
+
+const LIVE: SourceView = {
+  readdir: (abs) => readdirSync(abs, {encoding: 'buffer'}),
+  lstat: (abs) => lstatSync(abs, {bigint: true}),
+  readlink: (abs) => fsp.readlink(abs, {encoding: 'buffer'}),
+  content: (abs) => ({path: abs}),
+}
+
 export interface ArchiveOptions {
   source: string
   excludes: readonly string[]
@@ -71,10 +93,26 @@ export interface ArchiveOptions {
   parentStartNs?: bigint
   /** Read every file even when the stat cache says it is unchanged. */
   force?: boolean
+  /**
+   * Take the parent's entry for every file whose stat matches it, without the racy-time guard: the
+   * caller has already decided which files changed (a paused capture, against its own pre-copy).
+   */
+  trustParent?: boolean
+  /** The directory to read (default: the live filesystem). */
+  view?: SourceView
   /** Directories never entered (the repository itself, when it lives inside the source). */
   skipDirs?: readonly {dev: bigint; ino: bigint}[]
   onProgress?: (p: ArchiveProgress) => void
+  /**
+   * For tests only: called synchronously at the walk's points where the source can change under
+   * it, so a test can delete, rename, grow or shrink a file exactly there instead of by timing.
+   * 'listed': a directory was read (`path` is the directory); 'stat': an entry was stat'ed and is
+   * about to be read; 'open': a file was opened and nothing read yet.
+   */
+  walkHook?: (point: WalkPoint, path: string) => void
 }
+
+export type WalkPoint = 'listed' | 'stat' | 'open'
 
 export interface ArchiveProgress {
   files: number
@@ -94,7 +132,7 @@ export interface ArchiveResult {
   filesRead: number
   warnings: SnapshotWarning[]
   warningCount: number
-  /** Warnings that make the snapshot incomplete (exit code 3): unreadable or inconsistent files. */
+  /** Warnings that make the snapshot incomplete (exit code 3): unreadable files, files that changed or vanished while read. */
   errorCount: number
 }
 
@@ -126,7 +164,10 @@ export class Archiver {
   }
   private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
+  private readonly fs: SourceView
+
   constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
+    this.fs = opts.view ?? LIVE
     this.exclude = compileExcludes(opts.excludes)
     this.pool = new ReadPool(READ_BUFFERS, repo.config.chunker.maxSize + READ_SIZE)
   }
@@ -135,7 +176,7 @@ export class Archiver {
     const source = Buffer.from(this.opts.source)
     let st: BigIntStats
     try {
-      st = await fsp.lstat(source, {bigint: true})
+      st = this.fs.lstat(source)
     } catch (err) {
       const code = errnoCode(err)
       if (code === 'ENOENT') throw new BadPathError(`source ${this.opts.source} does not exist`)
@@ -147,6 +188,10 @@ export class Archiver {
     try {
       tree = await this.dir(source, '', parent)
       await this.inflight.drain()
+    } catch (err) {
+      // Writes still running would go on filling the pack the caller is about to abort.
+      await this.inflight.drain().catch(() => undefined)
+      throw err
     } finally {
       await this.closePool()
     }
@@ -157,7 +202,9 @@ export class Archiver {
 
   private warn(kind: WarningKind, path: string, message: string): void {
     this.result.warningCount++
-    if (kind === 'unreadable' || kind === 'changed') this.result.errorCount++
+    // A file that changed or vanished under the walk is not in the snapshot as the user sees it
+    // now: never a silent exit 0.
+    if (kind !== 'special') this.result.errorCount++
     if (this.result.warnings.length < MAX_LISTED_WARNINGS) this.result.warnings.push({kind, path: path || '.', message})
   }
 
@@ -181,7 +228,7 @@ export class Archiver {
     for (const prev of parent?.nodes.values() ?? []) if (prev.type === 'dir' && prev.subtree) parentSubtrees.set(prev, this.loadParent(prev.subtree))
     let names: Buffer[]
     try {
-      names = readdirSync(abs, {encoding: 'buffer'})
+      names = this.fs.readdir(abs)
     } catch (err) {
       const code = errnoCode(err)
       if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -192,6 +239,7 @@ export class Archiver {
       return undefined
     }
     names.sort(Buffer.compare)
+    this.opts.walkHook?.('listed', rel)
     // Stat everything, then read the files several at a time (small files cost round trips, not
     // CPU), then descend into subdirectories one by one so only the current path is held.
     interface Entry {name: Buffer; abs: Buffer; rel: string; st?: BigIntStats; prev?: TreeNode; node?: TreeNode}
@@ -204,7 +252,7 @@ export class Archiver {
     // Metadata calls are synchronous: each takes microseconds, less than a thread-pool round trip.
     for (const e of entries) {
       try {
-        e.st = lstatSync(e.abs, {bigint: true})
+        e.st = this.fs.lstat(e.abs)
       } catch (err) {
         if (errnoCode(err) === 'ENOENT') this.warn('vanished', e.rel, 'vanished during the snapshot')
         else this.warn('unreadable', e.rel, `cannot stat: ${errnoCode(err) ?? (err as Error).message}`)
@@ -221,12 +269,13 @@ export class Archiver {
         continue
       }
       if (parent) e.prev = parent.nodes.get(e.name.toString('latin1'))
-      e.node = this.fromStatCache(e.name, e.st, e.prev)
+      e.node = this.fs.mustRead?.(e.abs) ? undefined : this.fromStatCache(e.name, e.st, e.prev)
       if (e.node) lastCached = e
       else toRead.push(e)
     }
     if (lastCached) this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: lastCached.rel})
     await mapLimit(toRead, DIR_CONCURRENCY, async (e) => {
+      this.opts.walkHook?.('stat', e.rel)
       e.node = await this.entry(e.abs, e.rel, e.name, e.st!)
       this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: e.rel})
     })
@@ -254,7 +303,7 @@ export class Archiver {
     // Re-stat: the directory's own metadata as it is after its entries were read.
     let after = st
     try {
-      after = lstatSync(abs, {bigint: true})
+      after = this.fs.lstat(abs)
     } catch {
       // gone since: keep what it was
     }
@@ -266,7 +315,7 @@ export class Archiver {
   private async entry(abs: Buffer, rel: string, name: Buffer, st: BigIntStats): Promise<TreeNode | undefined> {
     if (st.isSymbolicLink()) {
       try {
-        const target = await fsp.readlink(abs, {encoding: 'buffer'})
+        const target = await this.fs.readlink(abs)
         this.result.symlinks++
         return {...meta(name, 'symlink', st), target}
       } catch (err) {
@@ -284,6 +333,7 @@ export class Archiver {
   private unchangedSinceParent(st: BigIntStats, prev: TreeNode | undefined): prev is TreeNode & {chunks: Buffer[]} {
     if (this.opts.force || !prev || prev.type !== 'file' || !prev.chunks) return false
     if (prev.size !== Number(st.size) || prev.mtimeNs !== st.mtimeNs || prev.ctimeNs !== st.ctimeNs || prev.ino !== st.ino) return false
+    if (this.opts.trustParent) return prev.chunks.every((c) => this.repo.has(c))
     const start = this.opts.parentStartNs
     if (start === undefined) return false
     // Times older than the wider window are safe at either granularity: the usual case, decided
@@ -312,7 +362,7 @@ export class Archiver {
     for (let attempt = 1; ; attempt++) {
       let read: ReadResult
       try {
-        read = await this.readFile(abs, Number(before.size))
+        read = await this.readFile(abs, rel, Number(before.size))
       } catch (err) {
         const code = errnoCode(err)
         if (code === 'ENOENT') {
@@ -332,6 +382,8 @@ export class Archiver {
       const consistent = read.size === Number(after.size) && sameContentStat(before, after)
       if (consistent || attempt >= READ_ATTEMPTS) {
         if (!consistent) this.warn('changed', rel, `changed while being read (${READ_ATTEMPTS} attempts); stored as last read, may be inconsistent`)
+        else if (attempt > 1) this.warn('changed', rel, `changed while being read; stored as read again (attempt ${attempt}), not as it was when the walk reached it`)
+        if (after.nlink === 0n) this.warn('vanished', rel, 'deleted while being read; stored as read')
         this.result.files++
         this.result.bytes += read.size
         return {...meta(name, 'file', after), size: read.size, chunks: read.chunks}
@@ -345,9 +397,9 @@ export class Archiver {
    * flight while the current buffer is chunked and hashed. Each buffer keeps `maxSize` bytes of
    * room in front of the data, where the unfinished chunk of the previous buffer is copied.
    */
-  private async readFile(abs: Buffer, expected: number): Promise<ReadResult> {
-    if (expected < SMALL_FILE) return this.readSmallFile(abs, expected)
-    return this.largeFiles.run(() => this.readLargeFile(abs, expected))
+  private async readFile(abs: Buffer, rel: string, expected: number): Promise<ReadResult> {
+    if (expected < SMALL_FILE) return this.readSmallFile(abs, rel, expected)
+    return this.largeFiles.run(() => this.readLargeFile(abs, rel, expected))
   }
 
   /**
@@ -356,11 +408,11 @@ export class Archiver {
    * are) open, read, fstat and close take microseconds each, far less than four round trips
    * through the thread pool.
    */
-  private async readSmallFile(abs: Buffer, expected: number): Promise<ReadResult> {
+  private async readSmallFile(abs: Buffer, rel: string, expected: number): Promise<ReadResult> {
     // One byte more than expected: if it comes back, the file grew and the caller sees a size change.
     const {rb, buf} = await this.slabSpace(expected + 1)
     try {
-      return await this.readSmallFileInto(abs, buf, rb)
+      return await this.readSmallFileInto(abs, rel, buf, rb)
     } finally {
       rb.drop()
     }
@@ -387,22 +439,25 @@ export class Archiver {
     }
   }
 
-  private async readSmallFileInto(abs: Buffer, buf: Buffer, rb: ReadBuffer): Promise<ReadResult> {
+  private async readSmallFileInto(abs: Buffer, rel: string, buf: Buffer, rb: ReadBuffer): Promise<ReadResult> {
     let size = 0
     let after: BigIntStats
+    const content = this.fs.content(abs)
     if (buf.length <= SYNC_READ) {
-      const fd = openSync(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      const fd = openSync(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
       try {
+        this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, size)
-        after = fstatSync(fd, {bigint: true})
+        after = content.stat ?? fstatSync(fd, {bigint: true})
       } finally {
         closeSync(fd)
       }
     } else {
-      const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      const fh = await fsp.open(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
       try {
+        this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = (await fh.read(buf, size, buf.length - size, size)).bytesRead
-        after = await fh.stat({bigint: true})
+        after = content.stat ?? await fh.stat({bigint: true})
       } finally {
         await fh.close()
       }
@@ -424,8 +479,15 @@ export class Archiver {
     return {chunks, size, after}
   }
 
-  private async readLargeFile(abs: Buffer, expected: number): Promise<ReadResult> {
-    const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+  private async readLargeFile(abs: Buffer, rel: string, expected: number): Promise<ReadResult> {
+    const content = this.fs.content(abs)
+    const fh = await fsp.open(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    try {
+      this.opts.walkHook?.('open', rel)
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
     const scanner = new StreamScanner(this.repo.config.chunker, () => this.hashPool())
     const front = this.repo.config.chunker.maxSize
     const compress = new CompressionGuess()
@@ -504,7 +566,7 @@ export class Archiver {
           p.rb.drop()
         }
       }
-      return {chunks, size, after: await fh.stat({bigint: true})}
+      return {chunks, size, after: content.stat ?? await fh.stat({bigint: true})}
     } finally {
       current?.retire()
       if (next) await next.then((n) => n.rb.retire(), () => undefined)
@@ -520,7 +582,7 @@ export class Archiver {
   /** List a chunk and hand it to the writer unless stored already. `rb`, if any, is held until written. */
   private async emitHashed(chunks: Buffer[], id: Buffer, chunk: Buffer, rb: ReadBuffer | undefined, compress: CompressionGuess): Promise<void> {
     chunks.push(id)
-    if (this.writer.has(id)) return
+    if (this.writer.reuse(id)) return
     rb?.hold()
     const added = this.writer.add(BlobType.data, id, chunk, {raw: !compress.shouldTry()}).then(
       (compressed) => {

@@ -4,11 +4,12 @@
 import os from 'node:os'
 
 import {withLock} from '../store/lock.js'
+import {type SweepResult, sweepTemporaries} from '../store/temp.js'
 import type {Repository} from '../repo/repository.js'
 import {BlobWriter} from '../repo/writer.js'
-import {Archiver, type ArchiveProgress} from './archiver.js'
+import {type ArchiveOptions, Archiver, type ArchiveProgress, type ArchiveResult} from './archiver.js'
 import {loadCatalog} from './catalog.js'
-import {encodeManifest, type Manifest, MANIFEST_VERSION} from './manifest.js'
+import {type CaptureRecord, encodeManifest, type Manifest, MANIFEST_VERSION} from './manifest.js'
 import {checkSettled} from './settle.js'
 
 export interface SnapshotOptions {
@@ -24,13 +25,41 @@ export interface SnapshotOptions {
   lockRetryMs?: number
   program: string
   onProgress?: (p: ArchiveProgress) => void
+  /** For tests: see ArchiveOptions.walkHook. */
+  walkHook?: ArchiveOptions['walkHook']
   /** Wall clock in ns (tests pin it). */
   nowNs?: () => bigint
+  /** How to capture (default plainCapture). */
+  capture?: CaptureStrategy
 }
+
+/** What a capture hands to the commit: the archived tree and how it was captured. */
+export interface Captured {
+  archived: ArchiveResult
+  capture: CaptureRecord
+}
+
+/** What a capture strategy works with. `commit` flushes the blobs and writes the manifest. */
+export interface CaptureContext {
+  repo: Repository
+  writer: BlobWriter
+  /** The options every archive pass shares; parentTree/parentStartNs are the parent snapshot's. */
+  archive: ArchiveOptions
+  nowNs: () => bigint
+  commit: (captured: Captured) => Promise<SnapshotResult>
+}
+
+/**
+ * How the directory is captured: plain (one pass beside the running program, checked afterwards),
+ * or with the program paused (src/live/capture.ts). Strategies above this layer plug in here.
+ */
+export type CaptureStrategy = (ctx: CaptureContext) => Promise<SnapshotResult>
 
 export interface SnapshotResult {
   id: string
   manifest: Manifest
+  /** Temp objects of dead writers removed before the snapshot began. */
+  swept: SweepResult
 }
 
 export async function createSnapshot(repo: Repository, opts: SnapshotOptions): Promise<SnapshotResult> {
@@ -39,11 +68,14 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
     const startNs = nowNs()
     const started = process.hrtime.bigint()
     const host = opts.host ?? os.hostname()
+    // A killed or failed writer's temp objects would hold their space until prune, a day later.
+    const swept = await sweepTemporaries(repo.backend, Date.now())
     await repo.loadIndex()
     const {snapshots} = await loadCatalog(repo)
     const parent = [...snapshots].reverse().find((s) => s.manifest.source === opts.source && s.manifest.host === host)
-    const writer = new BlobWriter(repo)
-    const archived = await new Archiver(repo, writer, {
+    // --force exists to store the source anew: what it reuses from the repository is checked.
+    const writer = new BlobWriter(repo, {verifyReused: opts.force ?? false})
+    const archive: ArchiveOptions = {
       source: opts.source,
       excludes: opts.excludes ?? [],
       parentTree: parent ? Buffer.from(parent.manifest.tree, 'hex') : undefined,
@@ -51,39 +83,61 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       force: opts.force ?? false,
       skipDirs: opts.skipDirs ?? [],
       onProgress: opts.onProgress,
-    }).run()
-    const stats = await writer.flush()
-    // Plain capture: the program kept running, so say whether the tree is one moment of it.
-    const settled = await checkSettled(repo, {source: opts.source, tree: archived.tree, excludes: opts.excludes ?? [], skipDirs: opts.skipDirs ?? [], startNs})
-    const manifest: Manifest = {
-      version: MANIFEST_VERSION,
-      time: (opts.time ?? new Date(Number(startNs / 1_000_000n))).toISOString(),
-      startTimeNs: startNs.toString(),
-      parent: parent?.id ?? null,
-      host,
-      source: opts.source,
-      tags: [...new Set(opts.tags ?? [])].sort(),
-      tree: archived.tree.toString('hex'),
-      root: archived.root,
-      summary: {
-        files: archived.files,
-        dirs: archived.dirs,
-        symlinks: archived.symlinks,
-        bytes: archived.bytes,
-        newBytes: stats.rawBytes,
-        storedBytes: stats.storedBytes,
-        newBlobs: stats.blobs,
-        bytesRead: archived.bytesRead,
-        filesRead: archived.filesRead,
-        durationMs: Number((process.hrtime.bigint() - started) / 1_000_000n),
-        warnings: archived.warningCount,
-        incomplete: archived.errorCount,
-      },
-      warnings: archived.warnings,
-      program: opts.program,
-      capture: {mode: 'plain', consistent: settled.consistent, moves: settled.moves, moveCount: settled.moveCount},
+      walkHook: opts.walkHook,
     }
-    const id = await repo.writeSnapshotBytes(encodeManifest(manifest))
-    return {id, manifest}
+    const commit = async ({archived, capture}: Captured): Promise<SnapshotResult> => {
+      const stats = await writer.flush()
+      const manifest: Manifest = {
+        version: MANIFEST_VERSION,
+        time: (opts.time ?? new Date(Number(startNs / 1_000_000n))).toISOString(),
+        startTimeNs: startNs.toString(),
+        parent: parent?.id ?? null,
+        host,
+        source: opts.source,
+        tags: [...new Set(opts.tags ?? [])].sort(),
+        tree: archived.tree.toString('hex'),
+        root: archived.root,
+        summary: {
+          files: archived.files,
+          dirs: archived.dirs,
+          symlinks: archived.symlinks,
+          bytes: archived.bytes,
+          newBytes: stats.rawBytes,
+          storedBytes: stats.storedBytes,
+          newBlobs: stats.blobs,
+          bytesRead: archived.bytesRead,
+          filesRead: archived.filesRead,
+          durationMs: Number((process.hrtime.bigint() - started) / 1_000_000n),
+          warnings: archived.warningCount,
+          incomplete: archived.errorCount,
+        },
+        warnings: archived.warnings,
+        program: opts.program,
+        capture,
+      }
+      const id = await repo.writeSnapshotBytes(encodeManifest(manifest))
+      return {id, manifest, swept}
+    }
+    try {
+      return await (opts.capture ?? plainCapture)({repo, writer, archive, nowNs, commit})
+    } catch (err) {
+      await writer.abort()
+      throw err
+    }
   })
+}
+
+/**
+ * The plain capture: one pass while the program goes on writing, then the check of what moved
+ * meanwhile (settle.ts), which decides whether the snapshot is one instant of the directory.
+ */
+export const plainCapture: CaptureStrategy = async (ctx) => ctx.commit(await plainPass(ctx))
+
+/** One archive pass and the check of what moved during it (for plain capture, and inside hooks). */
+export async function plainPass(ctx: CaptureContext): Promise<Captured> {
+  const startNs = ctx.nowNs()
+  const archived = await new Archiver(ctx.repo, ctx.writer, ctx.archive).run()
+  await ctx.writer.flush()
+  const settled = await checkSettled(ctx.repo, {source: ctx.archive.source, tree: archived.tree, excludes: ctx.archive.excludes, skipDirs: ctx.archive.skipDirs ?? [], startNs})
+  return {archived, capture: {mode: 'plain', consistent: settled.consistent, moves: settled.moves, moveCount: settled.moveCount}}
 }

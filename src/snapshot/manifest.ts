@@ -34,7 +34,7 @@ export interface SnapshotSummary {
   filesRead: number
   durationMs: number
   warnings: number
-  /** Warnings that leave the snapshot incomplete (unreadable or inconsistent files): exit code 3. */
+  /** Warnings that leave the snapshot incomplete (files unreadable, or changed or vanished while read): exit code 3. */
   incomplete: number
 }
 
@@ -57,6 +57,31 @@ export interface CaptureRecord {
   /** What moved during the capture (at most MAX_LISTED_MOVES listed), and how many moves in all. */
   moves: Move[]
   moveCount: number
+  /** A paused capture: how long the program was stopped, and what the pause copied. */
+  pause?: PauseRecord
+  /** The hooks run around the capture, with how each ended (their output is not kept here). */
+  hooks?: HookRecord[]
+}
+
+export interface PauseRecord {
+  pauseMs: number
+  /** Pre-copy passes made while the program ran. */
+  rounds: number
+  /** Files copied aside inside the pause, and their bytes. */
+  copiedFiles: number
+  copiedBytes: number
+  /** How: reflinks (no bytes moved), into memory, or to disk. */
+  copyKind: 'reflink' | 'memory' | 'disk' | 'none'
+  /** The pause ran past --max-pause and the program was resumed mid-copy: not consistent. */
+  timedOut: boolean
+}
+
+export interface HookRecord {
+  phase: 'pre' | 'freeze' | 'thaw' | 'post'
+  command: string
+  exitCode: number | null
+  signal: string | null
+  durationMs: number
 }
 
 /** Metadata of the snapshotted directory itself. */

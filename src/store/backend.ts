@@ -12,6 +12,14 @@
 //   that buffer (which must be large enough) and returns a view of it: hot paths reuse buffers.
 // - list returns every object of a kind whose put has completed, each once, in no given order.
 // - delete of a missing name succeeds (prune may be finishing a crashed prune's work).
+// - Temporary objects (required of every backend): a put or create that has not committed may
+//   leave one behind when its process fails or dies (a local file before its rename; an object
+//   store's unfinished multipart upload). temporaries() lists them, each with its size and, when
+//   the backend can recover it, the owner that wrote it; list() never does. removeTemporary()
+//   deletes one (missing: success). A failed put, commit or abort removes its own before it
+//   rejects, whenever the failure leaves the backend able to (ENOSPC above all: the space is
+//   given back before the error reaches the user). Who may remove another writer's temporary
+//   object is decided above, by src/store/temp.ts.
 // - Names are [0-9A-Za-z_-] strings chosen by the repository layer; backends may lay them out
 //   as they like (the local backend fans data out by the first two characters).
 
@@ -23,6 +31,25 @@ export interface ObjectInfo {
   size: number
   /** Last modification time, milliseconds since the epoch (used for grace periods and stale locks). */
   mtimeMs: number
+}
+
+/** Who wrote a temporary object. */
+export interface TempOwner {
+  /** First 12 hex digits of SHA-256 of the host name (host names may hold any character). */
+  host: string
+  pid: number
+  /** Process start time in clock ticks since boot, null where it cannot be read. */
+  pidStart: number | null
+}
+
+/** A temporary object (see the contract above). */
+export interface TempObject {
+  /** Opaque to callers: what removeTemporary takes (the local backend: the path under the root). */
+  id: string
+  size: number
+  mtimeMs: number
+  /** The writer recorded in its name; undefined when there is none (written by an older build). */
+  owner?: TempOwner
 }
 
 export interface ByteRange {
@@ -52,6 +79,9 @@ export interface Backend {
   stat(kind: ObjectKind, name: string): Promise<ObjectInfo>
   list(kind: ObjectKind): AsyncIterable<ObjectInfo>
   delete(kind: ObjectKind, name: string): Promise<void>
+  /** Temporary objects of writes not committed: in flight, or left by a writer that failed or died. */
+  temporaries(): AsyncIterable<TempObject>
+  removeTemporary(id: string): Promise<void>
 }
 
 const NAME = /^[0-9A-Za-z_-]{1,128}$/

@@ -1,16 +1,16 @@
 // A repository in a local directory. Layout (docs/FORMAT.md):
 //   config, data/<first two chars>/<name>, index/<name>, snapshots/<name>, locks/<name>, pins/<name>
 // Writes go to a temp file beside the target, are fsynced, renamed into place, and the
-// directory is fsynced, so a crash leaves the old object, the new one, or an ignored temp file.
-import {randomBytes} from 'node:crypto'
+// directory is fsynced, so a crash leaves the old object, the new one, or an ignored temp file
+// whose name records its writer (src/store/temp.ts); a failed write removes its own at once.
 import {closeSync, constants as fsc, fstatSync, openSync, promises as fsp, read, readdirSync, readSync, statSync} from 'node:fs'
 import path from 'node:path'
 
 import {classifyOsError, errnoCode, IntegrityError, ObjectMissingError, UsageError} from '../core/errors.js'
-import {type Backend, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS} from './backend.js'
+import {type Backend, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
+import {parseTempName, TEMP_PREFIX, tempName} from './temp.js'
 
-/** Prefix of in-flight temp files; list() never reports them. */
-export const TEMP_PREFIX = '.tmp-'
+export {TEMP_PREFIX} from './temp.js'
 
 /**
  * Reads up to this size are synchronous. Open, read and close of a small object or range take
@@ -37,7 +37,7 @@ export async function fsyncDir(dir: string | Buffer): Promise<void> {
 /** Write `data` to `target` atomically and durably (temp, fsync, rename, fsync dir). */
 export async function atomicWriteFile(target: string, data: Uint8Array | readonly Uint8Array[], mode = 0o444, durable = true): Promise<void> {
   const dir = path.dirname(target)
-  const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
+  const temp = path.join(dir, tempName())
   const parts = data instanceof Uint8Array ? [data] : [...data]
   const fh = await fsp.open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode)
   try {
@@ -136,7 +136,7 @@ export class LocalBackend implements Backend {
   async create(kind: ObjectKind, name: string): Promise<ObjectWriter> {
     const target = this.file(kind, name)
     const dir = path.dirname(target)
-    const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
+    const temp = path.join(dir, tempName())
     let fh: fsp.FileHandle
     try {
       fh = await fsp.open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444)
@@ -260,31 +260,42 @@ export class LocalBackend implements Backend {
     if (kind !== 'locks') await fsyncDir(path.dirname(file))
   }
 
-  /** Remove temp files older than `olderThanMs` left by crashed writers (never a live writer's). */
-  async removeStaleTemp(now: number, olderThanMs: number): Promise<number> {
-    let removed = 0
-    const dirs = [this.root, ...OBJECT_KINDS.filter((k) => k !== 'config').map((k) => path.join(this.root, k)), ...FANOUT.map((d) => path.join(this.root, 'data', d))]
-    for (const dir of dirs) {
+  /** Directories temp files can be in: the root and every object directory. */
+  private tempDirs(): string[] {
+    return [this.root, ...OBJECT_KINDS.filter((k) => k !== 'config').map((k) => path.join(this.root, k)), ...FANOUT.map((d) => path.join(this.root, 'data', d))]
+  }
+
+  async *temporaries(): AsyncIterable<TempObject> {
+    // Synchronous metadata calls, as list(): each takes microseconds, and every snapshot runs this.
+    for (const dir of this.tempDirs()) {
       let names: string[]
       try {
-        names = await fsp.readdir(dir)
-      } catch {
-        continue
+        names = readdirSync(dir)
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') continue
+        throw err
       }
       for (const name of names) {
         if (!name.startsWith(TEMP_PREFIX)) continue
         try {
-          const st = await fsp.stat(path.join(dir, name))
-          if (now - st.mtimeMs > olderThanMs) {
-            await fsp.rm(path.join(dir, name), {force: true})
-            removed++
-          }
-        } catch {
-          // gone already
+          const st = statSync(path.join(dir, name))
+          if (!st.isFile()) continue
+          const owner = parseTempName(name)
+          yield {id: path.relative(this.root, path.join(dir, name)), size: st.size, mtimeMs: st.mtimeMs, ...(owner ? {owner} : {})}
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') throw err // its write committed or failed meanwhile
         }
       }
     }
-    return removed
+  }
+
+  async removeTemporary(id: string): Promise<void> {
+    // Only ever a temp file in one of our directories, whatever the caller passes.
+    const file = path.join(this.root, id)
+    if (!path.basename(file).startsWith(TEMP_PREFIX) || !this.tempDirs().includes(path.dirname(file))) {
+      throw new UsageError(`not a temporary object of ${this.root}: ${id}`)
+    }
+    await fsp.rm(file, {force: true})
   }
 }
 

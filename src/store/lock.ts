@@ -43,7 +43,7 @@ export interface LockOptions {
   sleep?: (ms: number) => Promise<void>
 }
 
-function processStart(pid: number): number | null {
+export function processStart(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
@@ -64,13 +64,19 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * For a process of this host: true when it is gone, or its pid now belongs to a process started
+ * at another time. The one liveness rule of locks and temp objects (src/store/temp.ts).
+ */
+export function processGone(pid: number, pidStart: number | null): boolean {
+  // kill(0 or a negative pid) signals a process group and "succeeds": such an owner could never be gone.
+  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return true
+  const start = processStart(pid)
+  return pidStart !== null && start !== null && start !== pidStart
+}
+
 export function isStale(info: LockInfo, now: number, hostname = os.hostname()): boolean {
-  if (info.host === hostname) {
-    // kill(0 or a negative pid) signals a process group and "succeeds": such a lock could never go stale.
-    if (!Number.isInteger(info.pid) || info.pid <= 0 || !pidAlive(info.pid)) return true
-    const start = processStart(info.pid)
-    return info.pidStart !== null && start !== null && start !== info.pidStart
-  }
+  if (info.host === hostname) return processGone(info.pid, info.pidStart)
   const refreshed = Date.parse(info.refreshed)
   return !Number.isFinite(refreshed) || now - refreshed > STALE_AFTER_MS
 }

@@ -44,11 +44,13 @@ export const FINDING_KINDS = {
   'chunk-corrupt': 'error',
   /** A blob is indexed with another type than the reference needs (a tree used as a chunk or the reverse). */
   'blob-wrong-type': 'error',
+  /** A temporary object whose writer is gone or cannot be told (a failed or killed write): information, with its size. */
+  'temp-leftover': 'info',
 } as const satisfies Record<string, Severity>
 
 export type FindingKind = keyof typeof FINDING_KINDS
 
-export type ObjectType = 'config' | 'index' | 'snapshot' | 'pack' | 'tree' | 'chunk' | 'blob'
+export type ObjectType = 'config' | 'index' | 'snapshot' | 'pack' | 'tree' | 'chunk' | 'blob' | 'temp'
 
 export interface Finding {
   kind: FindingKind

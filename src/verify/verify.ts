@@ -31,6 +31,7 @@ import {decodeManifest} from '../snapshot/manifest.js'
 import {decodeTree, type TreeNode} from '../snapshot/tree.js'
 import type {Backend} from '../store/backend.js'
 import {withLock, type LockInfo} from '../store/lock.js'
+import {hostTag, tempState} from '../store/temp.js'
 import {loadVerifyIndex, type Location, type VerifyIndex} from './blobindex.js'
 import {type Finding, Findings} from './findings.js'
 import {BATCH_RAW_BYTES, checkPackContents, checkPackPresence, type PackCheckContext, type PackStatus, SEGMENT_BYTES} from './packcheck.js'
@@ -229,6 +230,7 @@ class Verifier {
     }
 
     if (!scope.explicit) this.reportUnindexedPacks()
+    if (!scope.explicit) await this.reportTemporaries()
     this.checkParents(scope)
     for (const n of this.global) {
       for (const s of scope.snapshots) this.findings.affect(n, s.id)
@@ -514,6 +516,17 @@ class Verifier {
         kind: 'pack-unindexed', severity: 'info', object: 'pack', id: name,
         message: `pack ${name} is not indexed and no snapshot uses it (left by an interrupted or running snapshot; prune removes it)`,
       })
+    }
+  }
+
+  /** Temp objects no running writer owns: information (they hold space, never data a snapshot uses). */
+  private async reportTemporaries(): Promise<void> {
+    const host = hostTag()
+    for await (const t of this.backend.temporaries()) {
+      const state = tempState(t.owner, host)
+      if (state === 'live') continue // a write in flight beside us
+      const who = state === 'dead' ? `its writer (pid ${t.owner!.pid} on this host) is gone; the next snapshot or prune removes it` : 'written on another host or by an older build; prune removes it once a day old'
+      this.findings.add({kind: 'temp-leftover', severity: 'info', object: 'temp', id: t.id, message: `temporary object ${t.id} (${t.size} bytes) left by a write that did not finish: ${who}`})
     }
   }
 

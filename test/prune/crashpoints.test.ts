@@ -10,7 +10,7 @@ import {afterAll, beforeAll, expect, test} from 'vitest'
 
 import {Repository} from '../../src/repo/repository.js'
 import {runPrune, type PruneOptions} from '../../src/prune/prune.js'
-import type {Backend, ByteRange, ObjectInfo, ObjectKind, ObjectWriter} from '../../src/store/backend.js'
+import type {Backend, ByteRange, ObjectInfo, ObjectKind, ObjectWriter, TempObject} from '../../src/store/backend.js'
 import {LocalBackend} from '../../src/store/local.js'
 import {type Captured, captureTree, seededBytes} from '../helpers/tree.js'
 import {fixture, type Fixture, restoreAllMatches, snap, verifyClean} from './helpers.js'
@@ -55,6 +55,12 @@ class DyingBackend implements Backend {
   async delete(kind: ObjectKind, name: string): Promise<void> {
     this.change(kind)
     return this.inner.delete(kind, name)
+  }
+  temporaries(): AsyncIterable<TempObject> {
+    return this.inner.temporaries()
+  }
+  removeTemporary(id: string): Promise<void> {
+    return this.inner.removeTemporary(id)
   }
 }
 

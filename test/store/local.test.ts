@@ -4,6 +4,7 @@ import {afterEach, beforeEach, describe, expect, test} from 'vitest'
 import {IntegrityError, ObjectMissingError, UsageError} from '../../src/core/errors.js'
 import {OBJECT_KINDS, type ObjectInfo, type ObjectKind} from '../../src/store/backend.js'
 import {atomicWriteFile, checkRepositoryPath, LocalBackend, SYNC_READ_MAX, TEMP_PREFIX} from '../../src/store/local.js'
+import {tempName} from '../../src/store/temp.js'
 import {seededBytes, tempDir} from '../helpers/tree.js'
 
 const NAME_A = 'ab' + '0'.repeat(62)
@@ -213,24 +214,34 @@ describe('LocalBackend', () => {
     expect(await listNames('pins')).toEqual([])
   })
 
-  test('removeStaleTemp removes only temp files older than the limit', async () => {
-    const now = Date.now()
-    const hourAgo = (now - 3600_000) / 1000
-    const old = [path.join(repo, `${TEMP_PREFIX}a`), path.join(repo, 'index', `${TEMP_PREFIX}b`), path.join(repo, 'data', '7f', `${TEMP_PREFIX}c`)]
-    const fresh = path.join(repo, 'snapshots', `${TEMP_PREFIX}d`)
-    const oldButReal = path.join(repo, 'index', 'real')
-    for (const f of [...old, fresh, oldButReal]) await fsp.writeFile(f, 'x')
-    for (const f of [...old, oldButReal]) await fsp.utimes(f, hourAgo, hourAgo)
-    expect(await backend.removeStaleTemp(now, 30 * 60_000)).toBe(3)
-    for (const f of old) await expect(fsp.access(f)).rejects.toThrow()
-    await fsp.access(fresh)
-    await fsp.access(oldButReal)
-    expect(await backend.removeStaleTemp(now, 30 * 60_000)).toBe(0)
-    // With a limit longer than its age, an old temp file stays.
-    await fsp.writeFile(old[0]!, 'x')
-    await fsp.utimes(old[0]!, hourAgo, hourAgo)
-    expect(await backend.removeStaleTemp(now, 2 * 3600_000)).toBe(0)
-    await fsp.access(old[0]!)
+  test('temporaries() lists temp files of every directory with size and owner; removeTemporary takes only those', async () => {
+    const owned = tempName({host: 'a1b2c3d4e5f6', pid: 4242, pidStart: 777})
+    const files = [path.join(repo, `${TEMP_PREFIX}0123456789abcdef`), path.join(repo, 'index', owned), path.join(repo, 'data', '7f', owned)]
+    for (const [i, f] of files.entries()) await fsp.writeFile(f, Buffer.alloc(10 * (i + 1)))
+    await fsp.writeFile(path.join(repo, 'index', 'real'), 'x')
+    const found = []
+    for await (const t of backend.temporaries()) found.push(t)
+    found.sort((x, y) => x.size - y.size)
+    expect(found.map((t) => [t.id, t.size, t.owner])).toEqual([
+      [`${TEMP_PREFIX}0123456789abcdef`, 10, undefined],
+      [`index/${owned}`, 20, {host: 'a1b2c3d4e5f6', pid: 4242, pidStart: 777}],
+      [`data/7f/${owned}`, 30, {host: 'a1b2c3d4e5f6', pid: 4242, pidStart: 777}],
+    ])
+    for (const bad of ['index/real', '../outside/.tmp-x', 'config', 'index/../../.tmp-x']) await expect(backend.removeTemporary(bad)).rejects.toThrow(/not a temporary object/)
+    for (const t of found) await backend.removeTemporary(t.id)
+    await backend.removeTemporary(found[0]!.id) // missing: success
+    for (const f of files) await expect(fsp.access(f)).rejects.toThrow()
+    await fsp.access(path.join(repo, 'index', 'real'))
+  })
+
+  test('a write that fails (a directory where the target is) leaves no temp file', async () => {
+    await fsp.mkdir(path.join(repo, 'snapshots', 'occupied'))
+    await expect(backend.put('snapshots', 'occupied', Buffer.from('x'))).rejects.toThrow()
+    const w = await backend.create('index', 'occupied2')
+    await fsp.mkdir(path.join(repo, 'index', 'occupied2'))
+    await w.write(Buffer.from('abc'), 0)
+    await expect(w.commit()).rejects.toThrow()
+    expect(await tempFilesUnder(repo)).toEqual([])
   })
 })
 

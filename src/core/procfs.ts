@@ -5,7 +5,7 @@
 // working directory, executable), so that swapping it under them can be refused by name.
 import {readdirSync, readFileSync, readlinkSync, realpathSync} from 'node:fs'
 
-import {errnoCode} from '../core/errors.js'
+import {errnoCode} from './errors.js'
 
 /** How a process holds a file. */
 export type Use = 'write' | 'mmap' | 'read' | 'cwd' | 'root' | 'exe'
