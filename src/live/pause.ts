@@ -300,7 +300,6 @@ export class Pause {
  * failure what was paused is resumed before the error is thrown.
  */
 export function pause(targets: PauseTargets, opts: PauseOptions): Pause {
-  const p = new Pause(opts.resumeOnExit ?? true)
   const deadline = nowNs() + BigInt(Math.round(opts.timeoutMs * 1e6))
   // ckpt's ancestors may be in a tree it is asked to pause (a script pausing its own session):
   // stopping them is harmless, they wait for ckpt. ckpt and its descendants must never stop.
@@ -316,10 +315,14 @@ export function pause(targets: PauseTargets, opts: PauseOptions): Pause {
     const inside = cgroupPids(cg.path).find((pid) => spare.has(pid))
     if (inside !== undefined) throw new UsageError(`--pause-cgroup ${cg.path}: ckpt (pid ${inside}) runs inside it and would freeze itself`)
   }
+  const p = new Pause(opts.resumeOnExit ?? true)
   try {
     const t0 = nowNs()
     for (const cg of cgroups) freezeCgroup(p, cg, opts.guard)
-    stopTrees(p, targets.pids ?? [], spare, deadline, opts.guard)
+    // A frozen task never takes a SIGSTOP: processes of the trees that are in a frozen cgroup are
+    // held already (their children are still looked for).
+    const frozen = new Set(cgroups.flatMap((cg) => cgroupPids(cg.path)))
+    stopTrees(p, targets.pids ?? [], spare, frozen, deadline, opts.guard)
     for (const cg of p.cgroups) waitUntil(frozenOrKick(cg), deadline, () => `cgroup ${cg.path}`)
     p.pauseUs = usSince(t0)
   } catch (err) {
@@ -354,7 +357,7 @@ function freezeCgroup(p: Pause, cg: {path: string; version: 1 | 2}, guard: Pause
   setFrozen(cg, true)
 }
 
-function stopTrees(p: Pause, roots: readonly number[], spare: ReadonlySet<number>, deadline: bigint, guard: PauseGuard | undefined): void {
+function stopTrees(p: Pause, roots: readonly number[], spare: ReadonlySet<number>, frozen: ReadonlySet<number>, deadline: bigint, guard: PauseGuard | undefined): void {
   const seen = new Set<number>()
   let frontier = [...roots]
   // Signal the whole tree as fast as it can be read, without waiting for each generation to stop
@@ -367,7 +370,7 @@ function stopTrees(p: Pause, roots: readonly number[], spare: ReadonlySet<number
       for (const pid of frontier) {
         if (seen.has(pid) || spare.has(pid)) continue
         seen.add(pid)
-        if (stopOne(p, pid, guard)) signalled.push(pid)
+        if (!frozen.has(pid) && stopOne(p, pid, guard)) signalled.push(pid)
         next.push(...childrenOf(pid))
       }
       frontier = next

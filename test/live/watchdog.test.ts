@@ -3,11 +3,11 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {once} from 'node:events'
 import path from 'node:path'
-import {rmSync} from 'node:fs'
+import {mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync} from 'node:fs'
 
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
-import {pause} from '../../src/live/pause.js'
+import {cgroupMounts, pause} from '../../src/live/pause.js'
 import {Watchdog} from '../../src/live/watchdog.js'
 import {bundleScript, cleanupBundles, procState, startWriter, stopChild, tempDir, treeStopped, waitFor, waitProgress} from './helpers.js'
 
@@ -105,6 +105,28 @@ describe('the watchdog', () => {
     expect(performance.now() - t0).toBeLessThan(1000)
     p.resume()
     expect(await wd.resumed()).toEqual({timedOutAfterMs: after})
+  })
+
+  it.each([['v2', cgroupMounts().v2[0]], ['v1 freezer', cgroupMounts().freezer[0]]] as const)('thaws a %s cgroup when the maximum pause elapses', async (_name, root) => {
+    if (!root) return
+    const cg = path.join(root, `ckpt-wd-${process.pid}-${Date.now()}`)
+    mkdirSync(cg)
+    const cgFile = path.join(dir, 'cglog')
+    const w = startWriter(cgFile)
+    try {
+      writeFileSync(path.join(cg, 'cgroup.procs'), String(w.pid))
+      await waitProgress(cgFile, 5000)
+      const wd = await Watchdog.start({maxPauseMs: 150})
+      const p = pause({cgroups: [cg]}, {timeoutMs: 1000, guard: wd, spare: [wd.pid]})
+      await wd.timeout()
+      await waitProgress(cgFile, 1000)
+      p.resume()
+      await wd.resumed()
+    } finally {
+      await stopChild(w)
+      await waitFor(() => readFileSync(path.join(cg, 'cgroup.procs'), 'latin1').trim() === '', 'the cgroup to empty')
+      rmdirSync(cg)
+    }
   })
 
   it('exits doing nothing once ckpt has resumed, and starts fast', async () => {
