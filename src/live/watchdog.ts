@@ -90,7 +90,8 @@ export class Watchdog implements PauseGuard {
         this.wake()
       }
     })
-    child.on('exit', () => {
+    // 'close', not 'exit': it comes after the last line the watchdog wrote (a "timeout") was read.
+    child.on('close', () => {
       this.exited = true
       this.wake()
     })

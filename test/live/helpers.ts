@@ -24,6 +24,19 @@ export function procState(pid: number): string | undefined {
   }
 }
 
+/**
+ * The process and all its descendants are paused: each in state T, or (dash and other shells
+ * vfork for each command) in state D waiting for a vfork child that is stopped.
+ */
+export function treeStopped(pid: number): boolean {
+  const tree = [pid, ...descendants(pid)]
+  return tree.every((p) => {
+    const s = procState(p)
+    if (s === undefined || s === 'T' || s === 'Z') return true
+    return s === 'D' && descendants(p).some((c) => procState(c) === 'T')
+  })
+}
+
 /** Every descendant of pid (children, their children…), from the ppid field of /proc/PID/stat. */
 export function descendants(pid: number): number[] {
   const byParent = new Map<number, number[]>()
@@ -48,8 +61,11 @@ export function descendants(pid: number): number[] {
   return out
 }
 
-/** Poll until cond() holds: these tests wait for the event, with a bound that only a failure reaches. */
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000, everyMs = 2): Promise<number> {
+/**
+ * Poll until cond() holds: these tests wait for the event, with a bound that only a failure reaches
+ * (generous: on a loaded machine a python or node child takes seconds to start).
+ */
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000, everyMs = 2): Promise<number> {
   const t0 = performance.now()
   while (!cond()) {
     if (performance.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
@@ -64,7 +80,7 @@ export async function waitFor(cond: () => boolean, what: string, timeoutMs = 500
  */
 export function startWriter(file: string, periodS = 0.005): ChildProcess {
   writeFileSync(file, '')
-  return spawn('/bin/sh', ['-c', `while :; do echo x >> '${file}'; sleep ${periodS}; done`], {stdio: 'ignore'})
+  return spawn('/bin/sh', ['-c', `while :; do echo x >> '${file}'; sleep ${periodS}; done`], {stdio: 'ignore', detached: true})
 }
 
 export function sizeOf(file: string): number {
@@ -77,18 +93,19 @@ export async function waitProgress(file: string, timeoutMs: number): Promise<num
   return waitFor(() => sizeOf(file) > before, `progress of ${file}`, timeoutMs, 1)
 }
 
+/**
+ * Kill a child and everything it started. Children are spawned `detached` (a process group of their
+ * own), so one kill of the group reaches even those forked while we look and those orphaned.
+ */
 export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const pid = child.pid!
   const gone = new Promise((r) => child.once('exit', r))
-  for (const d of descendants(pid)) {
-    try {
-      process.kill(d, 'SIGKILL')
-    } catch {
-      // gone
-    }
+  try {
+    process.kill(-pid, 'SIGKILL')
+  } catch {
+    child.kill('SIGKILL') // not a group leader
   }
-  child.kill('SIGKILL')
   await gone
 }
 

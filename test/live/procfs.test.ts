@@ -27,7 +27,7 @@ afterAll(async () => {
 const output = new Map<ChildProcess, string>()
 
 function child(cmd: string, args: string[], cwd?: string): ChildProcess {
-  const c = spawn(cmd, args, {stdio: ['pipe', 'pipe', 'inherit'], cwd})
+  const c = spawn(cmd, args, {stdio: ['pipe', 'pipe', 'inherit'], cwd, detached: true})
   children.push(c)
   output.set(c, '')
   c.stdout!.on('data', (d: Buffer) => output.set(c, output.get(c) + d.toString()))

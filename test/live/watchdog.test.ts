@@ -3,13 +3,13 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {once} from 'node:events'
 import path from 'node:path'
-import {rmSync} from 'node:fs'
+import {mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync} from 'node:fs'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
-import {pause} from '../../src/live/pause.js'
+import {cgroupMounts, pause} from '../../src/live/pause.js'
 import {Watchdog} from '../../src/live/watchdog.js'
-import {bundleScript, cleanupBundles, procState, startWriter, stopChild, tempDir, waitFor, waitProgress} from './helpers.js'
+import {bundleScript, cleanupBundles, procState, startWriter, stopChild, tempDir, treeStopped, waitFor, waitProgress} from './helpers.js'
 
 const dir = tempDir()
 const file = path.join(dir, 'log')
@@ -41,6 +41,10 @@ beforeAll(async () => {
   writer = startWriter(file)
   await waitProgress(file, 5000)
 })
+const pausers: ChildProcess[] = []
+afterEach(async () => {
+  for (const p of pausers.splice(0)) await stopChild(p)
+})
 afterAll(async () => {
   await stopChild(writer)
   cleanupBundles()
@@ -49,12 +53,13 @@ afterAll(async () => {
 
 function runPauser(...args: string[]): {child: ChildProcess; lines: string[]} {
   const child = spawn(process.execPath, [pauser, String(writer.pid), ...args], {stdio: ['pipe', 'pipe', 'pipe']})
+  pausers.push(child)
   const lines: string[] = []
   child.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)))
   return {child, lines}
 }
 
-const writerStopped = (): boolean => procState(writer.pid!) === 'T'
+const writerStopped = (): boolean => treeStopped(writer.pid!)
 const alive = (pid: number): boolean => procState(pid) !== undefined && procState(pid) !== 'Z'
 
 describe('the watchdog', () => {
@@ -64,7 +69,7 @@ describe('the watchdog', () => {
     // The next pauser starts (node, then its watchdog) while this one is tested, and waits for "go".
     const ready = async (): Promise<ReturnType<typeof runPauser>> => {
       const run = runPauser('60000', 'hang', 'watchdog', 'go')
-      await waitFor(() => run.lines.some((l) => l.startsWith('watchdog ')), 'a pauser to start', 20_000)
+      await waitFor(() => run.lines.some((l) => l.startsWith('watchdog ')), 'a pauser to start')
       return run
     }
     let next = ready()
@@ -72,7 +77,7 @@ describe('the watchdog', () => {
       const {child, lines} = await next
       next = i < 29 ? ready() : next
       child.stdin!.write('go\n')
-      await waitFor(writerStopped, 'the writer to be paused', 10_000, 1)
+      await waitFor(writerStopped, 'the writer to be paused', 30_000, 1)
       // A random moment of the pause: at once, or up to 15 ms into it (the pauser may still be
       // stopping the writer's children, or writing "paused").
       const delay = Math.floor(Math.random() * 16)
@@ -87,7 +92,7 @@ describe('the watchdog', () => {
     await waitFor(() => !watchdogs.some(alive), 'the watchdogs to exit')
     resumedMs.sort((a, b) => a - b)
     console.log(`SIGKILL x30: writer progressing again after median ${resumedMs[15]!.toFixed(1)} ms, max ${resumedMs[29]!.toFixed(1)} ms`)
-  })
+  }, 300_000) // two node processes start per round: seconds each on a loaded machine
 
   it('resumes the writer when the maximum pause elapses, and reports it', async () => {
     const wd = await Watchdog.start({maxPauseMs: 150})
@@ -100,6 +105,28 @@ describe('the watchdog', () => {
     expect(performance.now() - t0).toBeLessThan(1000)
     p.resume()
     expect(await wd.resumed()).toEqual({timedOutAfterMs: after})
+  })
+
+  it.each([['v2', cgroupMounts().v2[0]], ['v1 freezer', cgroupMounts().freezer[0]]] as const)('thaws a %s cgroup when the maximum pause elapses', async (_name, root) => {
+    if (!root) return
+    const cg = path.join(root, `ckpt-wd-${process.pid}-${Date.now()}`)
+    mkdirSync(cg)
+    const cgFile = path.join(dir, 'cglog')
+    const w = startWriter(cgFile)
+    try {
+      writeFileSync(path.join(cg, 'cgroup.procs'), String(w.pid))
+      await waitProgress(cgFile, 5000)
+      const wd = await Watchdog.start({maxPauseMs: 150})
+      const p = pause({cgroups: [cg]}, {timeoutMs: 1000, guard: wd, spare: [wd.pid]})
+      await wd.timeout()
+      await waitProgress(cgFile, 1000)
+      p.resume()
+      await wd.resumed()
+    } finally {
+      await stopChild(w)
+      await waitFor(() => readFileSync(path.join(cg, 'cgroup.procs'), 'latin1').trim() === '', 'the cgroup to empty')
+      rmdirSync(cg)
+    }
   })
 
   it('exits doing nothing once ckpt has resumed, and starts fast', async () => {
@@ -137,7 +164,7 @@ describe('resuming in-process, without a watchdog', () => {
 
   it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)('resumes on %s and dies of it', async (signal) => {
     const {child, lines} = runPauser('60000', 'hang', 'none')
-    await waitFor(() => lines.some((l) => l.startsWith('paused')), 'the pause', 10_000)
+    await waitFor(() => lines.some((l) => l.startsWith('paused')), 'the pause')
     expect(writerStopped()).toBe(true)
     child.kill(signal)
     const [, sig] = await once(child, 'exit')
