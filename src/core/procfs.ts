@@ -175,3 +175,25 @@ export function describeUse(p: ProcessUsingDir, max = 3): string {
   return `pid ${p.pid} (${p.command}): ${parts.join(', ')}`
 }
 
+
+/**
+ * Files under `dir` that any process on the machine maps shared and writable: the one way a
+ * program changes a file without moving its stat (mtime moves only at the first write to a clean
+ * page), so a capture that did not pause that program cannot prove those files unchanged.
+ */
+export function sharedWritableMappings(dir: string): FileUse[] {
+  const root = canonical(dir)
+  const out: FileUse[] = []
+  const seen = new Set<string>()
+  for (const name of tryList('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue
+    for (const m of mappings(Number(name))) {
+      if (!m.writable) continue
+      const rel = under(root, m.target)
+      if (rel === undefined || rel === '' || seen.has(`${name}\0${rel}`)) continue
+      seen.add(`${name}\0${rel}`)
+      out.push({pid: Number(name), path: rel, use: 'mmap'})
+    }
+  }
+  return out
+}

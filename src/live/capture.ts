@@ -337,6 +337,8 @@ class Recorded {
       readdir: (abs) => get(this.listings, abs, 'readdir'),
       lstat: (abs) => get(this.stats, abs, 'lstat'),
       readlink: async (abs) => get(this.links, abs, 'readlink'),
+      // A copied file was judged changed (or possibly changed) whatever its stat says: never from the cache.
+      mustRead: (abs) => this.copies.has(abs.toString('latin1')),
       content: (abs) => {
         const key = abs.toString('latin1')
         const copy = this.copies.get(key)

@@ -9,7 +9,8 @@ import type {Repository} from '../repo/repository.js'
 import {BlobWriter} from '../repo/writer.js'
 import {type ArchiveOptions, Archiver, type ArchiveProgress, type ArchiveResult} from './archiver.js'
 import {loadCatalog} from './catalog.js'
-import {type CaptureRecord, encodeManifest, type Manifest, MANIFEST_VERSION} from './manifest.js'
+import {sharedWritableMappings} from '../core/procfs.js'
+import {type CaptureRecord, encodeManifest, type Manifest, MANIFEST_VERSION, MAX_LISTED_MOVES} from './manifest.js'
 import {checkSettled} from './settle.js'
 
 export interface SnapshotOptions {
@@ -139,5 +140,12 @@ export async function plainPass(ctx: CaptureContext): Promise<Captured> {
   const archived = await new Archiver(ctx.repo, ctx.writer, ctx.archive).run()
   await ctx.writer.flush()
   const settled = await checkSettled(ctx.repo, {source: ctx.archive.source, tree: archived.tree, excludes: ctx.archive.excludes, skipDirs: ctx.archive.skipDirs ?? [], startNs})
-  return {archived, capture: {mode: 'plain', consistent: settled.consistent, moves: settled.moves, moveCount: settled.moveCount}}
+  // A write through a shared mapping need not move the file's stat: such files prove nothing.
+  const moves = [...settled.moves]
+  let moveCount = settled.moveCount
+  for (const use of sharedWritableMappings(ctx.archive.source)) {
+    moveCount++
+    if (moves.length < MAX_LISTED_MOVES) moves.push({path: use.path, change: 'mapped'})
+  }
+  return {archived, capture: {mode: 'plain', consistent: moveCount === 0, moves, moveCount}}
 }

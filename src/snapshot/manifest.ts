@@ -38,7 +38,7 @@ export interface SnapshotSummary {
   incomplete: number
 }
 
-export type MoveKind = 'changed' | 'appeared' | 'vanished' | 'replaced' | 'written-during'
+export type MoveKind = 'changed' | 'appeared' | 'vanished' | 'replaced' | 'written-during' | 'mapped'
 
 /** Something that moved in the directory while it was captured. */
 export interface Move {

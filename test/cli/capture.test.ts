@@ -1,7 +1,9 @@
-// Plain capture tells the truth: snapshots taken while a real writer changes its directory in every
-// way programs do. Each snapshot that ckpt calls consistent must restore to a state the writer
-// logged; each one it does not is flagged (exit 3, a warning naming what moved). Snapshots taken
-// while the writer is stopped by hand are consistent and real states, so the test sees both sides.
+// Captures beside a real writer that changes its directory in every way programs do and logs every
+// state it gives it. Plain capture tells the truth: each snapshot that ckpt calls consistent must
+// restore to a logged state, each one it does not is flagged (exit 3, a warning naming what moved);
+// snapshots taken while the writer is stopped by hand are consistent, so both sides are exercised.
+// A writer with a shared mapping is never called consistent without a pause (its writes need not
+// move any stat). With --pause-pid, every snapshot is consistent and a logged state.
 import {promises as fsp} from 'node:fs'
 import path from 'node:path'
 
@@ -26,7 +28,7 @@ test('a plain capture beside a running writer never claims a state the directory
   const repo = path.join(root, 'repo')
   await fsp.mkdir(src)
   await ckpt(['init', '--repo', repo])
-  const writer = await startStateWriter(src, path.join(root, 'states.log'), {seed: 11, burst: 15, idleMs: 40})
+  const writer = await startStateWriter(src, path.join(root, 'states.log'), {seed: 11, burst: 15, idleMs: 40, mmap: false})
   const taken: Taken[] = []
   let states = new Set<string>()
   try {
@@ -64,4 +66,51 @@ test('a plain capture beside a running writer never claims a state the directory
   }
   // The writer ran during the unstopped captures: at least one must have been caught moving.
   expect(flagged).toBeGreaterThan(0)
+})
+
+test('a plain capture beside a shared mapping is never called consistent, even with its writer stopped', {timeout: 60_000}, async () => {
+  const src = path.join(root, 'mapped-state')
+  const repo = path.join(root, 'mapped-repo')
+  await fsp.mkdir(src)
+  await ckpt(['init', '--repo', repo])
+  const writer = await startStateWriter(src, path.join(root, 'mapped-states.log'), {seed: 13})
+  try {
+    writer.proc.kill('SIGSTOP')
+    const r = await runCli(['snapshot', src, '--repo', repo, '--json'])
+    expect(r.code, r.stderr).toBe(3)
+    const doc = JSON.parse(r.stdout) as {capture: {consistent: boolean; moves: {path: string; change: string}[]}}
+    expect(doc.capture.consistent).toBe(false)
+    expect(doc.capture.moves).toContainEqual({path: 'shared.mmap', change: 'mapped'})
+    expect(r.stderr).toMatch(/shared\.mmap \(mapped\)/)
+  } finally {
+    await writer.stop()
+  }
+})
+
+test('with --pause-pid every snapshot is a state the writer really had', {timeout: 180_000}, async () => {
+  const src = path.join(root, 'paused-state')
+  const repo = path.join(root, 'paused-repo')
+  await fsp.mkdir(src)
+  await ckpt(['init', '--repo', repo])
+  // Busy: short idle gaps, so most pauses land in the middle of an operation's system calls.
+  const writer = await startStateWriter(src, path.join(root, 'paused-states.log'), {seed: 12, burst: 40, idleMs: 5})
+  const ids: string[] = []
+  let states = new Set<string>()
+  try {
+    for (let i = 0; i < 10; i++) {
+      const r = await runCli(['snapshot', src, '--repo', repo, '--pause-pid', String(writer.proc.pid), '--json'])
+      expect(r.code, r.stderr).toBe(0)
+      const doc = JSON.parse(r.stdout) as {id: string; capture: {mode: string; consistent: boolean; pause: {pauseMs: number; timedOut: boolean}}}
+      expect(doc.capture).toMatchObject({mode: 'paused', consistent: true, pause: {timedOut: false}})
+      ids.push(doc.id)
+    }
+  } finally {
+    states = await writer.stop()
+  }
+  for (const id of ids) {
+    const out = path.join(root, `paused-restore-${id.slice(0, 12)}`)
+    await ckpt(['restore', id, '--target', out, '--repo', repo, '-q'])
+    expect(states.has(await stateDigest(out)), `snapshot ${id} is not a state the writer had`).toBe(true)
+    await fsp.rm(out, {recursive: true, force: true})
+  }
 })

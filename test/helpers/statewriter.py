@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A program that changes its state directory in every way programs do, and logs every state.
 
-    statewriter.py DIR LOG --seed N [--burst OPS] [--idle-ms MS]
+    statewriter.py DIR LOG --seed N [--burst OPS] [--idle-ms MS] [--no-mmap]
 
 Operations (seeded): replace a file atomically (temp, fsync, rename over), rewrite bytes in place,
 append with fsync, truncate, create, delete, make and remove a subdirectory, and store bytes into a
@@ -47,16 +47,18 @@ def main():
     seed = int(sys.argv[sys.argv.index('--seed') + 1]) if '--seed' in sys.argv else 1
     burst = int(sys.argv[sys.argv.index('--burst') + 1]) if '--burst' in sys.argv else 20
     idle = int(sys.argv[sys.argv.index('--idle-ms') + 1]) if '--idle-ms' in sys.argv else 200
+    use_mmap = '--no-mmap' not in sys.argv
     rnd = random.Random(seed)
     s = State(root, log)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 
     # The mapped file exists from the start; the directory as first created is state zero.
-    mm_fd = os.open(s.path('shared.mmap'), os.O_RDWR | os.O_CREAT, 0o644)
-    os.ftruncate(mm_fd, MMAP_SIZE)
-    mm = mmap.mmap(mm_fd, MMAP_SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    s.files['shared.mmap'] = bytes(MMAP_SIZE)
+    if use_mmap:
+        mm_fd = os.open(s.path('shared.mmap'), os.O_RDWR | os.O_CREAT, 0o644)
+        os.ftruncate(mm_fd, MMAP_SIZE)
+        mm = mmap.mmap(mm_fd, MMAP_SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        s.files['shared.mmap'] = bytes(MMAP_SIZE)
     for i in range(6):
         data = rnd.randbytes(rnd.randint(0, 40000))
         with open(s.path(f'f{i}.dat'), 'wb') as f:
@@ -69,7 +71,7 @@ def main():
         return [n for n in s.files if n != 'shared.mmap']
 
     def op():
-        kind = rnd.choice(['replace', 'inplace', 'append', 'truncate', 'create', 'delete', 'mkdir', 'mmap'])
+        kind = rnd.choice(['replace', 'inplace', 'append', 'truncate', 'create', 'delete', 'mkdir'] + (['mmap'] if use_mmap else []))
         names = regular()
         if kind == 'replace' and names:
             name = rnd.choice(names)
@@ -159,8 +161,9 @@ def main():
                 break
             op()
         time.sleep(idle / 1000)
-    mm.close()
-    os.close(mm_fd)
+    if use_mmap:
+        mm.close()
+        os.close(mm_fd)
     s.log.close()
 
 

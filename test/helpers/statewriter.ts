@@ -18,8 +18,9 @@ export interface StateWriter {
 }
 
 /** Start the writer on `dir` and wait until its first state is on disk. */
-export async function startStateWriter(dir: string, log: string, opts: {seed: number; burst?: number; idleMs?: number}): Promise<StateWriter> {
-  const proc = spawn(PYTHON, [SCRIPT, dir, log, '--seed', String(opts.seed), '--burst', String(opts.burst ?? 20), '--idle-ms', String(opts.idleMs ?? 100)],
+export async function startStateWriter(dir: string, log: string, opts: {seed: number; burst?: number; idleMs?: number; mmap?: boolean}): Promise<StateWriter> {
+  const args = [SCRIPT, dir, log, '--seed', String(opts.seed), '--burst', String(opts.burst ?? 20), '--idle-ms', String(opts.idleMs ?? 100), ...(opts.mmap === false ? ['--no-mmap'] : [])]
+  const proc = spawn(PYTHON, args,
     {stdio: ['ignore', 'pipe', 'inherit']})
   await new Promise<void>((resolve, reject) => {
     let out = ''

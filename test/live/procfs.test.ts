@@ -4,7 +4,7 @@ import path from 'node:path'
 
 import {afterAll, describe, expect, it} from 'vitest'
 
-import {describeUse, filesBeingWritten, parseMaps, processesUsing, under} from '../../src/live/procfs.js'
+import {describeUse, filesBeingWritten, parseMaps, processesUsing, under} from '../../src/core/procfs.js'
 import {stopChild, tempDir, waitFor} from './helpers.js'
 
 const base = tempDir()
