@@ -14,7 +14,7 @@
 import {type ChildProcessByStdio, spawn} from 'node:child_process'
 import type {Readable, Writable} from 'node:stream'
 
-import type {PauseGuard, PauseItem} from './pause.js'
+import {PauseError, type PauseGuard, type PauseItem, readProcStat} from './pause.js'
 
 // Plain CommonJS, kept small: it is parsed at every start. Lines in: `pid PID STARTTIME`,
 // `cgroup VERSION PATH`, `resumed`. Lines out: `ready`, `timeout MS`, `ok`.
@@ -143,10 +143,12 @@ export class Watchdog implements PauseGuard {
    * that a SIGKILL right after this call still leaves the line for the watchdog to read.
    */
   protect(item: PauseItem): void {
-    if (this.exited || this.startMs === undefined) throw new Error('the watchdog is not running: cannot pause safely')
+    // 'close' arrives through the event loop, which a synchronous pause does not turn: ask /proc.
+    const state = readProcStat(this.pid)?.state
+    if (this.exited || this.startMs === undefined || state === undefined || state === 'Z') throw new PauseError('the watchdog is not running: cannot pause safely')
     const line = item.kind === 'pid' ? `pid ${item.pid} ${item.startTime}\n` : `cgroup ${item.version} ${item.path}\n`
     this.child.stdin.write(line)
-    if (this.child.stdin.writableLength !== 0) throw new Error('the watchdog pipe is full: cannot pause safely')
+    if (this.child.stdin.writableLength !== 0) throw new PauseError('the watchdog pipe is full: cannot pause safely')
   }
 
   /** Tell the watchdog that ckpt resumed everything itself, and wait for it to exit. */

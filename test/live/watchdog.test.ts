@@ -144,6 +144,14 @@ describe('the watchdog', () => {
     console.log(`watchdog start (spawn to ready): median ${starts[2]!.toFixed(1)} ms, max ${starts[4]!.toFixed(1)} ms`)
   })
 
+  it('refuses to pause without a live watchdog', async () => {
+    const wd = await Watchdog.start({maxPauseMs: 60_000})
+    process.kill(wd.pid, 'SIGKILL')
+    await waitFor(() => procState(wd.pid) === undefined || procState(wd.pid) === 'Z', 'the watchdog to die')
+    expect(() => pause({pids: [writer.pid!]}, {timeoutMs: 1000, guard: wd, spare: [wd.pid]})).toThrow(/watchdog is not running/)
+    expect(writerStopped()).toBe(false)
+  })
+
   it('resumes when the watchdog itself is terminated', async () => {
     const wd = await Watchdog.start({maxPauseMs: 60_000})
     pause({pids: [writer.pid!]}, {timeoutMs: 1000, guard: wd, spare: [wd.pid], resumeOnExit: false})
