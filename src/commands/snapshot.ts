@@ -7,7 +7,7 @@ import {CkptCommand, parseWait} from '../cli/base.js'
 import {formatBytes, formatDuration} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import {ExitCode, UsageError} from '../core/errors.js'
-import type {SnapshotSummary, SnapshotWarning} from '../snapshot/manifest.js'
+import type {CaptureRecord, SnapshotSummary, SnapshotWarning} from '../snapshot/manifest.js'
 
 export interface SnapshotJson extends SnapshotSummary {
   id: string
@@ -16,6 +16,7 @@ export interface SnapshotJson extends SnapshotSummary {
   source: string
   tags: string[]
   warningList: SnapshotWarning[]
+  capture: CaptureRecord
 }
 
 export default class Snapshot extends CkptCommand {
@@ -24,7 +25,7 @@ export default class Snapshot extends CkptCommand {
 
 --force reads every file and also checks the repository's copy of every chunk it reuses (read, inflated and hashed, in batches): it costs a full read of the source plus a read of the stored data the snapshot shares with earlier ones, about as much as "verify --read-data" of that data. A damaged stored copy stops the snapshot before it is written (exit code 12, naming the blob): run "ckpt repair", then snapshot again to store the data anew.
 
-Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read, or changed or vanished while it read them (each listed as a warning naming the path, and in the manifest).`
+Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read, or changed or vanished while it read them, or the directory changed while it was captured so the snapshot may not be a state it ever had (each listed as a warning naming the path, and in the manifest).`
   static override examples = [
     '<%= config.bin %> snapshot ./state',
     '<%= config.bin %> snapshot /var/lib/postgresql/15/main --tag nightly --repo /backups/pg',
@@ -41,6 +42,15 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     force: Flags.boolean({summary: 'Read every file, ignoring the stat cache, and check the stored copy of every chunk reused (slower; see the description).'}),
     time: Flags.string({summary: 'Record this time (ISO 8601) instead of now, e.g. for imports.'}),
     host: Flags.string({summary: 'Record this host name instead of the machine\'s.'}),
+    'pause-pid': Flags.integer({summary: 'Pause this process and all its descendants for a consistent capture (repeatable).', multiple: true, helpGroup: 'LIVE CAPTURE'}),
+    'pause-pid-file': Flags.string({summary: 'Pause the process whose id is on the first line of this file (postmaster.pid, a daemon\'s pid file; repeatable).', multiple: true, helpGroup: 'LIVE CAPTURE'}),
+    'pause-cgroup': Flags.string({summary: 'Freeze this cgroup (v2 cgroup.freeze, v1 freezer) for a consistent capture (repeatable).', multiple: true, helpGroup: 'LIVE CAPTURE'}),
+    'max-pause': Flags.string({summary: 'Longest the program may stay paused (default 5s); past it, it is resumed and the snapshot recorded as not consistent.', helpGroup: 'LIVE CAPTURE'}),
+    pre: Flags.string({summary: 'Run this shell command before the snapshot (a failure aborts it).', helpGroup: 'LIVE CAPTURE'}),
+    post: Flags.string({summary: 'Run this shell command after the snapshot, whatever happened (CKPT_SNAPSHOT_ID, CKPT_OUTCOME).', helpGroup: 'LIVE CAPTURE'}),
+    freeze: Flags.string({summary: 'Run this shell command just before the capture window (quiesce the program; a failure aborts).', helpGroup: 'LIVE CAPTURE'}),
+    thaw: Flags.string({summary: 'Run this shell command just after the capture window, whatever happened.', helpGroup: 'LIVE CAPTURE'}),
+    config: Flags.string({summary: 'Read capture options (pause-pid, pause-pid-file, pause-cgroup, max-pause, pre, post, freeze, thaw, exclude, tag) from this JSON file; flags win.', helpGroup: 'LIVE CAPTURE'}),
   }
 
   async run(): Promise<SnapshotJson> {
@@ -53,6 +63,8 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     // Library code is loaded when a command runs, so `ckpt --help` and other commands start fast.
     const {openOrCreate, sourceDirectory} = await import('../cli/repository.js')
     const {createSnapshot} = await import('../snapshot/create.js')
+    const {captureStrategy, withConfig} = await import('../cli/capture.js')
+    const options = withConfig(flags, flags.config)
     const source = await sourceDirectory(args.dir)
     const location = this.repoLocation(flags.repo)
     const repo = await openOrCreate(location)
@@ -62,8 +74,9 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     try {
       result = await createSnapshot(repo, {
         source,
-        tags: flags.tag,
-        excludes: flags.exclude,
+        tags: options.tag,
+        excludes: options.exclude,
+        capture: captureStrategy(options, location.root),
         force: flags.force,
         time,
         host: flags.host,
@@ -80,11 +93,19 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     if (swept.removed > 0) this.note(flags, `removed ${swept.removed} temporary object(s), ${formatBytes(swept.bytes)}, left by writes that were killed or failed`)
     for (const w of manifest.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
     if (s.warnings > manifest.warnings.length) process.stderr.write(`warning: ${s.warnings - manifest.warnings.length} more warnings not listed\n`)
-    if (s.incomplete > 0) process.exitCode = ExitCode.warnings
+    const capture = manifest.capture!
+    if (!capture.consistent && capture.pause) {
+      process.stderr.write(`warning: the pause ran past --max-pause and the program was resumed before the changed files were copied (${capture.pause.pauseMs.toFixed(0)} ms): the snapshot may not be a state the directory ever had\n`)
+    } else if (!capture.consistent) {
+      const listed = capture.moves.slice(0, 5).map((m) => `${m.path} (${m.change})`).join(', ')
+      const more = capture.moveCount > 5 ? ` and ${capture.moveCount - 5} more` : ''
+      process.stderr.write(`warning: the directory changed while it was captured, so the snapshot may not be a state it ever had: ${listed}${more}. Pause its program (--pause-pid, --pause-cgroup) for a consistent capture.\n`)
+    }
+    if (s.incomplete > 0 || !capture.consistent) process.exitCode = ExitCode.warnings
     if (!this.jsonEnabled()) {
       this.log(id)
-      this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${s.files} files, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
+      this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${s.files} files, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${capture.pause ? `, program paused ${capture.pause.pauseMs.toFixed(1)} ms` : ''}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
     }
-    return {id, parent: manifest.parent, time: manifest.time, source, tags: manifest.tags, ...s, warningList: manifest.warnings}
+    return {id, parent: manifest.parent, time: manifest.time, source, tags: manifest.tags, ...s, warningList: manifest.warnings, capture}
   }
 }

@@ -63,6 +63,28 @@ const READ_ATTEMPTS = 3
 const RACY_WINDOW_NS = 50_000_000n
 const RACY_WINDOW_COARSE_NS = 2_000_000_000n
 
+/**
+ * Where the archiver reads the directory: the live filesystem, or a recording of it made while its
+ * program was paused (src/live/capture.ts), whose changed files were copied aside. Calls throw as
+ * the fs calls they stand for do (ENOENT and so on).
+ */
+export interface SourceView {
+  readdir(abs: Buffer): Buffer[]
+  lstat(abs: Buffer): BigIntStats
+  readlink(abs: Buffer): Promise<Buffer>
+  /** Where a file's bytes are read from, and (for a recording) the stat to record instead of the open file's. */
+  content(abs: Buffer): {path: Buffer; stat?: BigIntStats}
+  /** This file must be read even if the stat cache vouches for it (a recording's copied files). */
+  mustRead?(abs: Buffer): boolean
+}
+
+const LIVE: SourceView = {
+  readdir: (abs) => readdirSync(abs, {encoding: 'buffer'}),
+  lstat: (abs) => lstatSync(abs, {bigint: true}),
+  readlink: (abs) => fsp.readlink(abs, {encoding: 'buffer'}),
+  content: (abs) => ({path: abs}),
+}
+
 export interface ArchiveOptions {
   source: string
   excludes: readonly string[]
@@ -71,6 +93,13 @@ export interface ArchiveOptions {
   parentStartNs?: bigint
   /** Read every file even when the stat cache says it is unchanged. */
   force?: boolean
+  /**
+   * Take the parent's entry for every file whose stat matches it, without the racy-time guard: the
+   * caller has already decided which files changed (a paused capture, against its own pre-copy).
+   */
+  trustParent?: boolean
+  /** The directory to read (default: the live filesystem). */
+  view?: SourceView
   /** Directories never entered (the repository itself, when it lives inside the source). */
   skipDirs?: readonly {dev: bigint; ino: bigint}[]
   onProgress?: (p: ArchiveProgress) => void
@@ -135,7 +164,10 @@ export class Archiver {
   }
   private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
+  private readonly fs: SourceView
+
   constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
+    this.fs = opts.view ?? LIVE
     this.exclude = compileExcludes(opts.excludes)
     this.pool = new ReadPool(READ_BUFFERS, repo.config.chunker.maxSize + READ_SIZE)
   }
@@ -144,7 +176,7 @@ export class Archiver {
     const source = Buffer.from(this.opts.source)
     let st: BigIntStats
     try {
-      st = await fsp.lstat(source, {bigint: true})
+      st = this.fs.lstat(source)
     } catch (err) {
       const code = errnoCode(err)
       if (code === 'ENOENT') throw new BadPathError(`source ${this.opts.source} does not exist`)
@@ -196,7 +228,7 @@ export class Archiver {
     for (const prev of parent?.nodes.values() ?? []) if (prev.type === 'dir' && prev.subtree) parentSubtrees.set(prev, this.loadParent(prev.subtree))
     let names: Buffer[]
     try {
-      names = readdirSync(abs, {encoding: 'buffer'})
+      names = this.fs.readdir(abs)
     } catch (err) {
       const code = errnoCode(err)
       if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -220,7 +252,7 @@ export class Archiver {
     // Metadata calls are synchronous: each takes microseconds, less than a thread-pool round trip.
     for (const e of entries) {
       try {
-        e.st = lstatSync(e.abs, {bigint: true})
+        e.st = this.fs.lstat(e.abs)
       } catch (err) {
         if (errnoCode(err) === 'ENOENT') this.warn('vanished', e.rel, 'vanished during the snapshot')
         else this.warn('unreadable', e.rel, `cannot stat: ${errnoCode(err) ?? (err as Error).message}`)
@@ -237,7 +269,7 @@ export class Archiver {
         continue
       }
       if (parent) e.prev = parent.nodes.get(e.name.toString('latin1'))
-      e.node = this.fromStatCache(e.name, e.st, e.prev)
+      e.node = this.fs.mustRead?.(e.abs) ? undefined : this.fromStatCache(e.name, e.st, e.prev)
       if (e.node) lastCached = e
       else toRead.push(e)
     }
@@ -271,7 +303,7 @@ export class Archiver {
     // Re-stat: the directory's own metadata as it is after its entries were read.
     let after = st
     try {
-      after = lstatSync(abs, {bigint: true})
+      after = this.fs.lstat(abs)
     } catch {
       // gone since: keep what it was
     }
@@ -283,7 +315,7 @@ export class Archiver {
   private async entry(abs: Buffer, rel: string, name: Buffer, st: BigIntStats): Promise<TreeNode | undefined> {
     if (st.isSymbolicLink()) {
       try {
-        const target = await fsp.readlink(abs, {encoding: 'buffer'})
+        const target = await this.fs.readlink(abs)
         this.result.symlinks++
         return {...meta(name, 'symlink', st), target}
       } catch (err) {
@@ -301,6 +333,7 @@ export class Archiver {
   private unchangedSinceParent(st: BigIntStats, prev: TreeNode | undefined): prev is TreeNode & {chunks: Buffer[]} {
     if (this.opts.force || !prev || prev.type !== 'file' || !prev.chunks) return false
     if (prev.size !== Number(st.size) || prev.mtimeNs !== st.mtimeNs || prev.ctimeNs !== st.ctimeNs || prev.ino !== st.ino) return false
+    if (this.opts.trustParent) return prev.chunks.every((c) => this.repo.has(c))
     const start = this.opts.parentStartNs
     if (start === undefined) return false
     // Times older than the wider window are safe at either granularity: the usual case, decided
@@ -409,21 +442,22 @@ export class Archiver {
   private async readSmallFileInto(abs: Buffer, rel: string, buf: Buffer, rb: ReadBuffer): Promise<ReadResult> {
     let size = 0
     let after: BigIntStats
+    const content = this.fs.content(abs)
     if (buf.length <= SYNC_READ) {
-      const fd = openSync(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      const fd = openSync(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
       try {
         this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, size)
-        after = fstatSync(fd, {bigint: true})
+        after = content.stat ?? fstatSync(fd, {bigint: true})
       } finally {
         closeSync(fd)
       }
     } else {
-      const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      const fh = await fsp.open(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
       try {
         this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = (await fh.read(buf, size, buf.length - size, size)).bytesRead
-        after = await fh.stat({bigint: true})
+        after = content.stat ?? await fh.stat({bigint: true})
       } finally {
         await fh.close()
       }
@@ -446,7 +480,8 @@ export class Archiver {
   }
 
   private async readLargeFile(abs: Buffer, rel: string, expected: number): Promise<ReadResult> {
-    const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    const content = this.fs.content(abs)
+    const fh = await fsp.open(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
     try {
       this.opts.walkHook?.('open', rel)
     } catch (err) {
@@ -531,7 +566,7 @@ export class Archiver {
           p.rb.drop()
         }
       }
-      return {chunks, size, after: await fh.stat({bigint: true})}
+      return {chunks, size, after: content.stat ?? await fh.stat({bigint: true})}
     } finally {
       current?.retire()
       if (next) await next.then((n) => n.rb.retire(), () => undefined)

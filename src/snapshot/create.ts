@@ -7,10 +7,12 @@ import {faultPoint} from '../core/faultpoint.js'
 import {withLock} from '../store/lock.js'
 import {type SweepResult, sweepTemporaries} from '../store/temp.js'
 import type {Repository} from '../repo/repository.js'
-import {BlobWriter, type WriterStats} from '../repo/writer.js'
+import {BlobWriter} from '../repo/writer.js'
 import {type ArchiveOptions, Archiver, type ArchiveProgress, type ArchiveResult} from './archiver.js'
 import {loadCatalog} from './catalog.js'
-import {encodeManifest, type Manifest, MANIFEST_VERSION} from './manifest.js'
+import {sharedWritableMappings} from '../core/procfs.js'
+import {type CaptureRecord, encodeManifest, type Manifest, MANIFEST_VERSION, MAX_LISTED_MOVES} from './manifest.js'
+import {checkSettled} from './settle.js'
 
 export interface SnapshotOptions {
   /** Absolute, symlink-free path of the directory. */
@@ -29,7 +31,31 @@ export interface SnapshotOptions {
   walkHook?: ArchiveOptions['walkHook']
   /** Wall clock in ns (tests pin it). */
   nowNs?: () => bigint
+  /** How to capture (default plainCapture). */
+  capture?: CaptureStrategy
 }
+
+/** What a capture hands to the commit: the archived tree and how it was captured. */
+export interface Captured {
+  archived: ArchiveResult
+  capture: CaptureRecord
+}
+
+/** What a capture strategy works with. `commit` flushes the blobs and writes the manifest. */
+export interface CaptureContext {
+  repo: Repository
+  writer: BlobWriter
+  /** The options every archive pass shares; parentTree/parentStartNs are the parent snapshot's. */
+  archive: ArchiveOptions
+  nowNs: () => bigint
+  commit: (captured: Captured) => Promise<SnapshotResult>
+}
+
+/**
+ * How the directory is captured: plain (one pass beside the running program, checked afterwards),
+ * or with the program paused (src/live/capture.ts). Strategies above this layer plug in here.
+ */
+export type CaptureStrategy = (ctx: CaptureContext) => Promise<SnapshotResult>
 
 export interface SnapshotResult {
   id: string
@@ -51,55 +77,79 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
     const parent = [...snapshots].reverse().find((s) => s.manifest.source === opts.source && s.manifest.host === host)
     // --force exists to store the source anew: what it reuses from the repository is checked.
     const writer = new BlobWriter(repo, {verifyReused: opts.force ?? false})
-    let archived: ArchiveResult
-    let stats: WriterStats
-    try {
-      archived = await new Archiver(repo, writer, {
+    const archive: ArchiveOptions = {
+      source: opts.source,
+      excludes: opts.excludes ?? [],
+      parentTree: parent ? Buffer.from(parent.manifest.tree, 'hex') : undefined,
+      parentStartNs: parent ? BigInt(parent.manifest.startTimeNs) : undefined,
+      force: opts.force ?? false,
+      skipDirs: opts.skipDirs ?? [],
+      onProgress: opts.onProgress,
+      walkHook: opts.walkHook,
+    }
+    const commit = async ({archived, capture}: Captured): Promise<SnapshotResult> => {
+      const stats = await writer.flush()
+      const manifest: Manifest = {
+        version: MANIFEST_VERSION,
+        time: (opts.time ?? new Date(Number(startNs / 1_000_000n))).toISOString(),
+        startTimeNs: startNs.toString(),
+        parent: parent?.id ?? null,
+        host,
         source: opts.source,
-        excludes: opts.excludes ?? [],
-        parentTree: parent ? Buffer.from(parent.manifest.tree, 'hex') : undefined,
-        parentStartNs: parent ? BigInt(parent.manifest.startTimeNs) : undefined,
-        force: opts.force ?? false,
-        skipDirs: opts.skipDirs ?? [],
-        onProgress: opts.onProgress,
-        walkHook: opts.walkHook,
-      }).run()
-      stats = await writer.flush()
+        tags: [...new Set(opts.tags ?? [])].sort(),
+        ...(opts.excludes?.length ? {excludes: [...opts.excludes]} : {}),
+        tree: archived.tree.toString('hex'),
+        root: archived.root,
+        summary: {
+          files: archived.files,
+          dirs: archived.dirs,
+          symlinks: archived.symlinks,
+          bytes: archived.bytes,
+          newBytes: stats.rawBytes,
+          storedBytes: stats.storedBytes,
+          newBlobs: stats.blobs,
+          bytesRead: archived.bytesRead,
+          filesRead: archived.filesRead,
+          durationMs: Number((process.hrtime.bigint() - started) / 1_000_000n),
+          warnings: archived.warningCount,
+          incomplete: archived.errorCount,
+        },
+        warnings: archived.warnings,
+        program: opts.program,
+        capture,
+      }
+      faultPoint('snapshot.before-manifest')
+      const id = await repo.writeSnapshotBytes(encodeManifest(manifest))
+      faultPoint('snapshot.after-manifest')
+      return {id, manifest, swept}
+    }
+    try {
+      return await (opts.capture ?? plainCapture)({repo, writer, archive, nowNs, commit})
     } catch (err) {
       await writer.abort()
       throw err
     }
-    const manifest: Manifest = {
-      version: MANIFEST_VERSION,
-      time: (opts.time ?? new Date(Number(startNs / 1_000_000n))).toISOString(),
-      startTimeNs: startNs.toString(),
-      parent: parent?.id ?? null,
-      host,
-      source: opts.source,
-      tags: [...new Set(opts.tags ?? [])].sort(),
-      ...(opts.excludes?.length ? {excludes: [...opts.excludes]} : {}),
-      tree: archived.tree.toString('hex'),
-      root: archived.root,
-      summary: {
-        files: archived.files,
-        dirs: archived.dirs,
-        symlinks: archived.symlinks,
-        bytes: archived.bytes,
-        newBytes: stats.rawBytes,
-        storedBytes: stats.storedBytes,
-        newBlobs: stats.blobs,
-        bytesRead: archived.bytesRead,
-        filesRead: archived.filesRead,
-        durationMs: Number((process.hrtime.bigint() - started) / 1_000_000n),
-        warnings: archived.warningCount,
-        incomplete: archived.errorCount,
-      },
-      warnings: archived.warnings,
-      program: opts.program,
-    }
-    faultPoint('snapshot.before-manifest')
-    const id = await repo.writeSnapshotBytes(encodeManifest(manifest))
-    faultPoint('snapshot.after-manifest')
-    return {id, manifest, swept}
   })
+}
+
+/**
+ * The plain capture: one pass while the program goes on writing, then the check of what moved
+ * meanwhile (settle.ts), which decides whether the snapshot is one instant of the directory.
+ */
+export const plainCapture: CaptureStrategy = async (ctx) => ctx.commit(await plainPass(ctx))
+
+/** One archive pass and the check of what moved during it (for plain capture, and inside hooks). */
+export async function plainPass(ctx: CaptureContext): Promise<Captured> {
+  const startNs = ctx.nowNs()
+  const archived = await new Archiver(ctx.repo, ctx.writer, ctx.archive).run()
+  await ctx.writer.flush()
+  const settled = await checkSettled(ctx.repo, {source: ctx.archive.source, tree: archived.tree, excludes: ctx.archive.excludes, skipDirs: ctx.archive.skipDirs ?? [], startNs})
+  // A write through a shared mapping need not move the file's stat: such files prove nothing.
+  const moves = [...settled.moves]
+  let moveCount = settled.moveCount
+  for (const use of sharedWritableMappings(ctx.archive.source)) {
+    moveCount++
+    if (moves.length < MAX_LISTED_MOVES) moves.push({path: use.path, change: 'mapped'})
+  }
+  return {archived, capture: {mode: 'plain', consistent: moveCount === 0, moves, moveCount}}
 }

@@ -7,6 +7,8 @@ import {isOwnerId} from './tree.js'
 export const MANIFEST_VERSION = 1
 /** At most this many warnings are listed in a manifest; the summary keeps the full count. */
 export const MAX_LISTED_WARNINGS = 1000
+/** At most this many moves during a capture are listed; the count keeps the rest. */
+export const MAX_LISTED_MOVES = 100
 
 export type WarningKind = 'unreadable' | 'changed' | 'vanished' | 'special'
 
@@ -35,6 +37,52 @@ export interface SnapshotSummary {
   warnings: number
   /** Warnings that leave the snapshot incomplete (files unreadable, or changed or vanished while read): exit code 3. */
   incomplete: number
+}
+
+export type MoveKind = 'changed' | 'appeared' | 'vanished' | 'replaced' | 'written-during' | 'mapped'
+
+/** Something that moved in the directory while it was captured. */
+export interface Move {
+  /** Path relative to the source, display form. */
+  path: string
+  change: MoveKind
+}
+
+export const CAPTURE_MODES = ['plain', 'paused', 'frozen', 'hooks'] as const
+export type CaptureMode = (typeof CAPTURE_MODES)[number]
+
+/** How the directory was captured, and whether the result is the directory as it was at one instant. */
+export interface CaptureRecord {
+  mode: CaptureMode
+  consistent: boolean
+  /** What moved during the capture (at most MAX_LISTED_MOVES listed), and how many moves in all. */
+  moves: Move[]
+  moveCount: number
+  /** A paused capture: how long the program was stopped, and what the pause copied. */
+  pause?: PauseRecord
+  /** The hooks run around the capture, with how each ended (their output is not kept here). */
+  hooks?: HookRecord[]
+}
+
+export interface PauseRecord {
+  pauseMs: number
+  /** Pre-copy passes made while the program ran. */
+  rounds: number
+  /** Files copied aside inside the pause, and their bytes. */
+  copiedFiles: number
+  copiedBytes: number
+  /** How: reflinks (no bytes moved), into memory, or to disk. */
+  copyKind: 'reflink' | 'memory' | 'disk' | 'none'
+  /** The pause ran past --max-pause and the program was resumed mid-copy: not consistent. */
+  timedOut: boolean
+}
+
+export interface HookRecord {
+  phase: 'pre' | 'freeze' | 'thaw' | 'post'
+  command: string
+  exitCode: number | null
+  signal: string | null
+  durationMs: number
 }
 
 /** Metadata of the snapshotted directory itself. */
@@ -68,12 +116,15 @@ export interface Manifest {
   warnings: SnapshotWarning[]
   /** ckpt version that wrote it. */
   program: string
+  /** How it was captured (absent in manifests written before ckpt recorded it: unknown). */
+  capture?: CaptureRecord
 }
 
 export function encodeManifest(m: Manifest): Buffer {
   const ordered: Manifest = {
     version: m.version, time: m.time, startTimeNs: m.startTimeNs, parent: m.parent, host: m.host, source: m.source,
     tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
+    ...(m.capture ? {capture: m.capture} : {}),
   }
   return Buffer.from(JSON.stringify(ordered, null, 1) + '\n')
 }
@@ -102,5 +153,10 @@ export function decodeManifest(bytes: Buffer, id: string): Manifest {
   }
   if (!m.summary || typeof m.summary !== 'object') throw fail('no summary')
   if (!Array.isArray(m.warnings)) throw fail('bad warnings')
+  if (m.capture !== undefined) {
+    const c = m.capture as Partial<CaptureRecord> | null
+    if (!c || typeof c !== 'object' || !CAPTURE_MODES.includes(c.mode as CaptureMode) || typeof c.consistent !== 'boolean' ||
+      !Array.isArray(c.moves) || !Number.isSafeInteger(c.moveCount)) throw fail('bad capture record')
+  }
   return m
 }

@@ -1,0 +1,110 @@
+// Did the directory hold still while it was captured? A plain capture reads files one after the
+// other while their program may be writing, so the stored tree can be a mix of moments that the
+// directory never was. After the walk, this walks the directory again beside the stored tree and
+// reports what moved: entries that appeared, vanished or were replaced (renamed over, recreated),
+// files whose size or times changed, and files changed so close to the capture that equal
+// timestamps prove nothing (a write in the same clock tick as the read leaves them as they were).
+//
+// Soundness: any change to an inode sets its ctime from the kernel's clock, which can lag real time
+// by at most a tick (RACY window below). A file whose recorded ctime is older than the capture's
+// start minus that window, and whose stat is unchanged at the end, was not written during the
+// capture; a directory whose names and inodes are unchanged gained and lost nothing that survived.
+// So "consistent" here is never claimed for a tree that mixed moments. (Directory times alone are
+// not judged: a file created and removed again during the capture changes them and nothing else.)
+import {lstatSync, readdirSync, type BigIntStats} from 'node:fs'
+
+import {errnoCode} from '../core/errors.js'
+import {toHex} from '../core/ids.js'
+import {BlobType} from '../repo/pack.js'
+import type {Repository} from '../repo/repository.js'
+import {compileExcludes} from './exclude.js'
+import {MAX_LISTED_MOVES, type Move, type MoveKind} from './manifest.js'
+import {childPath, decodeTree, displayName, type TreeNode} from './tree.js'
+
+/** The kernel's file clock is coarse; whole-second filesystems need two seconds. */
+const RACY_NS = 50_000_000n
+const RACY_COARSE_NS = 2_000_000_000n
+
+export interface SettleReport {
+  /** Nothing moved: the stored tree is the directory as it was at one instant (the end of the walk). */
+  consistent: boolean
+  moves: Move[]
+  moveCount: number
+}
+
+export interface SettleOptions {
+  source: string
+  tree: Buffer
+  excludes: readonly string[]
+  skipDirs: readonly {dev: bigint; ino: bigint}[]
+  /** When the capture began (wall clock, ns). */
+  startNs: bigint
+}
+
+export async function checkSettled(repo: Pick<Repository, 'readBlob'>, opts: SettleOptions): Promise<SettleReport> {
+  const exclude = compileExcludes(opts.excludes)
+  const report: SettleReport = {consistent: true, moves: [], moveCount: 0}
+  const moved = (path: string, change: MoveKind) => {
+    report.consistent = false
+    report.moveCount++
+    if (report.moves.length < MAX_LISTED_MOVES) report.moves.push({path: path || '.', change})
+  }
+  const racy = (ns: bigint, coarse: boolean) => ns >= opts.startNs - (coarse ? RACY_COARSE_NS : RACY_NS)
+
+  const walk = async (abs: Buffer, rel: string, treeId: Buffer): Promise<void> => {
+    const stored = new Map<string, TreeNode>()
+    for (const n of decodeTree(await repo.readBlob(treeId, BlobType.tree), toHex(treeId))) stored.set(n.name.toString('latin1'), n)
+    let names: Buffer[]
+    try {
+      names = readdirSync(abs, {encoding: 'buffer'})
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return moved(rel, 'vanished')
+      throw err
+    }
+    const seen = new Set<string>()
+    const subdirs: [Buffer, string, Buffer][] = []
+    for (const name of names) {
+      const shown = displayName(name)
+      const childRel = rel ? `${rel}/${shown}` : shown
+      if (exclude(childRel, shown)) continue
+      const key = name.toString('latin1')
+      const node = stored.get(key)
+      let st: BigIntStats
+      try {
+        st = lstatSync(childPath(abs, name), {bigint: true})
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err
+        if (node) moved(childRel, 'vanished')
+        continue
+      }
+      if (st.isDirectory() && opts.skipDirs.some((d) => d.dev === st.dev && d.ino === st.ino)) continue
+      if (!node) {
+        // Special files are never stored (the walk warned about them); anything else is new.
+        if (st.isFile() || st.isDirectory() || st.isSymbolicLink()) moved(childRel, 'appeared')
+        continue
+      }
+      seen.add(key)
+      const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'special'
+      if (type !== node.type || st.ino !== node.ino) {
+        moved(childRel, 'replaced')
+        continue
+      }
+      if (type === 'dir') {
+        subdirs.push([childPath(abs, name), childRel, node.subtree!])
+        continue
+      }
+      if ((type === 'file' && Number(st.size) !== node.size) || st.mtimeNs !== node.mtimeNs || st.ctimeNs !== node.ctimeNs) {
+        moved(childRel, 'changed')
+        continue
+      }
+      const coarse = st.mtimeNs % 1_000_000_000n === 0n && st.ctimeNs % 1_000_000_000n === 0n
+      if (racy(st.ctimeNs, coarse) || racy(st.mtimeNs, coarse)) moved(childRel, 'written-during')
+    }
+    for (const [key, node] of stored) {
+      if (!seen.has(key)) moved(rel ? `${rel}/${displayName(node.name)}` : displayName(node.name), 'vanished')
+    }
+    for (const [childAbs, childRel, subtree] of subdirs) await walk(childAbs, childRel, subtree)
+  }
+  await walk(Buffer.from(opts.source), '', opts.tree)
+  return report
+}
