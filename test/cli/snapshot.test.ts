@@ -358,3 +358,28 @@ describe('files that change, vanish or cannot be read', () => {
     expect(snap.warningList).toEqual([expect.objectContaining({kind: 'special', path: 'pipe'})])
   })
 })
+
+describe('a damaged stored chunk', () => {
+  it('snapshot --force exits 12 naming the blob and ckpt repair, and writes no snapshot', async () => {
+    const src = path.join(work, 'force-damaged')
+    const repo = path.join(work, 'repo-force-damaged')
+    await fsp.mkdir(src)
+    await fsp.writeFile(path.join(src, 'weights'), seededBytes(600_000, 31))
+    await ckpt(['init', '--repo', repo, '--zstd-level', '0'])
+    await ckpt(['snapshot', src, '--repo', repo, '-q'])
+    // One pack: flip a byte in its first blob (stored as is, at offset 0).
+    let pack = ''
+    for (const d of await fsp.readdir(path.join(repo, 'data'))) for (const f of await fsp.readdir(path.join(repo, 'data', d))) pack = path.join(repo, 'data', d, f)
+    const fh = await fsp.open(pack, 'r+')
+    const byte = Buffer.alloc(1)
+    await fh.read(byte, 0, 1, 100)
+    byte[0] = byte[0]! ^ 0xff
+    await fh.write(byte, 0, 1, 100)
+    await fh.close()
+    const before = await fsp.readdir(path.join(repo, 'snapshots'))
+    const r = await runCli(['snapshot', src, '--repo', repo, '--force'])
+    expect(r.code).toBe(12)
+    expect(r.stderr).toMatch(/blob [0-9a-f]{64} in pack [0-9a-f]+ .*run "ckpt repair"/)
+    expect(await fsp.readdir(path.join(repo, 'snapshots'))).toEqual(before)
+  })
+})
