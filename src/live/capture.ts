@@ -21,10 +21,12 @@ import os from 'node:os'
 import path from 'node:path'
 
 import {errnoCode} from '../core/errors.js'
+import {faultPoint} from '../core/faultpoint.js'
 import {filesBeingWritten} from '../core/procfs.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import type {Repository} from '../repo/repository.js'
+import {processGone} from '../store/lock.js'
 import {Archiver, type ArchiveOptions, type ArchiveResult, type SourceView} from '../snapshot/archiver.js'
 import {type CaptureContext, type Captured, type CaptureStrategy, plainPass} from '../snapshot/create.js'
 import type {HookRecord, PauseRecord} from '../snapshot/manifest.js'
@@ -174,6 +176,7 @@ function captureWindow(ctx: CaptureContext, opts: PausedCaptureOptions, watchdog
   let copied = {files: 0, bytes: 0}
   let report
   try {
+    faultPoint('capture.paused')
     recorded = Recorded.walk(source, ctx.archive)
     const writers = filesBeingWritten(paused.pids(), source).map((u) => ({path: Buffer.from(u.path, 'utf8').toString('latin1'), use: u.use}))
     const read: ReadRecord[] = []
@@ -183,6 +186,7 @@ function captureWindow(ctx: CaptureContext, opts: PausedCaptureOptions, watchdog
     const plan = planCapture(read, recorded.statRecords(source), writers)
     const copyPaths = [...plan.copy.map((c) => c.path), ...plan.moved.map((m) => m.to)]
     copied = recorded.stageCopies(source, copyPaths, stage, opts.memoryBytes ?? DEFAULT_MEMORY)
+    faultPoint('capture.copied')
   } finally {
     report = paused.resume()
   }
@@ -201,6 +205,21 @@ function nodeRecord(rel: string, n: TreeNode): StatRecord {
   return {path: rel, type: n.type, size: BigInt(n.size), mtimeNs: n.mtimeNs, ctimeNs: n.ctimeNs, ino: n.ino}
 }
 
+/** Staging directories of captures whose process is gone (killed mid-capture): remove them. */
+function removeAbandoned(parent: string, prefix: string): void {
+  let names: string[]
+  try {
+    names = readdirSync(parent)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue
+    const pid = Number(name.slice(prefix.length).split('-')[0])
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processGone(pid, null)) rmSync(path.join(parent, name), {recursive: true, force: true})
+  }
+}
+
 /** Where copies made inside the pause live until they are stored. */
 class Stage {
   private n = 0
@@ -212,9 +231,12 @@ class Stage {
    * the program would see it). Memory is /dev/shm. Made before the pause, so the pause only copies.
    */
   static beside(source: string, stageDir: string | undefined): Stage {
+    // Named with our pid, so the next capture can remove what a killed one left behind.
+    const prefix = `.${path.basename(source)}.ckpt-stage-`
     const tryMake = (parent: string): string | undefined => {
+      removeAbandoned(parent, prefix)
       try {
-        return mkdtempSync(path.join(parent, `.${path.basename(source)}.ckpt-stage-`))
+        return mkdtempSync(path.join(parent, `${prefix}${process.pid}-`))
       } catch {
         return undefined
       }
