@@ -97,8 +97,9 @@ export async function checkSettled(repo: Pick<Repository, 'readBlob'>, opts: Set
         moved(childRel, 'changed')
         continue
       }
-      const coarse = st.mtimeNs % 1_000_000_000n === 0n && st.ctimeNs % 1_000_000_000n === 0n
-      if (racy(st.ctimeNs, coarse) || racy(st.mtimeNs, coarse)) moved(childRel, 'written-during')
+      // ctime, not mtime: every change sets ctime from the clock, while mtime is whatever
+      // utimes last said (a future mtime says nothing about when the file was written).
+      if (racy(st.ctimeNs, st.ctimeNs % 1_000_000_000n === 0n)) moved(childRel, 'written-during')
     }
     for (const [key, node] of stored) {
       if (!seen.has(key)) moved(rel ? `${rel}/${displayName(node.name)}` : displayName(node.name), 'vanished')

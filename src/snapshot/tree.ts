@@ -154,6 +154,8 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
     } else {
       const target = bytesField(o, 'target', 'targetHex')
       if (!target || target.length === 0 || target.includes(0)) throw fail(`symlink ${name.toString('utf8')} has a bad target`)
+      // Linux stores at most PATH_MAX - 1 bytes of a target: a longer one was never read from a filesystem.
+      if (target.length >= 4096) throw fail(`symlink ${name.toString('utf8')} has a target of ${target.length} bytes (at most 4095 exist)`)
       node.target = target
     }
     nodes.push(node)

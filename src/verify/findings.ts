@@ -48,6 +48,10 @@ export const FINDING_KINDS = {
   'chunk-too-large': 'error',
   /** A file's recorded size is not the sum of its chunks' raw lengths (restore refuses the file). */
   'file-size-mismatch': 'error',
+  /** A snapshot's files hold more bytes than its manifest declares (restore refuses it). */
+  'snapshot-size-mismatch': 'error',
+  /** A path in a snapshot is longer than PATH_MAX relative to its root: no filesystem can take it back. */
+  'path-too-long': 'error',
   /** A temporary object whose writer is gone or cannot be told (a failed or killed write): information, with its size. */
   'temp-leftover': 'info',
 } as const satisfies Record<string, Severity>

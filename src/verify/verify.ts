@@ -116,6 +116,9 @@ export interface VerifyReport {
   durationMs: number
 }
 
+/** Longest path the kernel takes (Linux PATH_MAX, with its NUL), as restore holds it. */
+const PATH_MAX = 4096
+
 export async function verifyRepository(backend: Backend, opts: VerifyOptions = {}): Promise<VerifyReport> {
   return new Verifier(backend, opts).run()
 }
@@ -304,11 +307,33 @@ class Verifier {
   // ---- trees ----
 
   private async walk(snapshots: readonly SnapshotRecord[]): Promise<void> {
-    this.memo = new IdMap(1)
+    this.memo = new IdMap(4)
     this.sets = [NONE]
     for (const s of snapshots) {
-      for (const n of await this.treeProblems(Buffer.from(s.manifest.tree, 'hex'))) this.findings.affect(n, s.id)
+      const root = Buffer.from(s.manifest.tree, 'hex')
+      for (const n of await this.treeProblems(root)) this.findings.affect(n, s.id)
+      // What restore checks as it writes: the files hold no more than the manifest declares (a
+      // subtree referenced many times must not turn a few stored bytes into a full disk).
+      // And no path below the root is too long to create anywhere (restore refuses, exit 5).
+      const deepest = this.memo.get(root)?.[3] ?? 0
+      if (deepest >= PATH_MAX) {
+        const n = this.findings.add({kind: 'path-too-long', object: 'snapshot', id: s.id, message: `snapshot ${s.id}: a path in it is ${deepest === 0xffff_ffff ? 'over 4 GiB' : `${deepest} bytes`} long, more than PATH_MAX (${PATH_MAX}): no filesystem can take it back`})
+        this.findings.affect(n, s.id)
+      }
+      const declared = s.manifest.summary.bytes
+      const holds = this.treeBytes(root)
+      if (!Number.isSafeInteger(declared) || declared < 0 || (holds !== undefined && holds > declared)) {
+        const n = this.findings.add({kind: 'snapshot-size-mismatch', object: 'snapshot', id: s.id, message: `snapshot ${s.id}: its files hold ${holds ?? 'an unknown number of'} bytes, but its manifest declares ${String(declared)} (restore refuses it)`})
+        this.findings.affect(n, s.id)
+      }
     }
+  }
+
+  /** The bytes of every file under a walked tree, counting a shared subtree each time it is referenced. */
+  private treeBytes(id: Buffer): number | undefined {
+    const memo = this.memo.get(id)
+    if (!memo || memo[1] === 0xffff_ffff) return undefined
+    return memo[2]! * 0x1_0000_0000 + memo[1]!
   }
 
   /** The findings under tree `id` (its own included), memoised per tree. */
@@ -318,6 +343,13 @@ class Verifier {
     if (this.counting) this.reached.set(id, [])
     const problems = new Set<number>(this.blobProblems(id, BlobType.tree) ?? (await this.missingBlob(id, BlobType.tree)))
     const read = await this.readTree(id)
+    // File bytes under this tree (undefined once unknown or past what a number holds exactly).
+    let total: number | undefined = read && !('problem' in read) ? 0 : undefined
+    // The longest path below this tree, relative to it (capped at what a word holds).
+    let deepest = 0
+    const count = (n: number | undefined) => {
+      total = total === undefined || n === undefined || total + n > Number.MAX_SAFE_INTEGER ? undefined : total + n
+    }
     if (read && 'problem' in read) {
       problems.add(read.problem)
     } else if (read) {
@@ -331,16 +363,24 @@ class Verifier {
             const raw = this.index.rawLength(chunk)
             bytes = raw === undefined || bytes === undefined ? undefined : bytes + raw
           }
+          count(node.size)
+          deepest = Math.max(deepest, node.name.length)
           const mismatch = bytes === undefined ? undefined : fileSizeProblem(displayName(node.name), node.size, bytes)
           if (mismatch) problems.add(this.findings.add({kind: 'file-size-mismatch', object: 'tree', id: toHex(id), message: `tree ${toHex(id)}: ${mismatch}`}))
         } else if (node.type === 'dir') {
           for (const n of await this.treeProblems(node.subtree!)) problems.add(n)
+          count(this.treeBytes(node.subtree!))
+          deepest = Math.max(deepest, Math.min(0xffff_ffff, node.name.length + 1 + (this.memo.get(node.subtree!)?.[3] ?? 0)))
+        } else {
+          deepest = Math.max(deepest, node.name.length)
         }
       }
     }
     let slot = 0
     if (problems.size > 0) slot = this.sets.push([...problems].sort((a, b) => a - b)) - 1
-    this.memo.set(id, [slot])
+    // Up to 2^52 - 1 in two words; all ones in the low word stands for unknown.
+    const t = total as number | undefined
+    this.memo.set(id, t === undefined || t >= 0xffff_ffff * 0x1_0000_0000 ? [slot, 0xffff_ffff, 0, deepest] : [slot, t % 0x1_0000_0000, Math.floor(t / 0x1_0000_0000), deepest])
     return this.sets[slot]!
   }
 

@@ -33,6 +33,8 @@ export type RawNode = Record<string, unknown>
 
 export class Crafter {
   private pending: RawBlob[] = []
+  /** Nodes of the trees made here, by id: what a well-formed manifest's summary.bytes adds up. */
+  private readonly trees = new Map<string, RawNode[]>()
   constructor(readonly repo: string) {}
 
   /** A data blob (zstd where it pays), id = BLAKE3 of `plain` unless given. */
@@ -46,6 +48,7 @@ export class Crafter {
     const sorted = opts.unsorted ? nodes : [...nodes].sort((a, b) => Buffer.compare(nameOf(a), nameOf(b)))
     const plain = opts.raw ?? Buffer.from(JSON.stringify({version: 1, nodes: sorted}))
     const enc = await encodeBlob(plain, 3)
+    if (!opts.raw) this.trees.set(hex(opts.id ?? blake3(plain)), sorted)
     return this.stored({id: opts.id ?? blake3(plain), type: BlobType.tree, compression: enc.compression, stored: Buffer.from(enc.data), rawLength: plain.length})
   }
 
@@ -79,12 +82,23 @@ export class Crafter {
     return name
   }
 
+  /** What the files under a tree made here hold, as the archiver would declare it (capped: cycles and bombs stay finite). */
+  private fileBytes(id: string, depth = 0): number {
+    let total = 0
+    for (const n of this.trees.get(id) ?? []) {
+      if (n.type === 'file' && typeof n.size === 'number') total += n.size
+      else if (n.type === 'dir' && typeof n.subtree === 'string' && depth < 64) total += this.fileBytes(n.subtree, depth + 1)
+      if (total > Number.MAX_SAFE_INTEGER) return Number.MAX_SAFE_INTEGER
+    }
+    return total
+  }
+
   /** A manifest of these bytes (or fields over a valid one), named by its hash: the snapshot id. */
   async manifest(tree: Buffer, fields: Record<string, unknown> = {}, raw?: Buffer): Promise<string> {
     const m = {
       version: 1, time: '2026-12-01T00:00:00.000Z', startTimeNs: '1764547200000000000', parent: null, host: 'hostile', source: '/hostile/src', tags: [],
       tree: hex(tree), root: {mode: 0o755, uid: 0, gid: 0, mtimeNs: '1764547200000000000'},
-      summary: {files: 0, dirs: 0, symlinks: 0, bytes: 0, newBytes: 0, storedBytes: 0, newBlobs: 0, bytesRead: 0, filesRead: 0, durationMs: 0, warnings: 0, incomplete: 0},
+      summary: {files: 0, dirs: 0, symlinks: 0, bytes: this.fileBytes(hex(tree)), newBytes: 0, storedBytes: 0, newBlobs: 0, bytesRead: 0, filesRead: 0, durationMs: 0, warnings: 0, incomplete: 0},
       warnings: [], program: 'hostile', ...fields,
     }
     const bytes = raw ?? Buffer.from(JSON.stringify(m, null, 1) + '\n')

@@ -119,7 +119,14 @@ export async function plantSnapshot(repo: Repository, base: string, edit: (nodes
   await writer.add(BlobType.tree, tree, bytes)
   await writer.flush()
   const m = decodeManifest(await repo.readSnapshotBytes(base), base)
-  return repo.writeSnapshotBytes(encodeManifest({...m, tree: tree.toString('hex'), time: new Date(Date.parse(m.time) + 1000).toISOString()}))
+  // What the archiver would declare for this tree: the attacker keeps the manifest consistent.
+  const fileBytes = async (id: Buffer): Promise<number> => {
+    let total = 0
+    for (const n of decodeTree(await repo.readBlob(id, BlobType.tree), id.toString('hex'))) total += n.type === 'file' ? n.size : n.type === 'dir' ? await fileBytes(n.subtree!) : 0
+    return total
+  }
+  const summary = {...m.summary, bytes: await fileBytes(tree)}
+  return repo.writeSnapshotBytes(encodeManifest({...m, summary, tree: tree.toString('hex'), time: new Date(Date.parse(m.time) + 1000).toISOString()}))
 }
 
 export interface Located extends BlobLocation {
