@@ -8,9 +8,9 @@ import path from 'node:path'
 
 import {ckpt} from './cli.js'
 
-/** The absolute path of `cmd` on PATH or in `extra` directories, or undefined: the test then skips. */
-export function which(cmd: string, extra: readonly string[] = []): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), ...extra]) {
+/** The absolute path of `cmd` in `first` directories or on PATH, or undefined: the test then skips. */
+export function which(cmd: string, first: readonly string[] = []): string | undefined {
+  for (const dir of [...first, ...(process.env.PATH ?? '').split(':')]) {
     if (!dir) continue
     const p = path.join(dir, cmd)
     try {

@@ -12,6 +12,7 @@ import {ckpt} from '../helpers/cli.js'
 import {describePauses, freePort, run, runOk, snapshots, start, type Started, userIds, waitFor, which} from '../helpers/programs.js'
 import {tempDir} from '../helpers/tree.js'
 
+// The server's own directory first: Debian's /usr/bin wrappers pick a version by cluster.
 const PG_BIN = ['/usr/lib/postgresql/17/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin']
 const bin = (name: string) => which(name, PG_BIN)
 const tools = ['initdb', 'pg_ctl', 'pgbench', 'psql', 'pg_amcheck'] as const
