@@ -3,7 +3,7 @@
 // `pg_ctl start` and nothing else (crash recovery replays the WAL), answer queries, pass pg_amcheck,
 // and hold whole pgbench transactions only (each one moves the same delta into accounts, tellers,
 // branches and history: their four sums are equal).
-import {promises as fsp} from 'node:fs'
+import {existsSync, promises as fsp, readdirSync} from 'node:fs'
 import path from 'node:path'
 
 import {afterAll, beforeAll, expect, test} from 'vitest'
@@ -12,8 +12,9 @@ import {ckpt} from '../helpers/cli.js'
 import {describePauses, freePort, run, runOk, snapshots, start, type Started, userIds, waitFor, which} from '../helpers/programs.js'
 import {tempDir} from '../helpers/tree.js'
 
-// The server's own directory first: Debian's /usr/bin wrappers pick a version by cluster.
-const PG_BIN = ['/usr/lib/postgresql/17/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin']
+// The server's own directory first, newest version first: Debian's /usr/bin wrappers pick a version by cluster.
+const PG_LIB = '/usr/lib/postgresql'
+const PG_BIN = (existsSync(PG_LIB) ? readdirSync(PG_LIB) : []).filter((v) => /^\d+$/.test(v)).sort((x, y) => Number(y) - Number(x)).map((v) => path.join(PG_LIB, v, 'bin'))
 const bin = (name: string) => which(name, PG_BIN)
 const tools = ['initdb', 'pg_ctl', 'pgbench', 'psql', 'pg_amcheck'] as const
 const PG = Object.fromEntries(tools.map((t) => [t, bin(t)])) as Record<(typeof tools)[number], string | undefined>
