@@ -12,6 +12,8 @@ export default class Restore extends CkptCommand {
 
 An in-place restore keeps the repository when it lies inside the directory, and every path the snapshot's --exclude patterns match: they are moved into the new tree before the swap, never replaced or removed. One that cannot be moved (on another filesystem, a mount point) stops the restore before anything changes (exit code 5).
 
+An in-place restore refuses a directory that a running process uses, before anything changes (exit code 15): the message names each process (pid, command, what it uses). A process uses it when it has a file under it open or mapped, or its working directory, root or executable there: such a program would go on with the removed old tree, and its writes would be lost. Not counted: ckpt's own caller (the shell or script that ran it, often with its working directory inside: cd into the directory again afterwards) and the paths the restore keeps (the repository, excluded paths). Stop the program first, restore elsewhere with --target, or replace it anyway with --force.
+
 Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners when run as root. Every chunk is checked against its BLAKE3 id; a damaged one stops the restore and leaves the destination untouched (exit code 12). A target filesystem without room for the snapshot is refused before anything is written (exit code 7).`
   static override examples = [
     '<%= config.bin %> restore latest',
@@ -29,6 +31,7 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
     'keep-old': Flags.boolean({summary: 'Keep the replaced directory beside the source instead of deleting it.'}),
     'no-safety-snapshot': Flags.boolean({summary: 'Do not snapshot the directory being replaced first.'}),
     source: Flags.string({summary: 'With "latest": the latest snapshot of this directory.'}),
+    force: Flags.boolean({summary: 'Replace the source in place even when running processes use it (otherwise exit code 15).'}),
   }
 
   async run(): Promise<RestoreResult & {snapshot: string; safetySnapshot?: string}> {
@@ -55,6 +58,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
         keepOld: flags['keep-old'],
         lockRetryMs: retryMs,
         keep: [location.root],
+        force: flags.force,
+        onCallerCwd: (pids) => this.note(flags, `note: the working directory of what ran ckpt (pid ${pids.join(', ')}, e.g. your shell) was in the old ${snap.manifest.source}, now removed: cd into it again to see the restored tree`),
         beforeReplace: flags['no-safety-snapshot'] ? undefined : async (dest) => {
           const real = await sourceDirectory(dest)
           // Like any snapshot: without the repository, and without what the restore keeps anyway.
