@@ -26,12 +26,12 @@ const PAUSED: CaptureRecord = {
   pause: {pauseMs: 12.3, rounds: 2, copiedFiles: 1, copiedBytes: 10, copyKind: 'memory', timedOut: false},
 }
 
-/** The plain snapshot's manifest again, an hour later per step, with another capture record (or none: an old manifest). */
-async function variant(base: string, step: number, capture: CaptureRecord | undefined): Promise<string> {
+/** The plain snapshot's manifest again, an hour earlier per step (or at `time`), with another capture record (or none: an old manifest). */
+async function variant(base: string, step: number, capture: CaptureRecord | undefined, time?: string, tags: string[] = []): Promise<string> {
   const r = await openLocalRepository(repo)
   const m = decodeManifest(await r.readSnapshotBytes(base), base)
   const {capture: _, ...rest} = m
-  return r.writeSnapshotBytes(encodeManifest({...rest, time: new Date(Date.parse(m.time) + step * 3_600_000).toISOString(), ...(capture ? {capture} : {})}))
+  return r.writeSnapshotBytes(encodeManifest({...rest, tags, time: time ?? new Date(Date.parse(m.time) - step * 3_600_000).toISOString(), ...(capture ? {capture} : {})}))
 }
 
 beforeAll(async () => {
@@ -42,9 +42,9 @@ beforeAll(async () => {
   repo = path.join(work, 'repo')
   await ckpt(['init', '--repo', repo])
   ids.plain = (await ckptJson<{id: string}>(['snapshot', src, '--repo', repo])).id
-  ids.old = await variant(ids.plain, 1, undefined)
+  ids.old = await variant(ids.plain, 3, undefined)
   ids.inconsistent = await variant(ids.plain, 2, INCONSISTENT)
-  ids.paused = await variant(ids.plain, 3, PAUSED)
+  ids.paused = await variant(ids.plain, 1, PAUSED)
 })
 afterAll(async () => {
   await fsp.rm(work, {recursive: true, force: true})
@@ -94,5 +94,22 @@ describe('ckpt restore', () => {
       expect(r.code).toBe(0)
       expect(r.stderr).not.toContain('warning')
     }
+  })
+})
+
+describe('ckpt prune --prefer-consistent', () => {
+  it('keeps the newest consistent snapshot of a period instead of its newest', async () => {
+    // A group of its own (by tag): a day with a newer inconsistent and an older paused snapshot, and an older day with only an unknown one.
+    const late = await variant(ids.plain!, 0, INCONSISTENT, '2026-11-21T18:00:00Z', ['retention'])
+    const early = await variant(ids.plain!, 0, PAUSED, '2026-11-21T09:00:00Z', ['retention'])
+    const unknown = await variant(ids.plain!, 0, undefined, '2026-11-20T12:00:00Z', ['retention'])
+    type Report = {groups: {snapshots: {id: string; keep: boolean; reasons: string[]}[]}[]}
+    const kept = async (extra: string[]): Promise<string[]> => {
+      const report = await ckptJson<Report>(['prune', '--keep-daily', '1', '--group-by', 'tags', '--tz', 'UTC', '--dry-run', '--repo', repo, ...extra])
+      return report.groups.flatMap((g) => g.snapshots).filter((s) => [late, early, unknown].includes(s.id) && s.keep).map((s) => `${s.id === late ? 'late' : s.id === early ? 'early' : 'unknown'}: ${s.reasons.join(', ')}`)
+    }
+    expect(await kept([])).toEqual(['late: newest of group, daily 2026-11-21'])
+    // The newest of the group is still kept.
+    expect(await kept(['--prefer-consistent'])).toEqual(['late: newest of group', 'early: daily 2026-11-21 (consistent)'])
   })
 })
