@@ -1,4 +1,5 @@
 // Human output helpers: sizes, durations, tables. JSON output never goes through these.
+import type {CaptureRecord} from '../snapshot/manifest.js'
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
@@ -31,4 +32,25 @@ export function table(header: readonly string[], rows: readonly (readonly string
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (r: readonly string[]) => r.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd()
   return [line(header), ...rows.map(line)].join('\n')
+}
+
+/** A pause in ms, short: 0.4ms, 12ms, 1.3s. */
+function formatPause(ms: number): string {
+  if (ms >= 1000) return `${(ms / 1000).toFixed(1)}s`
+  return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)}ms`
+}
+
+/** The CAPTURE column of `ckpt snapshots`: "paused 12ms", "plain", "plain, inconsistent", "-" (not recorded). */
+export function formatCapture(c: CaptureRecord | undefined): string {
+  if (!c) return '-'
+  return `${c.mode}${c.pause ? ` ${formatPause(c.pause.pauseMs)}` : ''}${c.consistent ? '' : ', inconsistent'}`
+}
+
+/** Why a capture is not consistent, in a few words: the pause ran over, or the first moves. */
+export function describeInconsistency(c: CaptureRecord, listed = 3): string {
+  if (c.pause?.timedOut) return `${c.mode} capture: the pause ran past --max-pause (${formatPause(c.pause.pauseMs)}) and the program was resumed mid-copy`
+  if (c.moveCount === 0) return `${c.mode} capture`
+  const moves = c.moves.slice(0, listed).map((m) => `${m.path} (${m.change})`).join(', ')
+  const more = c.moveCount > Math.min(listed, c.moves.length) ? ` and ${c.moveCount - Math.min(listed, c.moves.length)} more` : ''
+  return `${c.mode} capture; moved while it was taken: ${moves}${more}`
 }

@@ -19,6 +19,7 @@ Worked examples (one group, times UTC):
 - --keep-last 3, snapshots on Nov 1 to 5: keeps Nov 5 (newest of group, last 1/3), Nov 4 (last 2/3), Nov 3 (last 3/3); removes Nov 2 and Nov 1.
 - --keep-daily 2, snapshots at Nov 21 18:00, Nov 21 09:00, Nov 20 12:00: keeps Nov 21 18:00 (newest of group, daily 2026-11-21) and Nov 20 12:00 (daily 2026-11-20); removes Nov 21 09:00, which is not the newest of its day.
 - --keep-hourly 24 --keep-daily 7 --keep-weekly 4 on hourly snapshots: the 24 newest, and the newest of each of the 7 most recent days and of the 4 most recent ISO weeks; these often coincide (the newest snapshot is kept for every rule at once), and a snapshot kept by one rule still counts for the others.
+- --keep-daily 2 --prefer-consistent, snapshots at Nov 21 18:00 (plain, inconsistent), Nov 21 09:00 (paused), Nov 20 12:00: keeps Nov 21 18:00 (newest of group), Nov 21 09:00 (daily 2026-11-21 (consistent)) and Nov 20 12:00 (daily 2026-11-20).
 - --keep-within 7d --keep-last 1: everything from the last 7 days (by the --tz calendar), and at least the newest even if older.
 - --keep-last 1 with one checkpoint and two newer pre-restore snapshots: keeps the checkpoint (newest of group, last 1/1) and both safety snapshots (pre-restore 1/3, 2/3).
 
@@ -47,6 +48,10 @@ Exit codes: 0 done (also when there was nothing to do), 2 bad or empty policy, 1
       min: 0,
       helpGroup: 'POLICY',
     }),
+    'prefer-consistent': Flags.boolean({
+      summary: 'Make the hourly, daily, weekly, monthly and yearly rules keep the newest consistent snapshot of each period (a consistent image of one instant: ckpt snapshots, CAPTURE) when the period has one, instead of its newest. Snapshots with no capture record count as not consistent.',
+      helpGroup: 'POLICY',
+    }),
     'group-by': Flags.string({summary: 'Decide separately per host, source, tags (comma list), or none.', default: DEFAULT_GROUP_BY.join(','), helpGroup: 'POLICY'}),
     tz: Flags.string({summary: 'Time zone of the calendar (IANA name, e.g. Europe/Berlin, or UTC). Default: the system zone.', helpGroup: 'POLICY'}),
     'dry-run': Flags.boolean({char: 'n', summary: 'Show what would be removed and freed, and why; change nothing.'}),
@@ -63,6 +68,7 @@ Exit codes: 0 done (also when there was nothing to do), 2 bad or empty policy, 1
       within: flags['keep-within'] === undefined ? undefined : parseDuration(flags['keep-within']),
       tags: flags['keep-tag'],
       preRestore: flags['keep-pre-restore'],
+      preferConsistent: flags['prefer-consistent'],
     }
     if (isEmptyPolicy(policy)) {
       throw new UsageError('refusing to prune without a retention policy: that would remove every snapshot but the newest of each group. Give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (above 0), --keep-within or --keep-tag')

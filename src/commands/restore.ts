@@ -2,7 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
-import {formatBytes} from '../cli/format.js'
+import {describeInconsistency, formatBytes} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import type {RestoreResult} from '../restore/restorer.js'
 
@@ -11,6 +11,10 @@ export default class Restore extends CkptCommand {
   static override description = `Without --target, replaces the snapshot's source directory atomically: the tree is built in a temp directory beside it, synced to disk, then swapped in, so the path holds the old tree or the new one, never a mix. Before replacing a non-empty directory it snapshots what is there, tagged pre-restore (cheap thanks to dedup): restore that snapshot to undo. With --target, restores into a new or empty directory.
 
 An in-place restore keeps the repository when it lies inside the directory, and every path the snapshot's --exclude patterns match: they are moved into the new tree before the swap, never replaced or removed. One that cannot be moved (on another filesystem, a mount point) stops the restore before anything changes (exit code 5).
+
+An in-place restore refuses a directory that a running process uses, before anything changes (exit code 15): the message names each process (pid, command, what it uses). A process uses it when it has a file under it open or mapped, or its working directory, root or executable there: such a program would go on with the removed old tree, and its writes would be lost. Not counted: ckpt's own caller (the shell or script that ran it, often with its working directory inside: cd into the directory again afterwards) and the paths the restore keeps (the repository, excluded paths). Stop the program first, restore elsewhere with --target, or replace it anyway with --force.
+
+A snapshot recorded as not consistent (see ckpt snapshots, CAPTURE) is restored with a warning on stderr naming how it was captured and what moved.
 
 Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners when run as root. Every chunk is checked against its BLAKE3 id; a damaged one stops the restore and leaves the destination untouched (exit code 12). A target filesystem without room for the snapshot is refused before anything is written (exit code 7).`
   static override examples = [
@@ -29,6 +33,7 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
     'keep-old': Flags.boolean({summary: 'Keep the replaced directory beside the source instead of deleting it.'}),
     'no-safety-snapshot': Flags.boolean({summary: 'Do not snapshot the directory being replaced first.'}),
     source: Flags.string({summary: 'With "latest": the latest snapshot of this directory.'}),
+    force: Flags.boolean({summary: 'Replace the source in place even when running processes use it (otherwise exit code 15).'}),
   }
 
   async run(): Promise<RestoreResult & {snapshot: string; safetySnapshot?: string}> {
@@ -45,6 +50,10 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
     const {snapshots, damaged} = await loadCatalog(repo)
     const source = flags.source ? await sourceDirectory(flags.source) : undefined
     const snap = resolveSnapshot(snapshots, args.snapshot, source ? (s) => s.manifest.source === source : undefined, damaged)
+    const capture = snap.manifest.capture
+    if (capture && !capture.consistent) {
+      process.stderr.write(`warning: snapshot ${snap.id.slice(0, 12)} is not a consistent image of one instant (${describeInconsistency(capture)}): it may not be a state the directory ever had\n`)
+    }
     let safetySnapshot: string | undefined
     const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `restore ${snap.id.slice(0, 12)}`)
     let result: RestoreResult
@@ -55,6 +64,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
         keepOld: flags['keep-old'],
         lockRetryMs: retryMs,
         keep: [location.root],
+        force: flags.force,
+        onCallerCwd: (pids) => this.note(flags, `note: the working directory of what ran ckpt (pid ${pids.join(', ')}, e.g. your shell) was in the old ${snap.manifest.source}, now removed: cd into it again to see the restored tree`),
         beforeReplace: flags['no-safety-snapshot'] ? undefined : async (dest) => {
           const real = await sourceDirectory(dest)
           // Like any snapshot: without the repository, and without what the restore keeps anyway.

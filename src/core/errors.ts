@@ -26,6 +26,8 @@ export const ExitCode = {
   unsupportedFormat: 13,
   /** The command must write to the repository, and the repository is read-only. */
   readOnly: 14,
+  /** An in-place restore of a directory a running process uses (open files, mappings, working directory). */
+  busy: 15,
   /** Interrupted by SIGINT (Ctrl-C); locks released. */
   interrupted: 130,
   /** Stopped by SIGTERM; locks released. */
@@ -84,6 +86,12 @@ export class LockedError extends CkptError {
 export class ReadOnlyRepositoryError extends CkptError {
   readonly code = 'READ_ONLY'
   readonly exitCode = ExitCode.readOnly
+}
+
+/** An in-place restore met a directory that running processes use: the message names them. */
+export class BusyError extends CkptError {
+  readonly code = 'BUSY'
+  readonly exitCode = ExitCode.busy
 }
 
 /** Something stored is missing, truncated, fails its hash, or describes something unsafe. */

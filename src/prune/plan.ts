@@ -141,7 +141,7 @@ export async function makePlan(repo: Repository, opts: PlanOptions): Promise<Pla
   }
   const pins = await listPins(repo.backend)
   const policy = applyPolicy(
-    catalog.map((s) => ({id: s.id, time: Date.parse(s.manifest.time), host: s.manifest.host, source: s.manifest.source, tags: s.manifest.tags, pinned: pins.has(s.id)})),
+    catalog.map((s) => ({id: s.id, time: Date.parse(s.manifest.time), host: s.manifest.host, source: s.manifest.source, tags: s.manifest.tags, pinned: pins.has(s.id), consistent: s.manifest.capture?.consistent})),
     opts.policy,
     {now: opts.now, timeZone: opts.timeZone, groupBy: opts.groupBy},
   )

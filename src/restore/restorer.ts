@@ -25,7 +25,8 @@ import {fsyncDir} from '../store/local.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
 import {childPath} from '../snapshot/tree.js'
-import {carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
+import {directoryUsers, refuseBusy} from './busy.js'
+import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
 import {TreeWriter} from './treewriter.js'
 
 /** Room asked for beyond the snapshot's bytes: directories, inodes, the journal. */
@@ -47,6 +48,13 @@ export interface RestoreOptions {
   keep?: readonly string[]
   lockRetryMs?: number
   onProgress?: (p: RestoreProgress) => void
+  /**
+   * Replace the source even when running processes use it (busy.ts). Without it an in-place
+   * restore refuses such a directory before anything is written, and again just before the swap.
+   */
+  force?: boolean
+  /** After an in-place restore: these callers (ckpt's ancestors) have their working directory in the removed tree. */
+  onCallerCwd?: (pids: number[]) => void
   /** Called once the tree is written and durable, just before it is swapped in (tests and fault injection). */
   beforeSwap?: (temp: string) => void | Promise<void>
 }
@@ -78,6 +86,13 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   if (!Number.isSafeInteger(declared) || declared < 0) throw new IntegrityError(`snapshot ${snap.id}: bad summary.bytes`, {snapshot: snap.id})
   const excludes = snap.manifest.excludes ?? []
   const keep = opts.keep ?? []
+  const inPlace = state === 'non-empty'
+  // Refused before the lock, the safety snapshot and the temp tree: nothing is touched. Only
+  // when a process uses the directory is the carry planned, to leave out what it keeps valid.
+  if (inPlace && !opts.force) {
+    const {busy} = directoryUsers(dest)
+    if (busy.length > 0) refuseBusy(dest, directoryUsers(dest, carriedPaths(await planCarry(dest, keep, excludes))).busy)
+  }
   return withLock(repo.backend, {exclusive: false, readOnly: true, command: 'restore', retryMs: opts.lockRetryMs ?? 0}, async () => {
     // The snapshot was chosen before the lock was ours: a prune may have forgotten it since.
     // Reading its manifest again under the lock turns that into "not found", not missing data.
@@ -93,6 +108,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     const temp = path.join(parent, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
     const writer = new TreeWriter(repo, opts.onProgress, declared)
+    let callerCwd: number[] = []
     try {
       const includes = (opts.includes ?? []).map(splitInclude)
       const root = snap.manifest.root
@@ -101,7 +117,14 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
       faultPoint('restore.temp-synced')
-      if (state === 'non-empty') await carryInto(dest, destId!, temp, await planCarry(dest, keep, excludes))
+      if (inPlace) {
+        const carried = await planCarry(dest, keep, excludes)
+        // A program may have started on the directory while the tree was written.
+        const users = directoryUsers(dest, carriedPaths(carried))
+        if (!opts.force) refuseBusy(dest, users.busy)
+        await carryInto(dest, destId!, temp, carried)
+        callerCwd = users.callerCwd
+      }
       faultPoint('restore.carried')
       await opts.beforeSwap?.(temp)
     } catch (err) {
@@ -147,6 +170,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       faultPoint('restore.renamed')
     }
     await fsyncDir(parent)
+    if (callerCwd.length > 0) opts.onCallerCwd?.(callerCwd)
     return result
   })
 }
@@ -197,6 +221,11 @@ async function destinationState(dest: string, explicitTarget: boolean): Promise<
   if (entries.length === 0) return {state: 'empty', st}
   if (explicitTarget) throw new BadPathError(`target ${dest} is not empty (restore into a new or empty directory, or omit --target to replace the source)`)
   return {state: 'non-empty', st}
+}
+
+/** Carried paths as /proc shows them (UTF-8), relative to the destination. */
+function carriedPaths(carried: readonly Carried[]): string[] {
+  return carried.map((c) => c.rel.toString('utf8'))
 }
 
 function splitInclude(p: string): string[] {

@@ -13,6 +13,11 @@ export interface SnapshotRef {
   source: string
   tags: readonly string[]
   pinned: boolean
+  /**
+   * Whether the snapshot is a consistent image of one instant (the manifest's capture record);
+   * undefined when not recorded (manifests from before ckpt recorded it): unknown, so never preferred.
+   */
+  consistent?: boolean
 }
 
 export interface RetentionPolicy {
@@ -29,6 +34,12 @@ export interface RetentionPolicy {
    * group, newest first; default DEFAULT_KEEP_PRE_RESTORE. The rules above never look at them.
    */
   preRestore?: number
+  /**
+   * The bucket rules (hourly ... yearly) keep the newest *consistent* snapshot of a period when the
+   * period has one, instead of the newest of any kind. last, within, tags and the newest of the
+   * group are unchanged: the newest snapshot is still always kept.
+   */
+  preferConsistent?: boolean
 }
 
 /** Safety snapshots kept per group when the policy does not say: the undo points of the last three restores. */
@@ -74,6 +85,8 @@ export const POLICY_HELP = [
   "               months or years that have one, by the time zone's calendar",
   '  within D     every snapshot taken at or after now minus D (D like 36h, 7d, 2w, 1y6m, 30min; m is months)',
   '  tags T,...   every snapshot that carries any of the tags',
+  'With prefer-consistent, the hourly ... yearly rules keep the newest consistent snapshot of each period',
+  '(a consistent image of one instant, as ckpt snapshots shows) when the period has one, else the newest.',
   'Pinned snapshots, snapshots dated in the future and the newest snapshot of each group are always kept.',
   'A count of 0 is no rule, and a policy with no rule at all is refused.',
   `Safety snapshots (tag pre-restore: what a restore replaced) are not checkpoints: the rules above neither`,
@@ -252,13 +265,25 @@ function decideGroup(
   }
   for (const rule of BUCKET_RULES) {
     const count = policy[rule] ?? 0
-    const kept = new Set<string>()
+    if (count === 0) continue
+    // The `count` most recent periods that have a snapshot, each with its members newest first.
+    // A period is one interval of time, so its members are adjacent in `present`.
+    const periods = new Map<string, Decision[]>()
     for (const row of present) {
-      if (kept.size >= count) break
       const bucket = BUCKETS[rule](wallOf(row))
-      if (kept.has(bucket)) continue
-      kept.add(bucket)
-      row.reasons.push(`${rule} ${bucket}`)
+      let members = periods.get(bucket)
+      if (members === undefined) {
+        if (periods.size >= count) break
+        members = []
+        periods.set(bucket, members)
+      }
+      members.push(row)
+    }
+    for (const [bucket, members] of periods) {
+      const consistent = policy.preferConsistent ? members.find((row) => row.snapshot.consistent === true) : undefined
+      const pick = consistent ?? members[0]!
+      // Said when the preference is why this one, not the period's newest, is kept.
+      pick.reasons.push(`${rule} ${bucket}${pick === members[0] ? '' : ' (consistent)'}`)
     }
   }
 

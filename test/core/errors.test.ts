@@ -1,6 +1,7 @@
 import {describe, expect, test} from 'vitest'
 import {
   BadPathError,
+  BusyError,
   CkptError,
   classifyOsError,
   errnoCode,
@@ -31,6 +32,7 @@ const CLASSES: [ErrorClass, string, string, number][] = [
   [ObjectMissingError, 'ObjectMissingError', 'OBJECT_MISSING', 12],
   [UnsupportedFormatError, 'UnsupportedFormatError', 'UNSUPPORTED_FORMAT', 13],
   [ReadOnlyRepositoryError, 'ReadOnlyRepositoryError', 'READ_ONLY', 14],
+  [BusyError, 'BusyError', 'BUSY', 15],
   [InterruptedError, 'InterruptedError', 'INTERRUPTED', 130],
 ]
 
@@ -38,7 +40,7 @@ describe('ExitCode', () => {
   test('the documented table', () => {
     expect(ExitCode).toEqual({
       ok: 0, failure: 1, usage: 2, warnings: 3, notFound: 4, badPath: 5, noSpace: 7,
-      noRepository: 10, locked: 11, integrity: 12, unsupportedFormat: 13, readOnly: 14, interrupted: 130, terminated: 143,
+      noRepository: 10, locked: 11, integrity: 12, unsupportedFormat: 13, readOnly: 14, busy: 15, interrupted: 130, terminated: 143,
     })
   })
 })

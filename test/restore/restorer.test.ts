@@ -1,13 +1,13 @@
 // The restore's last steps against a destination that changes under it: a target or source
 // replaced by a symlink while the tree is being written must never be written through. The
 // change is made from inside the restore (its progress callback), so the moment is exact.
-import {spawnSync} from 'node:child_process'
-import {mkdirSync, promises as fsp, renameSync, symlinkSync} from 'node:fs'
+import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
+import {mkdirSync, promises as fsp, readFileSync, renameSync, symlinkSync} from 'node:fs'
 import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {BadPathError} from '../../src/core/errors.js'
+import {BadPathError, BusyError} from '../../src/core/errors.js'
 import {initLocalRepository, openLocalRepository} from '../../src/repo/open.js'
 import {encodeJournal, journalPath, recoverInterruptedRestores, removeAbandonedTemps} from '../../src/restore/carry.js'
 import {restoreSnapshot} from '../../src/restore/restorer.js'
@@ -167,5 +167,36 @@ describe('an abandoned temp tree with a carry journal (a restore killed midway)'
     await fsp.writeFile(journalPath(temp), 'not json')
     await expect(removeAbandonedTemps(work, 'bad-journal')).rejects.toThrow(/cannot read .*\.carry; .* move them back by hand/)
     expect((await leftovers(dest)).sort()).toEqual([path.basename(temp), path.basename(journalPath(temp))].sort())
+  })
+})
+
+describe('a program that starts using the source while an in-place restore writes the new tree', () => {
+  it('is found again just before the swap: BusyError, the source unchanged, no temp tree left', async () => {
+    const src = path.join(work, 'src-busy-late')
+    await fsp.mkdir(src)
+    await buildTree(src, {'a': 'one'})
+    const {repo, snap} = await snapshotOf(src)
+    await fsp.writeFile(path.join(src, 'a'), 'two')
+    let child: ChildProcess | undefined
+    try {
+      const err = await restoreSnapshot(repo, snap, {
+        // After the first check, before the tree is written: a program starts with its cwd inside.
+        beforeReplace: async () => {
+          child = spawn('sleep', ['1000'], {cwd: src, stdio: 'ignore'})
+          const t0 = performance.now()
+          while (readFileSync(`/proc/${child.pid}/comm`, 'latin1').trim() !== 'sleep') {
+            if (performance.now() - t0 > 30_000) throw new Error('sleep did not start')
+            await new Promise((r) => setTimeout(r, 2))
+          }
+        },
+      }).catch((e: unknown) => e)
+      expect(child).toBeDefined()
+      expect(err).toBeInstanceOf(BusyError)
+      expect((err as Error).message).toContain(`pid ${child!.pid} (sleep): its cwd`)
+      expect(await fsp.readFile(path.join(src, 'a'), 'utf8')).toBe('two')
+      expect(await leftovers(src)).toEqual([])
+    } finally {
+      child?.kill('SIGKILL')
+    }
   })
 })

@@ -464,6 +464,49 @@ const cases: Case[] = [
     snapshots: [['c', '2026-11-01T00:00:00Z'], ['p1', '2026-11-02T00:00:00Z', {tags: ['pre-restore']}], ['p2', '2026-11-03T00:00:00Z', {tags: ['pre-restore']}]],
     expected: ['c: newest of group, last 1/1', 'p2: pre-restore 1/1', 'p1: remove'],
   },
+  // ---- prefer consistent
+  {
+    name: 'prefer-consistent: a period keeps its newest consistent snapshot, not its newest',
+    policy: {daily: 2, preferConsistent: true},
+    snapshots: [
+      ['a', '2026-11-21T18:00:00Z', {consistent: false}],
+      ['b', '2026-11-21T12:00:00Z', {consistent: true}],
+      ['c', '2026-11-21T09:00:00Z', {consistent: true}],
+      ['d', '2026-11-20T12:00:00Z', {consistent: false}],
+      ['e', '2026-11-20T08:00:00Z', {consistent: true}],
+    ],
+    expected: ['a: newest of group', 'b: daily 2026-11-21 (consistent)', 'c: remove', 'd: remove', 'e: daily 2026-11-20 (consistent)'],
+  },
+  {
+    name: 'prefer-consistent: a period without a consistent snapshot keeps its newest; unknown (no record) is not consistent',
+    policy: {daily: 3, preferConsistent: true},
+    snapshots: [
+      ['a', '2026-11-21T18:00:00Z', {consistent: false}],
+      ['b', '2026-11-21T09:00:00Z', {consistent: false}],
+      ['c', '2026-11-20T18:00:00Z'],
+      ['d', '2026-11-20T09:00:00Z', {consistent: true}],
+      ['e', '2026-11-19T18:00:00Z'],
+      ['f', '2026-11-19T09:00:00Z'],
+    ],
+    expected: ['a: newest of group, daily 2026-11-21', 'b: remove', 'c: remove', 'd: daily 2026-11-20 (consistent)', 'e: daily 2026-11-19', 'f: remove'],
+  },
+  {
+    name: 'prefer-consistent: each bucket rule chooses alone; last and within are unchanged',
+    policy: {hourly: 2, weekly: 1, last: 1, preferConsistent: true},
+    snapshots: [
+      ['a', '2026-11-20T14:30:00Z', {consistent: false}],
+      ['b', '2026-11-20T14:10:00Z', {consistent: true}],
+      ['c', '2026-11-20T13:50:00Z', {consistent: false}],
+      ['d', '2026-11-19T10:00:00Z', {consistent: false}],
+    ],
+    expected: ['a: newest of group, last 1/1', 'b: hourly 2026-11-20 14:00+00:00 (consistent), weekly 2026-W47 (consistent)', 'c: hourly 2026-11-20 13:00+00:00', 'd: remove'],
+  },
+  {
+    name: 'without prefer-consistent the consistency of snapshots changes nothing',
+    policy: {daily: 1},
+    snapshots: [['a', '2026-11-21T18:00:00Z', {consistent: false}], ['b', '2026-11-21T12:00:00Z', {consistent: true}]],
+    expected: ['a: newest of group, daily 2026-11-21', 'b: remove'],
+  },
 ]
 
 describe('applyPolicy', () => {
