@@ -298,17 +298,33 @@ export class Archiver {
 
   private async subdirectory(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, parent: ParentDir | undefined): Promise<TreeNode | undefined> {
     if (this.opts.skipDirs?.some((d) => d.dev === st.dev && d.ino === st.ino)) return undefined
+    // The path must still name the directory that was listed, before and after its entries are
+    // read: one replaced by a symlink mid-walk would lead the walk (readdir follows links) outside
+    // the source, and what it read there must not be stored as this directory.
+    const sameDir = (x: BigIntStats | undefined) => x !== undefined && x.isDirectory() && x.dev === st.dev && x.ino === st.ino
+    const restat = (): BigIntStats | undefined => {
+      try {
+        return this.fs.lstat(abs)
+      } catch {
+        return undefined
+      }
+    }
+    const before = restat()
+    if (before && !sameDir(before)) {
+      this.warn('vanished', rel, 'directory replaced during the snapshot; not entered')
+      return undefined
+    }
     const subtree = await this.dir(abs, rel, parent)
     if (!subtree) return undefined
     // Re-stat: the directory's own metadata as it is after its entries were read.
-    let after = st
-    try {
-      after = this.fs.lstat(abs)
-    } catch {
-      // gone since: keep what it was
+    const after = restat()
+    if (after && !sameDir(after)) {
+      this.warn('vanished', rel, 'directory replaced during the snapshot; what was read under it is left out')
+      return undefined
     }
     this.result.dirs++
-    return {...meta(name, 'dir', after), subtree}
+    // Gone since: keep what it was.
+    return {...meta(name, 'dir', after ?? st), subtree}
   }
 
   /** A file (not in the stat cache), symlink or special file. */
