@@ -9,10 +9,7 @@
 // move mtime, and a write() may land between the stat and the read). Everything else is kept as
 // the pre-copy read it.
 //
-// Without a pause (checkPlainCapture): the stat of each entry when it was read, against a stat
-// after the whole walk. If nothing changed between each entry's read and the end of the walk, then
-// at the instant the walk ended every entry was as stored: the image is a state the directory had.
-// Otherwise it says what moved, and the snapshot is recorded as not consistent.
+// (Without a pause, what moved is found by src/snapshot/settle.ts, against the stored tree.)
 //
 // Paths are strings relative to the source, one spelling per name (the caller decodes names the
 // same way on both sides: latin1 of the raw bytes keeps names that are not UTF-8 distinct).
@@ -189,45 +186,4 @@ export function planCapture(read: Iterable<ReadRecord>, paused: Iterable<StatRec
   const movedFrom = new Set(renames.map((r) => r.from.path))
   const removed = gone.filter((a) => !movedFrom.has(a.path)).map((a) => a.path).sort(pathOrder)
   return {copy, moved, removed, unchanged, copyBytes: copy.reduce((n, c) => n + c.size, 0n)}
-}
-
-export interface PlainCheck {
-  /** Nothing moved between each entry's read and the end of the walk: the image is one instant's. */
-  consistent: boolean
-  changed: string[]
-  appeared: string[]
-  vanished: string[]
-  renamed: {from: string; to: string}[]
-  /** Unchanged by stat, but modified too close to its read to be sure (see isRacy). */
-  racy: string[]
-}
-
-/**
- * A capture without a pause, checked: `read` holds each entry's stat as read, `after` a stat of
- * every entry taken after the walk. The lists name what moved, for the manifest and the warning.
- */
-export function checkPlainCapture(read: Iterable<ReadRecord>, after: Iterable<StatRecord>, opts: RacyWindow = {}): PlainCheck {
-  const before = byPath(read)
-  const now = byPath(after)
-  const {gone, fresh, renames} = diffNames(before, now)
-  const renamedFrom = new Set(renames.map((r) => r.from.path))
-  const renamedTo = new Set(renames.map((r) => r.to.path))
-  const changed: string[] = []
-  const racy: string[] = []
-  for (const [path, was] of before) {
-    const st = now.get(path)
-    if (!st) continue
-    if (!sameStat(was, st)) changed.push(path)
-    else if (st.type !== 'dir' && isRacy(st, was.readNs, opts)) racy.push(path)
-  }
-  const check: PlainCheck = {
-    consistent: false,
-    changed: changed.sort(pathOrder),
-    appeared: fresh.filter((b) => !renamedTo.has(b.path)).map((b) => b.path).sort(pathOrder),
-    vanished: gone.filter((a) => !renamedFrom.has(a.path)).map((a) => a.path).sort(pathOrder),
-    renamed: renames.map((r) => ({from: r.from.path, to: r.to.path})).sort((a, b) => pathOrder(a.to, b.to)),
-    racy: racy.sort(pathOrder),
-  }
-  check.consistent = check.changed.length + check.appeared.length + check.vanished.length + check.renamed.length + check.racy.length === 0
-  return check
 }

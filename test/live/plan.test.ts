@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {checkPlainCapture, type EntryType, isRacy, planCapture, type ReadRecord, type StatRecord} from '../../src/live/plan.js'
+import {type EntryType, isRacy, planCapture, type ReadRecord, type StatRecord} from '../../src/live/plan.js'
 
 // Times in ms since an epoch, plus 123 µs so that they are not whole seconds (not "coarse").
 const T = (ms: number): bigint => BigInt(ms) * 1_000_000n + 123_000n
@@ -103,33 +103,3 @@ describe('isRacy', () => {
   })
 })
 
-describe('checkPlainCapture: did anything move during a capture without a pause', () => {
-  it.each<[string, ReadRecord[], StatRecord[], Partial<ReturnType<typeof checkPlainCapture>>]>([
-    ['nothing moved: consistent',
-      [rdir(''), rd('a'), rdir('d'), rd('d/b')], [dir('', {m: 9000}), st('a'), dir('d'), st('d/b')],
-      {consistent: true, changed: [], appeared: [], vanished: [], renamed: [], racy: []}],
-    ['a file changed after it was read',
-      [rd('a'), rd('b')], [st('a', {size: 11, m: 6000}), st('b')],
-      {consistent: false, changed: ['a']}],
-    ['a file appeared in a directory already listed',
-      [rdir('d'), rd('d/a')], [dir('d', {m: 6000}), st('d/a'), st('d/new')],
-      {consistent: false, appeared: ['d/new'], changed: []}],
-    ['a file vanished after it was read',
-      [rd('a'), rd('b')], [st('a')],
-      {consistent: false, vanished: ['b']}],
-    ['an atomic replace (temp + rename over) after both were read',
-      [rd('db', {ino: 1}), rd('db.tmp', {ino: 2})], [st('db', {ino: 2, c: 6000})],
-      {consistent: false, renamed: [{from: 'db.tmp', to: 'db'}], changed: ['db'], vanished: [], appeared: []}],
-    ['a rename to a new name',
-      [rd('x', {ino: 3})], [st('y', {ino: 3, c: 6000})],
-      {consistent: false, renamed: [{from: 'x', to: 'y'}], vanished: [], appeared: []}],
-    ['a file modified in the same tick it was read: cannot be sure',
-      [rd('a', {m: 4999})], [st('a', {m: 4999})],
-      {consistent: false, racy: ['a'], changed: []}],
-    ['a directory replaced by a file of the same name',
-      [rdir('x')], [st('x', {ino: 8})],
-      {consistent: false, changed: ['x']}],
-  ])('%s', (_name, read, after, expected) => {
-    expect(checkPlainCapture(read, after)).toMatchObject(expected)
-  })
-})
