@@ -56,11 +56,14 @@ async function ckptOk(args: string[]): Promise<string> {
 const flipChunk = (repo: string) => flipByte(packFile(repo, chunk.pack), chunk.offset + Math.floor(chunk.storedLength / 2))
 
 describe.concurrent('ckpt repair', () => {
-  it('a flipped byte: snapshot --force alone cannot heal it; repair drops the blob, names the snapshots, and the next snapshot heals them', async () => {
+  it('a flipped byte: snapshot --force refuses to reference it; repair drops the blob, names the snapshots, and the next snapshot heals them', async () => {
     const repo = await copyRepo(fx)
     await flipChunk(repo)
-    // The finding of the issue: the index says the blob exists, so --force stores nothing new.
-    const again = await ckptOk(['snapshot', fx.snaps.a2.dir, '--repo', repo, '--force', '--quiet'])
+    // The finding of the issue was that --force stored nothing new and exited 0, referencing the
+    // damaged copy. Now --force checks what it reuses: it refuses and points at repair.
+    const refused = await runCli(['snapshot', fx.snaps.a2.dir, '--repo', repo, '--force', '--quiet'])
+    expect(refused.code, refused.stderr).toBe(12)
+    expect(refused.stderr).toMatch(/ckpt repair/)
     expect((await verifyJson(['--repo', repo, '--read-data'])).code).toBe(12)
 
     const {code, report} = await repair(repo)
@@ -68,7 +71,7 @@ describe.concurrent('ckpt repair', () => {
     expect(report.droppedBlobs).toEqual([expect.objectContaining({id: chunk.id, type: 'chunk', pack: chunk.pack})])
     expect(report.packs).toEqual([expect.objectContaining({name: chunk.pack, reasons: ['chunk-corrupt'], present: true, blobsDropped: 1})])
     expect(report.packs[0]!.blobsKept).toBeGreaterThan(5)
-    expect(report.brokenSnapshots).toEqual([fx.snaps.a.id, fx.snaps.a2.id, again].sort())
+    expect(report.brokenSnapshots).toEqual([fx.snaps.a.id, fx.snaps.a2.id].sort())
     expect(report.remaining.map((f) => [f.kind, f.id])).toEqual([['chunk-missing', chunk.id]])
     // The damaged pack is gone: no prune can read its header and index the blob again.
     await expect(fsp.stat(packFile(repo, chunk.pack))).rejects.toThrow(/ENOENT/)
