@@ -102,15 +102,17 @@ async function phase(name, dir, repo, checkpoint) {
   await sleep(1000)
   const pauses = []
   const failures = []
+  let inconsistent = 0
   for (let i = 0; i < N; i++) {
     await sleep(intervalMs)
     const r = await checkpoint(writer.pid, i)
     if (r.pauseMs !== undefined) pauses.push(r.pauseMs)
     if (r.failure) failures.push(r.failure)
+    if (r.consistent === false) inconsistent++
   }
   const writerStats = await stopWriter(writer, statsFile)
   log(`${name}: pause median ${summary(pauses).medianMs?.toFixed(1)} ms, max ${summary(pauses).maxMs?.toFixed(1)} ms; writer ${writerStats.opsPerSec.toFixed(1)} ops/s`)
-  return {pause: summary(pauses), pauses, writer: writerStats, failures}
+  return {pause: summary(pauses), pauses, writer: writerStats, failures, inconsistent}
 }
 
 const ckpt = (args) => run(process.execPath, [RUN_JS, ...args])
@@ -120,7 +122,7 @@ async function ckptLive(dir, repo) {
     const r = await ckpt(['snapshot', dir, '--repo', repo, '--pause-pid', String(pid), '--json'])
     if (r.code !== 0) return {failure: `exit ${r.code}: ${r.err.trim().slice(-300)}`}
     const doc = JSON.parse(r.out)
-    return {pauseMs: doc.capture?.pauseMs, wallMs: r.ms}
+    return {pauseMs: doc.capture?.pause?.pauseMs, wallMs: r.ms, consistent: doc.capture?.consistent}
   })
 }
 
@@ -218,7 +220,7 @@ function markdown(r) {
   const f = (x) => (x === undefined ? '-' : x.toFixed(1))
   const rows = Object.entries(r.methods).map(([name, m]) => m.skipped
     ? `| ${name} | skipped: ${m.skipped} | | | | |`
-    : `| ${name} | ${m.pause.n} | ${f(m.pause.medianMs)} | ${f(m.pause.p90Ms)} | ${f(m.pause.maxMs)} | ${f(m.writer.opsPerSec)} (${f(100 * m.writer.opsPerSec / r.alone.opsPerSec)} %) |${m.failures.length ? ` ${m.failures.length} failed` : ''}`)
+    : `| ${name} | ${m.pause.n} | ${f(m.pause.medianMs)} | ${f(m.pause.p90Ms)} | ${f(m.pause.maxMs)} | ${f(m.writer.opsPerSec)} (${f(100 * m.writer.opsPerSec / r.alone.opsPerSec)} %) |${m.failures.length ? ` ${m.failures.length} failed` : ''}${m.inconsistent ? ` ${m.inconsistent} not consistent` : ''}`)
   return [
     `Live capture, ${r.config.sizeMiB} MiB state, ${r.config.checkpoints} checkpoints ${r.config.intervalMs} ms apart, writer at ${r.config.opsPerSec} ops/s`,
     `(${r.date}, ${r.machine.cores} cores, ${r.machine.cpu}, node ${r.machine.node}). Writer alone: ${f(r.alone.opsPerSec)} ops/s.`,

@@ -33,7 +33,7 @@ import type {HookRecord, PauseRecord} from '../snapshot/manifest.js'
 import {compileExcludes} from '../snapshot/exclude.js'
 import {childPath, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import {type HookCommands, type HookResult, runWithHooks} from './hooks.js'
-import {pause, type PauseTargets} from './pause.js'
+import {pause, PauseError, type PauseTargets} from './pause.js'
 import {type EntryType, planCapture, type ReadRecord, type StatRecord} from './plan.js'
 import {Watchdog} from './watchdog.js'
 
@@ -86,7 +86,7 @@ export function pausedCapture(opts: PausedCaptureOptions): CaptureStrategy {
     const watchdog = Watchdog.spawn({maxPauseMs: opts.maxPauseMs})
     let stage: Stage | undefined
     try {
-      let last: {tree: Buffer; startNs: bigint} | undefined
+      let last: PrecopyPass | undefined
       let rounds = 0
       let recorded: Recorded | undefined
       let record: PauseRecord | undefined
@@ -98,21 +98,33 @@ export function pausedCapture(opts: PausedCaptureOptions): CaptureStrategy {
         },
         window: async () => {
           const known = await loadTree(ctx.repo, ctx.archive.source, last!.tree)
-          const result = captureWindow(ctx, opts, watchdog, known, last!.startNs, stage!)
+          let result
+          let failed: unknown
+          try {
+            result = captureWindow(ctx, opts, watchdog, known, last!.startNs, stage!)
+          } catch (err) {
+            failed = err
+          }
           // The program runs again: the watchdog may go (it says whether it had to resume it).
           const {timedOutAfterMs} = await watchdog.resumed()
-          recorded = result.recorded
-          record = {...result.record, rounds, timedOut: result.record.timedOut || timedOutAfterMs !== undefined}
+          // The watchdog resumed the program before it was all stopped (--max-pause shorter than
+          // stopping takes): no instant was captured. The last pre-copy is stored, as not consistent.
+          if (failed !== undefined && !(failed instanceof PauseError && timedOutAfterMs !== undefined)) throw failed
+          recorded = result?.recorded
+          const pauseRecord = result?.record ?? {pauseMs: timedOutAfterMs ?? opts.maxPauseMs, copiedFiles: 0, copiedBytes: 0, copyKind: 'none' as const, timedOut: true}
+          record = {...pauseRecord, rounds, timedOut: pauseRecord.timedOut || timedOutAfterMs !== undefined}
         },
         finish: async (hooks) => {
-          const archived = await new Archiver(ctx.repo, ctx.writer, {
-            ...ctx.archive,
-            parentTree: last!.tree,
-            parentStartNs: last!.startNs,
-            trustParent: true,
-            view: recorded!.view(),
-          }).run()
-          const consistent = !record!.timedOut && recorded!.unplanned === 0
+          const archived = recorded
+            ? await new Archiver(ctx.repo, ctx.writer, {
+              ...ctx.archive,
+              parentTree: last!.tree,
+              parentStartNs: last!.startNs,
+              trustParent: true,
+              view: recorded.view(),
+            }).run()
+            : last!.pass
+          const consistent = recorded !== undefined && !record!.timedOut && recorded.unplanned === 0
           const committed = await ctx.commit({
             archived,
             capture: {
@@ -132,7 +144,13 @@ export function pausedCapture(opts: PausedCaptureOptions): CaptureStrategy {
 }
 
 /** Archive passes while the program runs, each with the one before as parent, while they shrink. */
-async function precopy(ctx: CaptureContext, maxRounds: number, count: (n: number) => void): Promise<{tree: Buffer; startNs: bigint}> {
+interface PrecopyPass {
+  tree: Buffer
+  startNs: bigint
+  pass: ArchiveResult
+}
+
+async function precopy(ctx: CaptureContext, maxRounds: number, count: (n: number) => void): Promise<PrecopyPass> {
   let parentTree = ctx.archive.parentTree
   let parentStartNs = ctx.archive.parentStartNs
   let lastRead = Number.POSITIVE_INFINITY
@@ -146,7 +164,7 @@ async function precopy(ctx: CaptureContext, maxRounds: number, count: (n: number
     parentStartNs = startNs
     // Another pass is worth it while it still reads much less than the one before did.
     const read = pass.bytesRead
-    if (round >= maxRounds || read === 0 || read > lastRead / 2) return {tree: pass.tree, startNs}
+    if (round >= maxRounds || read === 0 || read > lastRead / 2) return {tree: pass.tree, startNs, pass}
     lastRead = read
   }
 }
@@ -340,7 +358,16 @@ class Recorded {
       const st = this.stats.get(key)
       if (!st || !st.isFile()) continue // symlinks were recorded with their targets
       const size = Number(st.size)
-      const copy = stage.copy(Buffer.from(key, 'latin1'), size, () => memoryBytes - inMemory)
+      let copy: Buffer
+      try {
+        copy = stage.copy(Buffer.from(key, 'latin1'), size, () => memoryBytes - inMemory)
+      } catch (err) {
+        // Gone while paused: something not paused removed it, or the watchdog resumed the program
+        // (past --max-pause). The final pass finds it missing and warns; the image is no instant's.
+        if (errnoCode(err) !== 'ENOENT') throw err
+        this.unplanned++
+        continue
+      }
       if (stage.kind === 'memory') inMemory += size
       this.copies.set(key, copy)
       bytes += size
