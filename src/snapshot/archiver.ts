@@ -17,8 +17,8 @@ import type {BlobWriter} from '../repo/writer.js'
 import {compileExcludes, type ExcludeMatcher} from './exclude.js'
 import {type ReadBuffer, ReadPool} from '../core/readpool.js'
 import {MAX_LISTED_WARNINGS, type RootMeta, type SnapshotWarning, type WarningKind} from './manifest.js'
-import {childPath, decodeTree, displayName, encodeTree, type TreeNode} from './tree.js'
-import {toHex} from '../core/ids.js'
+import {childPath, displayName, encodeTree, type TreeNode} from './tree.js'
+import {TreeCache} from './treecache.js'
 
 /** Bytes asked of the kernel per read. */
 const READ_SIZE = 1024 * 1024
@@ -100,6 +100,8 @@ export interface ArchiveOptions {
   trustParent?: boolean
   /** The directory to read (default: the live filesystem). */
   view?: SourceView
+  /** Decoded trees shared with the rest of the run (default: this archiver's own). */
+  trees?: TreeCache
   /** Directories never entered (the repository itself, when it lives inside the source). */
   skipDirs?: readonly {dev: bigint; ino: bigint}[]
   onProgress?: (p: ArchiveProgress) => void
@@ -165,9 +167,11 @@ export class Archiver {
   private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   private readonly fs: SourceView
+  private readonly trees: TreeCache
 
   constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
     this.fs = opts.view ?? LIVE
+    this.trees = opts.trees ?? new TreeCache(repo)
     this.exclude = compileExcludes(opts.excludes)
     this.pool = new ReadPool(READ_BUFFERS, repo.config.chunker.maxSize + READ_SIZE)
   }
@@ -211,7 +215,7 @@ export class Archiver {
   private async loadParent(id: Buffer): Promise<ParentDir | undefined> {
     // A parent tree we cannot read only costs the stat cache, never the snapshot.
     try {
-      const nodes = decodeTree(await this.repo.readBlob(id, BlobType.tree), toHex(id))
+      const nodes = await this.trees.read(id)
       const byName = new Map<string, TreeNode>()
       for (const n of nodes) byName.set(n.name.toString('latin1'), n)
       return {id, nodes: byName}
@@ -292,6 +296,7 @@ export class Archiver {
     if (parent && nodes.length === parent.nodes.size && entries.every((e) => !e.node || (e.prev !== undefined && sameNode(e.node, e.prev)))) return parent.id
     const bytes = encodeTree(nodes)
     const id = blake3(bytes)
+    this.trees.put(id, nodes)
     await this.writer.add(BlobType.tree, id, bytes)
     return id
   }

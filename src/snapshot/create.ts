@@ -13,6 +13,7 @@ import {loadCatalog} from './catalog.js'
 import {sharedWritableMappings} from '../core/procfs.js'
 import {type CaptureRecord, encodeManifest, type Manifest, MANIFEST_VERSION, MAX_LISTED_MOVES} from './manifest.js'
 import {checkSettled} from './settle.js'
+import {TreeCache} from './treecache.js'
 
 export interface SnapshotOptions {
   /** Absolute, symlink-free path of the directory. */
@@ -86,6 +87,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       skipDirs: opts.skipDirs ?? [],
       onProgress: opts.onProgress,
       walkHook: opts.walkHook,
+      trees: new TreeCache(repo),
     }
     const commit = async ({archived, capture}: Captured): Promise<SnapshotResult> => {
       const stats = await writer.flush()
@@ -143,7 +145,7 @@ export async function plainPass(ctx: CaptureContext): Promise<Captured> {
   const startNs = ctx.nowNs()
   const archived = await new Archiver(ctx.repo, ctx.writer, ctx.archive).run()
   await ctx.writer.flush()
-  const settled = await checkSettled(ctx.repo, {source: ctx.archive.source, tree: archived.tree, excludes: ctx.archive.excludes, skipDirs: ctx.archive.skipDirs ?? [], startNs})
+  const settled = await checkSettled(ctx.archive.trees ?? new TreeCache(ctx.repo), {source: ctx.archive.source, tree: archived.tree, excludes: ctx.archive.excludes, skipDirs: ctx.archive.skipDirs ?? [], startNs})
   // A write through a shared mapping need not move the file's stat: such files prove nothing.
   const moves = [...settled.moves]
   let moveCount = settled.moveCount

@@ -14,12 +14,10 @@
 import {lstatSync, readdirSync, type BigIntStats} from 'node:fs'
 
 import {errnoCode} from '../core/errors.js'
-import {toHex} from '../core/ids.js'
-import {BlobType} from '../repo/pack.js'
-import type {Repository} from '../repo/repository.js'
 import {compileExcludes} from './exclude.js'
 import {MAX_LISTED_MOVES, type Move, type MoveKind} from './manifest.js'
-import {childPath, decodeTree, displayName, type TreeNode} from './tree.js'
+import {childPath, displayName, type TreeNode} from './tree.js'
+import type {TreeCache} from './treecache.js'
 
 /** The kernel's file clock is coarse; whole-second filesystems need two seconds. */
 const RACY_NS = 50_000_000n
@@ -41,7 +39,7 @@ export interface SettleOptions {
   startNs: bigint
 }
 
-export async function checkSettled(repo: Pick<Repository, 'readBlob'>, opts: SettleOptions): Promise<SettleReport> {
+export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleOptions): Promise<SettleReport> {
   const exclude = compileExcludes(opts.excludes)
   const report: SettleReport = {consistent: true, moves: [], moveCount: 0}
   const moved = (path: string, change: MoveKind) => {
@@ -53,7 +51,7 @@ export async function checkSettled(repo: Pick<Repository, 'readBlob'>, opts: Set
 
   const walk = async (abs: Buffer, rel: string, treeId: Buffer): Promise<void> => {
     const stored = new Map<string, TreeNode>()
-    for (const n of decodeTree(await repo.readBlob(treeId, BlobType.tree), toHex(treeId))) stored.set(n.name.toString('latin1'), n)
+    for (const n of await trees.read(treeId)) stored.set(n.name.toString('latin1'), n)
     let names: Buffer[]
     try {
       names = readdirSync(abs, {encoding: 'buffer'})

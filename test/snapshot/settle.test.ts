@@ -8,6 +8,7 @@ import {afterEach, beforeEach, expect, test} from 'vitest'
 import {initLocalRepository, openLocalRepository} from '../../src/repo/open.js'
 import {createSnapshot} from '../../src/snapshot/create.js'
 import {checkSettled, type SettleReport} from '../../src/snapshot/settle.js'
+import {TreeCache} from '../../src/snapshot/treecache.js'
 import {buildTree, tempDir} from '../helpers/tree.js'
 
 let root: string
@@ -43,7 +44,7 @@ async function capture(excludes: string[] = []): Promise<{tree: Buffer; startNs:
   const {manifest} = await createSnapshot(repo, {source: src, program: 'test', excludes})
   const tree = Buffer.from(manifest.tree, 'hex')
   const startNs = BigInt(manifest.startTimeNs)
-  return {tree, startNs, check: () => checkSettled(repo, {source: src, tree, excludes, skipDirs: [], startNs})}
+  return {tree, startNs, check: () => checkSettled(new TreeCache(repo), {source: src, tree, excludes, skipDirs: [], startNs})}
 }
 
 const kinds = (r: SettleReport) => r.moves.map((m) => `${m.change} ${m.path}`).sort()
@@ -87,7 +88,7 @@ test('a file written just before the capture began cannot be proven unchanged', 
   await repo.loadIndex()
   // Pretend the capture began right after a.log's last change: equal times prove nothing then.
   const st = await fsp.stat(path.join(src, 'a.log'), {bigint: true})
-  const r = await checkSettled(repo, {source: src, tree: c.tree, excludes: [], skipDirs: [], startNs: st.ctimeNs + 1_000_000n})
+  const r = await checkSettled(new TreeCache(repo), {source: src, tree: c.tree, excludes: [], skipDirs: [], startNs: st.ctimeNs + 1_000_000n})
   expect(kinds(r)).toContain('written-during a.log')
   expect(r.consistent).toBe(false)
 })
