@@ -26,7 +26,7 @@ import {filesBeingWritten} from '../core/procfs.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import type {Repository} from '../repo/repository.js'
-import {processGone} from '../store/lock.js'
+import {processGone, processStart} from '../store/lock.js'
 import {Archiver, type ArchiveOptions, type ArchiveResult, type SourceView} from '../snapshot/archiver.js'
 import {type CaptureContext, type Captured, type CaptureStrategy, plainPass} from '../snapshot/create.js'
 import type {HookRecord, PauseRecord} from '../snapshot/manifest.js'
@@ -233,8 +233,11 @@ function removeAbandoned(parent: string, prefix: string): void {
   }
   for (const name of names) {
     if (!name.startsWith(prefix)) continue
-    const pid = Number(name.slice(prefix.length).split('-')[0])
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processGone(pid, null)) rmSync(path.join(parent, name), {recursive: true, force: true})
+    // pid and start time: a pid reused by a live process is told apart (pids wrap quickly).
+    const [pid, start] = name.slice(prefix.length).split('-').map(Number)
+    if (Number.isInteger(pid) && pid! > 0 && pid !== process.pid && processGone(pid!, Number.isInteger(start) && start! > 0 ? start! : null)) {
+      rmSync(path.join(parent, name), {recursive: true, force: true})
+    }
   }
 }
 
@@ -254,7 +257,7 @@ class Stage {
     const tryMake = (parent: string): string | undefined => {
       removeAbandoned(parent, prefix)
       try {
-        return mkdtempSync(path.join(parent, `${prefix}${process.pid}-`))
+        return mkdtempSync(path.join(parent, `${prefix}${process.pid}-${processStart(process.pid) ?? 0}-`))
       } catch {
         return undefined
       }

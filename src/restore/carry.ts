@@ -19,6 +19,7 @@ import path from 'node:path'
 import {BadPathError, errnoCode, IntegrityError} from '../core/errors.js'
 import {exchangePaths, setTimesNs} from '../core/fsmeta.js'
 import {atomicWriteFile, fsyncDir} from '../store/local.js'
+import {processGone, processStart} from '../store/lock.js'
 import {compileExcludes, type ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, displayName} from '../snapshot/tree.js'
 
@@ -38,9 +39,20 @@ export function tempPrefix(base: string): string {
   return `.${base}.ckpt-restore-`
 }
 
-/** A fresh temp tree name for a restore of `base` by this process. */
+/**
+ * A fresh temp tree name for a restore of `base` by this process: its pid and start time, so a
+ * later restore can tell a dead owner from a live process that got the same pid (pids wrap around
+ * quickly on a busy machine: 32768 here).
+ */
 export function tempName(base: string): string {
-  return `${tempPrefix(base)}${process.pid}-${randomBytes(4).toString('hex')}`
+  return `${tempPrefix(base)}${process.pid}-${processStart(process.pid) ?? 0}-${randomBytes(4).toString('hex')}`
+}
+
+/** The owner a temp tree's name records: pid and start time (null in names written before it was). */
+function tempOwner(name: string, prefix: string): {pid: number; start: number | null} {
+  const parts = name.slice(prefix.length).split('-')
+  const start = parts.length >= 3 ? Number(parts[1]) : NaN
+  return {pid: Number(parts[0]), start: Number.isInteger(start) && start > 0 ? start : null}
 }
 
 export function journalPath(temp: string): string {
@@ -241,15 +253,6 @@ async function recoverCarried(dest: string, temp: string, carried: readonly Carr
   }
 }
 
-function processGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return false
-  } catch (err) {
-    return errnoCode(err) !== 'EPERM'
-  }
-}
-
 /**
  * Remove a temp tree that will not be swapped in, first giving back to `dest` what its journal
  * says was carried into it (nothing, if no journal was written or the swap happened).
@@ -289,8 +292,8 @@ export async function removeAbandonedTemps(parent: string, base: string): Promis
   let cleaned = 0
   for (const name of names) {
     if (!name.startsWith(prefix)) continue
-    const pid = Number(name.slice(prefix.length).split('-')[0])
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processGone(pid)) continue
+    const {pid, start} = tempOwner(name, prefix)
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processGone(pid, start)) continue
     const abs = path.join(parent, name)
     if (name.endsWith(JOURNAL_SUFFIX)) {
       // A journal whose temp tree is gone has nothing left to give back.
