@@ -23,15 +23,13 @@ import path from 'node:path'
 import {errnoCode} from '../core/errors.js'
 import {faultPoint} from '../core/faultpoint.js'
 import {filesBeingWritten} from '../core/procfs.js'
-import {toHex} from '../core/ids.js'
-import {BlobType} from '../repo/pack.js'
-import type {Repository} from '../repo/repository.js'
 import {processGone, processStart} from '../store/lock.js'
 import {Archiver, type ArchiveOptions, type ArchiveResult, type SourceView} from '../snapshot/archiver.js'
 import {type CaptureContext, type Captured, type CaptureStrategy, plainPass} from '../snapshot/create.js'
 import type {HookRecord, PauseRecord} from '../snapshot/manifest.js'
 import {compileExcludes} from '../snapshot/exclude.js'
-import {childPath, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
+import {childPath, displayName, type TreeNode} from '../snapshot/tree.js'
+import {TreeCache} from '../snapshot/treecache.js'
 import {type HookCommands, type HookResult, runWithHooks} from './hooks.js'
 import {pause, PauseError, type PauseTargets} from './pause.js'
 import {type EntryType, planCapture, type ReadRecord, type StatRecord} from './plan.js'
@@ -97,7 +95,7 @@ export function pausedCapture(opts: PausedCaptureOptions): CaptureStrategy {
           stage = Stage.beside(ctx.archive.source, opts.stageDir)
         },
         window: async () => {
-          const known = await loadTree(ctx.repo, ctx.archive.source, last!.tree)
+          const known = await loadTree(ctx.archive.trees ?? new TreeCache(ctx.repo), ctx.archive.source, last!.tree)
           let result
           let failed: unknown
           try {
@@ -170,10 +168,11 @@ async function precopy(ctx: CaptureContext, maxRounds: number, count: (n: number
 }
 
 /** The last pre-copy's entries by absolute path (latin1 of the bytes): what the pause compares with. */
-async function loadTree(repo: Repository, source: string, tree: Buffer): Promise<Map<string, TreeNode>> {
+async function loadTree(trees: Pick<TreeCache, 'read'>, source: string, tree: Buffer): Promise<Map<string, TreeNode>> {
   const out = new Map<string, TreeNode>()
   const visit = async (abs: Buffer, id: Buffer): Promise<void> => {
-    for (const node of decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))) {
+    // The pre-copy just decoded or wrote these trees: the run's cache has them.
+    for (const node of await trees.read(id)) {
       const child = childPath(abs, node.name)
       out.set(child.toString('latin1'), node)
       if (node.type === 'dir' && node.subtree) await visit(child, node.subtree)
