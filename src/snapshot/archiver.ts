@@ -484,8 +484,8 @@ export class Archiver {
 
   private metaError(what: string, rel: string, err: unknown): void {
     const code = errnoCode(err)
-    // Gone or replaced: reading its content or listing it reports that.
-    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return
+    // Gone, replaced or unreadable: reading its content or listing it reports that.
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR' || code === 'EACCES') return
     if (code === undefined) throw err
     this.metaWarn(`${what} ${code}`, rel, `cannot read ${what}: ${code}`)
   }

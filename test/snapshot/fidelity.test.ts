@@ -54,7 +54,7 @@ async function snapshot(opts: {excludeNodump?: boolean} = {}) {
 async function nodeAt(treeHex: string, rel: string): Promise<TreeNode> {
   const repo = await openLocalRepository(repoDir)
   await repo.loadIndex()
-  let tree = Buffer.from(treeHex, 'hex')
+  let tree: Buffer = Buffer.from(treeHex, 'hex')
   const parts = rel.split('/')
   for (let i = 0; ; i++) {
     const nodes = decodeTree(await repo.readBlob(tree, BlobType.tree), tree.toString('hex'))
