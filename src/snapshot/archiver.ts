@@ -15,7 +15,7 @@ import {closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as
 import {Inflight, Limiter, mapLimit} from '../core/concurrency.js'
 import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
-import {boundExtents, dataExtents, type Extent, readFlags, readXattrs, splitDev, xattrKind} from '../core/fsextra.js'
+import {boundExtents, dataExtents, type Extent, readFlags, readFlagsFd, readXattrs, splitDev, type Unavailable, xattrKind} from '../core/fsextra.js'
 import {LongPaths} from '../core/longpath.js'
 import {blake3} from '../core/hash.js'
 import {HashPool} from '../core/hashpool.js'
@@ -168,7 +168,7 @@ interface ParentDir {
   nodes: Map<string, TreeNode>
 }
 /** size: the file's size; dataRead: the bytes read (less for a sparse file); extents: its data regions when it has holes. */
-type ReadResult = {chunks: Buffer[]; size: number; dataRead: number; extents?: Extent[]; after: BigIntStats}
+type ReadResult = {chunks: Buffer[]; size: number; dataRead: number; extents?: Extent[]; after: BigIntStats; flags?: number | Unavailable}
 
 export class Archiver {
   private readonly exclude: ExcludeMatcher
@@ -440,8 +440,12 @@ export class Archiver {
     return st.ctimeNs < start - (coarse ? RACY_WINDOW_COARSE_NS : RACY_WINDOW_NS)
   }
 
-  /** Read xattrs (all the kernel lists: user, and for root trusted and security ones; ACLs) and, for files and directories, inode flags. */
-  private readMeta(abs: Buffer, rel: string, type: TreeNode['type']): Pick<TreeNode, 'xattrs' | 'flags'> {
+  /**
+   * Read xattrs (all the kernel lists: user, and for root trusted and security ones; ACLs) and,
+   * for files and directories unless `withFlags` is false (the caller takes them from the
+   * descriptor it reads the file through), inode flags.
+   */
+  private readMeta(abs: Buffer, rel: string, type: TreeNode['type'], withFlags = true): Pick<TreeNode, 'xattrs' | 'flags'> {
     const out: Pick<TreeNode, 'xattrs' | 'flags'> = {}
     let path: Buffer
     try {
@@ -449,14 +453,9 @@ export class Archiver {
     } catch {
       return out // the walk itself reports a path it cannot reach
     }
-    if (type === 'file' || type === 'dir') {
+    if (withFlags && (type === 'file' || type === 'dir')) {
       try {
-        const f = readFlags(path, type === 'dir')
-        if (typeof f === 'number') {
-          if ((f & FS_FLAGS_RECORDED) !== 0) out.flags = f & FS_FLAGS_RECORDED
-        } else {
-          this.metaWarn(`flags ${f}`, rel, f === 'unavailable' ? 'inode flags not recorded: the native addon is not built' : 'inode flags not recorded: the file system has none')
-        }
+        this.recordFlags(out, readFlags(path, type === 'dir'), rel)
       } catch (err) {
         this.metaError('inode flags', rel, err)
       }
@@ -473,6 +472,14 @@ export class Archiver {
       this.metaError('extended attributes', rel, err)
     }
     return out
+  }
+
+  private recordFlags(out: Pick<TreeNode, 'flags'>, f: number | Unavailable, rel: string): void {
+    if (typeof f === 'number') {
+      if ((f & FS_FLAGS_RECORDED) !== 0) out.flags = f & FS_FLAGS_RECORDED
+    } else {
+      this.metaWarn(`flags ${f}`, rel, f === 'unavailable' ? 'inode flags not recorded: the native addon is not built' : 'inode flags not recorded: the file system has none')
+    }
   }
 
   /** One warning per kind and cause, however many files share it. */
@@ -531,8 +538,12 @@ export class Archiver {
   }
 
   private async file(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
-    const extra = this.metadata(abs, rel, 'file', st, prev)
-    if (extra === null) return undefined // nodump
+    // Flags come from the descriptor the content is read through (one ioctl, no open of its
+    // own), unless --exclude-nodump needs them before deciding to read at all.
+    const reuse = this.sameMeta(st, prev, 'file')
+    const flagsFromRead = !reuse && !this.opts.excludeNodump
+    const extra = reuse ? keptMeta(prev) : this.readMeta(abs, rel, 'file', !flagsFromRead)
+    if (this.opts.excludeNodump && ((extra.flags ?? 0) & FS_FLAG_NODUMP) !== 0) return undefined
     let before = st
     for (let attempt = 1; ; attempt++) {
       let read: ReadResult
@@ -564,6 +575,13 @@ export class Archiver {
         if (after.nlink === 0n) this.warn('vanished', rel, 'deleted while being read; stored as read')
         this.result.files++
         this.result.bytes += read.size
+        if (flagsFromRead) {
+          try {
+            this.recordFlags(extra, read.flags ?? readFlags(this.paths.short(abs), false), rel)
+          } catch (err) {
+            this.metaError('inode flags', rel, err)
+          }
+        }
         const node: TreeNode = {...meta(name, 'file', after), size: read.size, chunks: read.chunks, ...extra}
         if (read.extents) node.extents = read.extents
         return node
@@ -623,6 +641,7 @@ export class Archiver {
   private async readSmallFileInto(abs: Buffer, rel: string, buf: Buffer, rb: ReadBuffer): Promise<ReadResult> {
     let size = 0
     let after: BigIntStats
+    let flags: number | Unavailable | undefined
     const content = this.fs.content(abs)
     if (buf.length <= SYNC_READ) {
       const fd = openSync(this.paths.short(content.path), fsc.O_RDONLY | fsc.O_NOFOLLOW)
@@ -630,6 +649,7 @@ export class Archiver {
         this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, size)
         after = content.stat ?? fstatSync(fd, {bigint: true})
+        flags = content.path === abs ? fdFlags(fd) : undefined
       } finally {
         closeSync(fd)
       }
@@ -639,6 +659,7 @@ export class Archiver {
         this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = (await fh.read(buf, size, buf.length - size, size)).bytesRead
         after = content.stat ?? await fh.stat({bigint: true})
+        flags = content.path === abs ? fdFlags(fh.fd) : undefined
       } finally {
         await fh.close()
       }
@@ -657,7 +678,7 @@ export class Archiver {
       }
       if (start < size) await this.emit(chunks, data.subarray(start), rb, compress)
     }
-    return {chunks, size, dataRead: size, after}
+    return {chunks, size, dataRead: size, after, flags}
   }
 
   /**
@@ -769,8 +790,9 @@ export class Archiver {
         }
       }
       const after = content.stat ?? await fh.stat({bigint: true})
-      if (regions) return {chunks, size: expected, dataRead: size, extents: regions, after}
-      return {chunks, size, dataRead: size, after}
+      const flags = content.path === abs ? fdFlags(fh.fd) : undefined
+      if (regions) return {chunks, size: expected, dataRead: size, extents: regions, after, flags}
+      return {chunks, size, dataRead: size, after, flags}
     } finally {
       current?.retire()
       if (next) await next.then((n) => n.rb.retire(), () => undefined)
@@ -845,6 +867,15 @@ function holesOf(fd: number, size: number): Extent[] | undefined {
     if (end > e.offset) out.push({offset: e.offset, length: end - e.offset})
   }
   return out
+}
+
+/** Inode flags through an open descriptor of a regular file; undefined when that fails (the caller asks by path). */
+function fdFlags(fd: number): number | Unavailable | undefined {
+  try {
+    return readFlagsFd(fd)
+  } catch {
+    return undefined
+  }
 }
 
 /** The xattrs and flags of a parent node, taken as they are. */
