@@ -17,6 +17,7 @@ import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
 import {boundExtents, dataExtents, type Extent, readFlags, readFlagsFd, readXattrs, splitDev, type Unavailable, xattrKind} from '../core/fsextra.js'
 import {LongPaths} from '../core/longpath.js'
+import {nativeAddon} from '../core/native.js'
 import {blake3} from '../core/hash.js'
 import {HashPool} from '../core/hashpool.js'
 import {type Scanned, StreamScanner} from '../core/scan.js'
@@ -123,6 +124,8 @@ export interface ArchiveOptions {
   skipDirs?: readonly {dev: bigint; ino: bigint}[]
   /** Leave out files and directories with the nodump inode flag (chattr +d), as dump(8) does. */
   excludeNodump?: boolean
+  /** The parent was written without xattrs and flags (no addon): take its chunks, never its metadata. */
+  parentMetadataSkipped?: boolean
   onProgress?: (p: ArchiveProgress) => void
   /**
    * For tests only: called synchronously at the walk's points where the source can change under
@@ -160,6 +163,8 @@ export interface ArchiveResult {
   warningCount: number
   /** Warnings that make the snapshot incomplete (exit code 3): unreadable files, files that changed or vanished while read. */
   errorCount: number
+  /** No xattrs or inode flags could be read (no native addon): recorded in the manifest, so the next snapshot does not trust their absence. */
+  metadataSkipped: boolean
 }
 
 /** A directory of the parent snapshot: its tree id, and its entries by name (latin1 of the bytes). */
@@ -189,7 +194,7 @@ export class Archiver {
     await this.pool_?.close()
     this.pool_ = undefined
   }
-  private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, specials: 0, sockets: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
+  private readonly result: Omit<ArchiveResult, 'tree' | 'root' | 'metadataSkipped'> = {files: 0, dirs: 0, symlinks: 0, specials: 0, sockets: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   private readonly fs: SourceView
   private readonly trees: TreeCache
@@ -232,7 +237,7 @@ export class Archiver {
     }
     if (!tree) throw new BadPathError(`cannot read source ${this.opts.source}`)
     const root: RootMeta = {mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString()}
-    return {...this.result, tree, root}
+    return {...this.result, tree, root, metadataSkipped: nativeAddon() === null}
   }
 
   private warn(kind: WarningKind, path: string, message: string): void {
@@ -432,7 +437,7 @@ export class Archiver {
 
   /** True when prev (same type and inode) records this entry's xattrs and flags: its ctime has not moved, and is not so recent that a change could hide in the same tick. */
   private sameMeta(st: BigIntStats, prev: TreeNode | undefined, type: TreeNode['type']): prev is TreeNode {
-    if (this.opts.force || !prev || prev.legacy || prev.type !== type || prev.ctimeNs !== st.ctimeNs || prev.ino !== st.ino) return false
+    if (this.opts.force || this.opts.parentMetadataSkipped || !prev || prev.legacy || prev.type !== type || prev.ctimeNs !== st.ctimeNs || prev.ino !== st.ino) return false
     if (this.opts.trustParent) return true
     const start = this.opts.parentStartNs
     if (start === undefined) return false
@@ -521,7 +526,7 @@ export class Archiver {
    */
   private fromStatCache(name: Buffer, abs: Buffer, rel: string, st: BigIntStats, prev: TreeNode | undefined): TreeNode | null | undefined {
     if (!st.isFile() || !this.unchangedSinceParent(st, prev)) return undefined
-    const extra = prev.legacy ? this.readMeta(abs, rel, 'file') : keptMeta(prev)
+    const extra = prev.legacy || this.opts.parentMetadataSkipped ? this.readMeta(abs, rel, 'file') : keptMeta(prev)
     if (this.opts.excludeNodump && ((extra.flags ?? 0) & FS_FLAG_NODUMP) !== 0) return null
     this.result.files++
     this.result.bytes += prev.size

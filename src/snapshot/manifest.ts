@@ -123,6 +123,12 @@ export interface Manifest {
   program: string
   /** How it was captured (absent in manifests written before ckpt recorded it: unknown). */
   capture?: CaptureRecord
+  /**
+   * True when written without the native addon, so no xattrs or inode flags could be read: its
+   * nodes' "none" means "not read", and the next snapshot reads them afresh instead of taking them
+   * from this one's stat cache.
+   */
+  metadataSkipped?: true
 }
 
 export function encodeManifest(m: Manifest): Buffer {
@@ -130,6 +136,7 @@ export function encodeManifest(m: Manifest): Buffer {
     version: m.version, time: m.time, startTimeNs: m.startTimeNs, parent: m.parent, host: m.host, source: m.source,
     tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
     ...(m.capture ? {capture: m.capture} : {}),
+    ...(m.metadataSkipped ? {metadataSkipped: true} : {}),
   }
   return Buffer.from(JSON.stringify(ordered, null, 1) + '\n')
 }

@@ -274,3 +274,22 @@ it('from a version-1 parent tree: chunks reused when the stat matches, xattrs an
   // Everything version 2 records is back: the very tree the first snapshot stored.
   expect(r.tree.toString('hex')).toBe(m.tree)
 })
+
+it('after a snapshot written without the addon, reads xattrs afresh (the parent recorded none because it could not)', async () => {
+  writeFileSync(path.join(src, 'f'), seededBytes(50_000, 9))
+  expect(writeXattr(path.join(src, 'f'), Buffer.from('user.k'), Buffer.from('v'))).toBe('ok')
+  const first = await snapshot()
+  // The same snapshot as a build without the addon would have written it: no xattrs, and said so.
+  const repo = await openLocalRepository(repoDir)
+  await repo.loadIndex()
+  const nodes = decodeTree(await repo.readBlob(Buffer.from(first.tree, 'hex'), BlobType.tree), first.tree)
+  const bare = encodeTree(nodes.map((n) => ({...n, xattrs: undefined})))
+  const writer = new BlobWriter(repo, {verifyReused: false})
+  await writer.add(BlobType.tree, blake3(bare), bare)
+  await writer.flush()
+  const r = await new Archiver(repo, new BlobWriter(repo, {verifyReused: false}), {
+    source: src, excludes: [], parentTree: blake3(bare), parentStartNs: BigInt(Date.now()) * 1_000_000n + 10_000_000_000n, parentMetadataSkipped: true,
+  }).run()
+  expect(r.bytesRead).toBe(0)
+  expect(r.tree.toString('hex')).toBe(first.tree)
+})
