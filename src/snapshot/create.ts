@@ -106,6 +106,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
         source: opts.source,
         tags: [...new Set(opts.tags ?? [])].sort(),
         ...(opts.excludes?.length ? {excludes: [...opts.excludes]} : {}),
+        ...(opts.excludeNodump ? {excludeNodump: true as const} : {}),
         tree: archived.tree.toString('hex'),
         root: archived.root,
         summary: {

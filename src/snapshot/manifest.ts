@@ -114,6 +114,8 @@ export interface Manifest {
    * written before ckpt recorded them): an in-place restore keeps what they match.
    */
   excludes?: string[]
+  /** Taken with --exclude-nodump: entries with the nodump flag were left out on purpose (absent otherwise). */
+  excludeNodump?: true
   /** Root tree id. */
   tree: string
   root: RootMeta
@@ -134,7 +136,7 @@ export interface Manifest {
 export function encodeManifest(m: Manifest): Buffer {
   const ordered: Manifest = {
     version: m.version, time: m.time, startTimeNs: m.startTimeNs, parent: m.parent, host: m.host, source: m.source,
-    tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
+    tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), ...(m.excludeNodump ? {excludeNodump: true} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
     ...(m.capture ? {capture: m.capture} : {}),
     ...(m.metadataSkipped ? {metadataSkipped: true} : {}),
   }

@@ -21,7 +21,7 @@ import {dataExtents, type Extent, readFlags, readXattrs, splitDev} from '../core
 import {blake3} from '../core/hash.js'
 import {LongPaths} from '../core/longpath.js'
 import type {RootMeta} from '../snapshot/manifest.js'
-import {childPath, displayName, FS_FLAGS_RECORDED, type NodeType, type TreeNode, type Xattr} from '../snapshot/tree.js'
+import {childPath, displayName, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, type NodeType, type TreeNode, type Xattr} from '../snapshot/tree.js'
 
 export type DifferenceKind = 'missing' | 'extra' | 'type' | 'content' | 'mode' | 'mtime' | 'owner' | 'target' | 'device' | 'xattrs' | 'flags' | 'links' | 'unreadable'
 
@@ -40,6 +40,8 @@ export interface CompareOptions {
   /** The nodes of a tree, or undefined when it cannot be read (verify reports why). */
   readTree: (id: Buffer) => Promise<TreeNode[] | undefined>
   compareOwners: boolean
+  /** The snapshot left out entries with the nodump flag (--exclude-nodump): such an entry here is not extra. */
+  excludeNodump?: boolean
   /** Called with the bytes of each file read. */
   onBytes?: (n: number) => void
 }
@@ -156,8 +158,8 @@ class Comparer {
       } else if (order > 0) {
         const st = await fsp.lstat(this.paths.short(childAbs), {bigint: true}).catch(() => undefined)
         const type = st ? typeOf(st) : 'other'
-        // A socket is never stored: the snapshot left it out on purpose.
-        if (type !== 'socket') this.diff(childRel, 'extra', `${childRel}: in the directory (${type}), not in the snapshot`, undefined, type)
+        // A socket is never stored, nor (with --exclude-nodump) a nodump entry: left out on purpose.
+        if (type !== 'socket' && !(st && this.nodump(childAbs, st))) this.diff(childRel, 'extra', `${childRel}: in the directory (${type}), not in the snapshot`, undefined, type)
         j++
       } else {
         await this.entry(node!, childAbs, childRel)
@@ -200,6 +202,16 @@ class Comparer {
     }
     this.meta(rel, node, st)
     if (!node.legacy) this.extra(node, abs, rel)
+  }
+
+  private nodump(abs: Buffer, st: BigIntStats): boolean {
+    if (!this.opts.excludeNodump || !(st.isFile() || st.isDirectory())) return false
+    try {
+      const f = readFlags(this.paths.short(abs), st.isDirectory())
+      return typeof f === 'number' && (f & FS_FLAG_NODUMP) !== 0
+    } catch {
+      return false
+    }
   }
 
   /** Names of one inode in the snapshot are one inode here; names of two are two. */

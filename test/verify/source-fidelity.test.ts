@@ -84,3 +84,19 @@ it('names a changed xattr, a broken hard link, data written into a hole, and a c
   expect(kinds).toEqual(expect.arrayContaining(['other xattrs', 'b/two links', 'sparse content', ...(process.getuid?.() === 0 ? ['null device'] : [])]))
   expect(kinds).not.toContain('sock extra')
 })
+
+it('with --exclude-nodump, a nodump entry left out of the snapshot is not extra', async () => {
+  writeFileSync(path.join(src, 'cache'), 'c')
+  if (spawnSync('chattr', ['+d', path.join(src, 'cache')]).status !== 0) return
+  const repo = await openLocalRepository(repoDir)
+  manifest = (await createSnapshot(repo, {source: src, program: 'test', excludeNodump: true})).manifest
+  expect(manifest.excludeNodump).toBe(true)
+  await repo.loadIndex()
+  const opts = {
+    chunker: repo.config.chunker,
+    readTree: async (id: Buffer) => decodeTree(await repo.readBlob(id, BlobType.tree), id.toString('hex')),
+    compareOwners: true,
+  }
+  expect((await compareWithDirectory(src, Buffer.from(manifest.tree, 'hex'), manifest.root, {...opts, excludeNodump: true})).differences).toEqual([])
+  expect((await compareWithDirectory(src, Buffer.from(manifest.tree, 'hex'), manifest.root, opts)).differences.map((d) => `${d.path} ${d.kind}`)).toEqual(['cache extra'])
+})
