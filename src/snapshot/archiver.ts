@@ -864,7 +864,12 @@ function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
  * no addon), and the file is read whole.
  */
 function holesOf(fd: number, size: number): Extent[] | undefined {
-  const found = dataExtents(fd)
+  let found: Extent[] | undefined
+  try {
+    found = dataExtents(fd)
+  } catch {
+    return undefined // a file system that answers SEEK_DATA with an error of its own: read it whole
+  }
   if (!found || (found.length === 1 && found[0]!.offset === 0 && found[0]!.length >= size)) return undefined
   const out: Extent[] = []
   for (const e of boundExtents(found, SPARSE_EXTENTS)) {
