@@ -10,7 +10,8 @@ export const MAX_LISTED_WARNINGS = 1000
 /** At most this many moves during a capture are listed; the count keeps the rest. */
 export const MAX_LISTED_MOVES = 100
 
-export type WarningKind = 'unreadable' | 'changed' | 'vanished' | 'special'
+/** 'metadata': xattrs or inode flags the file system would not give (once per kind); like 'special', it leaves the snapshot complete. */
+export type WarningKind = 'unreadable' | 'changed' | 'vanished' | 'special' | 'metadata'
 
 export interface SnapshotWarning {
   kind: WarningKind
@@ -33,6 +34,10 @@ export interface SnapshotSummary {
   /** File content actually read (the rest came from the parent's stat cache). */
   bytesRead: number
   filesRead: number
+  /** FIFOs and device nodes stored (absent when none). */
+  specials?: number
+  /** Sockets skipped: they cannot be stored, and are counted rather than warned about (absent when none). */
+  sockets?: number
   durationMs: number
   warnings: number
   /** Warnings that leave the snapshot incomplete (files unreadable, or changed or vanished while read): exit code 3. */
