@@ -164,7 +164,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
     if (made !== 'ok') {
       this.specialCounts.skipped++
       const why = made === 'unavailable' ? 'the native addon is not built: FIFOs and device nodes are not restored' : `this system refuses to make device nodes here (${made}): not restored`
-      this.warnings.add(`${node.type === 'fifo' ? 'fifo' : 'device'}:${made}`, rel, why)
+      this.warnings.add(made === 'unavailable' ? 'special:unavailable' : `device:${made}`, rel, why)
       return
     }
     if (device) this.specialCounts.devices++
@@ -278,7 +278,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
         if (kind === 'acl') acl = true
         continue
       }
-      this.warnings.add(`xattr:${kind}:${done}`, rel, xattrWarning(kind, done, meta.type))
+      this.warnings.add(done === 'unavailable' ? 'xattr:unavailable' : `xattr:${kind}:${done}`, rel, xattrWarning(kind, done, meta.type))
     }
     return acl
   }

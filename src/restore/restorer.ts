@@ -168,7 +168,14 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       }
       // The old tree (without what was carried out of it) goes, then the journal.
       faultPoint('restore.before-remove-old')
-      await discardTemp(dest, temp)
+      try {
+        await discardTemp(dest, temp)
+      } catch (err) {
+        // The restore itself is done: what is left is the old tree, named, for the user to remove.
+        const code = errnoCode(err)
+        if (code === undefined) throw err
+        result.warnings.push({kind: 'old-tree', message: `the restored tree is in place, but the tree it replaced could not be removed (${code}: ${(err as Error).message}): it is left at ${temp}; remove it by hand`, count: 1, path: ''})
+      }
       faultPoint('restore.after-remove-old')
     } else {
       // Missing or empty: rename replaces an empty directory atomically, and fails on anything

@@ -39,7 +39,7 @@ describe('restore summary', () => {
     const target = path.join(work, 'out-root')
     const r = await runCli(['restore', id, '--target', target, '--repo', repo])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/: 10 files \(2 hard links\), \d+ directories, 0 symlinks, 1 FIFO(, 1 device node)?, /)
+    expect(r.stderr).toMatch(/: 12 files \(3 hard links\), \d+ directories, 0 symlinks, 1 FIFO(, 1 device node)?, /)
     expect(r.stderr).not.toMatch(/warning/)
   })
 })
@@ -61,7 +61,7 @@ describe('as an unprivileged user', () => {
     const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning: '))
     expect(warnings.sort()).toEqual([
       'warning: device nodes need root to restore: not restored (null)',
-      'warning: inode flags (chattr) could not be set (EPERM; immutable and append-only need root): not restored (2 entries, first append.log)',
+      'warning: inode flags (chattr) could not be set (EPERM; immutable and append-only need root): not restored (3 entries, first append.log)',
       'warning: trusted.* extended attributes need root to restore: not restored (xattr.txt)',
     ])
     expect(r.stderr).toMatch(/1 FIFO, 1 special file skipped/)
@@ -74,6 +74,8 @@ describe('as an unprivileged user', () => {
     expect(diff).toEqual([
       expect.stringMatching(/^"append\.log": flags 32 != undefined$/),
       expect.stringMatching(/^"immutable\.txt": flags 16 != undefined$/),
+      expect.stringMatching(/^"links-dir\/locked-b": flags 16 != undefined$/),
+      expect.stringMatching(/^"locked-a": flags 16 != undefined$/),
       expect.stringMatching(/^"xattr\.txt": xattrs .*trusted\.t=070007.* != (?!.*trusted)/),
     ])
     expect(got.get(key('nodump'))!.flags).toBe(0x40) // nodump is the owner's to set

@@ -44,7 +44,9 @@ export function awkwardSpec(): TreeSpec {
   const root = process.getuid?.() === 0
   return {
     'links-a': {file: {random: 5000, seed: 41}},
-    'links-dir': {dir: {'links-b': {hardlink: 'links-a'}, 'links-c': {hardlink: 'links-a'}}},
+    // Immutable with two names: restore must link before it sets the flag (link(2) refuses it after).
+    ...(root ? {'locked-a': {file: 'immutable, two names', chattr: '+i'}} : {}),
+    'links-dir': {dir: {'links-b': {hardlink: 'links-a'}, 'links-c': {hardlink: 'links-a'}, ...(root ? {'locked-b': {hardlink: 'locked-a'}} : {})}},
     'sparse.img': {sparse: 8 * 1024 * 1024, data: [[0, seededBytes(4096, 42)], [6 * 1024 * 1024, seededBytes(65536, 43)]]},
     'xattr.txt': {file: 'with attributes', xattrs: {'user.text': 'plain', 'user.binary': Buffer.from([0, 1, 2, 255, 0, 10]), ...(root ? {'trusted.t': Buffer.from([7, 0, 7])} : {})}},
     'acl-dir': {dir: {'acl.txt': {file: 'acl', acl: 'u:65534:r--,g:65534:rw-'}}, acl: 'u:65534:rwx', defaultAcl: 'u:65534:r-x'},
