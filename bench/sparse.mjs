@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A sparse file (issue 13): `--size` GiB apparent (default 10) holding 8 extents of 512 KiB of
 // random data, the rest holes. ckpt snapshot and restore against `cp --sparse=always` and restic
-// backup and restore of the same file. Per command: wall time, bytes it read (rchar of /proc/PID/io,
+// backup and restore of the same file. Per command: wall time, CPU time, bytes it read (rchar of /proc/PID/io,
 // which counts a reaped child's reads: the file and anything else it read) and, for the copies,
 // the bytes allocated (st_blocks x 512). Plain Node, no dependencies; run as root or as a user
 // who can write --work. restic must be on the PATH (RESTIC_PASSWORD is set here).
@@ -43,7 +43,7 @@ spawnSync('sync')
 
 /** Run a command; wall ms, bytes read (rchar), stdout. */
 function measure(label, cmd, argv, env = {}) {
-  const script = '"$@" >"$OUT" 2>"$ERR"; rc=$?; cat /proc/$$/io; exit $rc'
+  const script = '"$@" >"$OUT" 2>"$ERR"; rc=$?; cat /proc/$$/io; echo "stat: $(cat /proc/$$/stat)"; exit $rc'
   const out = path.join(work, `${label}.out`)
   const err = path.join(work, `${label}.err`)
   const t0 = process.hrtime.bigint()
@@ -52,12 +52,15 @@ function measure(label, cmd, argv, env = {}) {
   spawnSync('sync')
   if (r.status !== 0) throw new Error(`${label}: ${cmd} ${argv.join(' ')} exited ${r.status}: ${spawnSync('cat', [err], {encoding: 'utf8'}).stdout}`)
   const rchar = Number(/^rchar: (\d+)$/m.exec(r.stdout)?.[1] ?? NaN)
-  return {label, ms, rchar, stdout: spawnSync('cat', [out], {encoding: 'utf8'}).stdout}
+  // The reaped child's user and system CPU (cutime, cstime: fields 16 and 17 of the shell's stat, in ticks of 1/100 s).
+  const stat = /^stat: .*\) (.*)$/m.exec(r.stdout)?.[1]?.split(' ') ?? []
+  const cpu = (Number(stat[13]) + Number(stat[14])) / 100
+  return {label, ms, rchar, cpu, stdout: spawnSync('cat', [out], {encoding: 'utf8'}).stdout}
 }
 
 const allocated = (p) => statSync(p).blocks * 512
 const rows = []
-const row = (m, alloc) => rows.push({what: m.label, seconds: (m.ms / 1000).toFixed(2), read: m.rchar, allocated: alloc})
+const row = (m, alloc) => rows.push({what: m.label, seconds: (m.ms / 1000).toFixed(2), cpu: m.cpu.toFixed(2), read: m.rchar, allocated: alloc})
 
 // ckpt
 const repo = path.join(work, 'ckpt-repo')
@@ -82,7 +85,7 @@ row(measure('restic restore', 'restic', ['restore', 'latest', '--target', restic
 const mib = (n) => (n === undefined ? '' : `${(n / 1024 / 1024).toFixed(1)} MiB`)
 console.log(`${(size / GiB).toFixed(0)} GiB sparse file, ${EXTENTS} extents of ${EXTENT / 1024} KiB (${mib(EXTENTS * EXTENT)} of data, source allocation ${mib(allocated(file))}); ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, ${spawnSync('df', ['--output=fstype', work], {encoding: 'utf8'}).stdout.trim().split('\n').pop()}; ckpt snapshot bytesRead ${mib(snapDoc.bytesRead)}; restic ${spawnSync('restic', ['version'], {encoding: 'utf8'}).stdout.trim()}`)
 console.log('')
-console.log('| command | wall s | bytes read (rchar) | allocated |')
-console.log('| --- | ---: | ---: | ---: |')
-for (const r of rows) console.log(`| ${r.what} | ${r.seconds} | ${mib(r.read)} | ${mib(r.allocated)} |`)
+console.log('| command | wall s | CPU s (user+sys) | bytes read (rchar) | allocated |')
+console.log('| --- | ---: | ---: | ---: | ---: |')
+for (const r of rows) console.log(`| ${r.what} | ${r.seconds} | ${r.cpu} | ${mib(r.read)} | ${mib(r.allocated)} |`)
 if (!keep) rmSync(work, {recursive: true, force: true})

@@ -44,6 +44,31 @@ describe('restore summary', () => {
   })
 })
 
+describe('without the native addon', () => {
+  it('restores contents, links, holes and the deep path (fsync walk at any depth); xattrs, flags and special files are one warning each, exit 3', async () => {
+    const target = path.join(work, 'out-no-addon')
+    const r = await runCli(['restore', id, '--target', target, '--repo', repo], {env: {CKPT_NATIVE: '0'}})
+    expect(r.code, r.stderr).toBe(3)
+    const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning: ')).map((l) => l.replace(/ \([^()]*\)$/, ''))
+    expect(warnings.sort()).toEqual([
+      'warning: the native addon is not built: FIFOs and device nodes are not restored',
+      'warning: the native addon is not built: extended attributes and ACLs are not restored',
+      ...(isRoot ? ['warning: the native addon is not built: inode flags (chattr) are not restored'] : []),
+    ])
+    const want = await captureTree(src)
+    const got = await captureTree(target)
+    const diff = diffTrees(want, got, {ignoreRootMtime: true})
+    // Only what the addon does differs: xattrs and ACLs, flags, the FIFO and device.
+    // Node's lutimes sets microseconds: mtimes within 1 µs.
+    const closeTimes = (l: string) => {
+      const m = /: mtimeNs (\d+) != (\d+)$/.exec(l)
+      return m !== null && BigInt(m[1]!) - BigInt(m[2]!) < 1000n && BigInt(m[1]!) >= BigInt(m[2]!)
+    }
+    expect(diff.filter((l) => !/: (xattrs|flags) |^missing "(fifo|null)"$/.test(l) && !closeTimes(l))).toEqual([])
+    expect(got.get(Buffer.from('links-dir/links-b').toString('hex'))!.nlink).toBe(3)
+  })
+})
+
 describe('as an unprivileged user', () => {
   it('skips what needs root with one warning per kind and exit 3, and restores the rest the same', async (ctx) => {
     if (!isRoot) ctx.skip()
