@@ -49,10 +49,12 @@
 
 #include "addon.h"
 
-// The kernel's limits (XATTR_LIST_MAX, XATTR_SIZE_MAX): one call reads any list or value; a
-// bigger answer (a file system beyond them) is asked for its size and read again.
-#define LIST_START 65536
-#define VALUE_START 65536
+// First tries: most files have no attributes, or a few short ones. The kernel allocates (and
+// zeroes) a buffer of the size asked for on every call, so asking for its limits (64 KiB) each
+// time cost several microseconds per file; a list or value that does not fit (ERANGE) is asked
+// for its size and read again into a buffer of that size.
+#define LIST_START 1024
+#define VALUE_START 4096
 
 static void throw_fd_errno(napi_env env, int err, const char* syscall) {
   char name[64], desc[128], message[256];
@@ -94,21 +96,34 @@ static bool get_int(napi_env env, napi_value v, const char* what, int64_t* out) 
 
 #ifdef __linux__
 
-// Reads one attribute's value into *buf (grown as needed). Returns its length, or -1 with errno.
-static ssize_t read_value(const char* path, const char* name, char** buf, size_t* cap) {
+// A buffer that starts on the stack and moves to the heap when it must grow.
+typedef struct {
+  char* data;
+  size_t cap;
+  bool heap;
+} growbuf;
+
+static bool grow(growbuf* b, size_t want) {
+  char* bigger = b->heap ? realloc(b->data, want) : malloc(want);
+  if (bigger == NULL) return false;
+  b->data = bigger;
+  b->cap = want;
+  b->heap = true;
+  return true;
+}
+
+// Reads one attribute's value into b (grown as needed). Returns its length, or -1 with errno.
+static ssize_t read_value(const char* path, const char* name, growbuf* b) {
   for (;;) {
-    ssize_t n = lgetxattr(path, name, *buf, *cap);
+    ssize_t n = lgetxattr(path, name, b->data, b->cap);
     if (n >= 0 || errno != ERANGE) return n;
-    // Grown since the list was read (or beyond the kernel's usual limit): ask its size.
+    // Longer than the buffer, or grown since: ask its size.
     ssize_t need = lgetxattr(path, name, NULL, 0);
     if (need < 0) return -1;
-    char* bigger = realloc(*buf, (size_t)need + 1);
-    if (bigger == NULL) {
+    if (!grow(b, (size_t)need + 1)) {
       errno = ENOMEM;
       return -1;
     }
-    *buf = bigger;
-    *cap = (size_t)need + 1;
   }
 }
 
@@ -120,16 +135,12 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
   if (path == NULL) return NULL;
 
   napi_value result = NULL;
-  size_t list_cap = LIST_START, value_cap = VALUE_START;
-  char* list = malloc(list_cap);
-  char* value = malloc(value_cap);
+  char list_start[LIST_START], value_start[VALUE_START];
+  growbuf listb = {list_start, sizeof list_start, false};
+  growbuf value = {value_start, sizeof value_start, false};
   ssize_t list_len;
-  if (list == NULL || value == NULL) {
-    napi_throw_error(env, "ENOMEM", "out of memory reading extended attributes");
-    goto done;
-  }
   for (;;) {
-    list_len = llistxattr(path, list, list_cap);
+    list_len = llistxattr(path, listb.data, listb.cap);
     if (list_len >= 0) break;
     if (errno != ERANGE) {
       ckpt_throw_errno(env, errno, "llistxattr", path, path_len);
@@ -140,14 +151,12 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
       ckpt_throw_errno(env, errno, "llistxattr", path, path_len);
       goto done;
     }
-    char* bigger = realloc(list, (size_t)need + 1);
-    if (bigger == NULL) {
+    if (!grow(&listb, (size_t)need + 1)) {
       napi_throw_error(env, "ENOMEM", "out of memory reading extended attributes");
       goto done;
     }
-    list = bigger;
-    list_cap = (size_t)need + 1;
   }
+  const char* list = listb.data;
 
   if (napi_create_array(env, &result) != napi_ok) goto fail;
   uint32_t count = 0;
@@ -156,7 +165,7 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
     size_t name_len = strnlen(name, (size_t)(list_len - at));
     at += (ssize_t)name_len + 1;
     if (name_len == 0) continue;
-    ssize_t n = read_value(path, name, &value, &value_cap);
+    ssize_t n = read_value(path, name, &value);
     // Removed since the list was read: as if read a moment later.
     if (n < 0 && errno == ENODATA) continue;
     if (n < 0 && errno == ENOMEM) {
@@ -169,7 +178,7 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
         napi_set_named_property(env, entry, "name", name_value) != napi_ok)
       goto fail;
     if (n >= 0) {
-      if (napi_create_buffer_copy(env, (size_t)n, value, NULL, &value_value) != napi_ok ||
+      if (napi_create_buffer_copy(env, (size_t)n, value.data, NULL, &value_value) != napi_ok ||
           napi_set_named_property(env, entry, "value", value_value) != napi_ok)
         goto fail;
     } else {
@@ -186,8 +195,8 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
 fail:
   result = NULL;
 done:
-  free(list);
-  free(value);
+  if (listb.heap) free(listb.data);
+  if (value.heap) free(value.data);
   free(path);
   return result;
 }

@@ -15,8 +15,9 @@ import {closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as
 import {Inflight, Limiter, mapLimit} from '../core/concurrency.js'
 import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
-import {boundExtents, dataExtents, type Extent, readFlags, readXattrs, splitDev, xattrKind} from '../core/fsextra.js'
+import {boundExtents, dataExtents, type Extent, readFlags, readFlagsFd, readXattrs, splitDev, type Unavailable, xattrKind} from '../core/fsextra.js'
 import {LongPaths} from '../core/longpath.js'
+import {nativeAddon} from '../core/native.js'
 import {blake3} from '../core/hash.js'
 import {HashPool} from '../core/hashpool.js'
 import {type Scanned, StreamScanner} from '../core/scan.js'
@@ -123,6 +124,8 @@ export interface ArchiveOptions {
   skipDirs?: readonly {dev: bigint; ino: bigint}[]
   /** Leave out files and directories with the nodump inode flag (chattr +d), as dump(8) does. */
   excludeNodump?: boolean
+  /** The parent was written without xattrs and flags (no addon): take its chunks, never its metadata. */
+  parentMetadataSkipped?: boolean
   onProgress?: (p: ArchiveProgress) => void
   /**
    * For tests only: called synchronously at the walk's points where the source can change under
@@ -162,6 +165,8 @@ export interface ArchiveResult {
   warningCount: number
   /** Warnings that make the snapshot incomplete (exit code 3): unreadable files, files that changed or vanished while read. */
   errorCount: number
+  /** No xattrs or inode flags could be read (no native addon): recorded in the manifest, so the next snapshot does not trust their absence. */
+  metadataSkipped: boolean
 }
 
 /** A directory of the parent snapshot: its tree id, and its entries by name (latin1 of the bytes). */
@@ -170,7 +175,7 @@ interface ParentDir {
   nodes: Map<string, TreeNode>
 }
 /** size: the file's size; dataRead: the bytes read (less for a sparse file); extents: its data regions when it has holes. */
-type ReadResult = {chunks: Buffer[]; size: number; dataRead: number; extents?: Extent[]; after: BigIntStats}
+type ReadResult = {chunks: Buffer[]; size: number; dataRead: number; extents?: Extent[]; after: BigIntStats; flags?: number | Unavailable}
 
 export class Archiver {
   private readonly exclude: ExcludeMatcher
@@ -191,7 +196,7 @@ export class Archiver {
     await this.pool_?.close()
     this.pool_ = undefined
   }
-  private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, specials: 0, sockets: 0, bytes: 0, dataBytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
+  private readonly result: Omit<ArchiveResult, 'tree' | 'root' | 'metadataSkipped'> = {files: 0, dirs: 0, symlinks: 0, specials: 0, sockets: 0, bytes: 0, dataBytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   private readonly fs: SourceView
   private readonly trees: TreeCache
@@ -234,7 +239,7 @@ export class Archiver {
     }
     if (!tree) throw new BadPathError(`cannot read source ${this.opts.source}`)
     const root: RootMeta = {mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString()}
-    return {...this.result, tree, root}
+    return {...this.result, tree, root, metadataSkipped: nativeAddon() === null}
   }
 
   private warn(kind: WarningKind, path: string, message: string): void {
@@ -434,7 +439,7 @@ export class Archiver {
 
   /** True when prev (same type and inode) records this entry's xattrs and flags: its ctime has not moved, and is not so recent that a change could hide in the same tick. */
   private sameMeta(st: BigIntStats, prev: TreeNode | undefined, type: TreeNode['type']): prev is TreeNode {
-    if (this.opts.force || !prev || prev.legacy || prev.type !== type || prev.ctimeNs !== st.ctimeNs || prev.ino !== st.ino) return false
+    if (this.opts.force || this.opts.parentMetadataSkipped || !prev || prev.legacy || prev.type !== type || prev.ctimeNs !== st.ctimeNs || prev.ino !== st.ino) return false
     if (this.opts.trustParent) return true
     const start = this.opts.parentStartNs
     if (start === undefined) return false
@@ -442,8 +447,12 @@ export class Archiver {
     return st.ctimeNs < start - (coarse ? RACY_WINDOW_COARSE_NS : RACY_WINDOW_NS)
   }
 
-  /** Read xattrs (all the kernel lists: user, and for root trusted and security ones; ACLs) and, for files and directories, inode flags. */
-  private readMeta(abs: Buffer, rel: string, type: TreeNode['type']): Pick<TreeNode, 'xattrs' | 'flags'> {
+  /**
+   * Read xattrs (all the kernel lists: user, and for root trusted and security ones; ACLs) and,
+   * for files and directories unless `withFlags` is false (the caller takes them from the
+   * descriptor it reads the file through), inode flags.
+   */
+  private readMeta(abs: Buffer, rel: string, type: TreeNode['type'], withFlags = true): Pick<TreeNode, 'xattrs' | 'flags'> {
     const out: Pick<TreeNode, 'xattrs' | 'flags'> = {}
     let path: Buffer
     try {
@@ -451,14 +460,9 @@ export class Archiver {
     } catch {
       return out // the walk itself reports a path it cannot reach
     }
-    if (type === 'file' || type === 'dir') {
+    if (withFlags && (type === 'file' || type === 'dir')) {
       try {
-        const f = readFlags(path, type === 'dir')
-        if (typeof f === 'number') {
-          if ((f & FS_FLAGS_RECORDED) !== 0) out.flags = f & FS_FLAGS_RECORDED
-        } else {
-          this.metaWarn(`flags ${f}`, rel, f === 'unavailable' ? 'inode flags not recorded: the native addon is not built' : 'inode flags not recorded: the file system has none')
-        }
+        this.recordFlags(out, readFlags(path, type === 'dir'), rel)
       } catch (err) {
         this.metaError('inode flags', rel, err)
       }
@@ -477,6 +481,14 @@ export class Archiver {
     return out
   }
 
+  private recordFlags(out: Pick<TreeNode, 'flags'>, f: number | Unavailable, rel: string): void {
+    if (typeof f === 'number') {
+      if ((f & FS_FLAGS_RECORDED) !== 0) out.flags = f & FS_FLAGS_RECORDED
+    } else {
+      this.metaWarn(`flags ${f}`, rel, f === 'unavailable' ? 'inode flags not recorded: the native addon is not built' : 'inode flags not recorded: the file system has none')
+    }
+  }
+
   /** One warning per kind and cause, however many files share it. */
   private metaWarn(key: string, rel: string, message: string): void {
     if (this.warned.has(key)) return
@@ -486,8 +498,8 @@ export class Archiver {
 
   private metaError(what: string, rel: string, err: unknown): void {
     const code = errnoCode(err)
-    // Gone or replaced: reading its content or listing it reports that.
-    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return
+    // Gone, replaced or unreadable: reading its content or listing it reports that.
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR' || code === 'EACCES') return
     if (code === undefined) throw err
     this.metaWarn(`${what} ${code}`, rel, `cannot read ${what}: ${code}`)
   }
@@ -516,7 +528,7 @@ export class Archiver {
    */
   private fromStatCache(name: Buffer, abs: Buffer, rel: string, st: BigIntStats, prev: TreeNode | undefined): TreeNode | null | undefined {
     if (!st.isFile() || !this.unchangedSinceParent(st, prev)) return undefined
-    const extra = prev.legacy ? this.readMeta(abs, rel, 'file') : keptMeta(prev)
+    const extra = prev.legacy || this.opts.parentMetadataSkipped ? this.readMeta(abs, rel, 'file') : keptMeta(prev)
     if (this.opts.excludeNodump && ((extra.flags ?? 0) & FS_FLAG_NODUMP) !== 0) return null
     this.result.files++
     this.result.bytes += prev.size
@@ -534,8 +546,12 @@ export class Archiver {
   }
 
   private async file(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
-    const extra = this.metadata(abs, rel, 'file', st, prev)
-    if (extra === null) return undefined // nodump
+    // Flags come from the descriptor the content is read through (one ioctl, no open of its
+    // own), unless --exclude-nodump needs them before deciding to read at all.
+    const reuse = this.sameMeta(st, prev, 'file')
+    const flagsFromRead = !reuse && !this.opts.excludeNodump
+    const extra = reuse ? keptMeta(prev) : this.readMeta(abs, rel, 'file', !flagsFromRead)
+    if (this.opts.excludeNodump && ((extra.flags ?? 0) & FS_FLAG_NODUMP) !== 0) return undefined
     let before = st
     for (let attempt = 1; ; attempt++) {
       let read: ReadResult
@@ -567,6 +583,13 @@ export class Archiver {
         if (after.nlink === 0n) this.warn('vanished', rel, 'deleted while being read; stored as read')
         this.result.files++
         this.result.bytes += read.size
+        if (flagsFromRead) {
+          try {
+            this.recordFlags(extra, read.flags ?? readFlags(this.paths.short(abs), false), rel)
+          } catch (err) {
+            this.metaError('inode flags', rel, err)
+          }
+        }
         const node: TreeNode = {...meta(name, 'file', after), size: read.size, chunks: read.chunks, ...extra}
         if (read.extents) node.extents = read.extents
         this.result.dataBytes += dataLength(node)
@@ -627,6 +650,7 @@ export class Archiver {
   private async readSmallFileInto(abs: Buffer, rel: string, buf: Buffer, rb: ReadBuffer): Promise<ReadResult> {
     let size = 0
     let after: BigIntStats
+    let flags: number | Unavailable | undefined
     const content = this.fs.content(abs)
     if (buf.length <= SYNC_READ) {
       const fd = openSync(this.paths.short(content.path), fsc.O_RDONLY | fsc.O_NOFOLLOW)
@@ -634,6 +658,7 @@ export class Archiver {
         this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, size)
         after = content.stat ?? fstatSync(fd, {bigint: true})
+        flags = content.path === abs ? fdFlags(fd) : undefined
       } finally {
         closeSync(fd)
       }
@@ -643,6 +668,7 @@ export class Archiver {
         this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = (await fh.read(buf, size, buf.length - size, size)).bytesRead
         after = content.stat ?? await fh.stat({bigint: true})
+        flags = content.path === abs ? fdFlags(fh.fd) : undefined
       } finally {
         await fh.close()
       }
@@ -661,7 +687,7 @@ export class Archiver {
       }
       if (start < size) await this.emit(chunks, data.subarray(start), rb, compress)
     }
-    return {chunks, size, dataRead: size, after}
+    return {chunks, size, dataRead: size, after, flags}
   }
 
   /**
@@ -773,8 +799,9 @@ export class Archiver {
         }
       }
       const after = content.stat ?? await fh.stat({bigint: true})
-      if (regions) return {chunks, size: expected, dataRead: size, extents: regions, after}
-      return {chunks, size, dataRead: size, after}
+      const flags = content.path === abs ? fdFlags(fh.fd) : undefined
+      if (regions) return {chunks, size: expected, dataRead: size, extents: regions, after, flags}
+      return {chunks, size, dataRead: size, after, flags}
     } finally {
       current?.retire()
       if (next) await next.then((n) => n.rb.retire(), () => undefined)
@@ -841,7 +868,12 @@ function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
  * no addon), and the file is read whole.
  */
 function holesOf(fd: number, size: number): Extent[] | undefined {
-  const found = dataExtents(fd)
+  let found: Extent[] | undefined
+  try {
+    found = dataExtents(fd)
+  } catch {
+    return undefined // a file system that answers SEEK_DATA with an error of its own: read it whole
+  }
   if (!found || (found.length === 1 && found[0]!.offset === 0 && found[0]!.length >= size)) return undefined
   const out: Extent[] = []
   for (const e of boundExtents(found, SPARSE_EXTENTS)) {
@@ -849,6 +881,15 @@ function holesOf(fd: number, size: number): Extent[] | undefined {
     if (end > e.offset) out.push({offset: e.offset, length: end - e.offset})
   }
   return out
+}
+
+/** Inode flags through an open descriptor of a regular file; undefined when that fails (the caller asks by path). */
+function fdFlags(fd: number): number | Unavailable | undefined {
+  try {
+    return readFlagsFd(fd)
+  } catch {
+    return undefined
+  }
 }
 
 /** The xattrs and flags of a parent node, taken as they are. */

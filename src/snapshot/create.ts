@@ -90,6 +90,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       force: opts.force ?? false,
       skipDirs: opts.skipDirs ?? [],
       excludeNodump: opts.excludeNodump ?? false,
+      parentMetadataSkipped: parent?.manifest.metadataSkipped === true,
       onProgress: opts.onProgress,
       walkHook: opts.walkHook,
       trees: new TreeCache(repo),
@@ -105,6 +106,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
         source: opts.source,
         tags: [...new Set(opts.tags ?? [])].sort(),
         ...(opts.excludes?.length ? {excludes: [...opts.excludes]} : {}),
+        ...(opts.excludeNodump ? {excludeNodump: true as const} : {}),
         tree: archived.tree.toString('hex'),
         root: archived.root,
         summary: {
@@ -127,6 +129,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
         warnings: archived.warnings,
         program: opts.program,
         capture,
+        ...(archived.metadataSkipped ? {metadataSkipped: true as const} : {}),
       }
       faultPoint('snapshot.before-manifest')
       const id = await repo.writeSnapshotBytes(encodeManifest(manifest))

@@ -116,6 +116,8 @@ export interface Manifest {
    * written before ckpt recorded them): an in-place restore keeps what they match.
    */
   excludes?: string[]
+  /** Taken with --exclude-nodump: entries with the nodump flag were left out on purpose (absent otherwise). */
+  excludeNodump?: true
   /** Root tree id. */
   tree: string
   root: RootMeta
@@ -125,13 +127,20 @@ export interface Manifest {
   program: string
   /** How it was captured (absent in manifests written before ckpt recorded it: unknown). */
   capture?: CaptureRecord
+  /**
+   * True when written without the native addon, so no xattrs or inode flags could be read: its
+   * nodes' "none" means "not read", and the next snapshot reads them afresh instead of taking them
+   * from this one's stat cache.
+   */
+  metadataSkipped?: true
 }
 
 export function encodeManifest(m: Manifest): Buffer {
   const ordered: Manifest = {
     version: m.version, time: m.time, startTimeNs: m.startTimeNs, parent: m.parent, host: m.host, source: m.source,
-    tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
+    tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), ...(m.excludeNodump ? {excludeNodump: true} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
     ...(m.capture ? {capture: m.capture} : {}),
+    ...(m.metadataSkipped ? {metadataSkipped: true} : {}),
   }
   return Buffer.from(JSON.stringify(ordered, null, 1) + '\n')
 }

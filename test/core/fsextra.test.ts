@@ -76,6 +76,17 @@ describe('xattrs', () => {
     expect(got.xattrs.some((x) => x.name.toString() === 'user.t')).toBe(false)
   })
 
+  it('reads a name list and values longer than the first buffers (1 KiB, 4 KiB)', () => {
+    const file = join(dir, 'many')
+    writeFileSync(file, 'x')
+    const names = Array.from({length: 12}, (_, i) => Buffer.from(`user.${String(i).padStart(2, '0')}${'m'.repeat(190)}`))
+    names.forEach((n, i) => expect(writeXattr(file, n, Buffer.alloc(5000 + i, i))).toBe('ok'))
+    const got = readXattrs(file)
+    if (typeof got === 'string') throw new Error(got)
+    expect(got.xattrs.map((x) => x.name)).toEqual(names)
+    got.xattrs.forEach((x, i) => expect(x.value.equals(Buffer.alloc(5000 + i, i))).toBe(true))
+  })
+
   it('throws fs errors for a missing path, and tells an unsupported file system apart', () => {
     expect(() => readXattrs(join(dir, 'missing'))).toThrow(expect.objectContaining({code: 'ENOENT', syscall: 'llistxattr'}))
     // /proc has no user xattrs: setting one is refused as unsupported, not thrown.
