@@ -178,3 +178,32 @@ describe('room for a sparse snapshot', () => {
     }
   })
 })
+
+describe('on XFS (a loop image)', () => {
+  it('the awkward tree and a 64 KiB xattr restore the same onto XFS, flags included', async (ctx) => {
+    if (!isRoot || spawnSync('mkfs.xfs', ['-V']).status !== 0) ctx.skip()
+    const image = path.join(work, 'xfs.img')
+    const mnt = path.join(work, 'xfs')
+    mkdirSync(mnt)
+    // XFS needs 300 MiB at least; the image is sparse.
+    spawnSync('truncate', ['-s', '320M', image])
+    expect(spawnSync('mkfs.xfs', ['-q', image]).status).toBe(0)
+    if (spawnSync('mount', ['-o', 'loop', image, mnt]).status !== 0) ctx.skip()
+    try {
+      const src = path.join(mnt, 'src')
+      mkdirSync(src)
+      await buildTree(src, {...awkwardSpec(), big: {file: 'x', xattrs: {'user.big': seededBytes(65536, 13)}}})
+      const want = await captureTree(src)
+      const id = await snapshot(src)
+      const out = path.join(mnt, 'out')
+      const r = await restore(id, out)
+      expect(r.warnings).toEqual([])
+      expect(diffTrees(want, await captureTree(out), {ignoreRootMtime: true})).toEqual([])
+      // Immutable and append-only files on both sides.
+      removeTree(src)
+      removeTree(out)
+    } finally {
+      spawnSync('umount', [mnt])
+    }
+  })
+})
