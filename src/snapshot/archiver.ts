@@ -27,7 +27,7 @@ import type {BlobWriter} from '../repo/writer.js'
 import {compileExcludes, type ExcludeMatcher} from './exclude.js'
 import {type ReadBuffer, ReadPool} from '../core/readpool.js'
 import {MAX_LISTED_WARNINGS, type RootMeta, type SnapshotWarning, type WarningKind} from './manifest.js'
-import {childPath, displayName, encodeTree, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, type TreeNode} from './tree.js'
+import {childPath, dataLength, displayName, encodeTree, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, type TreeNode} from './tree.js'
 import {TreeCache} from './treecache.js'
 
 /** Bytes asked of the kernel per read. */
@@ -156,6 +156,8 @@ export interface ArchiveResult {
   /** Sockets skipped (never stored; counted, not warned about). */
   sockets: number
   bytes: number
+  /** What the files occupy: data regions only (no holes), each inode once. */
+  dataBytes: number
   /** File bytes read from disk: the data regions only, for sparse files. */
   bytesRead: number
   filesRead: number
@@ -194,7 +196,7 @@ export class Archiver {
     await this.pool_?.close()
     this.pool_ = undefined
   }
-  private readonly result: Omit<ArchiveResult, 'tree' | 'root' | 'metadataSkipped'> = {files: 0, dirs: 0, symlinks: 0, specials: 0, sockets: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
+  private readonly result: Omit<ArchiveResult, 'tree' | 'root' | 'metadataSkipped'> = {files: 0, dirs: 0, symlinks: 0, specials: 0, sockets: 0, bytes: 0, dataBytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   private readonly fs: SourceView
   private readonly trees: TreeCache
@@ -540,6 +542,7 @@ export class Archiver {
     node.chunks = prev.chunks
     if (prev.extents && !prev.legacy) node.extents = prev.extents
     Object.assign(node, extra)
+    if (node.nlink === undefined || !this.links.has(`${st.dev}:${st.ino}`)) this.result.dataBytes += dataLength(node)
     if (node.nlink !== undefined) {
       const key = `${st.dev}:${st.ino}`
       const seen = this.links.get(key)
@@ -596,6 +599,7 @@ export class Archiver {
         }
         const node: TreeNode = {...meta(name, 'file', after), size: read.size, chunks: read.chunks, ...extra}
         if (read.extents) node.extents = read.extents
+        this.result.dataBytes += dataLength(node)
         return node
       }
       before = after

@@ -114,6 +114,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
           dirs: archived.dirs,
           symlinks: archived.symlinks,
           bytes: archived.bytes,
+          dataBytes: archived.dataBytes,
           newBytes: stats.rawBytes,
           storedBytes: stats.storedBytes,
           newBlobs: stats.blobs,

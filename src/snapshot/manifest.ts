@@ -26,6 +26,8 @@ export interface SnapshotSummary {
   symlinks: number
   /** Plain bytes of all files in the snapshot. */
   bytes: number
+  /** What restoring the files takes on disk: their data regions (holes of sparse files left out), each hard-linked inode once (absent before ckpt recorded it). */
+  dataBytes?: number
   /** Plain bytes of blobs this snapshot stored for the first time. */
   newBytes: number
   /** Their size in the repository (compressed), including new trees. */
