@@ -219,7 +219,7 @@ function typeOf(st: BigIntStats): EntryType {
 }
 
 function nodeRecord(rel: string, n: TreeNode): StatRecord {
-  return {path: rel, type: n.type, size: BigInt(n.size), mtimeNs: n.mtimeNs, ctimeNs: n.ctimeNs, ino: n.ino}
+  return {path: rel, type: n.type === 'file' || n.type === 'dir' || n.type === 'symlink' ? n.type : 'other', size: BigInt(n.size), mtimeNs: n.mtimeNs, ctimeNs: n.ctimeNs, ino: n.ino}
 }
 
 /** Staging directories of captures whose process is gone (killed mid-capture): remove them. */

@@ -4,8 +4,14 @@ import {randomBytes} from 'node:crypto'
 import {checkChunkerParams, type ChunkerParams, DEFAULT_CHUNKER} from '../core/chunker.js'
 import {IntegrityError, UnsupportedFormatError, UsageError} from '../core/errors.js'
 
-/** On-disk format version this build writes and reads. See docs/FORMAT.md. */
-export const FORMAT_VERSION = 1
+/**
+ * On-disk format version this build writes. See docs/FORMAT.md. Version 2 added tree fields
+ * (hard links, holes, xattrs, flags, special files) that a version-1 reader would misread, so a
+ * repository is raised to 2 before its first version-2 tree is written (upgradeFormat).
+ */
+export const FORMAT_VERSION = 2
+/** Versions this build reads. */
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2]
 
 export interface RepoConfig {
   version: number
@@ -58,8 +64,8 @@ export function decodeConfig(bytes: Buffer): RepoConfig {
   if (!v || typeof v !== 'object') throw new IntegrityError('repository config is not an object')
   const c = v as RepoConfig
   if (typeof c.version !== 'number') throw new IntegrityError('repository config has no format version')
-  if (c.version !== FORMAT_VERSION) {
-    throw new UnsupportedFormatError(`repository format version ${c.version} is not supported by this ckpt (it knows version ${FORMAT_VERSION})`, {version: c.version})
+  if (!READABLE_FORMAT_VERSIONS.includes(c.version)) {
+    throw new UnsupportedFormatError(`repository format version ${c.version} is not supported by this ckpt (it knows versions ${READABLE_FORMAT_VERSIONS.join(' and ')})`, {version: c.version})
   }
   if (typeof c.id !== 'string' || !c.chunker || !c.compression) throw new IntegrityError('repository config is missing fields')
   const problem = checkConfig(c)

@@ -7,7 +7,7 @@ import {blake3} from '../core/hash.js'
 import {IdMap} from '../core/idmap.js'
 import {isHexId, toHex} from '../core/ids.js'
 import type {Backend} from '../store/backend.js'
-import {decodeConfig, encodeConfig, type RepoConfig} from './config.js'
+import {decodeConfig, encodeConfig, FORMAT_VERSION, type RepoConfig} from './config.js'
 import {checkIndex, decodeIndex, encodeIndex, forEachIndexEntry, indexedBlobCount, type IndexedPack, type IndexPackCount} from './indexfile.js'
 import {BlobType, type BlobTypeValue} from './pack.js'
 
@@ -37,7 +37,25 @@ export class Repository {
   readonly damagedIndexFiles: {name: string; error: IntegrityError}[] = []
   private indexLoaded = false
 
-  private constructor(readonly backend: Backend, readonly config: RepoConfig) {}
+  private constructor(readonly backend: Backend, private config_: RepoConfig) {}
+
+  get config(): RepoConfig {
+    return this.config_
+  }
+
+  /**
+   * Raise the repository to this build's format version before anything of that version is
+   * written into it (a snapshot's trees): a ckpt that knows only the older version then refuses
+   * the repository (exit 13) instead of misreading the new trees. Replacing the config is one
+   * atomic put; everything else in it stays readable by this build. Returns true when raised.
+   */
+  async upgradeFormat(): Promise<boolean> {
+    if (this.config_.version >= FORMAT_VERSION) return false
+    const upgraded = {...this.config_, version: FORMAT_VERSION}
+    await this.backend.put('config', 'config', encodeConfig(upgraded))
+    this.config_ = upgraded
+    return true
+  }
 
   static async open(backend: Backend): Promise<Repository> {
     let bytes: Buffer

@@ -74,6 +74,8 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
     // A killed or failed writer's temp objects would hold their space until prune, a day later.
     const swept = await sweepTemporaries(repo.backend, Date.now())
     await repo.loadIndex()
+    // This build writes version-2 trees: an older ckpt must refuse the repository from now on.
+    await repo.upgradeFormat()
     const {snapshots} = await loadCatalog(repo)
     const parent = [...snapshots].reverse().find((s) => s.manifest.source === opts.source && s.manifest.host === host)
     // --force exists to store the source anew: what it reuses from the repository is checked.

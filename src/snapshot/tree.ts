@@ -4,13 +4,36 @@
 // Names and symlink targets are arbitrary bytes on Linux: valid UTF-8 is written as a string,
 // anything else as hex under another key, so every name round-trips exactly.
 //
+// Version 2 records what version 1 dropped: hard links (nlink and dev beside ino), the holes of
+// sparse files (their data extents), extended attributes (ACLs among them), inode flags, FIFOs
+// and device nodes. Version 1 trees still decode; their nodes are marked `legacy` because they
+// never recorded those, so the stat cache must not take "nothing" from them as "none".
+//
 // decodeTree is the first line of defence of restore against a hostile repository: it refuses
 // names that could escape the target ("", ".", "..", "/" or NUL inside) and duplicate names.
 import {IntegrityError} from '../core/errors.js'
 import {digestFromHex} from '../core/hash.js'
 import {isHexId, toHex} from '../core/ids.js'
 
-export type NodeType = 'file' | 'dir' | 'symlink'
+export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev'
+
+/** A data region of a sparse file: `length` bytes at `offset`. */
+export interface Extent {
+  offset: number
+  length: number
+}
+
+/** One extended attribute (POSIX ACLs are system.posix_acl_access and system.posix_acl_default). */
+export interface Xattr {
+  name: Buffer
+  value: Buffer
+}
+
+/** A device number, split as the kernel's major and minor. */
+export interface DeviceNumber {
+  major: number
+  minor: number
+}
 
 export interface TreeNode {
   name: Buffer
@@ -30,9 +53,53 @@ export interface TreeNode {
   subtree?: Buffer
   /** Symlinks: the target, as stored by readlink. */
   target?: Buffer
+  /** Files with more than one name when read: the link count and st_dev; (dev, ino) names one inode within a snapshot. */
+  nlink?: number
+  dev?: bigint
+  /**
+   * Sparse files: the data regions in order, not overlapping, inside `size`. The chunks hold
+   * their bytes back to back; everything else reads as zeros (holes). Absent for a file without holes.
+   */
+  extents?: Extent[]
+  /** Extended attributes, sorted by name bytes, names unique; absent when there are none. */
+  xattrs?: Xattr[]
+  /** Inode flags (FS_IOC_GETFLAGS) within FS_FLAGS_RECORDED; absent when none. */
+  flags?: number
+  /** Character and block devices: the device number. */
+  rdev?: DeviceNumber
+  /** Not encoded: decoded from a version-1 tree, which never recorded links, holes, xattrs or flags. */
+  legacy?: boolean
 }
 
-export const TREE_VERSION = 1
+export const TREE_VERSION = 2
+/** Versions decodeTree reads. */
+const TREE_VERSIONS: readonly number[] = [1, 2]
+
+/**
+ * Inode flags ckpt records and restores (linux/fs.h): sync 0x8, immutable 0x10, append-only
+ * 0x20, nodump 0x40, noatime 0x80, nocompress 0x400, notail 0x8000, dirsync 0x10000,
+ * project-inherit 0x20000000, nocow 0x800000. Flags the kernel sets itself (extents, inline
+ * data, encryption, verity, casefold...) are not ours to restore.
+ */
+export const FS_FLAGS_RECORDED = 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x400 | 0x8000 | 0x10000 | 0x800000 | 0x20000000
+export const FS_FLAG_IMMUTABLE = 0x10
+export const FS_FLAG_APPEND = 0x20
+export const FS_FLAG_NODUMP = 0x40
+
+/** Longest xattr name and value Linux takes (XATTR_NAME_MAX, XATTR_SIZE_MAX), and the most names one file lists (XATTR_LIST_MAX). */
+export const XATTR_NAME_MAX = 255
+export const XATTR_SIZE_MAX = 65536
+export const XATTR_LIST_MAX = 65536
+/** Most data extents one sparse file records (the archiver merges across small holes beyond it). */
+export const MAX_EXTENTS = 65536
+
+/** Bytes a file's chunks hold: its data extents for a sparse file, else its size. */
+export function dataLength(node: Pick<TreeNode, 'size' | 'extents'>): number {
+  if (!node.extents) return node.size
+  let n = 0
+  for (const e of node.extents) n += e.length
+  return n
+}
 
 function textOrHex(bytes: Buffer): {text?: string; hex?: string} {
   const text = bytes.toString('utf8')
@@ -60,12 +127,26 @@ export function encodeTree(nodes: readonly TreeNode[]): Buffer {
     if (n.type === 'file') {
       o.size = n.size
       o.chunks = (n.chunks ?? []).map(toHex)
+      if (n.extents) o.extents = n.extents.map((e) => [e.offset, e.length])
     } else if (n.type === 'dir') {
       o.subtree = toHex(n.subtree!)
-    } else {
+    } else if (n.type === 'symlink') {
       const target = textOrHex(n.target!)
       if (target.text !== undefined) o.target = target.text
       else o.targetHex = target.hex
+    } else if (n.type === 'chardev' || n.type === 'blockdev') {
+      o.rdev = [n.rdev!.major, n.rdev!.minor]
+    }
+    if (n.nlink !== undefined && n.nlink > 1) {
+      o.nlink = n.nlink
+      o.dev = n.dev!.toString()
+    }
+    if (n.flags) o.flags = n.flags
+    if (n.xattrs && n.xattrs.length > 0) {
+      o.xattrs = [...n.xattrs].sort((a, b) => Buffer.compare(a.name, b.name)).map((x) => {
+        const xname = textOrHex(x.name)
+        return xname.text !== undefined ? {name: xname.text, value: x.value.toString('base64')} : {nameHex: xname.hex, value: x.value.toString('base64')}
+      })
     }
     return o
   })
@@ -82,6 +163,8 @@ export function isOwnerId(v: unknown): v is number {
 
 const DECIMAL = /^-?[0-9]{1,20}$/
 const HEX = /^(?:[0-9a-f]{2})+$/
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+const NODE_TYPES: ReadonlySet<unknown> = new Set(['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev'])
 
 /** Check that a name is one path component that cannot leave its directory. */
 export function unsafeNameReason(name: Buffer): string | undefined {
@@ -110,7 +193,9 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
   } catch {
     throw fail('not valid JSON')
   }
-  if (!doc || typeof doc !== 'object' || (doc as {version?: unknown}).version !== TREE_VERSION) throw fail('unknown tree version')
+  const version = doc && typeof doc === 'object' ? (doc as {version?: unknown}).version : undefined
+  if (!TREE_VERSIONS.includes(version as number)) throw fail('unknown tree version')
+  const legacy = version === 1
   const raw = (doc as {nodes?: unknown}).nodes
   if (!Array.isArray(raw)) throw fail('no node list')
   const nodes: TreeNode[] = []
@@ -125,7 +210,7 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
     if (previous && compareNames(previous, name) >= 0) throw fail(`names out of order or repeated at ${JSON.stringify(name.toString('utf8'))}`)
     previous = name
     const type = o.type
-    if (type !== 'file' && type !== 'dir' && type !== 'symlink') throw fail(`node ${name.toString('utf8')} has unknown type`)
+    if (!NODE_TYPES.has(type) || (legacy && type !== 'file' && type !== 'dir' && type !== 'symlink')) throw fail(`node ${name.toString('utf8')} has unknown type`)
     const mode = o.mode
     if (!Number.isInteger(mode) || (mode as number) < 0 || (mode as number) > 0o7777) throw fail(`node ${name.toString('utf8')} has a bad mode`)
     const uid = o.uid
@@ -135,7 +220,9 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
     const ctimeNs = decimal(o.ctimeNs)
     const ino = decimal(o.ino)
     if (mtimeNs === undefined || ctimeNs === undefined || ino === undefined) throw fail(`node ${name.toString('utf8')} has bad times or inode`)
-    const node: TreeNode = {name, type, mode: mode as number, uid: uid as number, gid: gid as number, mtimeNs, ctimeNs, ino, size: 0}
+    const node: TreeNode = {name, type: type as NodeType, mode: mode as number, uid: uid as number, gid: gid as number, mtimeNs, ctimeNs, ino, size: 0}
+    if (legacy) node.legacy = true
+    else decodeV2Fields(o, node, fail)
     if (type === 'file') {
       if (!Number.isSafeInteger(o.size) || (o.size as number) < 0) throw fail(`file ${name.toString('utf8')} has a bad size`)
       node.size = o.size as number
@@ -148,10 +235,11 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
         chunks[i] = digestFromHex(c)
       }
       node.chunks = chunks
+      if (node.extents) checkExtents(node, fail)
     } else if (type === 'dir') {
       if (typeof o.subtree !== 'string' || !isHexId(o.subtree)) throw fail(`directory ${name.toString('utf8')} has a bad subtree id`)
       node.subtree = digestFromHex(o.subtree)
-    } else {
+    } else if (type === 'symlink') {
       const target = bytesField(o, 'target', 'targetHex')
       if (!target || target.length === 0 || target.includes(0)) throw fail(`symlink ${name.toString('utf8')} has a bad target`)
       // Linux stores at most PATH_MAX - 1 bytes of a target: a longer one was never read from a filesystem.
@@ -161,6 +249,68 @@ export function decodeTree(bytes: Buffer, id: string): TreeNode[] {
     nodes.push(node)
   }
   return nodes
+}
+
+/** The fields version 2 added; checked as strictly as the rest (a hostile tree meets restore's syscalls). */
+function decodeV2Fields(o: Record<string, unknown>, node: TreeNode, fail: (what: string) => IntegrityError): void {
+  const shown = node.name.toString('utf8')
+  if (o.nlink !== undefined) {
+    if (!Number.isSafeInteger(o.nlink) || (o.nlink as number) < 2) throw fail(`node ${shown} has a bad link count`)
+    const dev = decimal(o.dev)
+    if (dev === undefined || dev < 0n) throw fail(`node ${shown} has a bad device`)
+    node.nlink = o.nlink as number
+    node.dev = dev
+  }
+  if (o.flags !== undefined) {
+    if (!Number.isInteger(o.flags) || (o.flags as number) <= 0 || ((o.flags as number) & ~FS_FLAGS_RECORDED) !== 0) throw fail(`node ${shown} has bad inode flags`)
+    node.flags = o.flags as number
+  }
+  if (o.rdev !== undefined || node.type === 'chardev' || node.type === 'blockdev') {
+    const r = o.rdev
+    const isPart = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff
+    if (node.type !== 'chardev' && node.type !== 'blockdev') throw fail(`node ${shown} has a device number but is not a device`)
+    if (!Array.isArray(r) || r.length !== 2 || !isPart(r[0]) || !isPart(r[1])) throw fail(`device ${shown} has a bad device number`)
+    node.rdev = {major: r[0] as number, minor: r[1] as number}
+  }
+  if (o.extents !== undefined) {
+    const raw = o.extents
+    if (node.type !== 'file' || !Array.isArray(raw) || raw.length > MAX_EXTENTS) throw fail(`node ${shown} has a bad extent list`)
+    node.extents = raw.map((e: unknown) => {
+      if (!Array.isArray(e) || e.length !== 2 || !Number.isSafeInteger(e[0]) || !Number.isSafeInteger(e[1]) || (e[0] as number) < 0 || (e[1] as number) <= 0) throw fail(`file ${shown} has a bad extent list`)
+      return {offset: e[0] as number, length: e[1] as number}
+    })
+  }
+  if (o.xattrs !== undefined) {
+    const raw = o.xattrs
+    if (!Array.isArray(raw) || raw.length === 0) throw fail(`node ${shown} has a bad xattr list`)
+    const xattrs: Xattr[] = []
+    let listed = 0
+    for (const x of raw as unknown[]) {
+      if (!x || typeof x !== 'object') throw fail(`node ${shown} has a bad xattr list`)
+      const xo = x as Record<string, unknown>
+      const xname = bytesField(xo, 'name', 'nameHex')
+      const value = xo.value
+      if (!xname || xname.length === 0 || xname.length > XATTR_NAME_MAX || xname.includes(0)) throw fail(`node ${shown} has a bad xattr name`)
+      if (typeof value !== 'string' || value.length > ((XATTR_SIZE_MAX + 2) / 3) * 4 + 4 || !BASE64.test(value)) throw fail(`node ${shown} has a bad xattr value`)
+      const bytes = Buffer.from(value, 'base64')
+      if (bytes.length > XATTR_SIZE_MAX) throw fail(`node ${shown} has an xattr value over ${XATTR_SIZE_MAX} bytes`)
+      const last = xattrs[xattrs.length - 1]
+      if (last && Buffer.compare(last.name, xname) >= 0) throw fail(`node ${shown} has xattrs out of order or repeated`)
+      listed += xname.length + 1
+      if (listed > XATTR_LIST_MAX) throw fail(`node ${shown} lists more xattr names than Linux holds`)
+      xattrs.push({name: xname, value: bytes})
+    }
+    node.xattrs = xattrs
+  }
+}
+
+/** Extents in order, not overlapping, inside the file, and adding up to what its chunks hold (checked by the reader). */
+function checkExtents(node: TreeNode, fail: (what: string) => IntegrityError): void {
+  let end = 0
+  for (const e of node.extents!) {
+    if (e.offset < end || e.offset + e.length > node.size) throw fail(`file ${node.name.toString('utf8')} has extents out of order or past its size`)
+    end = e.offset + e.length
+  }
 }
 
 /** A decimal integer field (times, inode), or undefined. */

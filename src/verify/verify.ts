@@ -28,7 +28,7 @@ import {readPackHeader} from '../repo/packheader.js'
 import {checkBlob} from '../repo/repository.js'
 import {bySnapshotTime, resolveSnapshot, type SnapshotRecord} from '../snapshot/catalog.js'
 import {decodeManifest} from '../snapshot/manifest.js'
-import {decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
+import {dataLength, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import type {Backend} from '../store/backend.js'
 import {withLock, type LockInfo} from '../store/lock.js'
 import {hostTag, tempState} from '../store/temp.js'
@@ -355,7 +355,7 @@ class Verifier {
     } else if (read) {
       for (const node of read.nodes) {
         if (node.type === 'file') {
-          // What restore checks before it writes a file: its chunks add up to its size.
+          // What restore checks before it writes a file: its chunks add up to its size (its data extents' for a sparse file).
           let bytes: number | undefined = 0
           for (const chunk of node.chunks ?? []) {
             if (this.counting && this.reached.set(chunk, [])) this.counts.chunks++
@@ -365,7 +365,7 @@ class Verifier {
           }
           count(node.size)
           deepest = Math.max(deepest, node.name.length)
-          const mismatch = bytes === undefined ? undefined : fileSizeProblem(displayName(node.name), node.size, bytes)
+          const mismatch = bytes === undefined ? undefined : fileSizeProblem(displayName(node.name), dataLength(node), bytes)
           if (mismatch) problems.add(this.findings.add({kind: 'file-size-mismatch', object: 'tree', id: toHex(id), message: `tree ${toHex(id)}: ${mismatch}`}))
         } else if (node.type === 'dir') {
           for (const n of await this.treeProblems(node.subtree!)) problems.add(n)

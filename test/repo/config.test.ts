@@ -24,14 +24,14 @@ describe('newConfig', () => {
   test('defaults', () => {
     const c = valid()
     expect(c).toEqual({
-      version: 1,
+      version: 2,
       id: c.id,
       created: '2024-05-06T07:08:09.123Z',
       chunker: {minSize: 32768, avgSize: 131072, maxSize: 524288, normalization: 2, seed: 0x636b7074},
       compression: {algorithm: 'zstd', level: 3},
       packSize: 16 * MiB,
     })
-    expect(FORMAT_VERSION).toBe(1)
+    expect(FORMAT_VERSION).toBe(2)
     expect(DEFAULT_ZSTD_LEVEL).toBe(3)
     expect(DEFAULT_PACK_SIZE).toBe(16 * MiB)
     expect(c.id).toMatch(/^[0-9a-f]{32}$/)
@@ -72,14 +72,14 @@ describe('encodeConfig / decodeConfig', () => {
   test('a newer format version is UnsupportedFormatError with the version in its data', () => {
     let caught: unknown
     try {
-      decodeConfig(withField(['version'], 2))
+      decodeConfig(withField(['version'], 3))
     } catch (err) {
       caught = err
     }
     expect(caught).toBeInstanceOf(UnsupportedFormatError)
-    expect((caught as UnsupportedFormatError).message).toBe('repository format version 2 is not supported by this ckpt (it knows version 1)')
-    expect((caught as UnsupportedFormatError).data).toEqual({version: 2})
-    rejects(withField(['version'], 0), UnsupportedFormatError, 'repository format version 0 is not supported by this ckpt (it knows version 1)')
+    expect((caught as UnsupportedFormatError).message).toBe('repository format version 3 is not supported by this ckpt (it knows versions 1 and 2)')
+    expect((caught as UnsupportedFormatError).data).toEqual({version: 3})
+    rejects(withField(['version'], 0), UnsupportedFormatError, 'repository format version 0 is not supported by this ckpt (it knows versions 1 and 2)')
   })
 
   test.each<[string, Buffer, string]>([

@@ -1,7 +1,7 @@
 import {describe, expect, test} from 'vitest'
 import {IntegrityError} from '../../src/core/errors.js'
 import {blake3} from '../../src/core/hash.js'
-import {compareNames, decodeTree, displayName, encodeTree, TREE_VERSION, type TreeNode, unsafeNameReason} from '../../src/snapshot/tree.js'
+import {compareNames, dataLength, decodeTree, displayName, encodeTree, TREE_VERSION, type TreeNode, unsafeNameReason} from '../../src/snapshot/tree.js'
 import {seededBytes} from '../helpers/tree.js'
 import {thrownBy} from '../helpers/hostile.js'
 
@@ -26,7 +26,7 @@ function symlink(name: string | Buffer, target: string | Buffer): TreeNode {
 function rawFile(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {name, type: 'file', mode: 420, uid: 0, gid: 0, mtimeNs: '1', ctimeNs: '1', ino: '1', size: 0, chunks: [], ...extra}
 }
-function doc(nodes: unknown[], version: unknown = 1): Buffer {
+function doc(nodes: unknown[], version: unknown = 2): Buffer {
   return Buffer.from(JSON.stringify({version, nodes}))
 }
 
@@ -75,7 +75,7 @@ describe('encodeTree / decodeTree', () => {
   test('the exact encoding (format regression)', () => {
     const bytes = encodeTree([symlink(Buffer.from([0xff]), Buffer.from([0xfe])), file('f', ['c1']), dir('d')])
     expect(JSON.parse(bytes.toString())).toEqual({
-      version: 1,
+      version: 2,
       nodes: [
         {name: 'd', type: 'dir', mode: 0o2755, uid: 0, gid: 0, mtimeNs: '-5', ctimeNs: '0', ino: '2', subtree: hex('sub')},
         {name: 'f', type: 'file', mode: 0o644, uid: 1000, gid: 1000, mtimeNs: '1700000000123456789', ctimeNs: '1700000001000000001', ino: '123456789012', size: 4096, chunks: [hex('c1')]},
@@ -83,11 +83,45 @@ describe('encodeTree / decodeTree', () => {
       ],
     })
     expect(bytes.toString()).toBe(
-      `{"version":1,"nodes":[{"name":"d","type":"dir","mode":1517,"uid":0,"gid":0,"mtimeNs":"-5","ctimeNs":"0","ino":"2","subtree":"${hex('sub')}"},` +
+      `{"version":2,"nodes":[{"name":"d","type":"dir","mode":1517,"uid":0,"gid":0,"mtimeNs":"-5","ctimeNs":"0","ino":"2","subtree":"${hex('sub')}"},` +
       `{"name":"f","type":"file","mode":420,"uid":1000,"gid":1000,"mtimeNs":"1700000000123456789","ctimeNs":"1700000001000000001","ino":"123456789012","size":4096,"chunks":["${hex('c1')}"]},` +
       '{"nameHex":"ff","type":"symlink","mode":511,"uid":1,"gid":2,"mtimeNs":"1","ctimeNs":"2","ino":"3","targetHex":"fe"}]}',
     )
-    expect(TREE_VERSION).toBe(1)
+    expect(TREE_VERSION).toBe(2)
+  })
+
+  test('version 2 round trip: links, holes, xattrs (binary, at the limits), flags, FIFOs and devices', () => {
+    const nodes: TreeNode[] = [
+      file('linked', ['c1'], {nlink: 3, dev: 2049n}),
+      file('sparse', ['c1', 'c2'], {size: 10 * 2 ** 30, extents: [{offset: 0, length: 4096}, {offset: 2 ** 30, length: 4096}]}),
+      file('attrs', ['c1'], {xattrs: [{name: Buffer.from('user.z'), value: Buffer.alloc(65536, 7)}, {name: Buffer.from('user.' + 'n'.repeat(250)), value: Buffer.from([0, 255, 10])}, {name: Buffer.from([0x75, 0x73, 0x65, 0x72, 0x2e, 0xff]), value: Buffer.alloc(0)}], flags: 0x10 | 0x40}),
+      {...dir('fifo'), type: 'fifo', subtree: undefined},
+      {...dir('tty'), type: 'chardev', subtree: undefined, rdev: {major: 4095, minor: 2 ** 20 - 1}},
+      {...dir('disk'), type: 'blockdev', subtree: undefined, rdev: {major: 8, minor: 0}},
+    ]
+    const back = decodeTree(encodeTree(nodes), 't1')
+    const byName = (n: string) => back.find((b) => b.name.toString('latin1') === n)!
+    expect(byName('linked')).toMatchObject({nlink: 3, dev: 2049n})
+    expect(byName('sparse').extents).toEqual([{offset: 0, length: 4096}, {offset: 2 ** 30, length: 4096}])
+    expect(dataLength(byName('sparse'))).toBe(8192)
+    expect(dataLength(byName('linked'))).toBe(4096)
+    const attrs = byName('attrs')
+    expect(attrs.flags).toBe(0x50)
+    // Sorted by name bytes whatever the order given; binary names and values exact.
+    expect(attrs.xattrs!.map((x) => x.name.toString('hex'))).toEqual([Buffer.from('user.' + 'n'.repeat(250)), Buffer.from('user.z'), Buffer.from([0x75, 0x73, 0x65, 0x72, 0x2e, 0xff])].map((b) => b.toString('hex')).sort())
+    expect(attrs.xattrs!.find((x) => x.name.toString() === 'user.z')!.value.equals(Buffer.alloc(65536, 7))).toBe(true)
+    expect(byName('fifo')).toMatchObject({type: 'fifo'})
+    expect(byName('tty').rdev).toEqual({major: 4095, minor: 2 ** 20 - 1})
+    expect(byName('disk')).toMatchObject({type: 'blockdev', rdev: {major: 8, minor: 0}})
+    expect(back.some((n) => n.legacy)).toBe(false)
+    // Nothing new is written for a plain node: version 1's fields only.
+    expect(Object.keys(JSON.parse(encodeTree([file('plain')]).toString()).nodes[0])).toEqual(['name', 'type', 'mode', 'uid', 'gid', 'mtimeNs', 'ctimeNs', 'ino', 'size', 'chunks'])
+  })
+
+  test('version-1 trees still decode, their nodes marked legacy', () => {
+    const v1 = encodeTree([file('f'), dir('d'), symlink('l', 't')]).toString().replace('"version":2', '"version":1')
+    const back = decodeTree(Buffer.from(v1), 't1')
+    expect(back.map((n) => [n.name.toString(), n.type, n.legacy])).toEqual([['d', 'dir', true], ['f', 'file', true], ['l', 'symlink', true]])
   })
 
   test('canonical: any input order gives the same bytes, sorted by name bytes', () => {
@@ -105,7 +139,7 @@ describe('encodeTree / decodeTree', () => {
     // Byte order, not locale or UTF-16 order: "Z" < "a" < "é" (0xc3) < "\uff5e" (0xef) < "🎉" (0xf0).
     const names = ['🎉', 'a', 'é', 'Z', '\uff5e'].map((n) => file(n))
     expect(decodeTree(encodeTree(names), 't1').map((n) => n.name.toString())).toEqual(['Z', 'a', 'é', '\uff5e', '🎉'])
-    expect(encodeTree([]).toString()).toBe('{"version":1,"nodes":[]}')
+    expect(encodeTree([]).toString()).toBe('{"version":2,"nodes":[]}')
   })
 
   test('compareNames is byte order', () => {
@@ -171,7 +205,29 @@ describe('decodeTree refuses hostile or damaged trees', () => {
   test.each<[string, Buffer, string]>([
     ['not JSON', Buffer.from('{"version":1,'), 'not valid JSON'],
     ['null', Buffer.from('null'), 'unknown tree version'],
-    ['version 2', doc([], 2), 'unknown tree version'],
+    ['version 3', doc([], 3), 'unknown tree version'],
+    ['version 0', doc([], 0), 'unknown tree version'],
+    ['a FIFO in a version-1 tree', doc([rawFile('a', {type: 'fifo'})], 1), 'node a has unknown type'],
+    ['a socket', doc([rawFile('a', {type: 'socket'})]), 'node a has unknown type'],
+    ['a link count of 1', doc([rawFile('a', {nlink: 1, dev: '5'})]), 'node a has a bad link count'],
+    ['a link count without device', doc([rawFile('a', {nlink: 2})]), 'node a has a bad device'],
+    ['a negative device', doc([rawFile('a', {nlink: 2, dev: '-1'})]), 'node a has a bad device'],
+    ['flags ckpt does not restore', doc([rawFile('a', {flags: 0x80000})]), 'node a has bad inode flags'],
+    ['zero flags', doc([rawFile('a', {flags: 0})]), 'node a has bad inode flags'],
+    ['a device without a number', doc([rawFile('a', {type: 'chardev'})]), 'device a has a bad device number'],
+    ['a device number of three parts', doc([rawFile('a', {type: 'blockdev', rdev: [1, 2, 3]})]), 'device a has a bad device number'],
+    ['a device number on a file', doc([rawFile('a', {rdev: [1, 3]})]), 'node a has a device number but is not a device'],
+    ['extents on a directory', doc([rawFile('a', {type: 'dir', subtree: hex('s'), extents: [[0, 1]]})]), 'node a has a bad extent list'],
+    ['an empty extent', doc([rawFile('a', {size: 10, extents: [[0, 0]]})]), 'file a has a bad extent list'],
+    ['extents out of order', doc([rawFile('a', {size: 100, extents: [[50, 10], [0, 10]]})]), 'file a has extents out of order or past its size'],
+    ['overlapping extents', doc([rawFile('a', {size: 100, extents: [[0, 20], [10, 10]]})]), 'file a has extents out of order or past its size'],
+    ['an extent past the size', doc([rawFile('a', {size: 100, extents: [[90, 20]]})]), 'file a has extents out of order or past its size'],
+    ['an empty xattr list', doc([rawFile('a', {xattrs: []})]), 'node a has a bad xattr list'],
+    ['an xattr name of 256 bytes', doc([rawFile('a', {xattrs: [{name: 'u'.repeat(256), value: ''}]})]), 'node a has a bad xattr name'],
+    ['an xattr value over 64 KiB', doc([rawFile('a', {xattrs: [{name: 'user.a', value: Buffer.alloc(65537).toString('base64')}]})]), 'node a has an xattr value over 65536 bytes'],
+    ['an xattr value that is not base64', doc([rawFile('a', {xattrs: [{name: 'user.a', value: '%%%'}]})]), 'node a has a bad xattr value'],
+    ['xattrs repeated', doc([rawFile('a', {xattrs: [{name: 'user.a', value: ''}, {name: 'user.a', value: ''}]})]), 'node a has xattrs out of order or repeated'],
+    ['xattr names past what Linux lists', doc([rawFile('a', {xattrs: Array.from({length: 300}, (_, i) => ({name: `user.${String(i).padStart(3, '0')}${'x'.repeat(240)}`, value: ''}))})]), 'node a lists more xattr names than Linux holds'],
     ['version "1"', doc([], '1'), 'unknown tree version'],
     ['no nodes', Buffer.from('{"version":1}'), 'no node list'],
     ['nodes not a list', Buffer.from('{"version":1,"nodes":{}}'), 'no node list'],
@@ -181,7 +237,7 @@ describe('decodeTree refuses hostile or damaged trees', () => {
     ['a numeric name', doc([rawFile('a', {name: 5})]), 'a node has no name'],
     ['bad name hex', doc([{...rawFile('a', {nameHex: '6'}), name: undefined}]), 'a node has no name'],
     ['uppercase name hex', doc([{...rawFile('a', {nameHex: '6A'}), name: undefined}]), 'a node has no name'],
-    ['unknown type', doc([rawFile('a', {type: 'fifo'})]), 'node a has unknown type'],
+    ['unknown type', doc([rawFile('a', {type: 'door'})]), 'node a has unknown type'],
     ['no type', doc([rawFile('a', {type: undefined})]), 'node a has unknown type'],
     ['mode above 0o7777', doc([rawFile('a', {mode: 0o10000})]), 'node a has a bad mode'],
     ['negative mode', doc([rawFile('a', {mode: -1})]), 'node a has a bad mode'],
