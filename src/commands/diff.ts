@@ -16,9 +16,9 @@ const MARK = {added: '+', removed: '-', modified: 'M', metadata: 'U', type: 'T'}
 
 export default class Diff extends CkptCommand {
   static override summary = 'Show what changed between two snapshots.'
-  static override description = `One line per change, depth first in name order: "+" added, "-" removed (with their size), "M" content modified (size before -> after), "U" metadata only (which of mode, owner, mtime), "T" type changed (a file became a directory...). Then a summary: counts, bytes, and the trees read.
+  static override description = `One line per change, depth first in name order: "+" added, "-" removed (with their size), "M" content modified (size before -> after; for a link its target, for a device its number, for a sparse file its holes), "U" metadata only (which of mode, owner, mtime, xattrs, flags), "T" type changed (a file became a directory...). Then a summary: counts, bytes, and the trees read.
 
-Only subtrees whose ids differ are read (a tree's id is the hash of its content): the cost is what changed, not the size of the snapshots. A directory's own mtime is not reported (it moves with its entries), nor are ctimes and inode numbers (a restore changes them). With PATH, compares only what lies below it.
+Only subtrees whose ids differ are read (a tree's id is the hash of its content): the cost is what changed, not the size of the snapshots. A directory's own mtime is not reported (it moves with its entries), nor are ctimes, inode numbers and link counts (a restore changes them). Snapshots taken before tree format 2 recorded no xattrs or flags: those are not compared with them; and as their trees are encoded differently, a diff across that upgrade reads every tree. With PATH, compares only what lies below it.
 
 --json: {before, after, path, changes: [{kind, path, pathHex?, type, oldType?, size, oldSize?, fields?}], stats: {added, removed, modified, metadata, type, addedBytes, removedBytes, modifiedBytesBefore, modifiedBytesAfter, treesRead}}.
 

@@ -5,9 +5,9 @@ import {CkptCommand, parseWait} from '../cli/base.js'
 
 export default class Ls extends CkptCommand {
   static override summary = 'List the files of a snapshot.'
-  static override description = `Lists what PATH holds in the snapshot (a directory's entries, or a file itself; no PATH: the snapshot's top directory), one path per line from the snapshot's root. -l adds type and mode, owner (uid/gid), size and mtime; --recursive descends into directories.
+  static override description = `Lists what PATH holds in the snapshot (a directory's entries, or a file itself; no PATH: the snapshot's top directory), one path per line from the snapshot's root. -l adds what ls -l shows: type and mode ("+" after it: the entry has extended attributes), link count, owner (uid/gid), size (a device's major, minor), mtime, and a link's target; --recursive descends into directories.
 
-Names are shown as GNU ls -b shows them: control characters, spaces, backslashes and bytes that are not UTF-8 escaped (\\n, \\ , \\\\, \\351), so a hostile name cannot drive the terminal. A PATH may be given as ls shows it. --json prints one JSON object per line (NDJSON, so memory stays flat on large trees): path (the exact name when it is UTF-8, else the escaped form and pathHex with the raw bytes), type, mode, uid, gid, size, mtime, mtimeNs, target (links).
+Names are shown as GNU ls -b shows them: control characters, spaces, backslashes and bytes that are not UTF-8 escaped (\\n, \\ , \\\\, \\351), so a hostile name cannot drive the terminal. A PATH may be given as ls shows it. --json prints one JSON object per line (NDJSON, so memory stays flat on large trees): path (the exact name when it is UTF-8, else the escaped form and pathHex with the raw bytes), type (file, dir, symlink, fifo, chardev, blockdev), mode, uid, gid, size, mtime, mtimeNs; and where they apply target (links), nlink and inode ("dev:ino", the same for every name of one file), rdev {major, minor}, dataBytes (a sparse file's bytes outside its holes), xattrs [{name, value}] (hex beside what is not UTF-8), flags (chattr's inode flags).
 
 Exit codes: 0 listed, 4 no such snapshot (unknown id, ambiguous prefix) or no such path in it, 10 no repository, 12 a tree is damaged.`
 

@@ -13,12 +13,6 @@ const READ_AHEAD = 4
 /** Holes are written in zero blocks of this size at most. */
 const ZERO_BLOCK = 1 << 20
 
-/** A data region of a sparse file: where it lies in the file (the chunks hold the regions back to back). */
-export interface Region {
-  offset: number
-  length: number
-}
-
 /** Refuse what has no content to print: a directory, a link, a device. */
 export function checkCattable(at: Located): void {
   const n = at.node
@@ -48,13 +42,13 @@ async function* chunkBytes(repo: BlobReader, chunks: readonly Buffer[]): AsyncGe
 }
 
 /**
- * The bytes of file `node`, in order. `regions` (a sparse file's data regions) place the chunks'
- * bytes in the file; the rest is zeros. The total must come out at the recorded size: a tree
- * that says otherwise is damaged (IntegrityError), and the stream stops there.
+ * The bytes of file `node`, in order. A sparse file's data extents place the chunks' bytes in the
+ * file; the rest is zeros. The total must come out at the recorded size: a tree that says
+ * otherwise is damaged (IntegrityError), and the stream stops there.
  */
-export async function* fileContents(repo: BlobReader, node: TreeNode, regions?: readonly Region[]): AsyncGenerator<Buffer> {
+export async function* fileContents(repo: BlobReader, node: TreeNode): AsyncGenerator<Buffer> {
   const chunks = node.chunks ?? []
-  const layout = regions ?? [{offset: 0, length: node.size}]
+  const layout = node.extents ?? [{offset: 0, length: node.size}]
   const damaged = (what: string) => new IntegrityError(`file of ${node.size} bytes (chunks ${chunks.slice(0, 1).map(toHex).join('')}...): ${what}`, {size: node.size})
   const data = chunkBytes(repo, chunks)
   let held: Buffer = Buffer.alloc(0)

@@ -9,7 +9,7 @@ import {joinPath, type Trees, walk} from './trees.js'
 export type ChangeKind = 'added' | 'removed' | 'modified' | 'metadata' | 'type'
 
 /** What changed about an entry present in both, for metadata changes. */
-export type MetaField = 'mode' | 'owner' | 'mtime' | 'target'
+export type MetaField = 'mode' | 'owner' | 'mtime' | 'xattrs' | 'flags'
 
 export interface Change {
   kind: ChangeKind
@@ -56,23 +56,41 @@ function sameIds(a: readonly Buffer[] | undefined, b: readonly Buffer[] | undefi
   return x.length === y.length && x.every((id, i) => id.equals(y[i]!))
 }
 
-/** Content differs: file chunks (and size), a link's target, a device's number. */
+function sameExtents(a: TreeNode, b: TreeNode): boolean {
+  const x = a.extents ?? []
+  const y = b.extents ?? []
+  return x.length === y.length && x.every((e, i) => e.offset === y[i]!.offset && e.length === y[i]!.length)
+}
+
+function sameXattrs(a: TreeNode, b: TreeNode): boolean {
+  const x = a.xattrs ?? []
+  const y = b.xattrs ?? []
+  return x.length === y.length && x.every((e, i) => e.name.equals(y[i]!.name) && e.value.equals(y[i]!.value))
+}
+
+/** Content differs: file chunks, size or holes, a link's target, a device's number. */
 export function contentDiffers(a: TreeNode, b: TreeNode): boolean {
-  if (a.type === 'file') return a.size !== b.size || !sameIds(a.chunks, b.chunks)
+  if (a.type === 'file') return a.size !== b.size || !sameIds(a.chunks, b.chunks) || !sameExtents(a, b)
   if (a.type === 'symlink') return !a.target!.equals(b.target!)
+  if (a.type === 'chardev' || a.type === 'blockdev') return a.rdev?.major !== b.rdev?.major || a.rdev?.minor !== b.rdev?.minor
   return false
 }
 
 /**
- * Metadata that differs. ctime and inode are left out (a restore changes both without changing
- * anything a user cares about), and so is a directory's mtime (it moves whenever an entry does,
- * which the entry's own change already says).
+ * Metadata that differs. ctime, inode and link count are left out (a restore changes them without
+ * changing anything a user cares about; a new link is reported where it was added), and so is a
+ * directory's mtime (it moves whenever an entry does, which the entry's own change already says).
+ * A node of a version-1 tree never recorded xattrs or flags: they are not compared with it.
  */
 export function metadataDiffers(a: TreeNode, b: TreeNode): MetaField[] {
   const out: MetaField[] = []
   if (a.mode !== b.mode) out.push('mode')
   if (a.uid !== b.uid || a.gid !== b.gid) out.push('owner')
   if (a.type !== 'dir' && a.mtimeNs !== b.mtimeNs) out.push('mtime')
+  if (!a.legacy && !b.legacy) {
+    if (!sameXattrs(a, b)) out.push('xattrs')
+    if ((a.flags ?? 0) !== (b.flags ?? 0)) out.push('flags')
+  }
   return out
 }
 

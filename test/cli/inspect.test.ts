@@ -54,7 +54,7 @@ describe('ckpt ls', () => {
     const long = await ckpt(r(['ls', second.slice(0, 8), 'db', 'link', '-l']))
     const lines = long.stdout.trim().split('\n')
     expect(lines).toHaveLength(4)
-    expect(lines[1]).toMatch(/^-rw------- +\d+\/\d+ +16 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d db\/CURRENT$/)
+    expect(lines[1]).toMatch(/^-rw------- +1 +\d+\/\d+ +16 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d db\/CURRENT$/)
     expect(lines[3]).toMatch(/^lrwxrwxrwx .* link -> db\/CURRENT$/)
     const json = await ckpt(r(['ls', 'latest', '--recursive', '--json']))
     const entries = json.stdout.trim().split('\n').map((l) => JSON.parse(l))

@@ -5,10 +5,11 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {IntegrityError} from '../../src/core/errors.js'
+import {blake3} from '../../src/core/hash.js'
 import {fileContents} from '../../src/inspect/cat.js'
-import {changeJson, countChange, diffNodes, emptyStats} from '../../src/inspect/diff.js'
+import {changeJson, countChange, diffNodes, emptyStats, metadataDiffers} from '../../src/inspect/diff.js'
 import {Finder} from '../../src/inspect/find.js'
-import {listSnapshot} from '../../src/inspect/ls.js'
+import {listSnapshot, lsEntry, lsLine} from '../../src/inspect/ls.js'
 import {filterSnapshots, parseTagFilter, selectSnapshot, sourcePath} from '../../src/inspect/select.js'
 import {repositoryStats} from '../../src/inspect/stats.js'
 import {locate, rootNode, Trees} from '../../src/inspect/trees.js'
@@ -16,7 +17,7 @@ import {initLocalRepository, openLocalRepository} from '../../src/repo/open.js'
 import type {Repository} from '../../src/repo/repository.js'
 import {loadCatalog, type SnapshotRecord} from '../../src/snapshot/catalog.js'
 import {createSnapshot} from '../../src/snapshot/create.js'
-import type {TreeNode} from '../../src/snapshot/tree.js'
+import {encodeTree, type TreeNode} from '../../src/snapshot/tree.js'
 import {buildTree, seededBytes, tempDir, type TreeSpec} from '../helpers/tree.js'
 
 let work: string
@@ -109,6 +110,79 @@ describe('diff reads only the subtrees whose ids differ', () => {
   })
 })
 
+describe('tree format version 2: special files, hard links, holes, xattrs, flags', () => {
+  // Trees written directly (the archiver records these as the fidelity work lands), in a store in memory.
+  const blobs = new Map<string, Buffer>()
+  const mem = {readBlob: async (id: Uint8Array) => blobs.get(Buffer.from(id).toString('hex'))!}
+  const put = (bytes: Buffer): Buffer => {
+    const id = blake3(bytes)
+    blobs.set(id.toString('hex'), bytes)
+    return id
+  }
+  const base = {mode: 0o644, uid: 0, gid: 0, mtimeNs: 1n, ctimeNs: 1n, ino: 1n, size: 0}
+  const file = (name: string, extra: Partial<TreeNode>): TreeNode => ({...base, name: Buffer.from(name), type: 'file', chunks: [], ...extra})
+  const snapshotOf = (nodes: TreeNode[]): SnapshotRecord => {
+    const tree = put(encodeTree(nodes))
+    return {id: tree.toString('hex'), manifest: {tree: tree.toString('hex'), root: {mode: 0o755, uid: 0, gid: 0, mtimeNs: '0'}}} as unknown as SnapshotRecord
+  }
+  const data = put(Buffer.from('headtail'))
+  const linked = put(Buffer.from('linked'))
+  const sparseSize = (8 << 20) + 4
+  const sparse = file('sparse', {size: sparseSize, chunks: [data], extents: [{offset: 0, length: 4}, {offset: 8 << 20, length: 4}], flags: 0x40})
+  const note = (v: string) => [{name: Buffer.from('user.note'), value: Buffer.from(v)}]
+  const link = (name: string, v: string) => file(name, {size: 6, chunks: [linked], nlink: 2, dev: 7n, ino: 42n, xattrs: note(v)})
+  const s1 = snapshotOf([
+    link('a', 'one'), link('b', 'one'),
+    {...base, name: Buffer.from('null'), type: 'chardev', rdev: {major: 1, minor: 3}},
+    {...base, name: Buffer.from('pipe'), type: 'fifo'},
+    sparse,
+  ])
+
+  it('ls shows them (JSON and -l), cat reads holes as zeros', async () => {
+    const trees = new Trees(mem)
+    const entries = new Map<string, ReturnType<typeof lsEntry>>()
+    const lines = new Map<string, string>()
+    for await (const at of listSnapshot(trees, s1, [], {recursive: false})) {
+      entries.set(at.path.toString(), lsEntry(at))
+      lines.set(at.path.toString(), lsLine(at, true))
+    }
+    expect(entries.get('pipe')).toMatchObject({type: 'fifo'})
+    expect(entries.get('null')).toMatchObject({type: 'chardev', rdev: {major: 1, minor: 3}})
+    expect(entries.get('a')).toMatchObject({nlink: 2, inode: '7:42', xattrs: [{name: 'user.note', value: 'one'}]})
+    expect(entries.get('sparse')).toMatchObject({size: sparseSize, dataBytes: 8, flags: 0x40})
+    expect(lines.get('a')).toMatch(/^-rw-r--r--\+ {2}2 0\/0 +6 /)
+    expect(lines.get('null')).toMatch(/^crw-r--r--  {2}1 0\/0 +1, 3 /)
+    expect(lines.get('pipe')).toMatch(/^prw-r--r-- /)
+    const parts: Buffer[] = []
+    for await (const b of fileContents(mem, sparse)) parts.push(Buffer.from(b))
+    const want = Buffer.alloc(sparseSize)
+    want.write('head', 0)
+    want.write('tail', 8 << 20)
+    expect(Buffer.concat(parts).equals(want)).toBe(true)
+  })
+
+  it('diff: xattr and flag changes are metadata changes, a device number or the holes a content change', async () => {
+    const s2 = snapshotOf([
+      link('a', 'two'), link('b', 'one'),
+      {...base, name: Buffer.from('null'), type: 'chardev', rdev: {major: 1, minor: 5}},
+      {...base, name: Buffer.from('pipe'), type: 'file', chunks: []},
+      {...sparse, flags: undefined},
+    ])
+    const trees = new Trees(mem)
+    const out = []
+    for await (const c of diffNodes(trees, rootNode(s1.manifest), rootNode(s2.manifest), Buffer.alloc(0))) out.push(changeJson(c))
+    expect(out).toEqual([
+      {kind: 'metadata', path: 'a', type: 'file', size: 6, oldSize: 6, fields: ['xattrs']},
+      {kind: 'modified', path: 'null', type: 'chardev', size: 0, oldSize: 0},
+      {kind: 'type', path: 'pipe', type: 'file', oldType: 'fifo', size: 0, oldSize: 0},
+      {kind: 'metadata', path: 'sparse', type: 'file', size: sparseSize, oldSize: sparseSize, fields: ['flags']},
+    ])
+    // A node of a version-1 tree recorded no xattrs: not compared.
+    const legacy = {...link('a', 'x'), xattrs: undefined, legacy: true}
+    expect(metadataDiffers(legacy, link('a', 'one'))).toEqual([])
+  })
+})
+
 describe('ls', () => {
   it('lists a directory, a file, everything below with recursive, and refuses a path not in the snapshot', async () => {
     const src = path.join(work, 'ls')
@@ -148,9 +222,9 @@ describe('cat', () => {
     }
     return reader
   }
-  const node = (size: number, chunks: number): TreeNode => ({
+  const node = (size: number, chunks: number, extents?: TreeNode['extents']): TreeNode => ({
     name: Buffer.from('f'), type: 'file', mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n, ctimeNs: 0n, ino: 0n, size,
-    chunks: Array.from({length: chunks}, (_, i) => Buffer.alloc(32, i)),
+    chunks: Array.from({length: chunks}, (_, i) => Buffer.alloc(32, i)), ...(extents ? {extents} : {}),
   })
   const collect = async (it: AsyncIterable<Buffer>) => {
     const parts: Buffer[] = []
@@ -168,7 +242,7 @@ describe('cat', () => {
 
   it('places a sparse file\'s data regions and reads its holes as zeros', async () => {
     const blobs = [Buffer.from('abc'), Buffer.from('defg')]
-    const out = await collect(fileContents(fakeReader(blobs), node(3_000_000, 2), [{offset: 5, length: 2}, {offset: 2_000_000, length: 5}]))
+    const out = await collect(fileContents(fakeReader(blobs), node(3_000_000, 2, [{offset: 5, length: 2}, {offset: 2_000_000, length: 5}])))
     const want = Buffer.alloc(3_000_000)
     want.write('ab', 5)
     want.write('cdefg', 2_000_000)
