@@ -39,5 +39,6 @@ export default tseslint.config(
   layer('store', ['repo', ...features, 'cli', 'commands'], noCli),
   layer('repo', [...features, 'cli', 'commands'], noCli),
   ...features.map((f) => layer(f, ['cli', 'commands'], noCli)),
+  layer('inspect', ['restore', 'cli', 'commands'], noCli), // reads trees itself: restore's reader writes
   layer('cli', ['commands']),
 )
