@@ -315,6 +315,10 @@ describe('stats', () => {
     expect(sb.logicalBytes).toBe(300_000 + 4)
     expect(report.totals.unreferenced.blobs).toBe(0)
     expect(report.totals.referenced.blobs).toBe(report.totals.indexed.blobs)
+    // Forgetting b leaves exactly b's unique blobs unreferenced: what prune would free.
+    await repo.deleteSnapshot(b.id)
+    const after = await repositoryStats(repo, (await loadCatalog(repo)).snapshots, [])
+    expect(after.totals.unreferenced).toEqual(sb.unique)
   })
 })
 
