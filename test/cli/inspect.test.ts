@@ -210,3 +210,43 @@ describe('help', () => {
     expect((await ckpt(['diff', '--help'])).stdout).toMatch(/EXAMPLES\n {2}\$ ckpt diff 3fa9c2d1 latest\n/)
   })
 })
+
+describe('damage and older formats', () => {
+  it('cat stops at a chunk that fails its check (exit 12), having written only bytes that passed', async () => {
+    const dir = path.join(work, 'damage')
+    const damagedRepo = path.join(work, 'damaged-repo')
+    await fsp.mkdir(dir)
+    const data = seededBytes(2_000_000, 11)
+    await fsp.writeFile(path.join(dir, 'f'), data)
+    await ckpt(['init', '-q', '--repo', damagedRepo])
+    await ckpt(['snapshot', dir, '-q', '--repo', damagedRepo])
+    // Flip one byte in the middle of the (only) data pack.
+    const packs: string[] = []
+    for (const fan of await fsp.readdir(path.join(damagedRepo, 'data'))) for (const p of await fsp.readdir(path.join(damagedRepo, 'data', fan))) packs.push(path.join(damagedRepo, 'data', fan, p))
+    const sizes = await Promise.all(packs.map(async (p) => (await fsp.stat(p)).size))
+    const pack = packs[sizes.indexOf(Math.max(...sizes))]!
+    const fd = await fsp.open(pack, 'r+')
+    const at = Math.floor(Math.max(...sizes) / 2)
+    const byte = Buffer.alloc(1)
+    await fd.read(byte, 0, 1, at)
+    await fd.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, at)
+    await fd.close()
+    const out = await runCli(['cat', 'latest', 'f', '--repo', damagedRepo])
+    expect(out.code).toBe(12)
+    expect(out.stderr).toMatch(/^ckpt: blob [0-9a-f]{64} in pack [0-9a-f]{64} (fails its BLAKE3 check|is corrupt)/)
+    // What was written is a prefix of the file: nothing unchecked.
+    const written = Buffer.from(out.stdout, 'latin1')
+    expect(written.length).toBeLessThan(data.length)
+  })
+
+  it('ls and diff read a repository of format version 1 (legacy trees), without raising its version', async () => {
+    const v1 = path.join(work, 'repo-v1')
+    await fsp.cp(path.join(ROOT, 'test', 'fixtures', 'repo-v1'), v1, {recursive: true})
+    for (const d of ['locks', 'pins', 'index', 'snapshots']) await fsp.mkdir(path.join(v1, d), {recursive: true})
+    for (let i = 0; i < 256; i++) await fsp.mkdir(path.join(v1, 'data', i.toString(16).padStart(2, '0')), {recursive: true})
+    const [ls, diff] = await Promise.all([ckpt(['ls', 'latest', '-R', '--repo', v1]), ckptJson<{changes: unknown[]}>(['diff', 'latest', 'latest', '--repo', v1])])
+    expect(ls.stdout).toMatch(/^a\.txt$/m)
+    expect(diff.changes).toEqual([])
+    expect(JSON.parse(await fsp.readFile(path.join(v1, 'config'), 'utf8')).version).toBe(1)
+  })
+})
