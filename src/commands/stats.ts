@@ -10,7 +10,7 @@ export default class Stats extends CkptCommand {
 
 Then the repository: snapshots, packs and their bytes, blobs indexed and referenced, logical size of all snapshots, dedup and compression ratios over everything, and what no snapshot references (what ckpt prune would free).
 
-Every snapshot's trees are read to find what is unique to each (a tree shared by two snapshots is read at most twice in all). --json: {snapshots: [{id, time, source, files, logicalBytes, reached: {blobs, rawBytes, storedBytes}, unique: {...}, dedupRatio, compressionRatio}], totals: {snapshots, packs, packBytes, indexed, referenced, unreferenced, missingBlobs, logicalBytes, dedupRatio, compressionRatio}, treesRead}.
+Every snapshot's trees are walked to find what is unique to each (a tree shared by two snapshots is walked at most twice in all); each snapshot shown is also walked whole, for STORED and the ratios, so on a repository of many large snapshots name the few you want. --json: {snapshots: [{id, time, source, files, logicalBytes, reached: {blobs, rawBytes, storedBytes}, unique: {...}, dedupRatio, compressionRatio}], totals: {snapshots, packs, packBytes, indexed, referenced, unreferenced, missingBlobs, logicalBytes, dedupRatio, compressionRatio}, treesRead}.
 
 Exit codes: 0 shown, 4 no such snapshot (unknown id, ambiguous prefix), 10 no repository, 12 a tree is damaged.`
 
