@@ -1,6 +1,6 @@
 // Which snapshots a command means: filters (--source, --host, --tag, --latest N) and references
 // ("latest", an id, a unique prefix). One meaning everywhere: --source narrows "latest" to the
-// snapshots of that directory; an id or prefix names one snapshot whatever its source.
+// snapshots of that directory, and an id given with it must be one of them.
 import {promises as fsp} from 'node:fs'
 import path from 'node:path'
 
@@ -69,12 +69,21 @@ export function filterSnapshots(snapshots: readonly SnapshotRecord[], f: Snapsho
 
 /**
  * Resolve what the user typed: "latest" is the newest checkpoint (safety snapshots skipped) among
- * those the filter passes; an id or unique prefix is looked up among all snapshots. Unknown ids,
- * ambiguous prefixes and "latest" with nothing to choose from are NotFoundError (exit code 4).
+ * those the filter passes; an id or unique prefix is looked up among all snapshots (so a prefix
+ * is never ambiguous in one command and not in another), and must then pass the filter too: a
+ * restore given an id and --source never replaces another directory. Unknown ids, ambiguous
+ * prefixes, an id the filter refuses and "latest" with nothing to choose from are NotFoundError
+ * (exit code 4).
  */
 export function selectSnapshot(catalog: CatalogLoad, ref: string, filter: SnapshotFilter = {}): SnapshotRecord {
-  if (ref !== 'latest') return resolveSnapshot(catalog.snapshots, ref, undefined, catalog.damaged)
   const narrowed = filter.source !== undefined || filter.host !== undefined || filter.tags !== undefined
+  if (ref !== 'latest') {
+    const s = resolveSnapshot(catalog.snapshots, ref, undefined, catalog.damaged)
+    if (narrowed && !matchesFilter(s, filter)) {
+      throw new NotFoundError(`snapshot ${s.id.slice(0, 12)} is of ${s.manifest.source} on host ${s.manifest.host}, not a snapshot ${describeFilter(filter)}`, {snapshot: s.id})
+    }
+    return s
+  }
   if (!narrowed) return resolveSnapshot(catalog.snapshots, ref)
   const pool = catalog.snapshots.filter((s) => matchesFilter(s, filter))
   if (pool.length === 0) throw new NotFoundError(`no snapshot ${describeFilter(filter)}`, {...filter})

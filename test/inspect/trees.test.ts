@@ -292,6 +292,9 @@ describe('selection', () => {
     expect(selectSnapshot(catalog, 'latest', {source: resolved}).id).toBe(s.id)
     expect(() => selectSnapshot(catalog, 'latest', {source: '/nowhere'})).toThrow(/no snapshot of \/nowhere/)
     expect(() => selectSnapshot(catalog, 'ffffffffff')).toThrow(/no snapshot matches/)
+    // An id given with a source it is not of: refused, not taken for another directory's snapshot.
+    expect(selectSnapshot(catalog, s.id.slice(0, 8), {source: resolved}).id).toBe(s.id)
+    expect(() => selectSnapshot(catalog, s.id.slice(0, 8), {source: '/elsewhere'})).toThrow(/is of .*gone-later on host .*, not a snapshot of \/elsewhere/)
   })
 })
 
