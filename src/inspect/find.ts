@@ -9,7 +9,8 @@ import {compileExcludes} from '../snapshot/exclude.js'
 import type {TreeNode} from '../snapshot/tree.js'
 import {joinPath, type Located, type Trees} from './trees.js'
 
-/** Matches remembered at most (entries over all directories), so memory stays bounded. */
+/** Directories and matches remembered at most, so memory stays bounded on any repository. */
+const MEMO_DIRS = 100_000
 const MEMO_MATCHES = 200_000
 
 export interface FindMatch {
@@ -41,7 +42,7 @@ export class Finder {
       if (this.matches(node, p)) found.push({node, path: p})
       if (node.type === 'dir') found.push(...(await this.inTree(node.subtree!, p)))
     }
-    if (this.held + found.length <= MEMO_MATCHES) {
+    if (this.memo.size < MEMO_DIRS && this.held + found.length <= MEMO_MATCHES) {
       this.memo.set(key, found)
       this.held += found.length
     }
