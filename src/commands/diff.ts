@@ -64,7 +64,7 @@ Exit codes: 0 compared (whether or not anything changed), 4 no such snapshot (un
           changes.push(d.changeJson(c))
           continue
         }
-        if (out.closed) continue
+        if (out.closed) break
         const shown = c.path.length ? escapeName(c.path) : '.'
         const node = (c.after ?? c.before)!
         const slash = node.type === 'dir' ? '/' : ''
