@@ -33,7 +33,7 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     include: Flags.string({summary: 'Restore only this path of the snapshot (repeatable; needs --target).', multiple: true}),
     'keep-old': Flags.boolean({summary: 'Keep the replaced directory beside the source instead of deleting it.'}),
     'no-safety-snapshot': Flags.boolean({summary: 'Do not snapshot the directory being replaced first.'}),
-    source: Flags.string({summary: 'With "latest": the latest snapshot of this directory.'}),
+    source: Flags.string({summary: 'With "latest": the latest snapshot of this directory (which need not exist any more).'}),
     force: Flags.boolean({summary: 'Replace the source in place even when running processes use it (otherwise exit code 15).'}),
   }
 
@@ -41,16 +41,16 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     const {args, flags} = await this.parse(Restore)
     const {openRepository, sourceDirectory} = await import('../cli/repository.js')
     const {restoreSnapshot} = await import('../restore/restorer.js')
-    const {loadCatalog, PRE_RESTORE_TAG, resolveSnapshot} = await import('../snapshot/catalog.js')
+    const {loadCatalog, PRE_RESTORE_TAG} = await import('../snapshot/catalog.js')
+    const {selectSnapshot, sourcePath} = await import('../inspect/select.js')
     const {createSnapshot} = await import('../snapshot/create.js')
     const location = this.repoLocation(flags.repo)
     const repo = await openRepository(location)
     const {promises: fsp} = await import('node:fs')
     const repoStat = await fsp.stat(location.root, {bigint: true})
     const retryMs = parseWait(flags['retry-lock'])
-    const {snapshots, damaged} = await loadCatalog(repo)
-    const source = flags.source ? await sourceDirectory(flags.source) : undefined
-    const snap = resolveSnapshot(snapshots, args.snapshot, source ? (s) => s.manifest.source === source : undefined, damaged)
+    const source = flags.source ? await sourcePath(flags.source) : undefined
+    const snap = selectSnapshot(await loadCatalog(repo), args.snapshot, {source})
     const capture = snap.manifest.capture
     if (capture && !capture.consistent) {
       process.stderr.write(`warning: snapshot ${snap.id.slice(0, 12)} is not a consistent image of one instant (${describeInconsistency(capture)}): it may not be a state the directory ever had\n`)
