@@ -2,7 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
-import {describeInconsistency, formatBytes} from '../cli/format.js'
+import {count, describeInconsistency, formatBytes} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import type {RestoreResult} from '../restore/restorer.js'
 
@@ -76,12 +76,12 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
           safetySnapshot = safety.id
           this.note(flags, `saved the current ${dest} as snapshot ${safety.id.slice(0, 12)} (tag ${PRE_RESTORE_TAG}; undo with: ckpt restore ${safety.id.slice(0, 12)})`)
         },
-        onProgress: (p) => progress.update(`restore ${snap.id.slice(0, 12)}: ${p.files} files, ${formatBytes(p.bytes)} ${p.path}`),
+        onProgress: (p) => progress.update(`restore ${snap.id.slice(0, 12)}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)} ${p.path}`),
       })
     } finally {
       progress.stop()
     }
-    this.note(flags, `restored snapshot ${snap.id.slice(0, 12)} to ${result.destination}: ${result.files} files, ${result.dirs} directories, ${result.symlinks} symlinks, ${formatBytes(result.bytes)}${result.oldTree ? ` (previous tree kept at ${result.oldTree})` : ''}`)
+    this.note(flags, `restored snapshot ${snap.id.slice(0, 12)} to ${result.destination}: ${count(result.files, 'file')}, ${count(result.dirs, 'directory', 'directories')}, ${count(result.symlinks, 'symlink')}, ${formatBytes(result.bytes)}${result.oldTree ? ` (previous tree kept at ${result.oldTree})` : ''}`)
     return {snapshot: snap.id, ...result, ...(safetySnapshot ? {safetySnapshot} : {})}
   }
 }

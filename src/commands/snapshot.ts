@@ -4,7 +4,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
-import {formatBytes, formatDuration} from '../cli/format.js'
+import {count, formatBytes, formatDuration} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import {ExitCode, UsageError} from '../core/errors.js'
 import type {CaptureRecord, SnapshotSummary, SnapshotWarning} from '../snapshot/manifest.js'
@@ -83,16 +83,16 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
         skipDirs: [{dev: repoStat.dev, ino: repoStat.ino}],
         lockRetryMs: parseWait(flags['retry-lock']),
         program: `ckpt ${this.config.version}`,
-        onProgress: (p) => progress.update(`snapshot ${source}: ${p.files} files, ${formatBytes(p.bytes)} (${formatBytes(p.bytesRead)} read) ${p.path}`),
+        onProgress: (p) => progress.update(`snapshot ${source}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)} (${formatBytes(p.bytesRead)} read) ${p.path}`),
       })
     } finally {
       progress.stop()
     }
     const {id, manifest, swept} = result
     const s = manifest.summary
-    if (swept.removed > 0) this.note(flags, `removed ${swept.removed} temporary object(s), ${formatBytes(swept.bytes)}, left by writes that were killed or failed`)
+    if (swept.removed > 0) this.note(flags, `removed ${count(swept.removed, 'temporary object')}, ${formatBytes(swept.bytes)}, left by writes that were killed or failed`)
     for (const w of manifest.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
-    if (s.warnings > manifest.warnings.length) process.stderr.write(`warning: ${s.warnings - manifest.warnings.length} more warnings not listed\n`)
+    if (s.warnings > manifest.warnings.length) process.stderr.write(`warning: ${count(s.warnings - manifest.warnings.length, 'more warning')} not listed\n`)
     const capture = manifest.capture!
     if (!capture.consistent && capture.pause) {
       process.stderr.write(`warning: the pause ran past --max-pause and the program was resumed before the changed files were copied (${capture.pause.pauseMs.toFixed(0)} ms): the snapshot may not be a state the directory ever had\n`)
@@ -104,7 +104,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     if (s.incomplete > 0 || !capture.consistent) process.exitCode = ExitCode.warnings
     if (!this.jsonEnabled()) {
       this.log(id)
-      this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${s.files} files, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${capture.pause ? `, program paused ${capture.pause.pauseMs.toFixed(1)} ms` : ''}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
+      this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${count(s.files, 'file')}, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${capture.pause ? `, program paused ${capture.pause.pauseMs.toFixed(1)} ms` : ''}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
     }
     return {id, parent: manifest.parent, time: manifest.time, source, tags: manifest.tags, ...s, warningList: manifest.warnings, capture}
   }
