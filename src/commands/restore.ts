@@ -14,6 +14,8 @@ An in-place restore keeps the repository when it lies inside the directory, and 
 
 An in-place restore refuses a directory that a running process uses, before anything changes (exit code 15): the message names each process (pid, command, what it uses). A process uses it when it has a file under it open or mapped, or its working directory, root or executable there: such a program would go on with the removed old tree, and its writes would be lost. Not counted: ckpt's own caller (the shell or script that ran it, often with its working directory inside: cd into the directory again afterwards) and the paths the restore keeps (the repository, excluded paths). Stop the program first, restore elsewhere with --target, or replace it anyway with --force.
 
+--include and --exclude choose what is written: every --include must name a path in the snapshot (else exit code 4, before anything is written); --exclude leaves out paths matching its glob (the syntax of snapshot --exclude), and in place what the directory holds there stays, as for the paths the snapshot itself excluded. --dry-run reads only the snapshot's trees and prints what would be written (files, directories, symlinks, bytes, and whether the destination would be replaced); it creates, replaces and removes nothing.
+
 A snapshot recorded as not consistent (see ckpt snapshots, CAPTURE) is restored with a warning on stderr naming how it was captured and what moved.
 
 Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners when run as root. Every chunk is checked against its BLAKE3 id; a damaged one stops the restore and leaves the destination untouched (exit code 12). A target filesystem without room for the snapshot is refused before anything is written (exit code 7).`
@@ -21,6 +23,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
     '<%= config.bin %> restore latest',
     '<%= config.bin %> restore 3fa9c2 --target /tmp/state-copy',
     '<%= config.bin %> restore latest --target /tmp/one --include db/CURRENT',
+    '<%= config.bin %> restore latest --exclude "*.log" --exclude "cache/**"',
+    '<%= config.bin %> restore latest --dry-run --json',
   ]
 
   static override args = {
@@ -29,7 +33,9 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
 
   static override flags = {
     target: Flags.string({summary: 'Restore into this new or empty directory instead of replacing the source.'}),
-    include: Flags.string({summary: 'Restore only this path of the snapshot (repeatable; needs --target).', multiple: true}),
+    include: Flags.string({summary: 'Restore only this path of the snapshot (repeatable; needs --target). A path not in the snapshot is an error (exit code 4), before anything is written.', multiple: true}),
+    exclude: Flags.string({char: 'e', summary: 'Leave out paths matching this glob (repeatable; the syntax of snapshot --exclude). In place, what is there now stays.', multiple: true}),
+    'dry-run': Flags.boolean({char: 'n', summary: 'Show what would be restored (files, directories, bytes, destination) and change nothing.'}),
     'keep-old': Flags.boolean({summary: 'Keep the replaced directory beside the source instead of deleting it.'}),
     'no-safety-snapshot': Flags.boolean({summary: 'Do not snapshot the directory being replaced first.'}),
     source: Flags.string({summary: 'With "latest": the latest snapshot of this directory.'}),
@@ -61,6 +67,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
       result = await restoreSnapshot(repo, snap, {
         target: flags.target,
         includes: flags.include,
+        excludes: flags.exclude,
+        dryRun: flags['dry-run'],
         keepOld: flags['keep-old'],
         lockRetryMs: retryMs,
         keep: [location.root],
@@ -80,6 +88,10 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
       })
     } finally {
       progress.stop()
+    }
+    if (result.dryRun) {
+      if (!this.jsonEnabled()) this.log(`restore (dry run): would write snapshot ${snap.id.slice(0, 12)} to ${result.destination}${result.replaced ? ', replacing what is there' : ''}: ${count(result.files, 'file')}, ${count(result.dirs, 'directory', 'directories')}, ${count(result.symlinks, 'symlink')}, ${formatBytes(result.bytes)}`)
+      return {snapshot: snap.id, ...result}
     }
     this.note(flags, `restored snapshot ${snap.id.slice(0, 12)} to ${result.destination}: ${count(result.files, 'file')}, ${count(result.dirs, 'directory', 'directories')}, ${count(result.symlinks, 'symlink')}, ${formatBytes(result.bytes)}${result.oldTree ? ` (previous tree kept at ${result.oldTree})` : ''}`)
     return {snapshot: snap.id, ...result, ...(safetySnapshot ? {safetySnapshot} : {})}

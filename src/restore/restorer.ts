@@ -24,9 +24,13 @@ import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../store/local.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
-import {childPath} from '../snapshot/tree.js'
+import {compileExcludes} from '../snapshot/exclude.js'
+import {childPath, decodeTree} from '../snapshot/tree.js'
+import {toHex} from '../core/ids.js'
+import {BlobType} from '../repo/pack.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
+import {checkIncludes, planRestore, splitInclude} from './select.js'
 import {TreeWriter} from './treewriter.js'
 
 /** Room asked for beyond the snapshot's bytes: directories, inodes, the journal. */
@@ -35,8 +39,15 @@ const SPACE_MARGIN = 1024 * 1024
 export interface RestoreOptions {
   /** Restore here (must be missing or an empty directory); default: the snapshot's source, replaced atomically. */
   target?: string
-  /** Only these paths (relative to the snapshot root) and what is below them. */
+  /** Only these paths (relative to the snapshot root) and what is below them; each must be in the snapshot. */
   includes?: readonly string[]
+  /**
+   * Leave out paths matching these patterns (the syntax of snapshot --exclude). In place, what
+   * the destination holds there stays, as for the snapshot's own excludes.
+   */
+  excludes?: readonly string[]
+  /** Count what would be written and stop: nothing is created, replaced or removed. */
+  dryRun?: boolean
   /** Keep the replaced tree beside the destination instead of deleting it. */
   keepOld?: boolean
   /** Called before a non-empty destination is replaced (the CLI takes the pre-restore snapshot here). */
@@ -73,23 +84,28 @@ export interface RestoreResult {
   bytes: number
   /** Where the replaced tree was kept (with keepOld). */
   oldTree?: string
+  /** The destination held a tree, which was (with dryRun: would be) replaced. */
   replaced: boolean
+  /** Nothing was written: the counts are what a restore would write. */
+  dryRun?: true
 }
 
 export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, opts: RestoreOptions): Promise<RestoreResult> {
   if (opts.includes?.length && !opts.target) {
     throw new UsageError('--include restores part of a snapshot and needs --target: replacing the source with part of it would delete the rest')
   }
+  const includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
+  const exclude = compileExcludes(opts.excludes ?? [])
   const dest = path.resolve(opts.target ?? snap.manifest.source)
   const {state, st: destId} = await destinationState(dest, Boolean(opts.target))
   const declared = snap.manifest.summary.bytes
   if (!Number.isSafeInteger(declared) || declared < 0) throw new IntegrityError(`snapshot ${snap.id}: bad summary.bytes`, {snapshot: snap.id})
-  const excludes = snap.manifest.excludes ?? []
+  const excludes = [...(snap.manifest.excludes ?? []), ...(opts.excludes ?? [])]
   const keep = opts.keep ?? []
   const inPlace = state === 'non-empty'
   // Refused before the lock, the safety snapshot and the temp tree: nothing is touched. Only
   // when a process uses the directory is the carry planned, to leave out what it keeps valid.
-  if (inPlace && !opts.force) {
+  if (inPlace && !opts.force && !opts.dryRun) {
     const {busy} = directoryUsers(dest)
     if (busy.length > 0) refuseBusy(dest, directoryUsers(dest, carriedPaths(await planCarry(dest, keep, excludes))).busy)
   }
@@ -98,22 +114,25 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     // Reading its manifest again under the lock turns that into "not found", not missing data.
     await repo.readSnapshotBytes(snap.id)
     await repo.loadIndex()
+    const tree = Buffer.from(snap.manifest.tree, 'hex')
+    const readTree = async (id: Buffer) => decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))
+    if (includes) await checkIncludes(readTree, tree, includes)
+    if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true}
     const parent = path.dirname(dest)
     await fsp.mkdir(parent, {recursive: true})
     await removeAbandonedTemps(parent, path.basename(dest))
     // What must be kept is looked for again just before the swap; refusing now saves the work.
     if (state === 'non-empty') await planCarry(dest, keep, excludes)
-    if (!opts.includes?.length) await checkSpace(parent, dest, declared)
+    if (!includes) await checkSpace(parent, dest, declared)
     if (state === 'non-empty') await opts.beforeReplace?.(dest)
     const temp = path.join(parent, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
     const writer = new TreeWriter(repo, opts.onProgress, declared)
     let callerCwd: number[] = []
     try {
-      const includes = (opts.includes ?? []).map(splitInclude)
       const root = snap.manifest.root
       const rootMeta = {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)} as const
-      await writer.write(Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined)
+      await writer.write(tree, Buffer.from(temp), rootMeta, includes, exclude)
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
       faultPoint('restore.temp-synced')
@@ -226,10 +245,4 @@ async function destinationState(dest: string, explicitTarget: boolean): Promise<
 /** Carried paths as /proc shows them (UTF-8), relative to the destination. */
 function carriedPaths(carried: readonly Carried[]): string[] {
   return carried.map((c) => c.rel.toString('utf8'))
-}
-
-function splitInclude(p: string): string[] {
-  const parts = p.split('/').filter((s) => s !== '' && s !== '.')
-  if (parts.length === 0 || parts.includes('..')) throw new UsageError(`--include ${JSON.stringify(p)} must be a path inside the snapshot`)
-  return parts
 }

@@ -36,7 +36,9 @@ import {BlobType} from '../repo/pack.js'
 import {checkBlobBound, damagedBlob, type Repository} from '../repo/repository.js'
 import {ReadBuffer, ReadPool} from '../core/readpool.js'
 import {childPath, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
+import type {ExcludeMatcher} from '../snapshot/exclude.js'
 import {type Chunk, planRanges, planRuns, type Run} from './plan.js'
+import {selects} from './select.js'
 
 /** Files from this size up are large: written one at a time, in runs. */
 const LARGE_FILE = 1024 * 1024
@@ -135,6 +137,7 @@ export class TreeWriter {
   private planned = 0
   private failure: {error: unknown} | undefined
   private readonly owners = process.getuid?.() === 0
+  private exclude: ExcludeMatcher = () => false
 
   private batch = new Batch()
   /** Sealed batches, fetching or fetched, oldest first. */
@@ -158,9 +161,11 @@ export class TreeWriter {
   /**
    * Restore tree `treeId` into the existing empty directory `root`, then give `root` the
    * metadata `rootMeta`. `includes`: path parts of each --include; undefined means everything.
+   * `exclude`: paths left out (restore --exclude; select.ts).
    * On failure, returns only once nothing it started is still running.
    */
-  async write(treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined): Promise<void> {
+  async write(treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined, exclude?: ExcludeMatcher): Promise<void> {
+    if (exclude) this.exclude = exclude
     const rootDir = new DirTask(root, rootMeta, undefined)
     try {
       await this.walk(this.readTree(treeId), rootDir, '', includes)
@@ -210,13 +215,9 @@ export class TreeWriter {
     for (const node of nodes) {
       this.check()
       const shown = displayName(node.name)
-      let below: string[][] | undefined
-      if (includes) {
-        const matching = includes.filter((parts) => parts[0] === shown)
-        if (matching.length === 0) continue
-        below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1))
-      }
       const childRel = rel ? `${rel}/${shown}` : shown
+      const {take, below} = selects(includes, this.exclude, childRel, shown)
+      if (!take) continue
       if (dir.abs.length + 1 + node.name.length >= PATH_MAX) throw tooLong(childRel)
       if (node.type === 'dir') {
         subdirs.push({node, rel: childRel, below})
