@@ -94,6 +94,9 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   if (opts.includes?.length && !opts.target) {
     throw new UsageError('--include restores part of a snapshot and needs --target: replacing the source with part of it would delete the rest')
   }
+  if (snap.manifest.paths && !opts.target) {
+    throw new UsageError(`snapshot ${snap.id.slice(0, 12)} holds only the paths --files-from chose: restore it with --target (in place it would remove everything else)`)
+  }
   const includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
   const exclude = compileExcludes(opts.excludes ?? [])
   const dest = path.resolve(opts.target ?? snap.manifest.source)

@@ -14,7 +14,7 @@
 import {lstatSync, readdirSync, type BigIntStats} from 'node:fs'
 
 import {errnoCode} from '../core/errors.js'
-import {compileExcludes} from './exclude.js'
+import {compileExcludes, type PathSelection} from './exclude.js'
 import {MAX_LISTED_MOVES, type Move, type MoveKind} from './manifest.js'
 import {childPath, displayName, type TreeNode} from './tree.js'
 import type {TreeCache} from './treecache.js'
@@ -34,6 +34,8 @@ export interface SettleOptions {
   source: string
   tree: Buffer
   excludes: readonly string[]
+  /** --files-from: only what it chose was captured. */
+  select?: PathSelection
   skipDirs: readonly {dev: bigint; ino: bigint}[]
   /** When the capture began (wall clock, ns). */
   startNs: bigint
@@ -64,7 +66,8 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
     for (const name of names) {
       const shown = displayName(name)
       const childRel = rel ? `${rel}/${shown}` : shown
-      if (exclude(childRel, shown)) continue
+      const selected = opts.select?.(childRel) ?? 'all'
+      if (selected === 'none' || exclude(childRel, shown)) continue
       const key = name.toString('latin1')
       const node = stored.get(key)
       let st: BigIntStats
@@ -76,6 +79,7 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
         continue
       }
       if (st.isDirectory() && opts.skipDirs.some((d) => d.dev === st.dev && d.ino === st.ino)) continue
+      if (selected === 'ancestor' && !st.isDirectory()) continue
       if (!node) {
         // Special files are never stored (the walk warned about them); anything else is new.
         if (st.isFile() || st.isDirectory() || st.isSymbolicLink()) moved(childRel, 'appeared')
