@@ -1,4 +1,5 @@
 // The command table oclif loads (the "explicit" strategy: one import instead of a directory scan).
+import Completion from './completion.js'
 import Forget from './forget.js'
 import Init from './init.js'
 import Pin from './pin.js'
@@ -12,6 +13,7 @@ import Unpin from './unpin.js'
 import Verify from './verify.js'
 
 export const COMMANDS = {
+  completion: Completion,
   forget: Forget,
   init: Init,
   pin: Pin,
