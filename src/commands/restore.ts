@@ -61,7 +61,9 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
       process.stderr.write(`warning: snapshot ${snap.id.slice(0, 12)} is not a consistent image of one instant (${describeInconsistency(capture)}): it may not be a state the directory ever had\n`)
     }
     let safetySnapshot: string | undefined
-    const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `restore ${snap.id.slice(0, 12)}`)
+    const progress = await startProgress({command: 'restore', text: `restore ${snap.id.slice(0, 12)}`, quiet: flags.quiet, json: this.jsonEnabled()})
+    // The snapshot's bytes are the total when all of it is restored.
+    const total = flags.include?.length || flags.exclude?.length ? undefined : snap.manifest.summary.bytes
     let result: RestoreResult
     try {
       result = await restoreSnapshot(repo, snap, {
@@ -84,7 +86,11 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
           safetySnapshot = safety.id
           this.note(flags, `saved the current ${dest} as snapshot ${safety.id.slice(0, 12)} (tag ${PRE_RESTORE_TAG}; undo with: ckpt restore ${safety.id.slice(0, 12)})`)
         },
-        onProgress: (p) => progress.update(`restore ${snap.id.slice(0, 12)}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)} ${p.path}`),
+        onProgress: (p) => progress.update({
+          text: `restore ${snap.id.slice(0, 12)}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)}${total !== undefined ? ` of ${formatBytes(total)}` : ''} ${p.path}`,
+          figures: {files: p.files, bytes: p.bytes, path: p.path},
+          ...(total !== undefined ? {done: p.bytes, total} : {}),
+        }),
       })
     } finally {
       progress.stop()

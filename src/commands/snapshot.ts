@@ -85,7 +85,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     const location = this.repoLocation(flags.repo)
     const repo = flags['dry-run'] ? await openRepository(location) : await openOrCreate(location)
     const repoStat = await fsp.stat(location.root, {bigint: true})
-    const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `snapshot ${source}`)
+    const progress = await startProgress({command: 'snapshot', text: `snapshot ${source}`, quiet: flags.quiet, json: this.jsonEnabled()})
     const snapshotOptions: SnapshotOptions = {
       source,
       tags: options.tag,
@@ -100,7 +100,10 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
       skipDirs: [{dev: repoStat.dev, ino: repoStat.ino}],
       lockRetryMs: parseWait(flags['retry-lock']),
       program: `ckpt ${this.config.version}`,
-      onProgress: (p) => progress.update(`snapshot ${source}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)} (${formatBytes(p.bytesRead)} read) ${p.path}`),
+      onProgress: (p) => progress.update({
+        text: `snapshot ${source}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)} (${formatBytes(p.bytesRead)} read) ${p.path}`,
+        figures: {files: p.files, bytes: p.bytes, bytesRead: p.bytesRead, path: p.path},
+      }),
     }
     for (const p of selection.missing) process.stderr.write(`warning: ${p}: listed in --files-from, not found in ${source}\n`)
     if (selection.missing.length > 0) process.exitCode = ExitCode.warnings

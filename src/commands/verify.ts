@@ -53,7 +53,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     await checkRepositoryPath(root)
 
     const human = !this.jsonEnabled()
-    const progress = await startProgress(human && !flags.quiet, 'verify')
+    const progress = await startProgress({command: 'verify', text: 'verify', quiet: flags.quiet, json: !human})
     const started = Date.now()
     let report: VerifyReport
     try {
@@ -66,7 +66,12 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
         onProgress: (p) => {
           const seconds = Math.max(0.001, (Date.now() - started) / 1000)
           const what = p.phase === 'packs' ? `${p.packsDone}/${count(p.packsTotal, 'pack')}` : p.phase === 'trees' ? `${count(p.trees, 'tree')}` : p.phase
-          progress.update(`verify: ${what}, ${formatBytes(p.bytesRead)} read (${formatBytes(p.bytesRead / seconds)}/s)`)
+          progress.update({
+            text: `verify: ${what}, ${formatBytes(p.bytesRead)} read (${formatBytes(p.bytesRead / seconds)}/s)`,
+            figures: {phase: p.phase, trees: p.trees, packsDone: p.packsDone, packsTotal: p.packsTotal, bytesRead: p.bytesRead},
+            // Reading packs, the share of them read is the share of the work done (packs are of one size).
+            ...(p.phase === 'packs' && p.packsTotal > 0 ? {done: p.packsDone, total: p.packsTotal} : {}),
+          })
         },
       })
     } finally {
