@@ -75,9 +75,9 @@ export abstract class CkptCommand extends Command {
   }
 
   /** Where the repository is, and whether the user said so (or got the default .ckpt). */
-  protected repoLocation(flag: string | undefined): {root: string; isDefault: boolean} {
+  protected repoLocation(flag: string | undefined, opts: {creating?: boolean} = {}): {root: string; isDefault: boolean} {
     const location = flag ? {root: path.resolve(flag), isDefault: false} : {root: path.resolve('.ckpt'), isDefault: true}
-    checkRepositoryRoot(location.root)
+    checkRepositoryRoot(location.root, opts.creating)
     return location
   }
 
@@ -125,9 +125,10 @@ export function parseWait(text: string | undefined): number {
 
 /**
  * A repository path that is a file (or lies under one) is no repository: said in one line, with
- * exit code 10, before any command opens, creates or locks anything there.
+ * exit code 10 (2 for init, asked to create one there), before any command opens, creates or
+ * locks anything there.
  */
-export function checkRepositoryRoot(root: string): void {
+export function checkRepositoryRoot(root: string, creating = false): void {
   let code: string | undefined
   try {
     if (statSync(root).isDirectory()) return
@@ -135,5 +136,6 @@ export function checkRepositoryRoot(root: string): void {
   } catch (err) {
     code = errnoCode(err)
   }
+  if (code === 'ENOTDIR' && creating) throw new UsageError(`cannot create a repository at ${root}: it is a file, or lies under one, not a directory`, {location: root})
   if (code === 'ENOTDIR') throw new NoRepositoryError(`no ckpt repository at ${root}: it is a file, or lies under one, not a directory`, {location: root})
 }

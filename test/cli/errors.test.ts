@@ -78,10 +78,10 @@ describe('usage errors', () => {
 })
 
 describe('a repository path that is a file', () => {
-  it.each([['snapshots'], ['verify'], ['init'], ['prune']])('%s: one line, exit 10, nothing created', async (command) => {
+  it.each([['snapshots'], ['verify'], ['prune'], ['restore']])('%s: one line, exit 10, nothing created', async (command) => {
     const file = path.join(work, `repo-file-${command}`)
     await fsp.writeFile(file, 'not a repository')
-    const args = command === 'prune' ? [command, '--keep-last', '1'] : [command]
+    const args = command === 'prune' ? [command, '--keep-last', '1'] : command === 'restore' ? [command, 'latest'] : [command]
     const r = await runCli([...args, '--repo', file])
     expect(r.code).toBe(10)
     expect(r.stderr).toBe(`ckpt: no ckpt repository at ${file}: it is a file, or lies under one, not a directory\n`)
@@ -89,6 +89,17 @@ describe('a repository path that is a file', () => {
     expect(under.code).toBe(10)
     expect(JSON.parse(under.stdout).error).toMatchObject({code: 'NO_REPOSITORY', exitCode: 10})
     expect(await fsp.readFile(file, 'utf8')).toBe('not a repository')
+  })
+
+  it('init: exit 2 (asked to create a repository where it cannot be), in one line', async () => {
+    const file = path.join(work, 'init-file')
+    await fsp.writeFile(file, 'x')
+    for (const root of [file, path.join(file, 'sub')]) {
+      const r = await runCli(['init', '--repo', root])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toBe(`ckpt: cannot create a repository at ${root}: it is a file, or lies under one, not a directory\n`)
+    }
+    expect(await fsp.readFile(file, 'utf8')).toBe('x')
   })
 
   it('snapshot with the default .ckpt being a file does not try to create it', async () => {
