@@ -30,7 +30,7 @@ export default class Snapshot extends CkptCommand {
 
 Selection: --exclude (and --exclude-file) patterns, --exclude-if-present and --exclude-caches (directories holding a marker file), --one-file-system (directories mounted inside DIR), --files-from (only the listed paths; restic's rules: one a line, "#" comments, no globs). The directories the marker and filesystem rules leave out are recorded with the snapshot's exclude patterns, so an in-place restore keeps them as they are; a --files-from snapshot can only be restored with --target. Paths of --files-from that do not exist are warnings (exit code 3).
 
---dry-run walks DIR as a snapshot would (files the parent snapshot vouches for are not read; the others are read, chunked and hashed) and prints what would be stored: files, bytes, and the bytes the repository does not hold yet. It writes nothing to the repository and takes no lock.
+--dry-run walks DIR as a snapshot would (files the parent snapshot vouches for are not read; the others are read, chunked and hashed) and prints what would be stored: files, bytes, and the bytes the repository does not hold yet. It writes nothing to the repository and takes no lock; no hook runs and no program is paused.
 
 Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but some files could not be read, or changed or vanished while it read them, or the directory changed while it was captured so the snapshot may not be a state it ever had (each listed as a warning naming the path, and in the manifest).`
   static override examples = [
