@@ -1,7 +1,7 @@
 import * as Args from '@oclif/core/args'
 
 import {CkptCommand} from '../cli/base.js'
-import {type CompletionCommand, completionScript, type Shell, SHELLS} from '../cli/completion.js'
+import type {CompletionCommand, Shell} from '../cli/completion.js'
 
 export default class Completion extends CkptCommand {
 
@@ -17,7 +17,7 @@ fish: ckpt completion fish > ~/.config/fish/completions/ckpt.fish`
   ]
 
   static override args = {
-    shell: Args.string({description: 'bash, zsh or fish.', required: true, options: [...SHELLS]}),
+    shell: Args.string({description: 'bash, zsh or fish.', required: true, options: ['bash', 'zsh', 'fish']}),
   }
 
   async run(): Promise<{shell: string; script: string}> {
@@ -34,6 +34,8 @@ fish: ckpt completion fish > ~/.config/fish/completions/ckpt.fish`
         summary: f.summary ?? f.description ?? '',
       })),
     }))
+    // Loaded when the command runs, so that every other command starts without it.
+    const {completionScript} = await import('../cli/completion.js')
     const script = completionScript(args.shell as Shell, commands)
     if (!this.jsonEnabled()) process.stdout.write(script)
     return {shell: args.shell, script}
