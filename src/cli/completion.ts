@@ -2,7 +2,6 @@
 // values of flags that take a fixed set), file names where a command takes a path. Generated
 // when asked, so they always match this ckpt; nothing is cached or installed behind the user's back.
 export type Shell = 'bash' | 'zsh' | 'fish'
-export const SHELLS: readonly Shell[] = ['bash', 'zsh', 'fish']
 
 export interface CompletionFlag {
   name: string
