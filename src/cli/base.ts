@@ -1,12 +1,14 @@
 // The base of every command: shared flags, where the repository is, and the one place where
 // errors become exit codes and one-line messages (or a JSON error document with --json).
+import {statSync} from 'node:fs'
 import path from 'node:path'
 
 import {Command} from '@oclif/core/command'
 import * as Flags from '@oclif/core/flags'
 
-import {CkptError, classifyOsError, errnoCode, ExitCode, UsageError} from '../core/errors.js'
+import {CkptError, classifyOsError, errnoCode, ExitCode, NoRepositoryError, UsageError} from '../core/errors.js'
 import {describeHolder, releaseHeldLocks, setLockReporter} from '../store/lock.js'
+import {usageMessage} from './format.js'
 import {startMemoryGovernor} from './memory.js'
 
 /** How long a signal waits for this process's locks to be removed before exiting anyway. */
@@ -73,9 +75,10 @@ export abstract class CkptCommand extends Command {
   }
 
   /** Where the repository is, and whether the user said so (or got the default .ckpt). */
-  protected repoLocation(flag: string | undefined): {root: string; isDefault: boolean} {
-    if (flag) return {root: path.resolve(flag), isDefault: false}
-    return {root: path.resolve('.ckpt'), isDefault: true}
+  protected repoLocation(flag: string | undefined, opts: {creating?: boolean} = {}): {root: string; isDefault: boolean} {
+    const location = flag ? {root: path.resolve(flag), isDefault: false} : {root: path.resolve('.ckpt'), isDefault: true}
+    checkRepositoryRoot(location.root, opts.creating)
+    return location
   }
 
   /** Write a line to stderr unless --quiet or --json. */
@@ -89,7 +92,11 @@ export abstract class CkptCommand extends Command {
     if (err.oclif?.exit !== undefined) {
       // oclif's own parse errors (unknown flag, missing argument) are usage errors.
       if (err.oclif.exit === 0) return undefined
-      return this.fail(ExitCode.usage, err.message.split('\n')[0]!, {code: 'USAGE', message: err.message, exitCode: ExitCode.usage, data: {}})
+      // They were parsed, and refused: without this, oclif (outside NODE_ENV=production) adds a
+      // warning that the command never parsed its arguments after the message.
+      this.parsed = true
+      const message = `${usageMessage(err.message)} (see ckpt ${this.id ?? ''} --help)`.replace('  ', ' ')
+      return this.fail(ExitCode.usage, message, {code: 'USAGE', message, exitCode: ExitCode.usage, data: {}})
     }
     const code = errnoCode(err)
     const message = code ? `${err.message}` : `internal error: ${err.message}`
@@ -114,4 +121,21 @@ export function parseWait(text: string | undefined): number {
   const unit = m[2] ?? 's'
   const ms = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : 60_000
   return Math.round(n * ms)
+}
+
+/**
+ * A repository path that is a file (or lies under one) is no repository: said in one line, with
+ * exit code 10 (2 for init, asked to create one there), before any command opens, creates or
+ * locks anything there.
+ */
+export function checkRepositoryRoot(root: string, creating = false): void {
+  let code: string | undefined
+  try {
+    if (statSync(root).isDirectory()) return
+    code = 'ENOTDIR'
+  } catch (err) {
+    code = errnoCode(err)
+  }
+  if (code === 'ENOTDIR' && creating) throw new UsageError(`cannot create a repository at ${root}: it is a file, or lies under one, not a directory`, {location: root})
+  if (code === 'ENOTDIR') throw new NoRepositoryError(`no ckpt repository at ${root}: it is a file, or lies under one, not a directory`, {location: root})
 }

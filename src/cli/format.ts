@@ -54,3 +54,22 @@ export function describeInconsistency(c: CaptureRecord, listed = 3): string {
   const more = c.moveCount > Math.min(listed, c.moves.length) ? ` and ${c.moveCount - Math.min(listed, c.moves.length)} more` : ''
   return `${c.mode} capture; moved while it was taken: ${moves}${more}`
 }
+
+/**
+ * oclif's parse errors as one line, whole: "Parsing --keep-last \n\tExpected an integer but
+ * received: x\nSee more help with --help" becomes "Parsing --keep-last: Expected an integer but
+ * received: x". The first line heads the rest; the lines after it are joined with "; ".
+ */
+export function usageMessage(message: string): string {
+  // oclif colours flag names when it thinks the terminal can (FORCE_COLOR): the text is what counts.
+  // eslint-disable-next-line no-control-regex
+  const lines = message.replace(/\x1b\[[0-9;]*m/g, '').split('\n').map((l) => l.replace(/\s+/g, ' ').trim()).filter((l) => l !== '' && !/^See more help with/.test(l))
+  if (lines.length <= 1) return lines[0] ?? message
+  const [head, ...rest] = lines
+  return rest.reduce((text, line) => `${text}${/[.:]$/.test(text) ? ' ' : '; '}${line}`, `${head!.replace(/:$/, '')}:`).replace(/:\s*$/, '')
+}
+
+/** "1 file", "2 files", "0 directories": a count with its noun. */
+export function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`
+}

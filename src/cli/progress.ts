@@ -1,11 +1,44 @@
-// Progress on long work: a spinner with figures on a terminal (stderr), nothing otherwise, so
-// cron mail and CI logs stay clean. ora is loaded only when there is a terminal to draw on.
+// Progress on long work. Three audiences:
+// - a terminal (stderr): a spinner with figures, and a percentage and ETA where the total is
+//   known (restore: the snapshot's bytes; verify --read-data: its packs);
+// - --json: NDJSON events on stderr, one line each ({"type":"progress",...}), so stdout keeps
+//   exactly one JSON document, the result. The first after a second of work, then at most one a
+//   second, and a last one with "finished": true: a command shorter than a second prints none.
+//   CKPT_PROGRESS_INTERVAL_MS changes the second (0: every update);
+// - anything else (cron mail, CI logs): nothing.
+// ora is loaded only when there is a terminal to draw on.
+import {formatDuration} from './format.js'
+
+export interface ProgressUpdate {
+  /** What a terminal shows. */
+  text: string
+  /** The event's figures under --json (files, bytes, path, phase...). */
+  figures?: Record<string, number | string>
+  /** Work done of a known total, in one unit (bytes, packs): a percentage and an ETA. */
+  done?: number
+  total?: number
+}
+
 export interface Progress {
-  update(text: string): void
+  update(u: ProgressUpdate | string): void
   stop(): void
 }
 
+export interface ProgressOptions {
+  /** The command, named in every event. */
+  command: string
+  /** The first text a terminal shows. */
+  text: string
+  /** --quiet: nothing at all. */
+  quiet?: boolean
+  /** --json: events on stderr instead of a spinner. */
+  json?: boolean
+}
+
 const NONE: Progress = {update: () => undefined, stop: () => undefined}
+/** Terminal redraws at most this often. */
+const REDRAW_MS = 100
+const EVENT_INTERVAL_MS = 1000
 
 /**
  * Whether to draw: asked for, on a terminal, not in CI, and a terminal that reports a width (on
@@ -15,20 +48,79 @@ export function shouldDraw(enabled: boolean, stream: {isTTY?: boolean; columns?:
   return enabled && stream.isTTY === true && !env['CI'] && (stream.columns ?? 0) > 0
 }
 
-export async function startProgress(enabled: boolean, text: string): Promise<Progress> {
-  if (!shouldDraw(enabled, process.stderr, process.env)) return NONE
+/** Percent done and the time left at the rate so far (undefined until there is a rate to go by). */
+export function estimate(done: number, total: number, elapsedMs: number): {percent: number; etaMs?: number} {
+  if (!(total > 0)) return {percent: 100}
+  const share = Math.min(1, Math.max(0, done / total))
+  const percent = Math.floor(share * 1000) / 10
+  if (share === 0 || share === 1 || elapsedMs < 1000) return {percent}
+  return {percent, etaMs: Math.round((elapsedMs * (1 - share)) / share)}
+}
+
+/** "45.2%, ETA 1m05s" (no ETA yet: "45.2%"). */
+export function formatEstimate(e: {percent: number; etaMs?: number}): string {
+  return `${e.percent.toFixed(1)}%${e.etaMs !== undefined ? `, ETA ${formatDuration(e.etaMs)}` : ''}`
+}
+
+/** The NDJSON event of an update. */
+export function progressEvent(command: string, u: ProgressUpdate, elapsedMs: number, done = false): string {
+  const known = u.done !== undefined && u.total !== undefined ? estimate(u.done, u.total, elapsedMs) : undefined
+  return JSON.stringify({
+    type: 'progress', command, elapsedMs: Math.round(elapsedMs), ...u.figures,
+    ...(u.done !== undefined && u.total !== undefined ? {done: u.done, total: u.total, percent: known!.percent, ...(known!.etaMs !== undefined ? {etaMs: known!.etaMs} : {})} : {}),
+    ...(done ? {finished: true} : {}),
+  })
+}
+
+function normalize(u: ProgressUpdate | string): ProgressUpdate {
+  return typeof u === 'string' ? {text: u} : u
+}
+
+/**
+ * Start progress for a command. `startProgress(enabled, text)` (a spinner or nothing) is the
+ * older form, kept for commands that have no JSON events to give.
+ */
+export async function startProgress(opts: ProgressOptions | boolean, text?: string): Promise<Progress> {
+  const o: ProgressOptions = typeof opts === 'boolean' ? {command: '', text: text ?? '', quiet: !opts} : opts
+  if (o.quiet) return NONE
+  if (o.json) return o.command ? eventProgress(o.command) : NONE
+  if (!shouldDraw(true, process.stderr, process.env)) return NONE
+  const started = Date.now()
   const {default: ora} = await import('ora')
-  const spinner = ora({text, stream: process.stderr, discardStdin: false}).start()
+  const spinner = ora({text: o.text, stream: process.stderr, discardStdin: false}).start()
   let last = 0
   return {
-    update(t: string) {
+    update(raw) {
       const now = Date.now()
-      if (now - last < 100) return // redraw at most ten times a second
+      if (now - last < REDRAW_MS) return
       last = now
-      spinner.text = t
+      const u = normalize(raw)
+      spinner.text = u.done !== undefined && u.total !== undefined ? `${formatEstimate(estimate(u.done, u.total, now - started))} ${u.text}` : u.text
     },
     stop() {
       spinner.stop()
+    },
+  }
+}
+
+function eventProgress(command: string): Progress {
+  const env = Number(process.env['CKPT_PROGRESS_INTERVAL_MS'])
+  const interval = process.env['CKPT_PROGRESS_INTERVAL_MS'] !== undefined && Number.isFinite(env) && env >= 0 ? env : EVENT_INTERVAL_MS
+  const started = performance.now()
+  let next = started + interval
+  let latest: ProgressUpdate | undefined
+  let emitted = false
+  return {
+    update(raw) {
+      latest = normalize(raw)
+      const now = performance.now()
+      if (now < next) return
+      next = now + interval
+      emitted = true
+      process.stderr.write(progressEvent(command, latest, now - started) + '\n')
+    },
+    stop() {
+      if (emitted && latest) process.stderr.write(progressEvent(command, latest, performance.now() - started, true) + '\n')
     },
   }
 }

@@ -1,22 +1,22 @@
 // Human output of `ckpt prune`: the one summary line cron sees, and the longer report (decisions
 // with their reasons, the plan) for --dry-run, --verbose and terminals.
 import type {PruneReport} from '../prune/prune.js'
-import {formatBytes, formatTime, table} from './format.js'
+import {count, formatBytes, formatTime, table} from './format.js'
 
 export function pruneSummary(r: PruneReport): string {
   const total = r.snapshots.total
   if (r.result === null) {
     const p = r.plan
-    return `prune (dry run): would remove ${r.removed.length} of ${total} snapshots and free about ${formatBytes(Math.max(0, p.bytes.free))} (delete ${p.packs.delete} packs, repack ${p.packs.repack})`
+    return `prune (dry run): would remove ${r.removed.length} of ${count(total, 'snapshot')} and free about ${formatBytes(Math.max(0, p.bytes.free))} (delete ${count(p.packs.delete, 'pack')}, repack ${p.packs.repack})`
   }
   const x = r.result
   const extra = [
-    `${x.packsDeleted} packs deleted`,
+    `${count(x.packsDeleted, 'pack')} deleted`,
     x.packsWritten > 0 ? `${x.packsWritten} written` : '',
     x.rescuedPacks.length > 0 ? `${x.rescuedPacks.length} kept for new snapshots` : '',
-    x.staleLocksRemoved > 0 ? `${x.staleLocksRemoved} stale locks removed` : '',
+    x.staleLocksRemoved > 0 ? `${count(x.staleLocksRemoved, 'stale lock')} removed` : '',
   ].filter(Boolean)
-  return `prune: removed ${x.snapshotsRemoved} of ${total} snapshots, freed ${formatBytes(Math.max(0, x.bytesFreed))} (${extra.join(', ')})`
+  return `prune: removed ${x.snapshotsRemoved} of ${count(total, 'snapshot')}, freed ${formatBytes(Math.max(0, x.bytesFreed))} (${extra.join(', ')})`
 }
 
 export function pruneDecisions(r: PruneReport): string {
@@ -36,13 +36,13 @@ export function prunePlan(r: PruneReport, verbose: boolean): string {
     `blobs: ${p.blobs.total} (${p.blobs.live} live, ${p.blobs.dead} dead), ${formatBytes(p.bytes.live)} live of ${formatBytes(p.bytes.total)} in packs`,
     `packs: ${p.packs.total} (${p.packs.keep} kept, ${p.packs.delete} to delete, ${p.packs.repack} to repack copying ${formatBytes(p.bytes.copy)}` +
       `${p.packs.missing ? `, ${p.packs.missing} missing` : ''}${p.packs.unindexed ? `, ${p.packs.unindexed} not indexed` : ''})`,
-    `index: ${p.indexFiles.total} files${p.indexFiles.rewrite ? ', rewritten' : ''}${p.indexFiles.damaged.length ? ` (${p.indexFiles.damaged.length} damaged)` : ''}`,
+    `index: ${count(p.indexFiles.total, 'file')}${p.indexFiles.rewrite ? ', rewritten' : ''}${p.indexFiles.damaged.length ? ` (${p.indexFiles.damaged.length} damaged)` : ''}`,
   ]
   const shown = verbose ? p.changes : p.changes.slice(0, 20)
   for (const c of shown) out.push(`  ${c.action.padEnd(7)} ${c.name.slice(0, 16)}  ${formatBytes(c.size).padStart(10)}  ${c.reason}`)
-  if (shown.length < p.changes.length) out.push(`  ... and ${p.changes.length - shown.length} more packs (--verbose or --json lists them all)`)
+  if (shown.length < p.changes.length) out.push(`  ... and ${p.changes.length - shown.length} more (--verbose or --json lists them all)`)
   if (p.stalePins.length > 0) out.push(`stale pins: ${p.stalePins.map((id) => id.slice(0, 12)).join(', ')}`)
-  if (verbose) out.push(`memory: ${formatBytes(p.memory.tableBytes)} for the blob table (${p.memory.bytesPerBlob} bytes per blob), ${p.treesRead} trees read`)
+  if (verbose) out.push(`memory: ${formatBytes(p.memory.tableBytes)} for the blob table (${p.memory.bytesPerBlob} bytes per blob), ${count(p.treesRead, 'tree')} read`)
   return out.join('\n')
 }
 

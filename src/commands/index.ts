@@ -1,5 +1,6 @@
 // The command table oclif loads (the "explicit" strategy: one import instead of a directory scan).
 import Cat from './cat.js'
+import Completion from './completion.js'
 import Diff from './diff.js'
 import Find from './find.js'
 import Forget from './forget.js'
@@ -19,6 +20,7 @@ import Verify from './verify.js'
 
 export const COMMANDS = {
   cat: Cat,
+  completion: Completion,
   diff: Diff,
   find: Find,
   forget: Forget,

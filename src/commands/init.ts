@@ -14,7 +14,7 @@ export default class Init extends CkptCommand {
 
   async run(): Promise<{repository: string; id: string}> {
     const {flags} = await this.parse(Init)
-    const {root} = this.repoLocation(flags.repo)
+    const {root} = this.repoLocation(flags.repo, {creating: true})
     const {initLocalRepository} = await import('../repo/open.js')
     const repo = await initLocalRepository(root, {now: Date.now(), zstdLevel: flags['zstd-level'], avgChunkSize: flags['avg-chunk-size']})
     this.note(flags, `created repository ${repo.config.id} at ${root}`)

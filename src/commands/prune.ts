@@ -81,13 +81,13 @@ Exit codes: 0 done (also when there was nothing to do), 2 bad or empty policy, 1
     const {runPrune} = await import('../prune/prune.js')
     const {describeHolder} = await import('../store/lock.js')
     const repo = await openRepository(this.repoLocation(flags.repo))
-    const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), 'prune')
+    const progress = await startProgress({command: 'prune', text: 'prune', quiet: flags.quiet, json: this.jsonEnabled()})
     let report: PruneReport
     try {
       report = await runPrune(repo, {
         policy, groupBy, timeZone, now: Date.now(), dryRun: flags['dry-run'] === true, repackThreshold, mergeSmall: flags['merge-small'],
         retryMs: retry ?? 0, exclusiveRetryMs: retry,
-        onProgress: (text) => progress.update(`prune: ${text}`),
+        onProgress: (text) => progress.update({text: `prune: ${text}`, figures: {phase: text}}),
         onStaleLock: (info, name) => {
           if (info) this.note(flags, `removed stale lock ${name} (${describeHolder(info)})`)
           else process.stderr.write(`warning: removed unparsable lock ${name} from ${repo.backend.location} (no ckpt writes such a lock)\n`)

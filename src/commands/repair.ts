@@ -3,7 +3,7 @@ import {promises as fsp} from 'node:fs'
 import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
-import {formatBytes} from '../cli/format.js'
+import {count, formatBytes} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import {UsageError} from '../core/errors.js'
 import type {RepairReport} from '../prune/repair.js'
@@ -56,7 +56,7 @@ Exit codes: 0 the repository is whole (nothing was damaged, or no snapshot lost 
   /** Broken snapshots are printed on stdout even with --quiet (as verify's findings are); the summary goes to stderr. */
   private print(r: RepairReport, quiet: boolean): void {
     for (const p of r.packs) {
-      const what = r.dryRun ? 'would rewrite' : p.present ? `rewrote (${p.blobsKept} blobs kept, ${p.blobsDropped} dropped)` : `dropped from the index (${p.blobsDropped} blobs)`
+      const what = r.dryRun ? 'would rewrite' : p.present ? `rewrote (${count(p.blobsKept ?? 0, 'blob')} kept, ${p.blobsDropped} dropped)` : `dropped from the index (${count(p.blobsDropped ?? 0, 'blob')})`
       if (!quiet) process.stderr.write(`pack ${p.name.slice(0, 16)}: ${r.dryRun || p.present ? what : 'missing, ' + what}: ${p.reasons.join(', ')}\n`)
     }
     if (r.brokenSnapshots.length > 0) {
@@ -70,10 +70,10 @@ Exit codes: 0 the repository is whole (nothing was damaged, or no snapshot lost 
     if (quiet) return
     const x = r.result
     const summary = r.dryRun
-      ? `repair (dry run): ${r.found.errors} errors found; would rewrite ${r.packs.length} packs, drop ${r.droppedBlobs.length} damaged blobs and ${r.damagedIndexFiles.length} damaged index files`
+      ? `repair (dry run): ${count(r.found.errors, 'error')} found; would rewrite ${count(r.packs.length, 'pack')}, drop ${count(r.droppedBlobs.length, 'damaged blob')} and ${count(r.damagedIndexFiles.length, 'damaged index file')}`
       : x === null
-        ? `repair: nothing to repair (${r.found.errors} errors found, ${r.found.packsRead} packs read)`
-        : `repair: ${r.packs.length} packs rewritten, ${r.droppedBlobs.length} blobs dropped, ${x.blobsCopied} copied (${formatBytes(x.bytesWritten)} written, ${formatBytes(x.bytesDeleted)} deleted), ${x.indexFilesDeleted} index files replaced; ${r.brokenSnapshots.length === 0 ? 'the repository is whole' : `${r.brokenSnapshots.length} snapshots still broken`}`
+        ? `repair: nothing to repair (${count(r.found.errors, 'error')} found, ${count(r.found.packsRead, 'pack')} read)`
+        : `repair: ${count(r.packs.length, 'pack')} rewritten, ${count(r.droppedBlobs.length, 'blob')} dropped, ${x.blobsCopied} copied (${formatBytes(x.bytesWritten)} written, ${formatBytes(x.bytesDeleted)} deleted), ${count(x.indexFilesDeleted, 'index file')} replaced; ${r.brokenSnapshots.length === 0 ? 'the repository is whole' : `${count(r.brokenSnapshots.length, 'snapshot')} still broken`}`
     process.stderr.write(summary + '\n')
   }
 }

@@ -3,7 +3,7 @@ import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
 import {ExitCode} from '../core/errors.js'
-import {describeInconsistency, formatBytes} from '../cli/format.js'
+import {count, describeInconsistency, formatBytes} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import type {RestoreResult} from '../restore/restorer.js'
 
@@ -15,6 +15,8 @@ An in-place restore keeps the repository when it lies inside the directory, and 
 
 An in-place restore refuses a directory that a running process uses, before anything changes (exit code 15): the message names each process (pid, command, what it uses). A process uses it when it has a file under it open or mapped, or its working directory, root or executable there: such a program would go on with the removed old tree, and its writes would be lost. Not counted: ckpt's own caller (the shell or script that ran it, often with its working directory inside: cd into the directory again afterwards) and the paths the restore keeps (the repository, excluded paths). Stop the program first, restore elsewhere with --target, or replace it anyway with --force.
 
+--include and --exclude choose what is written: every --include must name a path in the snapshot (else exit code 4, before anything is written); --exclude leaves out paths matching its glob (the syntax of snapshot --exclude), and in place what the directory holds there stays, as for the paths the snapshot itself excluded. --dry-run reads only the snapshot's trees and prints what would be written (files, directories, symlinks, bytes, and whether the destination would be replaced); it creates, replaces and removes nothing.
+
 A snapshot recorded as not consistent (see ckpt snapshots, CAPTURE) is restored with a warning on stderr naming how it was captured and what moved.
 
 Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (as links), sparse files (holes as holes), FIFOs, user.* extended attributes and POSIX ACLs, paths of any length; as root also owners, trusted.* and security.* attributes, device nodes and inode flags (chattr: immutable, append-only... set last). What the target filesystem or user cannot take (a filesystem without xattrs or flags, device nodes without root) is skipped with one warning per kind, and the exit code is 3. Every chunk is checked against its BLAKE3 id; a damaged one stops the restore and leaves the destination untouched (exit code 12). A target filesystem without room for the snapshot is refused before anything is written (exit code 7).`
@@ -22,6 +24,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     '<%= config.bin %> restore latest',
     '<%= config.bin %> restore 3fa9c2 --target /tmp/state-copy',
     '<%= config.bin %> restore latest --target /tmp/one --include db/CURRENT',
+    '<%= config.bin %> restore latest --exclude "*.log" --exclude "cache/**"',
+    '<%= config.bin %> restore latest --dry-run --json',
   ]
 
   static override args = {
@@ -30,7 +34,9 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
 
   static override flags = {
     target: Flags.string({summary: 'Restore into this new or empty directory instead of replacing the source.'}),
-    include: Flags.string({summary: 'Restore only this path of the snapshot (repeatable; needs --target).', multiple: true}),
+    include: Flags.string({summary: 'Restore only this path of the snapshot (repeatable; needs --target). A path not in the snapshot is an error (exit code 4), before anything is written.', multiple: true}),
+    exclude: Flags.string({char: 'e', summary: 'Leave out paths matching this glob (repeatable; the syntax of snapshot --exclude). In place, what is there now stays.', multiple: true}),
+    'dry-run': Flags.boolean({char: 'n', summary: 'Show what would be restored (files, directories, bytes, destination) and change nothing.'}),
     'keep-old': Flags.boolean({summary: 'Keep the replaced directory beside the source instead of deleting it.'}),
     'no-safety-snapshot': Flags.boolean({summary: 'Do not snapshot the directory being replaced first.'}),
     source: Flags.string({summary: 'With "latest": the latest snapshot of this directory (which need not exist any more).'}),
@@ -56,12 +62,16 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
       process.stderr.write(`warning: snapshot ${snap.id.slice(0, 12)} is not a consistent image of one instant (${describeInconsistency(capture)}): it may not be a state the directory ever had\n`)
     }
     let safetySnapshot: string | undefined
-    const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `restore ${snap.id.slice(0, 12)}`)
+    const progress = await startProgress({command: 'restore', text: `restore ${snap.id.slice(0, 12)}`, quiet: flags.quiet, json: this.jsonEnabled()})
+    // The snapshot's bytes are the total when all of it is restored.
+    const total = flags.include?.length || flags.exclude?.length ? undefined : snap.manifest.summary.bytes
     let result: RestoreResult
     try {
       result = await restoreSnapshot(repo, snap, {
         target: flags.target,
         includes: flags.include,
+        excludes: flags.exclude,
+        dryRun: flags['dry-run'],
         keepOld: flags['keep-old'],
         lockRetryMs: retryMs,
         keep: [location.root],
@@ -77,10 +87,18 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
           safetySnapshot = safety.id
           this.note(flags, `saved the current ${dest} as snapshot ${safety.id.slice(0, 12)} (tag ${PRE_RESTORE_TAG}; undo with: ckpt restore ${safety.id.slice(0, 12)})`)
         },
-        onProgress: (p) => progress.update(`restore ${snap.id.slice(0, 12)}: ${p.files} files, ${formatBytes(p.bytes)} ${p.path}`),
+        onProgress: (p) => progress.update({
+          text: `restore ${snap.id.slice(0, 12)}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)}${total !== undefined ? ` of ${formatBytes(total)}` : ''} ${p.path}`,
+          figures: {files: p.files, bytes: p.bytes, path: p.path},
+          ...(total !== undefined ? {done: p.bytes, total} : {}),
+        }),
       })
     } finally {
       progress.stop()
+    }
+    if (result.dryRun) {
+      if (!this.jsonEnabled()) this.log(`restore (dry run): would write snapshot ${snap.id.slice(0, 12)} to ${result.destination}${result.replaced ? ', replacing what is there' : ''}: ${describeRestored(result)}, ${formatBytes(result.bytes)}`)
+      return {snapshot: snap.id, ...result}
     }
     this.note(flags, `restored snapshot ${snap.id.slice(0, 12)} to ${result.destination}: ${describeRestored(result)}, ${formatBytes(result.bytes)}${result.oldTree ? ` (previous tree kept at ${result.oldTree})` : ''}`)
     // Like a snapshot's warnings: on stderr whatever --quiet says, and exit code 3.
@@ -91,10 +109,9 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
 }
 
 function describeRestored(r: RestoreResult): string {
-  const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
-  const parts = [`${plural(r.files, 'file')}${r.hardLinks > 0 ? ` (${plural(r.hardLinks, 'hard link')})` : ''}`, plural(r.dirs, 'directory', 'directories'), plural(r.symlinks, 'symlink')]
-  if (r.fifos > 0) parts.push(plural(r.fifos, 'FIFO'))
-  if (r.devices > 0) parts.push(plural(r.devices, 'device node'))
-  if (r.skippedSpecials > 0) parts.push(`${r.skippedSpecials} special ${r.skippedSpecials === 1 ? 'file' : 'files'} skipped`)
+  const parts = [`${count(r.files, 'file')}${r.hardLinks > 0 ? ` (${count(r.hardLinks, 'hard link')})` : ''}`, count(r.dirs, 'directory', 'directories'), count(r.symlinks, 'symlink')]
+  if (r.fifos > 0) parts.push(count(r.fifos, 'FIFO'))
+  if (r.devices > 0) parts.push(count(r.devices, 'device node'))
+  if (r.skippedSpecials > 0) parts.push(`${count(r.skippedSpecials, 'special file')} skipped`)
   return parts.join(', ')
 }

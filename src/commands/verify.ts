@@ -2,7 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
-import {formatBytes, formatDuration} from '../cli/format.js'
+import {count, formatBytes, formatDuration} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import {UsageError} from '../core/errors.js'
 import type {Finding} from '../verify/findings.js'
@@ -54,7 +54,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     if (source && refs[0] === 'latest') refs = [await this.latestOf(root, source)]
 
     const human = !this.jsonEnabled()
-    const progress = await startProgress(human && !flags.quiet, 'verify')
+    const progress = await startProgress({command: 'verify', text: 'verify', quiet: flags.quiet, json: !human})
     const started = Date.now()
     let report: VerifyReport
     try {
@@ -66,8 +66,13 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
         onStaleLockRemoved: (_info, name) => this.note(flags, `removed stale lock ${name}`),
         onProgress: (p) => {
           const seconds = Math.max(0.001, (Date.now() - started) / 1000)
-          const what = p.phase === 'packs' ? `${p.packsDone}/${p.packsTotal} packs` : p.phase === 'trees' ? `${p.trees} trees` : p.phase
-          progress.update(`verify: ${what}, ${formatBytes(p.bytesRead)} read (${formatBytes(p.bytesRead / seconds)}/s)`)
+          const what = p.phase === 'packs' ? `${p.packsDone}/${count(p.packsTotal, 'pack')}` : p.phase === 'trees' ? `${count(p.trees, 'tree')}` : p.phase
+          progress.update({
+            text: `verify: ${what}, ${formatBytes(p.bytesRead)} read (${formatBytes(p.bytesRead / seconds)}/s)`,
+            figures: {phase: p.phase, trees: p.trees, packsDone: p.packsDone, packsTotal: p.packsTotal, bytesRead: p.bytesRead},
+            // Reading packs, the share of them read is the share of the work done (packs are of one size).
+            ...(p.phase === 'packs' && p.packsTotal > 0 ? {done: p.packsDone, total: p.packsTotal} : {}),
+          })
         },
       })
     } finally {
@@ -95,7 +100,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
       shown.set(f.kind, n)
       if (n <= SHOWN_PER_KIND) this.log(describeFinding(f))
     }
-    for (const [kind, n] of shown) if (n > SHOWN_PER_KIND) this.log(`... and ${n - SHOWN_PER_KIND} more ${kind} findings (--json lists all)`)
+    for (const [kind, n] of shown) if (n > SHOWN_PER_KIND) this.log(`... and ${count(n - SHOWN_PER_KIND, `more ${kind} finding`)} (--json lists all)`)
     for (const d of report.source?.differences ?? []) this.log(`differs ${d.kind}: ${d.message}`)
 
     const c = report.counts
@@ -111,8 +116,4 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     // Damage stays in the index until repaired: until then no snapshot stores the data again.
     if (report.errors > 0) process.stderr.write('ckpt repair drops what is damaged, so that the next snapshot of a source that has the data stores it again (docs/VERIFY.md, "Repair")\n')
   }
-}
-
-function count(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`
 }

@@ -151,9 +151,9 @@ export async function makePlan(repo: Repository, opts: PlanOptions): Promise<Pla
   const known = new Set([...catalog.map((s) => s.id), ...damaged.map((d) => d.id)])
   const stalePins = [...pins].filter((id) => !known.has(id)).sort()
 
-  opts.onProgress?.(`marking ${kept.length} snapshots`)
+  opts.onProgress?.(`marking ${kept.length} snapshot${kept.length === 1 ? '' : 's'}`)
   const {trees} = await markTrees(repo, state.table, kept.map((s) => ({snapshot: s.id, tree: Buffer.from(s.manifest.tree, 'hex')})), problems, {
-    onTree: (n) => opts.onProgress?.(`marking: ${n} trees, ${state.table.size} blobs`),
+    onTree: (n) => opts.onProgress?.(`marking: ${n} tree${n === 1 ? '' : 's'}, ${state.table.size} blob${state.table.size === 1 ? '' : 's'}`),
   })
   state.table.tally()
 

@@ -32,6 +32,7 @@ import {makeNode, writeFlags, writeXattr, xattrKind} from '../core/fsextra.js'
 import {setTimesNs, writeNewFiles, type NewFile} from '../core/fsmeta.js'
 import {DirRef, LongPaths} from '../core/longpath.js'
 import type {Repository} from '../repo/repository.js'
+import type {ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, FS_FLAG_APPEND, FS_FLAG_IMMUTABLE, type TreeNode} from '../snapshot/tree.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
 import {type RestoreWarning, RestoreWarnings} from './warnings.js'
@@ -381,11 +382,11 @@ export interface TreeCounts {
  * what the snapshot declares its files hold. On failure, returns only once nothing it started is
  * still running.
  */
-export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined, opts: {onProgress?: (p: ReaderProgress) => void; maxBytes?: number} = {}): Promise<TreeCounts> {
+export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined, opts: {onProgress?: (p: ReaderProgress) => void; maxBytes?: number; exclude?: ExcludeMatcher} = {}): Promise<TreeCounts> {
   const output = new FsOutput()
   const reader = new TreeReader(repo, output, opts.onProgress, opts.maxBytes)
   try {
-    await reader.read(treeId, {abs: root, rel: '', meta: rootMeta}, includes)
+    await reader.read(treeId, {abs: root, rel: '', meta: rootMeta}, includes, opts.exclude)
   } catch (err) {
     await output.finish(false).catch(() => undefined) // the first failure is the one reported
     throw err

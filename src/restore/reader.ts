@@ -34,7 +34,9 @@ import {toHex} from '../core/ids.js'
 import {ReadBuffer, ReadPool} from '../core/readpool.js'
 import {BlobType} from '../repo/pack.js'
 import {checkBlobBound, damagedBlob, type Repository} from '../repo/repository.js'
+import type {ExcludeMatcher} from '../snapshot/exclude.js'
 import {dataLength, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
+import {selects} from './select.js'
 import {type Chunk, ExtentMap, planRanges, planRuns, type Piece, type Run} from './plan.js'
 
 /** Files from this size up are large: handed out one at a time, in runs. */
@@ -207,6 +209,7 @@ export class TreeReader<D> {
   /** Links waiting for their first name to be written. */
   private readonly linking = new Set<Promise<void>>()
   private readonly groups = new Map<string, LinkGroup<D>>()
+  private exclude: ExcludeMatcher = () => false
 
   /** `maxBytes`: what the snapshot declares its files hold (its summary); handing out more is refused. */
   constructor(private readonly repo: Repository, private readonly output: RestoreOutput<D>, private readonly onProgress?: (p: ReaderProgress) => void, private readonly maxBytes = Number.MAX_SAFE_INTEGER) {
@@ -217,10 +220,12 @@ export class TreeReader<D> {
 
   /**
    * Hand tree `treeId` to the output, inside the directory `root` (the output's handle, already
-   * made), and finish `root` once all of it is written. `includes`: path parts of each --include;
+   * made), and finish `root` once all of it is written. `exclude`: paths left out (restore
+   * --exclude, see select.ts). `includes`: path parts of each --include;
    * undefined means everything. On failure, returns only once nothing it started is still running.
    */
-  async read(treeId: Buffer, root: D, includes: string[][] | undefined): Promise<void> {
+  async read(treeId: Buffer, root: D, includes: string[][] | undefined, exclude: ExcludeMatcher = () => false): Promise<void> {
+    this.exclude = exclude
     const rootDir = new DirTask(root, undefined)
     try {
       await this.walk(this.readTree(treeId), rootDir, '', includes)
@@ -277,13 +282,9 @@ export class TreeReader<D> {
     for (const node of nodes) {
       this.check()
       const shown = displayName(node.name)
-      let below: string[][] | undefined
-      if (includes) {
-        const matching = includes.filter((parts) => parts[0] === shown)
-        if (matching.length === 0) continue
-        below = matching.some((parts) => parts.length === 1) ? undefined : matching.map((parts) => parts.slice(1))
-      }
       const childRel = rel ? `${rel}/${shown}` : shown
+      const {take, below} = selects(includes, this.exclude, childRel, shown)
+      if (!take) continue
       if (node.type === 'dir') {
         // An ordered output gets a directory's entries before the next sibling's: its
         // subdirectories come after its other entries, as they do for a filesystem.

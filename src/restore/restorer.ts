@@ -24,10 +24,15 @@ import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../store/local.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
+import {toHex} from '../core/ids.js'
+import {BlobType} from '../repo/pack.js'
+import {compileExcludes} from '../snapshot/exclude.js'
+import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
 import {fsyncTree} from './deeptree.js'
 import {type TreeCounts, writeTree} from './fsout.js'
+import {checkIncludes, planRestore, splitInclude} from './select.js'
 import type {RestoreWarning} from './warnings.js'
 
 /** Room asked for beyond the snapshot's bytes: directories, inodes, the journal. */
@@ -36,8 +41,15 @@ const SPACE_MARGIN = 1024 * 1024
 export interface RestoreOptions {
   /** Restore here (must be missing or an empty directory); default: the snapshot's source, replaced atomically. */
   target?: string
-  /** Only these paths (relative to the snapshot root) and what is below them. */
+  /** Only these paths (relative to the snapshot root) and what is below them; each must be in the snapshot. */
   includes?: readonly string[]
+  /**
+   * Leave out paths matching these patterns (the syntax of snapshot --exclude). In place, what
+   * the destination holds there stays, as for the snapshot's own excludes.
+   */
+  excludes?: readonly string[]
+  /** Count what would be written and stop: nothing is created, replaced or removed. */
+  dryRun?: boolean
   /** Keep the replaced tree beside the destination instead of deleting it. */
   keepOld?: boolean
   /** Called before a non-empty destination is replaced (the CLI takes the pre-restore snapshot here). */
@@ -84,23 +96,31 @@ export interface RestoreResult {
   warnings: RestoreWarning[]
   /** Where the replaced tree was kept (with keepOld). */
   oldTree?: string
+  /** The destination held a tree, which was (with dryRun: would be) replaced. */
   replaced: boolean
+  /** Nothing was written: the counts are what a restore would write. */
+  dryRun?: true
 }
 
 export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, opts: RestoreOptions): Promise<RestoreResult> {
   if (opts.includes?.length && !opts.target) {
     throw new UsageError('--include restores part of a snapshot and needs --target: replacing the source with part of it would delete the rest')
   }
+  if (snap.manifest.paths && !opts.target) {
+    throw new UsageError(`snapshot ${snap.id.slice(0, 12)} holds only the paths --files-from chose: restore it with --target (in place it would remove everything else)`)
+  }
+  const includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
+  const exclude = compileExcludes(opts.excludes ?? [])
   const dest = path.resolve(opts.target ?? snap.manifest.source)
   const {state, st: destId} = await destinationState(dest, Boolean(opts.target))
   const declared = snap.manifest.summary.bytes
   if (!Number.isSafeInteger(declared) || declared < 0) throw new IntegrityError(`snapshot ${snap.id}: bad summary.bytes`, {snapshot: snap.id})
-  const excludes = snap.manifest.excludes ?? []
+  const excludes = [...(snap.manifest.excludes ?? []), ...(opts.excludes ?? [])]
   const keep = opts.keep ?? []
   const inPlace = state === 'non-empty'
   // Refused before the lock, the safety snapshot and the temp tree: nothing is touched. Only
   // when a process uses the directory is the carry planned, to leave out what it keeps valid.
-  if (inPlace && !opts.force) {
+  if (inPlace && !opts.force && !opts.dryRun) {
     const {busy} = directoryUsers(dest)
     if (busy.length > 0) refuseBusy(dest, directoryUsers(dest, carriedPaths(await planCarry(dest, keep, excludes))).busy)
   }
@@ -109,23 +129,26 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     // Reading its manifest again under the lock turns that into "not found", not missing data.
     await repo.readSnapshotBytes(snap.id)
     await repo.loadIndex()
+    const tree = Buffer.from(snap.manifest.tree, 'hex')
+    const readTree = async (id: Buffer) => decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))
+    if (includes) await checkIncludes(readTree, tree, includes)
+    if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true}
     const parent = path.dirname(dest)
     await fsp.mkdir(parent, {recursive: true})
     await removeAbandonedTemps(parent, path.basename(dest))
     // What must be kept is looked for again just before the swap; refusing now saves the work.
     if (state === 'non-empty') await planCarry(dest, keep, excludes)
     // Holes and further names of a hard-linked file take no room: the data bytes are what it needs.
-    if (!opts.includes?.length) await checkSpace(parent, dest, dataBytes(snap.manifest.summary))
+    if (!includes) await checkSpace(parent, dest, dataBytes(snap.manifest.summary))
     if (state === 'non-empty') await opts.beforeReplace?.(dest)
     const temp = path.join(parent, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
     let written: TreeCounts | undefined
     let callerCwd: number[] = []
     try {
-      const includes = (opts.includes ?? []).map(splitInclude)
       const root = snap.manifest.root
       const rootMeta = {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)} as const
-      written = await writeTree(repo, Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined, {onProgress: opts.onProgress, maxBytes: declared})
+      written = await writeTree(repo, tree, Buffer.from(temp), rootMeta, includes, {onProgress: opts.onProgress, maxBytes: declared, exclude})
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) fsyncTree(temp)
       faultPoint('restore.temp-synced')
@@ -237,10 +260,4 @@ async function destinationState(dest: string, explicitTarget: boolean): Promise<
 /** Carried paths as /proc shows them (UTF-8), relative to the destination. */
 function carriedPaths(carried: readonly Carried[]): string[] {
   return carried.map((c) => c.rel.toString('utf8'))
-}
-
-function splitInclude(p: string): string[] {
-  const parts = p.split('/').filter((s) => s !== '' && s !== '.')
-  if (parts.length === 0 || parts.includes('..')) throw new UsageError(`--include ${JSON.stringify(p)} must be a path inside the snapshot`)
-  return parts
 }

@@ -24,7 +24,7 @@ import {type Scanned, StreamScanner} from '../core/scan.js'
 import {BlobType} from '../repo/pack.js'
 import {type Repository} from '../repo/repository.js'
 import type {BlobWriter} from '../repo/writer.js'
-import {compileExcludes, type ExcludeMatcher} from './exclude.js'
+import {compileExcludes, type ExcludeMatcher, type Marker, type PathSelection} from './exclude.js'
 import {type ReadBuffer, ReadPool} from '../core/readpool.js'
 import {MAX_LISTED_WARNINGS, type RootMeta, type SnapshotWarning, type WarningKind} from './manifest.js'
 import {childPath, dataLength, displayName, encodeTree, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, type TreeNode} from './tree.js'
@@ -126,6 +126,12 @@ export interface ArchiveOptions {
   excludeNodump?: boolean
   /** The parent was written without xattrs and flags (no addon): take its chunks, never its metadata. */
   parentMetadataSkipped?: boolean
+  /** Leave out directories on another filesystem than the source's (mount points): listed in `leftOut`. */
+  oneFileSystem?: boolean
+  /** Leave out directories holding one of these files (--exclude-if-present, --exclude-caches): listed in `leftOut`. */
+  markers?: readonly Marker[]
+  /** Only these paths and what is below them (--files-from). */
+  select?: PathSelection
   onProgress?: (p: ArchiveProgress) => void
   /**
    * For tests only: called synchronously at the walk's points where the source can change under
@@ -137,6 +143,9 @@ export interface ArchiveOptions {
 }
 
 export type WalkPoint = 'listed' | 'stat' | 'open'
+
+/** Where the archiver puts blobs: the repository's writer, or a dry run's counter (dryrun.ts). */
+export type BlobSink = Pick<BlobWriter, 'reuse' | 'add'>
 
 export interface ArchiveProgress {
   files: number
@@ -167,6 +176,8 @@ export interface ArchiveResult {
   errorCount: number
   /** No xattrs or inode flags could be read (no native addon): recorded in the manifest, so the next snapshot does not trust their absence. */
   metadataSkipped: boolean
+  /** Directories left out by oneFileSystem or markers (paths from the root), for the manifest's excludes. */
+  leftOut: string[]
 }
 
 /** A directory of the parent snapshot: its tree id, and its entries by name (latin1 of the bytes). */
@@ -196,7 +207,9 @@ export class Archiver {
     await this.pool_?.close()
     this.pool_ = undefined
   }
-  private readonly result: Omit<ArchiveResult, 'tree' | 'root' | 'metadataSkipped'> = {files: 0, dirs: 0, symlinks: 0, specials: 0, sockets: 0, bytes: 0, dataBytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
+  private readonly result: Omit<ArchiveResult, 'tree' | 'root' | 'metadataSkipped'> = {files: 0, dirs: 0, symlinks: 0, specials: 0, sockets: 0, bytes: 0, dataBytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0, leftOut: []}
+  /** The source's filesystem (oneFileSystem). */
+  private rootDev = 0n
 
   private readonly fs: SourceView
   private readonly trees: TreeCache
@@ -210,7 +223,7 @@ export class Archiver {
   /** Metadata warnings given (one per kind and cause). */
   private readonly warned = new Set<string>()
 
-  constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
+  constructor(private readonly repo: Repository, private readonly writer: BlobSink, private readonly opts: ArchiveOptions) {
     this.fs = opts.view ?? liveView(this.paths)
     this.trees = opts.trees ?? new TreeCache(repo)
     this.exclude = compileExcludes(opts.excludes)
@@ -228,6 +241,7 @@ export class Archiver {
       throw new BadPathError(`cannot read source ${this.opts.source}: ${code ?? (err as Error).message}`)
     }
     if (!st.isDirectory()) throw new BadPathError(`source ${this.opts.source} is not a directory`)
+    this.rootDev = st.dev
     const parent = this.opts.parentTree ? await this.loadParent(this.opts.parentTree) : undefined
     let tree: Buffer | undefined
     try {
@@ -288,12 +302,13 @@ export class Archiver {
     this.opts.walkHook?.('listed', rel)
     // Stat everything, then read the files several at a time (small files cost round trips, not
     // CPU), then descend into subdirectories one by one so only the current path is held.
-    interface Entry {name: Buffer; abs: Buffer; rel: string; st?: BigIntStats; prev?: TreeNode; node?: TreeNode}
+    interface Entry {name: Buffer; abs: Buffer; rel: string; st?: BigIntStats; prev?: TreeNode; node?: TreeNode; onlyLeadsOn?: boolean}
     const entries: Entry[] = []
     for (const name of names) {
       const shown = displayName(name)
       const childRel = rel ? `${rel}/${shown}` : shown
-      if (!this.exclude(childRel, shown)) entries.push({name, abs: childPath(abs, name), rel: childRel})
+      const selected = this.opts.select?.(childRel) ?? 'all'
+      if (selected !== 'none' && !this.exclude(childRel, shown)) entries.push({name, abs: childPath(abs, name), rel: childRel, onlyLeadsOn: selected === 'ancestor'})
     }
     // Metadata calls are synchronous: each takes microseconds, less than a thread-pool round trip.
     for (const e of entries) {
@@ -310,6 +325,7 @@ export class Archiver {
     let lastCached: Entry | undefined
     for (const e of entries) {
       if (!e.st) continue
+      if (e.onlyLeadsOn && !e.st.isDirectory()) continue // --files-from named something below a file
       if (e.st.isDirectory()) {
         subdirs.push(e)
         continue
@@ -347,6 +363,10 @@ export class Archiver {
 
   private async subdirectory(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined, parent: ParentDir | undefined): Promise<TreeNode | undefined> {
     if (this.opts.skipDirs?.some((d) => d.dev === st.dev && d.ino === st.ino)) return undefined
+    if (this.leavesOut(abs, st)) {
+      this.result.leftOut.push(rel)
+      return undefined
+    }
     // The path must still name the directory that was listed, before and after its entries are
     // read: one replaced by a symlink mid-walk would lead the walk (readdir follows links) outside
     // the source, and what it read there must not be stored as this directory.
@@ -376,6 +396,29 @@ export class Archiver {
     this.result.dirs++
     // Gone since: keep what it was.
     return {...meta(name, 'dir', after ?? st), subtree, ...extra}
+  }
+
+  /** A directory on another filesystem (oneFileSystem) or holding a marker file is left out whole. */
+  private leavesOut(abs: Buffer, st: BigIntStats): boolean {
+    if (this.opts.oneFileSystem && st.dev !== this.rootDev) return true
+    return (this.opts.markers ?? []).some((m) => this.hasMarker(abs, m))
+  }
+
+  private hasMarker(dir: Buffer, marker: Marker): boolean {
+    const file = childPath(dir, Buffer.from(marker.name))
+    try {
+      if (!this.fs.lstat(file).isFile()) return false
+      if (!marker.header) return true
+      const fd = openSync(this.fs.content(file).path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      try {
+        const head = Buffer.alloc(marker.header.length)
+        return readSync(fd, head, 0, head.length, 0) === head.length && head.equals(marker.header)
+      } finally {
+        closeSync(fd)
+      }
+    } catch {
+      return false // no marker there (or none that can be read)
+    }
   }
 
   /** A file (not in the stat cache), symlink or special file. */

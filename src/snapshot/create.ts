@@ -9,7 +9,8 @@ import {type SweepResult, sweepTemporaries} from '../store/temp.js'
 import type {Repository} from '../repo/repository.js'
 import {BlobWriter} from '../repo/writer.js'
 import {type ArchiveOptions, Archiver, type ArchiveProgress, type ArchiveResult} from './archiver.js'
-import {loadCatalog} from './catalog.js'
+import {loadCatalog, type SnapshotRecord} from './catalog.js'
+import {compileSelection, literalPattern, type Marker} from './exclude.js'
 import {sharedWritableMappings} from '../core/procfs.js'
 import {type CaptureRecord, encodeManifest, type Manifest, MANIFEST_VERSION, MAX_LISTED_MOVES} from './manifest.js'
 import {checkSettled} from './settle.js'
@@ -27,6 +28,12 @@ export interface SnapshotOptions {
   time?: Date
   host?: string
   skipDirs?: readonly {dev: bigint; ino: bigint}[]
+  /** Leave out mount points (--one-file-system). */
+  oneFileSystem?: boolean
+  /** Leave out directories holding one of these files (--exclude-if-present, --exclude-caches). */
+  markers?: readonly Marker[]
+  /** Only these paths, relative to the source (--files-from); recorded in the manifest. */
+  paths?: readonly string[]
   lockRetryMs?: number
   program: string
   onProgress?: (p: ArchiveProgress) => void
@@ -79,24 +86,14 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
     // This build writes version-2 trees: an older ckpt must refuse the repository from now on.
     await repo.upgradeFormat()
     const {snapshots} = await loadCatalog(repo)
-    const parent = [...snapshots].reverse().find((s) => s.manifest.source === opts.source && s.manifest.host === host)
+    const parent = latestOf(snapshots, opts.source, host)
     // --force exists to store the source anew: what it reuses from the repository is checked.
     const writer = new BlobWriter(repo, {verifyReused: opts.force ?? false})
-    const archive: ArchiveOptions = {
-      source: opts.source,
-      excludes: opts.excludes ?? [],
-      parentTree: parent ? Buffer.from(parent.manifest.tree, 'hex') : undefined,
-      parentStartNs: parent ? BigInt(parent.manifest.startTimeNs) : undefined,
-      force: opts.force ?? false,
-      skipDirs: opts.skipDirs ?? [],
-      excludeNodump: opts.excludeNodump ?? false,
-      parentMetadataSkipped: parent?.manifest.metadataSkipped === true,
-      onProgress: opts.onProgress,
-      walkHook: opts.walkHook,
-      trees: new TreeCache(repo),
-    }
+    const archive = archiveOptions(repo, opts, parent)
     const commit = async ({archived, capture}: Captured): Promise<SnapshotResult> => {
       const stats = await writer.flush()
+      // What a rule left out is kept by an in-place restore, as what a pattern left out.
+      const excludes = [...(opts.excludes ?? []), ...archived.leftOut.map(literalPattern)]
       const manifest: Manifest = {
         version: MANIFEST_VERSION,
         time: (opts.time ?? new Date(Number(startNs / 1_000_000n))).toISOString(),
@@ -105,8 +102,9 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
         host,
         source: opts.source,
         tags: [...new Set(opts.tags ?? [])].sort(),
-        ...(opts.excludes?.length ? {excludes: [...opts.excludes]} : {}),
+        ...(excludes.length ? {excludes} : {}),
         ...(opts.excludeNodump ? {excludeNodump: true as const} : {}),
+        ...(opts.paths ? {paths: [...opts.paths]} : {}),
         tree: archived.tree.toString('hex'),
         root: archived.root,
         summary: {
@@ -145,6 +143,31 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
   })
 }
 
+/** The latest snapshot of `source` taken on `host`: the parent of the next one. */
+export function latestOf(snapshots: readonly SnapshotRecord[], source: string, host: string): SnapshotRecord | undefined {
+  return [...snapshots].reverse().find((s) => s.manifest.source === source && s.manifest.host === host)
+}
+
+/** What every archive pass of a snapshot (or of its dry run) shares. */
+export function archiveOptions(repo: Repository, opts: SnapshotOptions, parent: SnapshotRecord | undefined): ArchiveOptions {
+  return {
+    source: opts.source,
+    excludes: opts.excludes ?? [],
+    parentTree: parent ? Buffer.from(parent.manifest.tree, 'hex') : undefined,
+    parentStartNs: parent ? BigInt(parent.manifest.startTimeNs) : undefined,
+    force: opts.force ?? false,
+    skipDirs: opts.skipDirs ?? [],
+    oneFileSystem: opts.oneFileSystem,
+    markers: opts.markers,
+    select: opts.paths ? compileSelection(opts.paths) : undefined,
+    excludeNodump: opts.excludeNodump ?? false,
+    parentMetadataSkipped: parent?.manifest.metadataSkipped === true,
+    onProgress: opts.onProgress,
+    walkHook: opts.walkHook,
+    trees: new TreeCache(repo),
+  }
+}
+
 /**
  * The plain capture: one pass while the program goes on writing, then the check of what moved
  * meanwhile (settle.ts), which decides whether the snapshot is one instant of the directory.
@@ -156,7 +179,8 @@ export async function plainPass(ctx: CaptureContext): Promise<Captured> {
   const startNs = ctx.nowNs()
   const archived = await new Archiver(ctx.repo, ctx.writer, ctx.archive).run()
   await ctx.writer.flush()
-  const settled = await checkSettled(ctx.archive.trees ?? new TreeCache(ctx.repo), {source: ctx.archive.source, tree: archived.tree, excludes: ctx.archive.excludes, skipDirs: ctx.archive.skipDirs ?? [], excludeNodump: ctx.archive.excludeNodump ?? false, startNs})
+  const excludes = [...ctx.archive.excludes, ...archived.leftOut.map(literalPattern)]
+  const settled = await checkSettled(ctx.archive.trees ?? new TreeCache(ctx.repo), {source: ctx.archive.source, tree: archived.tree, excludes, select: ctx.archive.select, skipDirs: ctx.archive.skipDirs ?? [], excludeNodump: ctx.archive.excludeNodump ?? false, startNs})
   // A write through a shared mapping need not move the file's stat: such files prove nothing.
   const moves = [...settled.moves]
   let moveCount = settled.moveCount

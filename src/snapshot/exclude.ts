@@ -141,3 +141,95 @@ export function compileExcludes(patterns: readonly string[]): ExcludeMatcher {
   if (byName.length === 0 && byPath.length === 0) return () => false
   return (relPath, name) => byName.some((m) => m(name)) || byPath.some((m) => m(relPath))
 }
+
+/**
+ * A pattern matching exactly one path from the snapshot root, whatever characters it holds: how
+ * directories left out by a rule other than a pattern (--one-file-system, --exclude-if-present,
+ * --exclude-caches) are recorded among the manifest's excludes, so that an in-place restore
+ * keeps them and the settle check does not count them as appeared.
+ */
+export function literalPattern(relPath: string): string {
+  return '/' + relPath.replace(/[*?[]/g, (c) => `[${c}]`)
+}
+
+/** Exclude patterns from a file (--exclude-file): one a line; blank lines and lines starting with "#" are skipped; surrounding spaces trimmed. */
+export function parsePatternFile(text: string): string[] {
+  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
+}
+
+/** A file whose presence marks a directory to leave out: --exclude-if-present NAME[:HEADER], --exclude-caches. */
+export interface Marker {
+  name: string
+  /** The file must start with these bytes. */
+  header?: Buffer
+}
+
+/** The Cache Directory Tagging Specification's tag (https://bford.info/cachedir/). */
+export const CACHEDIR_TAG: Marker = {name: 'CACHEDIR.TAG', header: Buffer.from('Signature: 8a477f597d28d172789f06886806bc55')}
+
+/** --exclude-if-present NAME or NAME:HEADER (restic's form). */
+export function parseMarker(spec: string): Marker {
+  const colon = spec.indexOf(':')
+  const name = colon < 0 ? spec : spec.slice(0, colon)
+  if (name === '' || name.includes('/') || name === '.' || name === '..') throw new UsageError(`--exclude-if-present ${JSON.stringify(spec)}: give a file name (NAME or NAME:HEADER)`)
+  return colon < 0 ? {name} : {name, header: Buffer.from(spec.slice(colon + 1))}
+}
+
+/**
+ * --files-from: whether a path (relative to the source) is one of the chosen paths or below one
+ * ('all'), a directory leading to one ('ancestor': entered, but only for what leads to them), or
+ * neither ('none').
+ */
+export type PathSelection = (relPath: string) => 'all' | 'ancestor' | 'none'
+
+interface Trie {
+  end: boolean
+  children: Map<string, Trie>
+}
+
+/** Paths are relative to the source ("./a//b/" is a/b); ".." and the empty path are refused. */
+export function compileSelection(paths: readonly string[]): PathSelection {
+  const root: Trie = {end: false, children: new Map()}
+  for (const raw of paths) {
+    const parts = raw.split('/').filter((s) => s !== '' && s !== '.')
+    if (parts.includes('..')) throw new UsageError(`--files-from: ${JSON.stringify(raw)} leads outside the source`)
+    if (parts.length === 0) return () => 'all' // the source itself
+    let t = root
+    for (const part of parts) {
+      let next = t.children.get(part)
+      if (!next) t.children.set(part, (next = {end: false, children: new Map()}))
+      t = next
+    }
+    t.end = true
+  }
+  return (relPath) => {
+    let t = root
+    for (const part of relPath.split('/')) {
+      const next = t.children.get(part)
+      if (!next) return 'none'
+      if (next.end) return 'all'
+      t = next
+    }
+    return 'ancestor'
+  }
+}
+
+/**
+ * The lines of a --files-from file as paths relative to the source: relative lines are taken as
+ * they are, absolute ones must lie in the source. Blank lines and lines starting with "#" are
+ * skipped; other spaces are kept (names can hold them).
+ */
+export function parseFilesFrom(text: string, source: string): string[] {
+  const out: string[] = []
+  for (const line of text.split('\n').map((l) => l.replace(/\r$/, ''))) {
+    if (line.trim() === '' || line.startsWith('#')) continue
+    if (!line.startsWith('/')) {
+      out.push(line)
+      continue
+    }
+    const root = source.replace(/\/+$/, '')
+    if (line !== root && !line.startsWith(root + '/')) throw new UsageError(`--files-from: ${line} is not inside the source ${source}`)
+    out.push(line.slice(root.length + 1) || '.')
+  }
+  return out
+}

@@ -118,6 +118,11 @@ export interface Manifest {
   excludes?: string[]
   /** Taken with --exclude-nodump: entries with the nodump flag were left out on purpose (absent otherwise). */
   excludeNodump?: true
+  /**
+   * The paths --files-from chose (relative to the source), when the snapshot holds only those:
+   * an in-place restore of it is refused, since it would remove everything else.
+   */
+  paths?: string[]
   /** Root tree id. */
   tree: string
   root: RootMeta
@@ -138,7 +143,7 @@ export interface Manifest {
 export function encodeManifest(m: Manifest): Buffer {
   const ordered: Manifest = {
     version: m.version, time: m.time, startTimeNs: m.startTimeNs, parent: m.parent, host: m.host, source: m.source,
-    tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), ...(m.excludeNodump ? {excludeNodump: true} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
+    tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), ...(m.excludeNodump ? {excludeNodump: true} : {}), ...(m.paths ? {paths: m.paths} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
     ...(m.capture ? {capture: m.capture} : {}),
     ...(m.metadataSkipped ? {metadataSkipped: true} : {}),
   }
@@ -162,6 +167,7 @@ export function decodeManifest(bytes: Buffer, id: string): Manifest {
   if (typeof m.host !== 'string' || typeof m.source !== 'string' || !m.source.startsWith('/')) throw fail('bad host or source')
   if (!Array.isArray(m.tags) || !m.tags.every((t) => typeof t === 'string')) throw fail('bad tags')
   if (m.excludes !== undefined && (!Array.isArray(m.excludes) || !m.excludes.every((e) => typeof e === 'string' && e !== ''))) throw fail('bad exclude patterns')
+  if (m.paths !== undefined && (!Array.isArray(m.paths) || !m.paths.every((e) => typeof e === 'string'))) throw fail('bad paths')
   if (typeof m.tree !== 'string' || !isHexId(m.tree)) throw fail('bad root tree id')
   const r = m.root as Partial<RootMeta> | undefined
   if (!r || !Number.isInteger(r.mode) || (r.mode as number) < 0 || (r.mode as number) > 0o7777 || !isOwnerId(r.uid) || !isOwnerId(r.gid) || typeof r.mtimeNs !== 'string' || !/^-?[0-9]{1,20}$/.test(r.mtimeNs)) {

@@ -16,7 +16,7 @@ import {lstatSync, readdirSync, type BigIntStats} from 'node:fs'
 import {errnoCode} from '../core/errors.js'
 import {readFlags} from '../core/fsextra.js'
 import {LongPaths} from '../core/longpath.js'
-import {compileExcludes} from './exclude.js'
+import {compileExcludes, type PathSelection} from './exclude.js'
 import {MAX_LISTED_MOVES, type Move, type MoveKind} from './manifest.js'
 import {childPath, displayName, FS_FLAG_NODUMP, type NodeType, type TreeNode} from './tree.js'
 import type {TreeCache} from './treecache.js'
@@ -36,6 +36,8 @@ export interface SettleOptions {
   source: string
   tree: Buffer
   excludes: readonly string[]
+  /** --files-from: only what it chose was captured. */
+  select?: PathSelection
   skipDirs: readonly {dev: bigint; ino: bigint}[]
   /** The walk left out entries with the nodump flag: such an entry missing from the tree is not new. */
   excludeNodump?: boolean
@@ -78,7 +80,8 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
     for (const name of names) {
       const shown = displayName(name)
       const childRel = rel ? `${rel}/${shown}` : shown
-      if (exclude(childRel, shown)) continue
+      const selected = opts.select?.(childRel) ?? 'all'
+      if (selected === 'none' || exclude(childRel, shown)) continue
       const key = name.toString('latin1')
       const node = stored.get(key)
       let st: BigIntStats
@@ -90,6 +93,7 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
         continue
       }
       if (st.isDirectory() && opts.skipDirs.some((d) => d.dev === st.dev && d.ino === st.ino)) continue
+      if (selected === 'ancestor' && !st.isDirectory()) continue
       const type = typeOf(st)
       if (!node) {
         // Sockets are never stored, nor entries the walk left out for their nodump flag; anything else is new.

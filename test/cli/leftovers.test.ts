@@ -122,7 +122,7 @@ describe('a killed snapshot', () => {
 
     await fsp.writeFile(path.join(src, 'weights.bin'), 'small now')
     const next = await ckpt(['snapshot', src, '--repo', repo])
-    expect(next.stderr).toMatch(/removed \d+ temporary object\(s\), .* left by writes that were killed or failed/)
+    expect(next.stderr).toMatch(/removed \d+ temporary objects?, .* left by writes that were killed or failed/)
     expect(temps(repo)).toEqual([])
     for (const t of left) expect(existsSync(path.join(repo, t.file))).toBe(false)
   })

@@ -5,8 +5,8 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
-import {shouldDraw} from '../../src/cli/progress.js'
-import {BIN, ckpt} from '../helpers/cli.js'
+import {estimate, formatEstimate, progressEvent, shouldDraw} from '../../src/cli/progress.js'
+import {BIN, ckpt, runCli} from '../helpers/cli.js'
 import {buildTree, tempDir} from '../helpers/tree.js'
 
 describe('shouldDraw', () => {
@@ -51,5 +51,67 @@ describe('on a pseudo-terminal', () => {
     const ESC = String.fromCharCode(27)
     expect(r.stdout).not.toContain(`${ESC}[?25l`)
     expect(r.stdout).not.toContain(`${ESC}[2K`)
+  })
+})
+
+describe('percentage and ETA', () => {
+  test.each([
+    [0, 100, 5000, {percent: 0}],
+    [50, 100, 500, {percent: 50}], // under a second: no rate to go by yet
+    [25, 100, 3000, {percent: 25, etaMs: 9000}],
+    [100, 100, 3000, {percent: 100}],
+    [150, 100, 3000, {percent: 100}],
+    [1, 3, 2000, {percent: 33.3, etaMs: 4000}],
+  ])('%d of %d after %d ms', (done, total, ms, want) => {
+    expect(estimate(done, total, ms)).toEqual(want)
+  })
+  test('formatEstimate', () => {
+    expect(formatEstimate({percent: 25, etaMs: 65_000})).toBe('25.0%, ETA 1m05s')
+    expect(formatEstimate({percent: 3.5})).toBe('3.5%')
+  })
+  test('progressEvent', () => {
+    expect(JSON.parse(progressEvent('restore', {text: 't', figures: {files: 2, path: 'a'}, done: 25, total: 100}, 3000))).toEqual(
+      {type: 'progress', command: 'restore', elapsedMs: 3000, files: 2, path: 'a', done: 25, total: 100, percent: 25, etaMs: 9000})
+    expect(JSON.parse(progressEvent('prune', {text: 't', figures: {phase: 'x'}}, 10.4, true))).toEqual({type: 'progress', command: 'prune', elapsedMs: 10, phase: 'x', finished: true})
+  })
+})
+
+describe('under --json', () => {
+  let work: string
+  let src: string
+  let repo: string
+  beforeAll(async () => {
+    work = await tempDir('ckpt-progress-json-')
+    src = path.join(work, 'src')
+    repo = path.join(work, 'repo')
+    await fsp.mkdir(src)
+    await buildTree(src, {a: 'a', d: {dir: {b: 'bb', c: 'ccc'}}})
+    await ckpt(['init', '--repo', repo])
+  })
+  afterAll(async () => {
+    await fsp.rm(work, {recursive: true, force: true})
+  })
+
+  const events = (stderr: string) => stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+
+  test.each([['snapshot'], ['restore'], ['verify'], ['prune']])('%s: NDJSON events on stderr, the result alone on stdout', async (command) => {
+    if (command !== 'snapshot') await ckpt(['snapshot', src, '--repo', repo])
+    const args = command === 'snapshot' ? [src] : command === 'restore' ? ['latest', '--target', path.join(work, 'out')] : command === 'verify' ? ['--read-data'] : ['--keep-last', '1']
+    const r = await runCli([command, ...args, '--repo', repo, '--json'], {env: {CKPT_PROGRESS_INTERVAL_MS: '0'}})
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toBeTypeOf('object')
+    const list = events(r.stderr)
+    expect(list.length).toBeGreaterThan(1)
+    for (const e of list) expect(e).toMatchObject({type: 'progress', command})
+    expect(list.at(-1)!.finished).toBe(true)
+    if (command === 'restore') expect(list.at(-1)).toMatchObject({done: 6, total: 6, percent: 100, files: 3})
+    if (command === 'snapshot') expect(list.at(-1)).toMatchObject({files: 3, bytes: 6})
+  })
+
+  test('a command shorter than the interval prints none; --quiet none at all', async () => {
+    const r = await runCli(['snapshot', src, '--repo', repo, '--json'])
+    expect(r.stderr).toBe('')
+    const q = await runCli(['snapshot', src, '--repo', repo, '--json', '-q'], {env: {CKPT_PROGRESS_INTERVAL_MS: '0'}})
+    expect(q.stderr).toBe('')
   })
 })

@@ -66,7 +66,7 @@ describe('policy and output', () => {
     await five()
     const out = await ckpt(['prune', '--keep-last', '3', ...r()])
     expect(out.stderr).toBe('')
-    expect(out.stdout).toMatch(/^prune: removed 2 of 5 snapshots, freed \S+ \S+ \(\d+ packs deleted[^\n]*\)\n$/)
+    expect(out.stdout).toMatch(/^prune: removed 2 of 5 snapshots, freed \S+ \S+ \(\d+ packs? deleted[^\n]*\)\n$/)
     const quiet = await ckpt(['prune', '--keep-last', '2', '-q', ...r()])
     expect(quiet.stdout + quiet.stderr).toBe('')
     expect(await names(f, 'snapshots')).toHaveLength(2)

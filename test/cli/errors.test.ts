@@ -1,0 +1,151 @@
+// The CLI's habits and errors as a user meets them: help in the ways other tools taught, usage
+// errors whole on one line, an unknown command and a repository path that is a file with their
+// documented exit codes (and JSON under --json), plurals that agree with their counts.
+import {promises as fsp} from 'node:fs'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {helpArgv, unknownCommand} from '../../src/cli/run.js'
+import {count, usageMessage} from '../../src/cli/format.js'
+import {ckpt, runCli} from '../helpers/cli.js'
+import {buildTree, tempDir} from '../helpers/tree.js'
+
+let work: string
+beforeAll(async () => {
+  work = await tempDir('ckpt-errors-')
+})
+afterAll(async () => {
+  await fsp.rm(work, {recursive: true, force: true})
+})
+
+describe('help', () => {
+  it.each([['help'], ['-h'], ['--help']])('ckpt %s lists the commands and exits 0', async (flag) => {
+    const r = await ckpt([flag])
+    expect(r.stdout).toMatch(/COMMANDS/)
+    expect(r.stdout).toMatch(/snapshot\s+Checkpoint a directory/)
+    expect(r.stderr).toBe('')
+  })
+
+  it.each([['help', 'snapshot'], ['snapshot', '-h'], ['restore', '-h'], ['help', 'restore']])('ckpt %s %s shows the command\'s help', async (a, b) => {
+    const r = await ckpt([a, b])
+    const name = a === 'help' ? b : a
+    expect(r.stdout).toMatch(new RegExp(`USAGE\\n\\s+\\$ ckpt ${name}`))
+    expect(r.stdout).toMatch(/EXAMPLES/)
+  })
+
+  it('ckpt help of an unknown command is an unknown command', async () => {
+    const r = await runCli(['help', 'bogus'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe('ckpt: unknown command "bogus" (see ckpt --help for the commands)\n')
+  })
+})
+
+describe('usage errors', () => {
+  it('a bad flag value is shown whole, on one line, exit 2', async () => {
+    const r = await runCli(['prune', '--keep-last', 'x'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe('ckpt: Parsing --keep-last: Expected an integer but received: x (see ckpt prune --help)\n')
+    expect(r.stdout).toBe('')
+  })
+
+  it('a missing argument names it', async () => {
+    const r = await runCli(['restore'])
+    expect(r.code).toBe(2)
+    expect(r.stderr.split('\n')).toHaveLength(2)
+    expect(r.stderr).toMatch(/^ckpt: Missing 1 required arg: snapshot Snapshot id, unique prefix, or "latest"\..* \(see ckpt restore --help\)\n$/)
+  })
+
+  it('under --json the same message is in the error document', async () => {
+    const r = await runCli(['restore', 'latest', '--source', 'a', '--source', 'b', '--json'])
+    expect(r.code).toBe(2)
+    const doc = JSON.parse(r.stdout) as {error: {code: string; message: string; exitCode: number}}
+    expect(doc).toEqual({error: {code: 'USAGE', exitCode: 2, data: {}, message: 'Flag --source can only be specified once (see ckpt restore --help)'}})
+  })
+
+  it('an unknown command: one line, exit 2; JSON under --json', async () => {
+    const r = await runCli(['bogus'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe('ckpt: unknown command "bogus" (see ckpt --help for the commands)\n')
+    const j = await runCli(['bogus', '--json'])
+    expect(j.code).toBe(2)
+    expect(JSON.parse(j.stdout)).toEqual({error: {code: 'USAGE', message: 'unknown command "bogus" (see ckpt --help for the commands)', exitCode: 2, data: {command: 'bogus'}}})
+    expect(j.stderr).toBe('')
+    const flagOnly = await runCli(['--json'])
+    expect(flagOnly.code).toBe(2)
+    expect(JSON.parse(flagOnly.stdout).error.code).toBe('USAGE')
+  })
+})
+
+describe('a repository path that is a file', () => {
+  it.each([['snapshots'], ['verify'], ['prune'], ['restore']])('%s: one line, exit 10, nothing created', async (command) => {
+    const file = path.join(work, `repo-file-${command}`)
+    await fsp.writeFile(file, 'not a repository')
+    const args = command === 'prune' ? [command, '--keep-last', '1'] : command === 'restore' ? [command, 'latest'] : [command]
+    const r = await runCli([...args, '--repo', file])
+    expect(r.code).toBe(10)
+    expect(r.stderr).toBe(`ckpt: no ckpt repository at ${file}: it is a file, or lies under one, not a directory\n`)
+    const under = await runCli([...args, '--repo', path.join(file, 'sub'), '--json'])
+    expect(under.code).toBe(10)
+    expect(JSON.parse(under.stdout).error).toMatchObject({code: 'NO_REPOSITORY', exitCode: 10})
+    expect(await fsp.readFile(file, 'utf8')).toBe('not a repository')
+  })
+
+  it('init: exit 2 (asked to create a repository where it cannot be), in one line', async () => {
+    const file = path.join(work, 'init-file')
+    await fsp.writeFile(file, 'x')
+    for (const root of [file, path.join(file, 'sub')]) {
+      const r = await runCli(['init', '--repo', root])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toBe(`ckpt: cannot create a repository at ${root}: it is a file, or lies under one, not a directory\n`)
+    }
+    expect(await fsp.readFile(file, 'utf8')).toBe('x')
+  })
+
+  it('snapshot with the default .ckpt being a file does not try to create it', async () => {
+    const cwd = path.join(work, 'cwd-file')
+    await fsp.mkdir(cwd)
+    await buildTree(cwd, {'.ckpt': 'a file', src: {dir: {a: 'x'}}})
+    const r = await runCli(['snapshot', 'src'], {cwd})
+    expect(r.code).toBe(10)
+    expect(r.stderr).toMatch(/^ckpt: no ckpt repository at .*\.ckpt: it is a file/)
+  })
+})
+
+describe('plurals', () => {
+  it('one file, one directory, one symlink', async () => {
+    const src = path.join(work, 'one')
+    await fsp.mkdir(src)
+    await buildTree(src, {d: {dir: {f: 'x'}}, l: {symlink: 'd/f'}})
+    const repo = path.join(work, 'repo-one')
+    await ckpt(['init', '--repo', repo])
+    const s = await ckpt(['snapshot', src, '--repo', repo])
+    expect(s.stderr).toMatch(/: 1 file, 1 B,/)
+    const r = await ckpt(['restore', 'latest', '--repo', repo, '--target', path.join(work, 'one-out')])
+    expect(r.stderr).toMatch(/: 1 file, 1 directory, 1 symlink, 1 B\n/)
+  })
+})
+
+describe('pure helpers', () => {
+  it('usageMessage keeps every line of oclif\'s message', () => {
+    expect(usageMessage('Parsing --keep-last \n\tExpected an integer but received: x\nSee more help with --help')).toBe('Parsing --keep-last: Expected an integer but received: x')
+    expect(usageMessage('The following errors occurred:\n  --a cannot also be provided when using --b\n  Missing required flag c\nSee more help with --help'))
+      .toBe('The following errors occurred: --a cannot also be provided when using --b; Missing required flag c')
+    expect(usageMessage('Flag --x expects a value')).toBe('Flag --x expects a value')
+  })
+
+  it('helpArgv and unknownCommand', () => {
+    expect(helpArgv(['help'])).toEqual(['--help'])
+    expect(helpArgv(['help', 'snapshot'])).toEqual(['snapshot', '--help'])
+    expect(helpArgv(['snapshot', 'help'])).toEqual(['snapshot', 'help'])
+    expect(unknownCommand(new Error('command bogus not found'))).toBe('bogus')
+    expect(unknownCommand(new Error('Command bogus not found.'))).toBe('bogus')
+    expect(unknownCommand(new Error('something else'))).toBeUndefined()
+  })
+
+  it('count', () => {
+    expect(count(1, 'file')).toBe('1 file')
+    expect(count(0, 'file')).toBe('0 files')
+    expect(count(2, 'directory', 'directories')).toBe('2 directories')
+  })
+})
