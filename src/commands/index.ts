@@ -1,5 +1,6 @@
 // The command table oclif loads (the "explicit" strategy: one import instead of a directory scan).
 import Forget from './forget.js'
+import Import from './import.js'
 import Init from './init.js'
 import Pin from './pin.js'
 import Prune from './prune.js'
@@ -13,6 +14,7 @@ import Verify from './verify.js'
 
 export const COMMANDS = {
   forget: Forget,
+  import: Import,
   init: Init,
   pin: Pin,
   prune: Prune,
