@@ -170,10 +170,17 @@ class TarImport {
     const feeding = (async () => {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         this.fed += chunk.length
-        if (!ex.write(chunk)) await new Promise<void>((resolve) => {
-          ex.once('drain', () => resolve())
-          ex.once('close', () => resolve())
-        })
+        if (!ex.write(chunk)) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              ex.off('drain', done)
+              ex.off('close', done)
+              resolve()
+            }
+            ex.on('drain', done)
+            ex.on('close', done)
+          })
+        }
         if (ex.destroyed) return
       }
       (ex as unknown as {end(): void}).end()
