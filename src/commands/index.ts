@@ -1,4 +1,5 @@
 // The command table oclif loads (the "explicit" strategy: one import instead of a directory scan).
+import Export from './export.js'
 import Forget from './forget.js'
 import Import from './import.js'
 import Init from './init.js'
@@ -13,6 +14,7 @@ import Unpin from './unpin.js'
 import Verify from './verify.js'
 
 export const COMMANDS = {
+  export: Export,
   forget: Forget,
   import: Import,
   init: Init,

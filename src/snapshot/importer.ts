@@ -16,7 +16,6 @@
 import os from 'node:os'
 import {Readable, type Transform} from 'node:stream'
 import {createGunzip} from 'node:zlib'
-import {createRequire} from 'node:module'
 
 import {extract as tarExtract, type Header} from 'tar-stream'
 
@@ -26,6 +25,7 @@ type Member = AsyncIterable<Buffer> & {header: Headers}
 
 import {BadArchiveError, CkptError, errnoCode} from '../core/errors.js'
 import {faultPoint} from '../core/faultpoint.js'
+import {zstdDecompressStream} from '../core/zstdstream.js'
 import {blake3} from '../core/hash.js'
 import {BlobType} from '../repo/pack.js'
 import type {Repository} from '../repo/repository.js'
@@ -593,13 +593,9 @@ async function decompressed(input: Readable): Promise<{stream: Readable; compres
   return {stream: rest, compression: 'none'}
 }
 
-/** A streaming zstd decompressor: zstd-napi (an optional dependency, loaded where it is installed). */
+/** A streaming zstd decompressor, or a one-line refusal where zstd-napi is not installed. */
 function zstdDecompressor(): Transform {
-  let mod: {DecompressStream: new () => Transform}
-  try {
-    mod = createRequire(import.meta.url)('zstd-napi') as typeof mod
-  } catch {
-    throw new BadArchiveError('the input is zstd-compressed and zstd-napi is not installed: decompress it first (zstd -dc FILE | ckpt import -)')
-  }
-  return new mod.DecompressStream()
+  const stream = zstdDecompressStream()
+  if (!stream) throw new BadArchiveError('the input is zstd-compressed and zstd-napi is not installed: decompress it first (zstd -dc FILE | ckpt import -)')
+  return stream
 }

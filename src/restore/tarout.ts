@@ -1,0 +1,326 @@
+// `ckpt export`: a snapshot as a POSIX pax tar, another output of the restore reader (the
+// filesystem is the first). tar-stream frames the archive (headers, padding, end marker) and
+// carries backpressure: an entry's next chunk is read only once the consumer has taken the last,
+// so memory stays flat whatever the file sizes. The pax records are written here, byte for byte
+// (tarformat.ts), because tar-stream writes pax values as UTF-8 text and ckpt's names, link
+// targets and xattr values are bytes:
+// - every member has a pax header with its path (raw bytes, as GNU tar writes a name that is not
+//   UTF-8), its mtime to the nanosecond, ids too large for the ustar fields, and its xattrs as
+//   SCHILY.xattr.NAME (binary values, as GNU tar --xattrs writes and reads them);
+// - the ustar header under it carries a printable placeholder of the name for readers without pax;
+// - no user or group names: the snapshot records ids only, and a name would let the extracting
+//   tar map the file to a different id;
+// - hard links: the first name of an inode is a file, the others are link members naming it;
+// - sparse files are GNU sparse 1.0 members (what GNU tar --sparse --format=pax writes): the data
+//   regions and a map of them, so the holes are neither stored nor expanded.
+import type {Writable} from 'node:stream'
+
+import {pack as tarPack, type Pack} from 'tar-stream'
+
+import type {Repository} from '../repo/repository.js'
+import {withLock} from '../store/lock.js'
+import type {Manifest} from '../snapshot/manifest.js'
+import {encodePaxRecords, encodeSparseMap1, formatPaxTime} from '../snapshot/tarformat.js'
+import {dataLength, type TreeNode} from '../snapshot/tree.js'
+import {SnapshotWalk} from './snapshotwalk.js'
+
+export interface ExportOptions {
+  lockRetryMs?: number
+  /** Only these paths (components below the root) and what is below them. */
+  includes?: readonly Buffer[][]
+  onProgress?: (p: ExportProgress) => void
+}
+
+export interface ExportProgress {
+  files: number
+  bytes: number
+  path: string
+}
+
+export interface ExportResult {
+  entries: number
+  files: number
+  dirs: number
+  symlinks: number
+  hardLinks: number
+  specials: number
+  /** File bytes written (data regions for sparse files). */
+  bytes: number
+}
+
+/** Largest value of a ustar numeric field of 8 bytes (7 octal digits). */
+const USTAR_ID_MAX = 0o7777777
+
+/**
+ * Write the snapshot as a tar to `out` (which the caller ends or closes), under a shared lock
+ * (prune must not delete what is being read).
+ */
+export async function exportTar(repo: Repository, manifest: Manifest, out: Writable, opts: ExportOptions = {}): Promise<ExportResult> {
+  return withLock(repo.backend, {exclusive: false, readOnly: true, command: 'export', retryMs: opts.lockRetryMs ?? 0}, () => writeTar(repo, manifest, out, opts))
+}
+
+async function writeTar(repo: Repository, manifest: Manifest, out: Writable, opts: ExportOptions): Promise<ExportResult> {
+  await repo.loadIndex()
+  const walk = new SnapshotWalk(repo)
+  const pack = tarPack()
+  const result: ExportResult = {entries: 0, files: 0, dirs: 0, symlinks: 0, hardLinks: 0, specials: 0, bytes: 0}
+  const flow = new Flow()
+  const piping = drainInto(pack, out, flow)
+  piping.catch(() => undefined) // awaited below; a failure stops the entries through the pack
+  /** First path of every inode with more than one name, by (dev, ino). */
+  const firstNames = new Map<string, Buffer>()
+  try {
+    for await (const {path, node} of walk.entries(Buffer.from(manifest.tree, 'hex'), manifest.root, opts.includes)) {
+      const isRoot = path.length === 0
+      const name = isRoot ? Buffer.from('./') : node.type === 'dir' ? Buffer.concat([path, Buffer.from('/')]) : path
+      let linkTarget: Buffer | undefined
+      if (node.type === 'file' && node.nlink !== undefined && node.nlink > 1) {
+        const inode = `${node.dev ?? 0n}:${node.ino}`
+        linkTarget = firstNames.get(inode)
+        if (!linkTarget) firstNames.set(inode, path)
+      }
+      result.entries++
+      if (linkTarget) {
+        result.hardLinks++
+        await entry(pack, flow, {...memberHeader(node, name), type: 'link', linkname: ustarName(linkTarget)}, paxFor(node, name, linkTarget))
+        continue
+      }
+      switch (node.type) {
+        case 'dir':
+          result.dirs++
+          await entry(pack, flow, {...memberHeader(node, name), type: 'directory'}, paxFor(node, name))
+          break
+        case 'symlink':
+          result.symlinks++
+          await entry(pack, flow, {...memberHeader(node, name), type: 'symlink', linkname: ustarName(node.target!)}, paxFor(node, name, node.target))
+          break
+        case 'fifo':
+        case 'chardev':
+        case 'blockdev':
+          result.specials++
+          await entry(pack, flow, {...memberHeader(node, name), type: node.type === 'fifo' ? 'fifo' : node.type === 'chardev' ? 'character-device' : 'block-device', devmajor: node.rdev?.major ?? 0, devminor: node.rdev?.minor ?? 0}, paxFor(node, name))
+          break
+        case 'file':
+          result.files++
+          result.bytes += await fileMember(pack, flow, walk, node, path)
+          opts.onProgress?.({files: result.files, bytes: result.bytes, path: path.toString('utf8')})
+          break
+      }
+    }
+    pack.finalize()
+  } catch (err) {
+    pack.destroy(err as Error)
+    await piping.catch(() => undefined)
+    throw err
+  }
+  await piping
+  return result
+}
+
+interface Member {
+  name: string
+  type: 'file' | 'link' | 'symlink' | 'directory' | 'block-device' | 'character-device' | 'fifo'
+  size: number
+  mode: number
+  uid: number
+  gid: number
+  mtime: Date
+  linkname?: string
+  devmajor?: number
+  devminor?: number
+}
+
+/** The ustar header's fields; the pax header before it carries what these cannot hold. */
+function memberHeader(node: TreeNode, name: Buffer): Member {
+  return {
+    name: ustarName(name),
+    type: 'file',
+    size: 0,
+    mode: node.mode,
+    uid: node.uid <= USTAR_ID_MAX ? node.uid : 0,
+    gid: node.gid <= USTAR_ID_MAX ? node.gid : 0,
+    // Whole seconds in the ustar field (pax mtime has the rest); clamped to what the field holds.
+    mtime: new Date(Math.min(Math.max(Number(node.mtimeNs / 1_000_000_000n), 0), 0o77777777777) * 1000),
+  }
+}
+
+/**
+ * A printable stand-in for a name in the ustar header, which only readers without pax support
+ * use: ASCII, at most 100 bytes (its last 100 when longer), anything else as "_". tar-stream
+ * writes such a name as it is.
+ */
+function ustarName(name: Buffer): string {
+  let s = ''
+  for (const b of name) s += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '_'
+  return s.length > 100 ? s.slice(s.length - 100) : s
+}
+
+function paxFor(node: TreeNode, name: Buffer, linkpath?: Buffer, extra: [string, string | Buffer][] = []): Buffer {
+  const records: [string | Buffer, string | Buffer][] = [['path', name], ['mtime', formatPaxTime(node.mtimeNs)], ['ctime', formatPaxTime(node.ctimeNs)]]
+  if (linkpath) records.push(['linkpath', linkpath])
+  if (node.uid > USTAR_ID_MAX) records.push(['uid', String(node.uid)])
+  if (node.gid > USTAR_ID_MAX) records.push(['gid', String(node.gid)])
+  records.push(...extra)
+  for (const x of node.xattrs ?? []) records.push([Buffer.concat([Buffer.from('SCHILY.xattr.'), x.name]), x.value])
+  return encodePaxRecords(records)
+}
+
+/**
+ * The bytes handed to the pack and those the output has taken: the producer waits while more
+ * than FLOW_WINDOW lie between (members without content never wait for the pack otherwise).
+ */
+class Flow {
+  produced = 0
+  delivered = 0
+  private waiter: (() => void) | undefined
+
+  async room(): Promise<void> {
+    while (this.produced - this.delivered > FLOW_WINDOW) await new Promise<void>((resolve) => (this.waiter = resolve))
+  }
+
+  took(n: number): void {
+    this.delivered += n
+    const w = this.waiter
+    this.waiter = undefined
+    w?.()
+  }
+}
+
+const FLOW_WINDOW = 4 * 1024 * 1024
+
+/**
+ * A pax extended header ('x') with its records, padded to whole blocks. Pushed into the pack
+ * between members (tar-stream writes pax records as UTF-8 text only); its checksum as ustar's.
+ */
+function paxBlock(records: Buffer, mtime: Date): Buffer {
+  const h = Buffer.alloc(512)
+  h.write('PaxHeaders/entry', 0, 'latin1')
+  const octal = (n: number, width: number, at: number) => h.write(n.toString(8).padStart(width - 1, '0') + '\0', at, 'latin1')
+  octal(0o644, 8, 100)
+  octal(0, 8, 108)
+  octal(0, 8, 116)
+  octal(records.length, 12, 124)
+  octal(Math.trunc(mtime.getTime() / 1000), 12, 136)
+  h.write('x', 156, 'latin1')
+  h.write('ustar\x0000', 257, 'latin1')
+  h.fill(0x20, 148, 156)
+  let sum = 0
+  for (const b of h) sum += b
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1')
+  return Buffer.concat([h, records, Buffer.alloc((512 - (records.length % 512)) % 512)])
+}
+
+/** Between members (no entry open): the pax header of the next one. */
+function pushPax(pack: Pack, flow: Flow, records: Buffer, mtime: Date): void {
+  const block = paxBlock(records, mtime)
+  flow.produced += block.length
+  ;(pack as unknown as {push(b: Buffer): boolean}).push(block)
+}
+
+/** One member without content: its pax header, then its header. */
+async function entry(pack: Pack, flow: Flow, member: Member, pax: Buffer): Promise<void> {
+  pushPax(pack, flow, pax, member.mtime)
+  flow.produced += 512
+  const sink = pack.entry(member)
+  const done = written(sink)
+  ;(sink as unknown as {end(): void}).end()
+  await done
+  await flow.room()
+}
+
+/** A file member: header, then its content as the repository hands it out, chunk by chunk. */
+async function fileMember(pack: Pack, flow: Flow, walk: SnapshotWalk, node: TreeNode, path: Buffer): Promise<number> {
+  const data = dataLength(node)
+  const sparse = node.extents !== undefined && data < node.size
+  let name = path
+  let map: Buffer | undefined
+  const extra: [string, string | Buffer][] = []
+  if (sparse) {
+    // GNU sparse 1.0: the member is named dir/GNUSparseFile.0/base and holds the map, then the data.
+    const slash = path.lastIndexOf(0x2f)
+    name = Buffer.concat([path.subarray(0, slash + 1), Buffer.from('GNUSparseFile.0/'), path.subarray(slash + 1)])
+    const regions = [...node.extents!]
+    const last = regions.at(-1)
+    if (!last || last.offset + last.length < node.size) regions.push({offset: node.size, length: 0})
+    map = encodeSparseMap1(regions)
+    extra.push(['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.name', path], ['GNU.sparse.realsize', String(node.size)])
+  }
+  const size = (map?.length ?? 0) + data
+  const pax = paxFor(node, name, undefined, extra)
+  pushPax(pack, flow, pax, memberHeader(node, name).mtime)
+  flow.produced += 512 + Math.ceil(size / 512) * 512
+  const sink = pack.entry({...memberHeader(node, name), type: 'file', size})
+  const done = written(sink)
+  done.catch(() => undefined) // awaited below
+  if (map) await write(sink, map)
+  for await (const buf of walk.content(node, path)) {
+    await write(sink, buf)
+    await flow.room()
+  }
+  (sink as unknown as {end(): void}).end()
+  await done
+  return data
+}
+
+type Sink = ReturnType<Pack['entry']>
+
+/** Write to an entry's sink, waiting while the pack has more than it wants buffered. */
+async function write(sink: Sink, buf: Buffer): Promise<void> {
+  if (sink.write(buf)) return
+  await new Promise<void>((resolve, reject) => {
+    const cleanup = () => {
+      sink.off('drain', onDrain)
+      sink.off('close', onClose)
+    }
+    const onDrain = () => {
+      cleanup()
+      resolve()
+    }
+    const onClose = () => {
+      cleanup()
+      reject(new Error('tar entry closed before its content was written'))
+    }
+    sink.on('drain', onDrain)
+    sink.on('close', onClose)
+  })
+}
+
+/** Resolves once an entry's sink has finished (its bytes handed to the pack), rejects on its error. */
+function written(sink: Sink): Promise<void> {
+  return new Promise((resolve, reject) => {
+    sink.on('finish', () => resolve())
+    sink.on('error', (err: Error) => reject(err))
+    sink.on('close', () => resolve())
+  })
+}
+
+/** Move the pack's bytes to `out`, waiting for `out` to drain: the pack then waits for us. */
+async function drainInto(pack: Pack, out: Writable, flow: Flow): Promise<void> {
+  for await (const buf of pack as AsyncIterable<Buffer>) {
+    flow.took(buf.length)
+    if (!out.write(buf)) {
+      await new Promise<void>((resolve, reject) => {
+        const cleanup = () => {
+          out.off('drain', onDrain)
+          out.off('error', onError)
+          out.off('close', onClose)
+        }
+        const onDrain = () => {
+          cleanup()
+          resolve()
+        }
+        const onError = (err: Error) => {
+          cleanup()
+          reject(err)
+        }
+        const onClose = () => {
+          cleanup()
+          reject(Object.assign(new Error('the output was closed before the archive was written'), {code: 'EPIPE'}))
+        }
+        out.on('drain', onDrain)
+        out.on('error', onError)
+        out.on('close', onClose)
+      })
+    }
+  }
+}
