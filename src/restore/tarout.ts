@@ -248,12 +248,16 @@ async function fileMember(pack: Pack, flow: Flow, walk: SnapshotWalk, node: Tree
   const size = (map?.length ?? 0) + data
   const pax = paxFor(node, name, undefined, extra)
   pushPax(pack, flow, pax, memberHeader(node, name).mtime)
-  flow.produced += 512 + Math.ceil(size / 512) * 512
+  flow.produced += 512 + (Math.ceil(size / 512) * 512 - size) // the header and the padding; the content as it goes
   const sink = pack.entry({...memberHeader(node, name), type: 'file', size})
   const done = written(sink)
   done.catch(() => undefined) // awaited below
-  if (map) await write(sink, map)
+  if (map) {
+    flow.produced += map.length
+    await write(sink, map)
+  }
   for await (const buf of walk.content(node, path)) {
+    flow.produced += buf.length
     await write(sink, buf)
     await flow.room()
   }
