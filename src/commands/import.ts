@@ -57,6 +57,7 @@ A hostile or damaged archive is refused with one line and exit code 16, and noth
     const {importTar} = await import('../snapshot/importer.js')
     let input: import('node:stream').Readable
     if (args.file === '-') {
+      if (process.stdin.isTTY) throw new UsageError('refusing to read a tar archive from a terminal: pipe one in, or give a file')
       input = process.stdin
     } else {
       try {

@@ -312,3 +312,27 @@ describe('ckpt import through the CLI', () => {
     expect(missing.code).toBe(5)
   })
 })
+
+describe('a killed import', () => {
+  it('commits nothing: no snapshot, the repository verifies, and the next import works', async () => {
+    const {spawn} = await import('node:child_process')
+    const {BIN} = await import('../helpers/cli.js')
+    const {seededBytes} = await import('../helpers/tree.js')
+    const snaps = await snapshotCount()
+    const archive = tarOf([{name: 'big.bin', data: seededBytes(8 * 1024 * 1024, 5)}, file('after')])
+    const child = spawn(process.execPath, [BIN, 'import', '-', '--source', '/killed', '--repo', repoDir], {stdio: ['pipe', 'ignore', 'ignore'], env: {...process.env, CI: '1'}})
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)))
+    // The event: ckpt has taken 4 MiB of the archive (a pipe holds 64 KiB), so it is mid-file,
+    // storing chunks. Then it dies without a chance to clean up.
+    const half = archive.subarray(0, 4 * 1024 * 1024)
+    await new Promise<void>((resolve, reject) => child.stdin.write(half, (err) => (err ? reject(err) : resolve())))
+    child.kill('SIGKILL')
+    expect(await exited).toBe('SIGKILL')
+    expect(await snapshotCount()).toBe(snaps)
+    await expectVerifies()
+    const {error, id} = await importBytes(archive)
+    expect(error).toBeUndefined()
+    expect(id).toBeDefined()
+    await expectVerifies()
+  })
+})
