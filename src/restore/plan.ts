@@ -1,6 +1,7 @@
 // Where restored bytes come from, planned before anything is read: pure functions over index
 // locations (tested directly in test/restore/plan.test.ts).
 import type {BlobLocation} from '../repo/repository.js'
+import type {Extent} from '../snapshot/tree.js'
 
 /** One chunk of a file: its id (checked after reading) and where the index says it is stored. */
 export interface Chunk {
@@ -95,4 +96,56 @@ export function planRanges(blobs: readonly BlobLocation[], maxGap: number, capac
     used += loc.storedLength
   }
   return {ranges, at, bytes: used}
+}
+
+/** Bytes of a file at their offset in it. */
+export interface Piece {
+  offset: number
+  parts: Uint8Array[]
+}
+
+/**
+ * Where a file's data goes: its chunks hold the data extents of a sparse file back to back, so
+ * each run of plain bytes, in order, is split at extent boundaries into pieces at their file
+ * offsets. A file without extents is one extent from 0. Walks the extents once per file.
+ */
+export class ExtentMap {
+  private index = 0
+  /** File offset the next byte goes to, and the bytes left in its extent. */
+  private offset: number
+  private left: number
+
+  constructor(private readonly extents: readonly Extent[] | undefined) {
+    this.offset = extents?.[0]?.offset ?? 0
+    this.left = extents ? (extents[0]?.length ?? 0) : Number.POSITIVE_INFINITY
+  }
+
+  /** The pieces of the next `parts` of data. Throws when there is more data than extents. */
+  next(parts: readonly Uint8Array[]): Piece[] {
+    const pieces: Piece[] = []
+    let piece: Piece | undefined
+    for (let part of parts) {
+      while (part.length > 0) {
+        if (this.left === 0) {
+          this.index++
+          const e = this.extents![this.index]
+          if (!e) throw new RangeError('more data than the file\'s extents hold')
+          this.offset = e.offset
+          this.left = e.length
+          piece = undefined
+        }
+        const take = Math.min(part.length, this.left)
+        const bytes = take === part.length ? part : part.subarray(0, take)
+        if (!piece) {
+          piece = {offset: this.offset, parts: []}
+          pieces.push(piece)
+        }
+        piece.parts.push(bytes)
+        this.offset += take
+        this.left -= take
+        part = part.subarray(take)
+      }
+    }
+    return pieces
+  }
 }

@@ -13,7 +13,7 @@
 // Safety against a hostile repository: tree names are checked by decodeTree (no "", ".", "..",
 // "/" or NUL, no duplicates), every entry is created fresh with O_EXCL / mkdir / symlink inside
 // directories this restore created, and files are opened with O_NOFOLLOW, so nothing can be
-// written through a symlink or outside the destination. How the tree is written: treewriter.ts.
+// written through a symlink or outside the destination. How the tree is read: reader.ts; how it is written: fsout.ts.
 import {type BigIntStats, constants as fsc, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
@@ -27,7 +27,7 @@ import type {SnapshotRecord} from '../snapshot/catalog.js'
 import {childPath} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
-import {TreeWriter} from './treewriter.js'
+import {type TreeCounts, writeTree} from './fsout.js'
 
 /** Room asked for beyond the snapshot's bytes: directories, inodes, the journal. */
 const SPACE_MARGIN = 1024 * 1024
@@ -107,13 +107,13 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     if (state === 'non-empty') await opts.beforeReplace?.(dest)
     const temp = path.join(parent, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
-    const writer = new TreeWriter(repo, opts.onProgress, declared)
+    let written: TreeCounts | undefined
     let callerCwd: number[] = []
     try {
       const includes = (opts.includes ?? []).map(splitInclude)
       const root = snap.manifest.root
       const rootMeta = {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)} as const
-      await writer.write(Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined)
+      written = await writeTree(repo, Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined, {onProgress: opts.onProgress, maxBytes: declared})
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
       faultPoint('restore.temp-synced')
@@ -132,7 +132,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       // A full disk here is the target's, not the repository's (the CLI's default wording).
       throw classifyOsError(err, `the restored tree beside ${dest}`)
     }
-    const result: RestoreResult = {destination: dest, files: writer.files, dirs: writer.dirs, symlinks: writer.symlinks, bytes: writer.bytes, replaced: state === 'non-empty'}
+    const result: RestoreResult = {destination: dest, files: written!.files + written!.links, dirs: written!.dirs, symlinks: written!.symlinks, bytes: written!.bytes, replaced: state === 'non-empty'}
     if (state === 'non-empty') {
       // temp and dest trade places: dest now holds the new tree, temp the old one. Should dest
       // have become a symlink meanwhile, the link is what moves, never what it points to.

@@ -44,9 +44,9 @@ export class Crafter {
   }
 
   /** A tree blob from raw nodes (sorted by name bytes unless `unsorted`). */
-  async tree(nodes: RawNode[], opts: {id?: Buffer; unsorted?: boolean; raw?: Buffer} = {}): Promise<Buffer> {
+  async tree(nodes: RawNode[], opts: {id?: Buffer; unsorted?: boolean; raw?: Buffer; version?: number} = {}): Promise<Buffer> {
     const sorted = opts.unsorted ? nodes : [...nodes].sort((a, b) => Buffer.compare(nameOf(a), nameOf(b)))
-    const plain = opts.raw ?? Buffer.from(JSON.stringify({version: 1, nodes: sorted}))
+    const plain = opts.raw ?? Buffer.from(JSON.stringify({version: opts.version ?? 1, nodes: sorted}))
     const enc = await encodeBlob(plain, 3)
     if (!opts.raw) this.trees.set(hex(opts.id ?? blake3(plain)), sorted)
     return this.stored({id: opts.id ?? blake3(plain), type: BlobType.tree, compression: enc.compression, stored: Buffer.from(enc.data), rawLength: plain.length})

@@ -3,7 +3,7 @@
 import {describe, expect, it} from 'vitest'
 
 import type {BlobLocation} from '../../src/repo/repository.js'
-import {type Chunk, planRanges, planRuns} from '../../src/restore/plan.js'
+import {ExtentMap, type Chunk, planRanges, planRuns} from '../../src/restore/plan.js'
 
 const loc = (pack: string, offset: number, storedLength: number, rawLength = storedLength): BlobLocation => ({pack, offset, storedLength, rawLength, type: 0, compression: storedLength === rawLength ? 0 : 1})
 const chunk = (l: BlobLocation): Chunk => ({id: Buffer.alloc(32), loc: l})
@@ -60,5 +60,29 @@ describe('planRanges', () => {
   it('refuses blobs that cannot fit the buffer, and plans nothing for no blobs', () => {
     expect(() => planRanges([loc('a', 0, 100), loc('b', 0, 100)], 0, 150)).toThrow(RangeError)
     expect(planRanges([], 0, 10)).toEqual({ranges: [], at: [], bytes: 0})
+  })
+})
+
+describe('ExtentMap', () => {
+  const bytes = (n: number, fill: number) => Buffer.alloc(n, fill)
+  const shape = (pieces: {offset: number; parts: Uint8Array[]}[]) => pieces.map((p) => [p.offset, p.parts.map((x) => x.length)])
+
+  it('places a file without extents at its running offset, one piece per run', () => {
+    const m = new ExtentMap(undefined)
+    expect(shape(m.next([bytes(10, 1), bytes(5, 2)]))).toEqual([[0, [10, 5]]])
+    expect(shape(m.next([bytes(7, 3)]))).toEqual([[15, [7]]])
+  })
+
+  it('splits runs at extent boundaries, parts across extents included', () => {
+    const m = new ExtentMap([{offset: 100, length: 8}, {offset: 1000, length: 4}, {offset: 5000, length: 6}])
+    expect(shape(m.next([bytes(6, 1), bytes(4, 2)]))).toEqual([[100, [6, 2]], [1000, [2]]])
+    expect(shape(m.next([bytes(8, 3)]))).toEqual([[1002, [2]], [5000, [6]]])
+    expect(() => m.next([bytes(1, 4)])).toThrow('more data than')
+  })
+
+  it('hands out the bytes themselves, in order', () => {
+    const m = new ExtentMap([{offset: 0, length: 3}, {offset: 10, length: 3}])
+    const pieces = m.next([Buffer.from('abcdef')])
+    expect(pieces.map((p) => [p.offset, Buffer.concat(p.parts).toString()])).toEqual([[0, 'abc'], [10, 'def']])
   })
 })

@@ -1,4 +1,4 @@
-// The tree writer: small files restored in batches across directories (blobs read a pack range at
+// Restoring a tree (reader.ts, fsout.ts): small files restored in batches across directories (blobs read a pack range at
 // a time, shared blobs read once), large files in lanes beside them, directory metadata set once
 // a directory is complete; and a damaged blob anywhere stops everything and leaves nothing behind.
 import {promises as fsp} from 'node:fs'
