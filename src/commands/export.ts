@@ -40,7 +40,7 @@ With PATH arguments only those paths of the snapshot and what is below them are 
       const parts = p.split('/').filter((c) => c !== '' && c !== '.')
       if (parts.includes('..')) throw new UsageError(`path "${p}" has a ".." component`)
       if (parts.length === 0) throw new UsageError(`path "${p}" names the whole snapshot: give no path instead`)
-      return parts.map((c) => Buffer.from(c))
+      return parts
     })
     const toStdout = flags.output === undefined || flags.output === '-'
     if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar archive to a terminal: give -o FILE or redirect stdout')

@@ -1,5 +1,5 @@
-// `ckpt export`: a snapshot as a POSIX pax tar, another output of the restore reader (the
-// filesystem is the first). tar-stream frames the archive (headers, padding, end marker) and
+// `ckpt export`: a snapshot as a POSIX pax tar, another output of the restore reader (reader.ts;
+// the filesystem is the first, fsout.ts). tar-stream frames the archive (headers, padding, end marker) and
 // carries backpressure: an entry's next chunk is read only once the consumer has taken the last,
 // so memory stays flat whatever the file sizes. The pax records are written here, byte for byte
 // (tarformat.ts), because tar-stream writes pax values as UTF-8 text and ckpt's names, link
@@ -17,24 +17,21 @@ import type {Writable} from 'node:stream'
 
 import {pack as tarPack, type Pack} from 'tar-stream'
 
+import {NotFoundError} from '../core/errors.js'
+import {toHex} from '../core/ids.js'
+import {BlobType} from '../repo/pack.js'
 import type {Repository} from '../repo/repository.js'
 import {withLock} from '../store/lock.js'
 import type {Manifest} from '../snapshot/manifest.js'
 import {encodePaxRecords, encodeSparseMap1, formatPaxTime} from '../snapshot/tarformat.js'
-import {dataLength, type TreeNode} from '../snapshot/tree.js'
-import {SnapshotWalk} from './snapshotwalk.js'
+import {childPath, dataLength, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
+import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
 
 export interface ExportOptions {
   lockRetryMs?: number
-  /** Only these paths (components below the root) and what is below them. */
-  includes?: readonly Buffer[][]
-  onProgress?: (p: ExportProgress) => void
-}
-
-export interface ExportProgress {
-  files: number
-  bytes: number
-  path: string
+  /** Only these paths (components below the root, as shown) and what is below them. */
+  includes?: readonly string[][]
+  onProgress?: (p: ReaderProgress) => void
 }
 
 export interface ExportResult {
@@ -61,52 +58,23 @@ export async function exportTar(repo: Repository, manifest: Manifest, out: Writa
 
 async function writeTar(repo: Repository, manifest: Manifest, out: Writable, opts: ExportOptions): Promise<ExportResult> {
   await repo.loadIndex()
-  const walk = new SnapshotWalk(repo)
+  const tree = Buffer.from(manifest.tree, 'hex')
+  const includes = opts.includes?.length ? opts.includes.map((p) => [...p]) : undefined
+  // The reader restores nothing for a path that is not there; an export of it is a mistake to report.
+  for (const parts of includes ?? []) await mustExist(repo, tree, parts)
   const pack = tarPack()
-  const result: ExportResult = {entries: 0, files: 0, dirs: 0, symlinks: 0, hardLinks: 0, specials: 0, bytes: 0}
   const flow = new Flow()
   const piping = drainInto(pack, out, flow)
   piping.catch(() => undefined) // awaited below; a failure stops the entries through the pack
-  /** First path of every inode with more than one name, by (dev, ino). */
-  const firstNames = new Map<string, Buffer>()
+  const output = new TarOutput(pack, flow)
+  const reader = new TreeReader(repo, output, opts.onProgress, typeof manifest.summary.bytes === 'number' ? manifest.summary.bytes : undefined)
   try {
-    for await (const {path, node} of walk.entries(Buffer.from(manifest.tree, 'hex'), manifest.root, opts.includes)) {
-      const isRoot = path.length === 0
-      const name = isRoot ? Buffer.from('./') : node.type === 'dir' ? Buffer.concat([path, Buffer.from('/')]) : path
-      let linkTarget: Buffer | undefined
-      if (node.type === 'file' && node.nlink !== undefined && node.nlink > 1) {
-        const inode = `${node.dev ?? 0n}:${node.ino}`
-        linkTarget = firstNames.get(inode)
-        if (!linkTarget) firstNames.set(inode, path)
-      }
-      result.entries++
-      if (linkTarget) {
-        result.hardLinks++
-        await entry(pack, flow, {...memberHeader(node, name), type: 'link', linkname: ustarName(linkTarget)}, paxFor(node, name, linkTarget))
-        continue
-      }
-      switch (node.type) {
-        case 'dir':
-          result.dirs++
-          await entry(pack, flow, {...memberHeader(node, name), type: 'directory'}, paxFor(node, name))
-          break
-        case 'symlink':
-          result.symlinks++
-          await entry(pack, flow, {...memberHeader(node, name), type: 'symlink', linkname: ustarName(node.target!)}, paxFor(node, name, node.target))
-          break
-        case 'fifo':
-        case 'chardev':
-        case 'blockdev':
-          result.specials++
-          await entry(pack, flow, {...memberHeader(node, name), type: node.type === 'fifo' ? 'fifo' : node.type === 'chardev' ? 'character-device' : 'block-device', devmajor: node.rdev?.major ?? 0, devminor: node.rdev?.minor ?? 0}, paxFor(node, name))
-          break
-        case 'file':
-          result.files++
-          result.bytes += await fileMember(pack, flow, walk, node, path)
-          opts.onProgress?.({files: result.files, bytes: result.bytes, path: path.toString('utf8')})
-          break
-      }
+    if (!includes) {
+      const r = manifest.root
+      const root: TreeNode = {name: Buffer.alloc(0), type: 'dir', mode: r.mode, uid: r.uid, gid: r.gid, mtimeNs: BigInt(r.mtimeNs), ctimeNs: BigInt(r.mtimeNs), ino: 0n, size: 0}
+      await output.member(root, Buffer.from('./'), {type: 'directory'})
     }
+    await reader.read(tree, Buffer.alloc(0), includes)
     pack.finalize()
   } catch (err) {
     pack.destroy(err as Error)
@@ -114,7 +82,127 @@ async function writeTar(repo: Repository, manifest: Manifest, out: Writable, opt
     throw err
   }
   await piping
-  return result
+  return {entries: output.entries, files: reader.files, dirs: output.dirs, symlinks: reader.symlinks, hardLinks: reader.links, specials: reader.specials, bytes: reader.bytes}
+}
+
+/** NotFoundError unless `parts` (names as shown) lead to an entry of the tree. */
+async function mustExist(repo: Repository, tree: Buffer, parts: readonly string[]): Promise<void> {
+  let id = tree
+  for (let i = 0; i < parts.length; i++) {
+    const nodes = decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))
+    const node = nodes.find((n) => displayName(n.name) === parts[i])
+    if (!node) throw new NotFoundError(`${parts.join('/')} is not in the snapshot`)
+    if (i === parts.length - 1) return
+    if (node.type !== 'dir') throw new NotFoundError(`${parts.join('/')} is not in the snapshot (${parts.slice(0, i + 1).join('/')} is not a directory)`)
+    id = node.subtree!
+  }
+}
+
+/**
+ * The tar output of the restore reader: an ordered output (each entry whole, in tree order);
+ * a directory's handle is its path in the archive, as bytes.
+ */
+class TarOutput implements RestoreOutput<Buffer> {
+  readonly ordered = true
+  readonly lanes = 1
+  entries = 0
+  dirs = 0
+
+  constructor(private readonly pack: Pack, private readonly flow: Flow) {}
+
+  async dir(parent: Buffer, node: TreeNode): Promise<Buffer> {
+    const path = join(parent, node.name)
+    this.dirs++
+    await this.member(node, Buffer.concat([path, Buffer.from('/')]), {type: 'directory'})
+    return path
+  }
+
+  dirDone(): void {}
+
+  async symlink(parent: Buffer, node: TreeNode): Promise<void> {
+    await this.member(node, join(parent, node.name), {type: 'symlink', linkname: ustarName(node.target!)}, node.target)
+  }
+
+  async special(parent: Buffer, node: TreeNode): Promise<void> {
+    const type = node.type === 'fifo' ? 'fifo' : node.type === 'chardev' ? 'character-device' : 'block-device'
+    await this.member(node, join(parent, node.name), {type, devmajor: node.rdev?.major ?? 0, devminor: node.rdev?.minor ?? 0})
+  }
+
+  async link(parent: Buffer, node: TreeNode, _rel: string, first: LinkTarget<Buffer>): Promise<void> {
+    const target = join(first.dir, first.node.name)
+    await this.member(node, join(parent, node.name), {type: 'link', linkname: ustarName(target)}, target)
+  }
+
+  async smallFiles(files: readonly SmallFile<Buffer>[]): Promise<void> {
+    for (const f of files) await this.file(f.node, join(f.dir, f.node.name), [f.parts])
+  }
+
+  async largeFile(dir: Buffer, node: TreeNode, _rel: string, pieces: AsyncIterable<Piece>): Promise<void> {
+    await this.file(node, join(dir, node.name), mapParts(pieces))
+  }
+
+  /** A member without content: its pax header, then its header. */
+  async member(node: TreeNode, name: Buffer, fields: Partial<Member> & Pick<Member, 'type'>, linkpath?: Buffer): Promise<void> {
+    this.entries++
+    pushPax(this.pack, this.flow, paxFor(node, name, linkpath), memberHeader(node, name).mtime)
+    this.flow.produced += 512
+    const sink = this.pack.entry({...memberHeader(node, name), ...fields})
+    const done = written(sink)
+    ;(sink as unknown as {end(): void}).end()
+    await done
+    await this.flow.room()
+  }
+
+  /**
+   * A file member: header, then its content as the reader hands it out. The reader's buffers are
+   * valid only until it moves on, and the pack keeps what it is given until the output takes it:
+   * each piece is copied once.
+   */
+  private async file(node: TreeNode, path: Buffer, content: AsyncIterable<readonly Uint8Array[]> | Iterable<readonly Uint8Array[]>): Promise<void> {
+    this.entries++
+    const data = dataLength(node)
+    const sparse = node.extents !== undefined && data < node.size
+    let name = path
+    let map: Buffer | undefined
+    const extra: [string, string | Buffer][] = []
+    if (sparse) {
+      // GNU sparse 1.0: the member is named dir/GNUSparseFile.0/base and holds the map, then the data.
+      const slash = path.lastIndexOf(0x2f)
+      name = Buffer.concat([path.subarray(0, slash + 1), Buffer.from('GNUSparseFile.0/'), path.subarray(slash + 1)])
+      const regions = [...node.extents!]
+      const last = regions.at(-1)
+      if (!last || last.offset + last.length < node.size) regions.push({offset: node.size, length: 0})
+      map = encodeSparseMap1(regions)
+      extra.push(['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.name', path], ['GNU.sparse.realsize', String(node.size)])
+    }
+    const size = (map?.length ?? 0) + data
+    pushPax(this.pack, this.flow, paxFor(node, name, undefined, extra), memberHeader(node, name).mtime)
+    this.flow.produced += 512 + (Math.ceil(size / 512) * 512 - size) // the header and the padding; the content as it goes
+    const sink = this.pack.entry({...memberHeader(node, name), type: 'file', size})
+    const done = written(sink)
+    done.catch(() => undefined) // awaited below
+    if (map) {
+      this.flow.produced += map.length
+      await write(sink, map)
+    }
+    for await (const parts of content) {
+      const copy = Buffer.concat(parts as Uint8Array[])
+      this.flow.produced += copy.length
+      await write(sink, copy)
+      await this.flow.room()
+    }
+    ;(sink as unknown as {end(): void}).end()
+    await done
+  }
+}
+
+async function* mapParts(pieces: AsyncIterable<Piece>): AsyncGenerator<readonly Uint8Array[]> {
+  for await (const piece of pieces) yield piece.parts
+}
+
+/** The path of `name` inside directory `dir` (the root is the empty path). */
+function join(dir: Buffer, name: Buffer): Buffer {
+  return dir.length === 0 ? name : childPath(dir, name)
 }
 
 interface Member {
@@ -215,55 +303,6 @@ function pushPax(pack: Pack, flow: Flow, records: Buffer, mtime: Date): void {
   const block = paxBlock(records, mtime)
   flow.produced += block.length
   ;(pack as unknown as {push(b: Buffer): boolean}).push(block)
-}
-
-/** One member without content: its pax header, then its header. */
-async function entry(pack: Pack, flow: Flow, member: Member, pax: Buffer): Promise<void> {
-  pushPax(pack, flow, pax, member.mtime)
-  flow.produced += 512
-  const sink = pack.entry(member)
-  const done = written(sink)
-  ;(sink as unknown as {end(): void}).end()
-  await done
-  await flow.room()
-}
-
-/** A file member: header, then its content as the repository hands it out, chunk by chunk. */
-async function fileMember(pack: Pack, flow: Flow, walk: SnapshotWalk, node: TreeNode, path: Buffer): Promise<number> {
-  const data = dataLength(node)
-  const sparse = node.extents !== undefined && data < node.size
-  let name = path
-  let map: Buffer | undefined
-  const extra: [string, string | Buffer][] = []
-  if (sparse) {
-    // GNU sparse 1.0: the member is named dir/GNUSparseFile.0/base and holds the map, then the data.
-    const slash = path.lastIndexOf(0x2f)
-    name = Buffer.concat([path.subarray(0, slash + 1), Buffer.from('GNUSparseFile.0/'), path.subarray(slash + 1)])
-    const regions = [...node.extents!]
-    const last = regions.at(-1)
-    if (!last || last.offset + last.length < node.size) regions.push({offset: node.size, length: 0})
-    map = encodeSparseMap1(regions)
-    extra.push(['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.name', path], ['GNU.sparse.realsize', String(node.size)])
-  }
-  const size = (map?.length ?? 0) + data
-  const pax = paxFor(node, name, undefined, extra)
-  pushPax(pack, flow, pax, memberHeader(node, name).mtime)
-  flow.produced += 512 + (Math.ceil(size / 512) * 512 - size) // the header and the padding; the content as it goes
-  const sink = pack.entry({...memberHeader(node, name), type: 'file', size})
-  const done = written(sink)
-  done.catch(() => undefined) // awaited below
-  if (map) {
-    flow.produced += map.length
-    await write(sink, map)
-  }
-  for await (const buf of walk.content(node, path)) {
-    flow.produced += buf.length
-    await write(sink, buf)
-    await flow.room()
-  }
-  (sink as unknown as {end(): void}).end()
-  await done
-  return data
 }
 
 type Sink = ReturnType<Pack['entry']>
