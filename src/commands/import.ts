@@ -67,7 +67,7 @@ A hostile or damaged archive is refused with one line and exit code 16, and noth
         if (err instanceof BadPathError) throw err
         throw new BadPathError(`${args.file}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : errnoCode(err) ?? (err as Error).message}`)
       }
-      input = createReadStream(args.file, {highWaterMark: 1024 * 1024})
+      input = createReadStream(args.file, {highWaterMark: 64 * 1024})
     }
     const repo = await openOrCreate(this.repoLocation(flags.repo))
     const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `import ${args.file}`)
