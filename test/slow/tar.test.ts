@@ -66,7 +66,7 @@ describe('tar at scale', () => {
     const exp = await runMeasured(['export', 'latest', '-o', archive, '--repo', repo])
     expect(exp.code, exp.stderr).toBe(0)
     console.log(`export of ${gib} GiB: peak RSS ${exp.maxRssMb.toFixed(0)} MB`)
-    expect(exp.maxRssMb).toBeLessThan(150)
+    expect(exp.maxRssMb).toBeLessThan(200)
     expect(await memberHash(archive, 'big.bin')).toBe(want)
 
     const imp = await runMeasured(['import', archive, '--source', '/srv/big', '--repo', repo, '--json'])
