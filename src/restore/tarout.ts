@@ -65,7 +65,11 @@ async function writeTar(repo: Repository, manifest: Manifest, out: Writable, opt
   const pack = tarPack()
   const flow = new Flow()
   const piping = drainInto(pack, out, flow)
-  piping.catch(() => undefined) // awaited below; a failure stops the entries through the pack
+  // The output failing (a closed pipe, a full disk) stops the producer wherever it waits.
+  piping.catch((err: unknown) => {
+    flow.fail(err)
+    pack.destroy(err as Error)
+  })
   const output = new TarOutput(pack, flow)
   const reader = new TreeReader(repo, output, opts.onProgress, typeof manifest.summary.bytes === 'number' ? manifest.summary.bytes : undefined)
   try {
@@ -79,7 +83,7 @@ async function writeTar(repo: Repository, manifest: Manifest, out: Writable, opt
   } catch (err) {
     pack.destroy(err as Error)
     await piping.catch(() => undefined)
-    throw err
+    throw flow.error ?? err // the output's own failure, not what it caused here
   }
   await piping
   return {entries: output.entries, files: reader.files, dirs: output.dirs, symlinks: reader.symlinks, hardLinks: reader.links, specials: reader.specials, bytes: reader.bytes}
@@ -261,9 +265,24 @@ class Flow {
   produced = 0
   delivered = 0
   private waiter: (() => void) | undefined
+  private failure: {error: unknown} | undefined
 
   async room(): Promise<void> {
-    while (this.produced - this.delivered > FLOW_WINDOW) await new Promise<void>((resolve) => (this.waiter = resolve))
+    for (;;) {
+      if (this.failure) throw this.failure.error
+      if (this.produced - this.delivered <= FLOW_WINDOW) return
+      await new Promise<void>((resolve) => (this.waiter = resolve))
+    }
+  }
+
+  get error(): unknown {
+    return this.failure?.error
+  }
+
+  /** The output failed (closed, full): a producer waiting for room gets the error. */
+  fail(error: unknown): void {
+    this.failure ??= {error}
+    this.took(0)
   }
 
   took(n: number): void {
@@ -309,6 +328,9 @@ type Sink = ReturnType<Pack['entry']>
 
 /** Write to an entry's sink, waiting while the pack has more than it wants buffered. */
 async function write(sink: Sink, buf: Buffer): Promise<void> {
+  const closed = () => new Error('tar entry closed before its content was written')
+  // Destroyed with the pack (the output failed) before this write: its close event has passed.
+  if ((sink as unknown as {destroying: boolean}).destroying) throw closed()
   if (sink.write(buf)) return
   await new Promise<void>((resolve, reject) => {
     const cleanup = () => {
@@ -321,7 +343,7 @@ async function write(sink: Sink, buf: Buffer): Promise<void> {
     }
     const onClose = () => {
       cleanup()
-      reject(new Error('tar entry closed before its content was written'))
+      reject(closed())
     }
     sink.on('drain', onDrain)
     sink.on('close', onClose)
@@ -337,33 +359,42 @@ function written(sink: Sink): Promise<void> {
   })
 }
 
-/** Move the pack's bytes to `out`, waiting for `out` to drain: the pack then waits for us. */
+/**
+ * Move the pack's bytes to `out`, waiting for `out` to drain: the pack then waits for us. An
+ * error or close of `out` at any time (stdout's reader gone: EPIPE) ends it with that error.
+ */
 async function drainInto(pack: Pack, out: Writable, flow: Flow): Promise<void> {
-  for await (const buf of pack as AsyncIterable<Buffer>) {
-    flow.took(buf.length)
-    if (!out.write(buf)) {
-      await new Promise<void>((resolve, reject) => {
-        const cleanup = () => {
-          out.off('drain', onDrain)
-          out.off('error', onError)
-          out.off('close', onClose)
-        }
-        const onDrain = () => {
-          cleanup()
-          resolve()
-        }
-        const onError = (err: Error) => {
-          cleanup()
-          reject(err)
-        }
-        const onClose = () => {
-          cleanup()
-          reject(Object.assign(new Error('the output was closed before the archive was written'), {code: 'EPIPE'}))
-        }
-        out.on('drain', onDrain)
-        out.on('error', onError)
-        out.on('close', onClose)
-      })
+  const state: {failure?: {error: unknown}} = {}
+  let wake: (() => void) | undefined
+  const onError = (err: Error) => {
+    state.failure ??= {error: err}
+    wake?.()
+  }
+  const onClose = () => {
+    state.failure ??= {error: Object.assign(new Error('the output was closed before the archive was written'), {code: 'EPIPE'})}
+    wake?.()
+  }
+  const onDrain = () => wake?.()
+  out.on('error', onError)
+  out.on('close', onClose)
+  out.on('drain', onDrain)
+  try {
+    for await (const buf of pack as AsyncIterable<Buffer>) {
+      flow.took(buf.length)
+      if (state.failure) throw state.failure.error
+      if (!out.write(buf)) {
+        await new Promise<void>((resolve) => {
+          wake = resolve
+          if (state.failure || !out.writableNeedDrain) resolve()
+        })
+        wake = undefined
+      }
+      const failed = state.failure as {error: unknown} | undefined // set by the listeners meanwhile
+      if (failed) throw failed.error
     }
+  } finally {
+    out.off('error', onError)
+    out.off('close', onClose)
+    out.off('drain', onDrain)
   }
 }
