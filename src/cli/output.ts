@@ -5,7 +5,7 @@ import path from 'node:path'
 import {finished} from 'node:stream/promises'
 import type {Writable} from 'node:stream'
 
-import {UsageError} from '../core/errors.js'
+import {BadPathError, errnoCode, UsageError} from '../core/errors.js'
 import {zstdCompressStream} from '../core/zstdstream.js'
 
 export interface Output {
@@ -39,7 +39,7 @@ export async function openOutput(file: string | undefined, zstd: boolean): Promi
   const out = createWriteStream(temp, {flags: 'wx', mode: 0o644, highWaterMark: 1024 * 1024})
   await new Promise<void>((resolve, reject) => {
     out.once('open', () => resolve())
-    out.once('error', reject)
+    out.once('error', (err) => reject(new BadPathError(`cannot write ${file}: ${errnoCode(err) ?? err.message}`)))
   })
   if (compressor) compressor.pipe(out)
   const stream = compressor ?? out
