@@ -142,8 +142,8 @@ describe('tar round trips with GNU tar', () => {
     expect(gz.parent).toBe(plain.id)
     expect(zst.parent).toBe(gz.id)
     expect([gz.newBlobs, zst.newBlobs]).toEqual([0, 0])
-    const viaStdin = execFileSync(process.execPath, [BIN, 'import', '-', '--source', '/srv/c', '--repo', repo, '--json'], {input: await fsp.readFile(`${archive}.zst`), env: {...process.env, CI: '1'}})
-    expect(JSON.parse(viaStdin.toString())).toMatchObject({parent: zst.id, newBlobs: 0, compression: 'zstd'})
+    const viaStdin = execFileSync(process.execPath, [BIN, 'import', '-', '--source', '/srv/c', '--repo', repo, '--json', '--tag', 'migrated', '--time', '2030-01-02T03:04:05Z'], {input: await fsp.readFile(`${archive}.zst`), env: {...process.env, CI: '1'}})
+    expect(JSON.parse(viaStdin.toString())).toMatchObject({parent: zst.id, newBlobs: 0, compression: 'zstd', tags: ['migrated'], time: '2030-01-02T03:04:05.000Z', source: '/srv/c'})
   })
 
   it('ckpt export | tar -x gives the same tree as ckpt restore', async () => {
