@@ -2,7 +2,8 @@
 # (loops aligned to 32 bytes: the gear loop ran at half speed when it straddled a fetch block),
 # zstd with contexts kept per thread, inflating into the caller's buffers (zstd.c), nanosecond
 # file times, atomic exchange, syncfs and malloc_trim (fsmeta.c), and restore's small files
-# written in batches on the thread pool (writefiles.c).
+# written in batches on the thread pool (writefiles.c), xattrs, sparse files' data extents,
+# inode flags and mknod (fsextra.c).
 # zstd itself (libzstd, compression and decompression only) is compiled from the sources the
 # zstd-napi package ships (pinned in package-lock.json): see docs/DESIGN.md, "zstd".
 # Built by the package's install script (`npm ci`) into build/Release/ckpt_native.node.
@@ -14,7 +15,7 @@
     {
       "target_name": "ckpt_native",
       "dependencies": ["libzstd"],
-      "sources": ["src/native/addon.c", "src/native/jobs.c", "src/native/fsmeta.c", "src/native/content.c", "src/native/blake3.c", "src/native/zstd.c", "src/native/writefiles.c"],
+      "sources": ["src/native/addon.c", "src/native/jobs.c", "src/native/fsmeta.c", "src/native/content.c", "src/native/blake3.c", "src/native/zstd.c", "src/native/writefiles.c", "src/native/fsextra.c"],
       "include_dirs": ["<(zstd_lib)"],
       "defines": ["NAPI_VERSION=8"],
       "cflags_c": ["-std=gnu11", "-O3", "-falign-loops=32", "-Wall", "-Wextra"],

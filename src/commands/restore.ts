@@ -2,6 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
+import {ExitCode} from '../core/errors.js'
 import {describeInconsistency, formatBytes} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import type {RestoreResult} from '../restore/restorer.js'
@@ -16,7 +17,7 @@ An in-place restore refuses a directory that a running process uses, before anyt
 
 A snapshot recorded as not consistent (see ckpt snapshots, CAPTURE) is restored with a warning on stderr naming how it was captured and what moved.
 
-Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners when run as root. Every chunk is checked against its BLAKE3 id; a damaged one stops the restore and leaves the destination untouched (exit code 12). A target filesystem without room for the snapshot is refused before anything is written (exit code 7).`
+Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (as links), sparse files (holes as holes), FIFOs, user.* extended attributes and POSIX ACLs, paths of any length; as root also owners, trusted.* and security.* attributes, device nodes and inode flags (chattr: immutable, append-only... set last). What the target filesystem or user cannot take (a filesystem without xattrs or flags, device nodes without root) is skipped with one warning per kind, and the exit code is 3. Every chunk is checked against its BLAKE3 id; a damaged one stops the restore and leaves the destination untouched (exit code 12). A target filesystem without room for the snapshot is refused before anything is written (exit code 7).`
   static override examples = [
     '<%= config.bin %> restore latest',
     '<%= config.bin %> restore 3fa9c2 --target /tmp/state-copy',
@@ -32,7 +33,7 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
     include: Flags.string({summary: 'Restore only this path of the snapshot (repeatable; needs --target).', multiple: true}),
     'keep-old': Flags.boolean({summary: 'Keep the replaced directory beside the source instead of deleting it.'}),
     'no-safety-snapshot': Flags.boolean({summary: 'Do not snapshot the directory being replaced first.'}),
-    source: Flags.string({summary: 'With "latest": the latest snapshot of this directory.'}),
+    source: Flags.string({summary: 'With "latest": the latest snapshot of this directory (which need not exist any more).'}),
     force: Flags.boolean({summary: 'Replace the source in place even when running processes use it (otherwise exit code 15).'}),
   }
 
@@ -40,16 +41,16 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
     const {args, flags} = await this.parse(Restore)
     const {openRepository, sourceDirectory} = await import('../cli/repository.js')
     const {restoreSnapshot} = await import('../restore/restorer.js')
-    const {loadCatalog, PRE_RESTORE_TAG, resolveSnapshot} = await import('../snapshot/catalog.js')
+    const {loadCatalog, PRE_RESTORE_TAG} = await import('../snapshot/catalog.js')
+    const {selectSnapshot, sourcePath} = await import('../inspect/select.js')
     const {createSnapshot} = await import('../snapshot/create.js')
     const location = this.repoLocation(flags.repo)
     const repo = await openRepository(location)
     const {promises: fsp} = await import('node:fs')
     const repoStat = await fsp.stat(location.root, {bigint: true})
     const retryMs = parseWait(flags['retry-lock'])
-    const {snapshots, damaged} = await loadCatalog(repo)
-    const source = flags.source ? await sourceDirectory(flags.source) : undefined
-    const snap = resolveSnapshot(snapshots, args.snapshot, source ? (s) => s.manifest.source === source : undefined, damaged)
+    const source = flags.source ? await sourcePath(flags.source) : undefined
+    const snap = selectSnapshot(await loadCatalog(repo), args.snapshot, {source})
     const capture = snap.manifest.capture
     if (capture && !capture.consistent) {
       process.stderr.write(`warning: snapshot ${snap.id.slice(0, 12)} is not a consistent image of one instant (${describeInconsistency(capture)}): it may not be a state the directory ever had\n`)
@@ -81,7 +82,19 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, and owners w
     } finally {
       progress.stop()
     }
-    this.note(flags, `restored snapshot ${snap.id.slice(0, 12)} to ${result.destination}: ${result.files} files, ${result.dirs} directories, ${result.symlinks} symlinks, ${formatBytes(result.bytes)}${result.oldTree ? ` (previous tree kept at ${result.oldTree})` : ''}`)
+    this.note(flags, `restored snapshot ${snap.id.slice(0, 12)} to ${result.destination}: ${describeRestored(result)}, ${formatBytes(result.bytes)}${result.oldTree ? ` (previous tree kept at ${result.oldTree})` : ''}`)
+    // Like a snapshot's warnings: on stderr whatever --quiet says, and exit code 3.
+    for (const w of result.warnings) process.stderr.write(`warning: ${w.message} (${w.count === 1 ? w.path : `${w.count} entries, first ${w.path}`})\n`)
+    if (result.warnings.length > 0) process.exitCode = ExitCode.warnings
     return {snapshot: snap.id, ...result, ...(safetySnapshot ? {safetySnapshot} : {})}
   }
+}
+
+function describeRestored(r: RestoreResult): string {
+  const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+  const parts = [`${plural(r.files, 'file')}${r.hardLinks > 0 ? ` (${plural(r.hardLinks, 'hard link')})` : ''}`, plural(r.dirs, 'directory', 'directories'), plural(r.symlinks, 'symlink')]
+  if (r.fifos > 0) parts.push(plural(r.fifos, 'FIFO'))
+  if (r.devices > 0) parts.push(plural(r.devices, 'device node'))
+  if (r.skippedSpecials > 0) parts.push(`${r.skippedSpecials} special ${r.skippedSpecials === 1 ? 'file' : 'files'} skipped`)
+  return parts.join(', ')
 }

@@ -40,6 +40,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     tag: Flags.string({char: 't', summary: 'Tag the snapshot (repeatable).', multiple: true}),
     exclude: Flags.string({char: 'e', summary: 'Skip paths matching this glob (repeatable). Without "/" it matches a name at any depth.', multiple: true}),
     force: Flags.boolean({summary: 'Read every file, ignoring the stat cache, and check the stored copy of every chunk reused (slower; see the description).'}),
+    'exclude-nodump': Flags.boolean({summary: 'Skip files and directories with the nodump flag (chattr +d).'}),
     time: Flags.string({summary: 'Record this time (ISO 8601) instead of now, e.g. for imports.'}),
     host: Flags.string({summary: 'Record this host name instead of the machine\'s.'}),
     'pause-pid': Flags.integer({summary: 'Pause this process and all its descendants for a consistent capture (repeatable).', multiple: true, helpGroup: 'LIVE CAPTURE'}),
@@ -78,6 +79,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
         excludes: options.exclude,
         capture: captureStrategy(options, location.root),
         force: flags.force,
+        excludeNodump: flags['exclude-nodump'],
         time,
         host: flags.host,
         skipDirs: [{dev: repoStat.dev, ino: repoStat.ino}],
@@ -104,7 +106,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     if (s.incomplete > 0 || !capture.consistent) process.exitCode = ExitCode.warnings
     if (!this.jsonEnabled()) {
       this.log(id)
-      this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${s.files} files, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${capture.pause ? `, program paused ${capture.pause.pauseMs.toFixed(1)} ms` : ''}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
+      this.note(flags, `snapshot ${id.slice(0, 12)} of ${source}: ${s.files} files, ${formatBytes(s.bytes)}, ${formatBytes(s.newBytes)} new (${formatBytes(s.storedBytes)} stored) in ${formatDuration(s.durationMs)}${s.sockets ? `, ${s.sockets} socket${s.sockets === 1 ? '' : 's'} skipped` : ''}${capture.pause ? `, program paused ${capture.pause.pauseMs.toFixed(1)} ms` : ''}${manifest.parent ? `, parent ${manifest.parent.slice(0, 12)}` : ''}`)
     }
     return {id, parent: manifest.parent, time: manifest.time, source, tags: manifest.tags, ...s, warningList: manifest.warnings, capture}
   }

@@ -34,7 +34,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
   static override flags = {
     'read-data': Flags.boolean({summary: 'Read every pack and check every chunk against its id.', exclusive: ['read-data-subset']}),
     'read-data-subset': Flags.string({summary: 'Read one slice of the packs: n/t (e.g. 3/7; 1/t..t/t cover every pack once) or a random N%.', exclusive: ['read-data']}),
-    source: Flags.string({summary: 'Compare the snapshot given (exactly one) with this directory: content, mode, mtime, symlinks, missing and extra entries.'}),
+    source: Flags.string({summary: 'Compare the snapshot given (exactly one; "latest" is the latest snapshot of this directory) with this directory: content, mode, mtime, symlinks, missing and extra entries.'}),
   }
 
   async run(): Promise<VerifyReport> {
@@ -43,7 +43,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     const [{sourceDirectory}, {checkRepositoryPath, LocalBackend}, {describeFinding}, {parseSubset}, {verifyRepository}] = await Promise.all([
       import('../cli/repository.js'), import('../store/local.js'), import('../verify/findings.js'), import('../verify/subset.js'), import('../verify/verify.js'),
     ])
-    const refs = argv as string[]
+    let refs = argv as string[]
     let readData: DataSelection = {kind: 'none'}
     if (flags['read-data']) readData = {kind: 'all'}
     else if (flags['read-data-subset'] !== undefined) readData = parseSubset(flags['read-data-subset'])
@@ -51,6 +51,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     const source = flags.source === undefined ? undefined : await sourceDirectory(flags.source)
     const {root} = this.repoLocation(flags.repo)
     await checkRepositoryPath(root)
+    if (source && refs[0] === 'latest') refs = [await this.latestOf(root, source)]
 
     const human = !this.jsonEnabled()
     const progress = await startProgress(human && !flags.quiet, 'verify')
@@ -75,6 +76,12 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     process.exitCode = report.exitCode
     if (human) this.print(report, Boolean(flags.quiet), describeFinding)
     return report
+  }
+
+  /** "latest" with --source means the latest snapshot of that directory, as everywhere. */
+  private async latestOf(root: string, source: string): Promise<string> {
+    const [{openRepository}, {selectSnapshot}, {loadCatalog}] = await Promise.all([import('../cli/repository.js'), import('../inspect/select.js'), import('../snapshot/catalog.js')])
+    return selectSnapshot(await loadCatalog(await openRepository({root})), 'latest', {source}).id
   }
 
   /**

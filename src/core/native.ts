@@ -58,6 +58,23 @@ export interface NativeAddon {
    * files after a failure are left alone (-1). Nothing passed may be touched until it settles.
    */
   writeFiles(paths: readonly Uint8Array[], parts: readonly (readonly Uint8Array[])[], meta: Uint32Array, mtimes: BigInt64Array, owners: boolean, status: Int32Array): Promise<void>
+
+  // fsextra.c (fs-style errors; see src/core/fsextra.ts)
+  /** llistxattr + lgetxattr: every attribute; one the kernel would not read has `error` (its code) instead of a value. */
+  listXattrs(path: Buffer | string): {name: Buffer; value?: Buffer; error?: string}[]
+  /** lsetxattr(path, name, value, 0). */
+  setXattr(path: Buffer | string, name: Buffer | string, value: Buffer): void
+  /** lremovexattr. */
+  removeXattr(path: Buffer | string, name: Buffer | string): void
+  /** SEEK_DATA/SEEK_HOLE over the open file: [offset, length] pairs of its data regions. */
+  dataExtents(fd: number): Float64Array
+  /** FS_IOC_GETFLAGS on path opened O_RDONLY|O_NONBLOCK|O_NOFOLLOW (+O_DIRECTORY); ENOTTY unless a file or directory. */
+  getFlags(path: Buffer | string, dir: boolean): number
+  getFlagsFd(fd: number): number
+  /** FS_IOC_SETFLAGS, the path opened as for getFlags. */
+  setFlags(path: Buffer | string, dir: boolean, flags: number): void
+  /** mknodat(AT_FDCWD, path, mode, makedev(major, minor)); mode carries the type bits. */
+  mknod(path: Buffer | string, mode: number, major: number, minor: number): void
 }
 
 // undefined: not tried yet; null: tried and unavailable.
@@ -71,7 +88,7 @@ export function nativeAddon(): NativeAddon | null {
   try {
     const loaded = createRequire(import.meta.url)(join(packageRoot(), 'build', 'Release', 'ckpt_native.node')) as Partial<NativeAddon>
     // A binary built from older sources lacks functions: use the fallbacks until it is rebuilt.
-    if (typeof loaded.openBlobs === 'function' && typeof loaded.writeFiles === 'function') addon = loaded as NativeAddon
+    if (typeof loaded.openBlobs === 'function' && typeof loaded.writeFiles === 'function' && typeof loaded.listXattrs === 'function') addon = loaded as NativeAddon
   } catch {
     // Not built, or not loadable on this system: callers fall back.
   }

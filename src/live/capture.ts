@@ -22,6 +22,7 @@ import path from 'node:path'
 
 import {errnoCode} from '../core/errors.js'
 import {faultPoint} from '../core/faultpoint.js'
+import {LongPaths} from '../core/longpath.js'
 import {filesBeingWritten} from '../core/procfs.js'
 import {processGone, processStart} from '../store/lock.js'
 import {Archiver, type ArchiveOptions, type ArchiveResult, type SourceView} from '../snapshot/archiver.js'
@@ -305,10 +306,12 @@ class Recorded {
   static walk(source: string, archive: ArchiveOptions): Recorded {
     const r = new Recorded()
     const exclude = compileExcludes(archive.excludes)
+    // Paths past PATH_MAX are reached through open ancestors, as the archiver reaches them.
+    const paths = new LongPaths()
     const visit = (abs: Buffer, rel: string): void => {
       let names: Buffer[]
       try {
-        names = readdirSync(abs, {encoding: 'buffer'})
+        names = readdirSync(paths.short(abs), {encoding: 'buffer'})
       } catch (err) {
         if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return
         throw err
@@ -321,7 +324,7 @@ class Recorded {
         const child = childPath(abs, name)
         let st: BigIntStats
         try {
-          st = lstatSync(child, {bigint: true})
+          st = lstatSync(paths.short(child), {bigint: true})
         } catch (err) {
           if (errnoCode(err) === 'ENOENT') continue
           throw err
@@ -329,14 +332,18 @@ class Recorded {
         kept.push(name)
         const key = child.toString('latin1')
         r.stats.set(key, st)
-        if (st.isSymbolicLink()) r.links.set(key, readlinkSync(child, {encoding: 'buffer'}))
+        if (st.isSymbolicLink()) r.links.set(key, readlinkSync(paths.short(child), {encoding: 'buffer'}))
         if (st.isDirectory() && !archive.skipDirs?.some((d) => d.dev === st.dev && d.ino === st.ino)) visit(child, childRel)
       }
       r.listings.set(abs.toString('latin1'), kept)
     }
     const root = Buffer.from(source)
     r.stats.set(root.toString('latin1'), lstatSync(root, {bigint: true}))
-    visit(root, '')
+    try {
+      visit(root, '')
+    } finally {
+      paths.close()
+    }
     return r
   }
 
@@ -355,6 +362,7 @@ class Recorded {
     let inMemory = 0
     let bytes = 0
     const rootKey = Buffer.from(source).toString('latin1')
+    const paths = new LongPaths()
     for (const rel of rels) {
       const key = `${rootKey}/${rel}`
       const st = this.stats.get(key)
@@ -362,11 +370,14 @@ class Recorded {
       const size = Number(st.size)
       let copy: Buffer
       try {
-        copy = stage.copy(Buffer.from(key, 'latin1'), size, () => memoryBytes - inMemory)
+        copy = stage.copy(paths.short(Buffer.from(key, 'latin1')), size, () => memoryBytes - inMemory)
       } catch (err) {
         // Gone while paused: something not paused removed it, or the watchdog resumed the program
         // (past --max-pause). The final pass finds it missing and warns; the image is no instant's.
-        if (errnoCode(err) !== 'ENOENT') throw err
+        if (errnoCode(err) !== 'ENOENT') {
+          paths.close()
+          throw err
+        }
         this.unplanned++
         continue
       }
@@ -374,6 +385,7 @@ class Recorded {
       this.copies.set(key, copy)
       bytes += size
     }
+    paths.close()
     return {files: this.copies.size, bytes}
   }
 

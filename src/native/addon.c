@@ -10,7 +10,7 @@ bool ckpt_export(napi_env env, napi_value exports, const char* name, napi_callba
 
 NAPI_MODULE_INIT() {
   if (!ckpt_register_fsmeta(env, exports) || !ckpt_register_content(env, exports) || !ckpt_register_zstd(env, exports) ||
-      !ckpt_register_writefiles(env, exports)) {
+      !ckpt_register_writefiles(env, exports) || !ckpt_register_fsextra(env, exports)) {
     return NULL;
   }
   return exports;

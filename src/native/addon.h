@@ -15,5 +15,12 @@ bool ckpt_register_content(napi_env env, napi_value exports);
 bool ckpt_register_zstd(napi_env env, napi_value exports);
 // writefiles.c: a batch of new small files created, filled, owned, moded and timed on the pool.
 bool ckpt_register_writefiles(napi_env env, napi_value exports);
+// fsextra.c: extended attributes, data extents (SEEK_DATA/SEEK_HOLE), inode flags, mknod.
+bool ckpt_register_fsextra(napi_env env, napi_value exports);
+
+// fsmeta.c's helpers for the other fs files: a path argument (Buffer or string) copied
+// NUL-terminated (free() it; NULL with a pending exception), and a Node-style fs error thrown.
+char* ckpt_get_path(napi_env env, napi_value value, size_t* len_out);
+void ckpt_throw_errno(napi_env env, int err, const char* syscall, const char* path, size_t path_len);
 
 #endif

@@ -294,6 +294,14 @@ static napi_value trim_memory(napi_env env, napi_callback_info info) {
   return result;
 }
 
+char* ckpt_get_path(napi_env env, napi_value value, size_t* len_out) {
+  return get_path(env, value, len_out);
+}
+
+void ckpt_throw_errno(napi_env env, int err, const char* syscall, const char* path, size_t path_len) {
+  throw_errno(env, err, syscall, path, path_len, NULL, 0);
+}
+
 bool ckpt_register_fsmeta(napi_env env, napi_value exports) {
   return ckpt_export(env, exports, "setTimes", set_times) &&
          ckpt_export(env, exports, "exchange", exchange) &&

@@ -22,6 +22,7 @@ import {atomicWriteFile, fsyncDir} from '../store/local.js'
 import {processGone, processStart} from '../store/lock.js'
 import {compileExcludes, type ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, displayName} from '../snapshot/tree.js'
+import {removeTree} from './deeptree.js'
 
 /** A path carried from the old tree into the new one. */
 export interface Carried {
@@ -271,7 +272,8 @@ export async function discardTemp(dest: string, temp: string): Promise<void> {
     if (!carried) throw new IntegrityError(`cannot read ${journal}; ${temp} may hold paths of ${dest}: move them back by hand, then delete both`)
     await recoverCarried(dest, temp, carried)
   }
-  await fsp.rm(temp, {recursive: true, force: true})
+  // However deep, and whatever immutable files it holds (deeptree.ts).
+  removeTree(temp)
   await fsp.rm(journal, {force: true})
 }
 

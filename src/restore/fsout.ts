@@ -7,85 +7,213 @@
 // the syncfs that ends the restore finds little left to write. Later names of a hard-linked inode
 // are links to the first.
 //
-// A directory's owner, mode and times are set once everything in it is written: its mtime would
-// change otherwise, and a read-only mode would refuse its children.
+// Metadata goes on in one order: owner (chown clears setuid bits and file capabilities), xattrs
+// (an access ACL sets the group mode bits), mode, times, then inode flags (an immutable or
+// append-only inode refuses every later change). A directory gets all of it once everything in
+// it is written: its mtime would change otherwise, and a read-only mode would refuse its
+// children. Files of a batch get their xattrs and flags after the batch (the native writer sets
+// owner, mode and times; an xattr moves only ctime, and an ACL's mode is set again). An
+// immutable or append-only file with other names gets its flags at the end (link(2) refuses it).
+// What the target refuses (a namespace of xattrs, inode flags, device nodes without root) is a
+// warning per kind (warnings.ts), not a failure.
 //
-// Every entry is created fresh (O_EXCL, mkdir, symlink, link) inside a directory this restore
-// created, files with O_NOFOLLOW; names come checked from decodeTree.
+// Paths of any length: a directory whose path grows past VIA_MAX is opened, and its entries are
+// named through that descriptor (/proc/self/fd/N/name, core/longpath.ts), so no path handed to
+// the kernel nears PATH_MAX however deep the tree. A directory holds the descriptors its paths use
+// until it is done; descriptors open at once are at most one per VIA_MAX bytes of depth for each
+// directory not yet done (the walk's path, and those with batches or large files in flight).
+//
+// Every entry is created fresh (O_EXCL, mkdir, mknod, symlink, link) inside a directory this
+// restore created, files with O_NOFOLLOW; names come checked from decodeTree.
 import {closeSync, constants as fsc, fchmodSync, fchownSync, lchownSync, chmodSync, linkSync, mkdirSync, openSync, promises as fsp, symlinkSync, writeSync, writevSync} from 'node:fs'
 
-import {BadPathError} from '../core/errors.js'
+import {errnoCode} from '../core/errors.js'
+import {makeNode, writeFlags, writeXattr, xattrKind} from '../core/fsextra.js'
 import {setTimesNs, writeNewFiles, type NewFile} from '../core/fsmeta.js'
+import {DirRef, LongPaths} from '../core/longpath.js'
 import type {Repository} from '../repo/repository.js'
-import {childPath, type TreeNode} from '../snapshot/tree.js'
+import {childPath, FS_FLAG_APPEND, FS_FLAG_IMMUTABLE, type TreeNode} from '../snapshot/tree.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
+import {type RestoreWarning, RestoreWarnings} from './warnings.js'
 
 /** Large files written at once: writes to one file take turns in the kernel, to two need not. */
 const LARGE_LANES = 2
 /** Background flushes of written large files at once (each holds a thread of the pool), and the smallest file flushed. */
 const FLUSHES = 2
 const FLUSH_MIN = 8 * 1024 * 1024
-/** Longest path the kernel takes (Linux PATH_MAX, with its NUL). */
-const PATH_MAX = 4096
+/**
+ * Longest path a directory's entries are named through: with "/", a name of 255 bytes and the
+ * NUL it stays under PATH_MAX (4096). A deeper directory is opened and named by its descriptor.
+ */
+const VIA_MAX = 4096 - 1 - 255 - 1 - 64
+/** Flags an inode refuses links and most changes under. */
+const LOCKING_FLAGS = FS_FLAG_IMMUTABLE | FS_FLAG_APPEND
 
-export type Meta = Pick<TreeNode, 'type' | 'mode' | 'uid' | 'gid' | 'mtimeNs'>
+export type Meta = Pick<TreeNode, 'type' | 'mode' | 'uid' | 'gid' | 'mtimeNs'> & Partial<Pick<TreeNode, 'xattrs' | 'flags'>>
+
+/** An open directory its descendants are named through, closed when the last of them is done. */
+class Anchor {
+  private users = 1
+
+  constructor(readonly ref: DirRef, private readonly open: Set<Anchor>) {
+    open.add(this)
+  }
+
+  hold(): this {
+    this.users++
+    return this
+  }
+
+  release(): void {
+    if (--this.users === 0) this.close()
+  }
+
+  close(): void {
+    if (!this.open.delete(this)) return
+    this.ref.close()
+  }
+}
 
 /** A directory this restore made, and the metadata it gets once complete. */
 export interface FsDir {
+  /** Its full path (may be longer than the kernel takes): for links to a finished directory, and messages. */
   abs: Buffer
   rel: string
   meta: Meta
+  /** A path the kernel takes that names its entries' parent: `abs`, or through an anchor. Default: abs. */
+  via?: Buffer
+  /** A path naming the directory itself, not through its own descriptor (lchown and O_NOFOLLOW would take /proc/self/fd/N for the link it is). Default: abs. */
+  self?: Buffer
+  /** The anchor `via` goes through (undefined: none). */
+  anchor?: Anchor
+  /** Anchors its paths use, released when it is done. */
+  held?: Anchor[]
+  done?: boolean
+}
+
+/** Special files made, by kind, and those that could not be. */
+export interface SpecialCounts {
+  fifos: number
+  devices: number
+  skipped: number
 }
 
 export class FsOutput implements RestoreOutput<FsDir> {
   readonly ordered = false
   readonly lanes = LARGE_LANES
-  private readonly owners = process.getuid?.() === 0
+  readonly warnings = new RestoreWarnings()
+  readonly specialCounts: SpecialCounts = {fifos: 0, devices: 0, skipped: 0}
+  private readonly root = process.getuid?.() === 0
   private readonly flushes = new Set<Promise<void>>()
   private flushFailure: {error: unknown} | undefined
+  /** Flags of hard-linked files that would refuse their later names, set by finish(). */
+  private readonly lateFlags: {abs: Buffer; rel: string; flags: number}[] = []
+  /** Anchors open (all closed by close(), whatever failed). */
+  private readonly anchors = new Set<Anchor>()
 
   dir(parent: FsDir, node: TreeNode, rel: string): FsDir {
-    const abs = this.path(parent, node, rel)
-    mkdirSync(abs, 0o700)
-    return {abs, rel, meta: node}
+    const self = this.path(parent, node)
+    mkdirSync(self, 0o700)
+    const held: Anchor[] = parent.anchor ? [parent.anchor.hold()] : []
+    let via = self
+    let anchor = parent.anchor
+    if (self.length > VIA_MAX) {
+      anchor = new Anchor(DirRef.open(self), this.anchors)
+      held.push(anchor)
+      via = anchor.ref.path
+    }
+    return {abs: childPath(parent.abs, node.name), rel, meta: node, via, self, anchor, held}
   }
 
   dirDone(dir: FsDir): void {
-    this.applyMeta(dir.abs, dir.meta)
+    const self = dir.self ?? dir.abs
+    try {
+      this.applyMeta(self, dir.meta, dir.rel)
+      this.applyFlags(self, dir.meta, dir.rel)
+    } finally {
+      dir.done = true
+      for (const a of dir.held ?? []) a.release()
+      dir.held = undefined
+    }
   }
 
   symlink(parent: FsDir, node: TreeNode, rel: string): void {
-    const abs = this.path(parent, node, rel)
-    symlinkSync(node.target!, abs)
-    this.applyMeta(abs, node)
+    const p = this.path(parent, node)
+    symlinkSync(node.target!, p)
+    this.applyMeta(p, node, rel)
   }
 
-  special(_parent: FsDir, node: TreeNode, rel: string): void {
-    throw new BadPathError(`cannot restore ${rel}: a ${node.type} (special files are not restored yet)`)
+  /** FIFOs always; device nodes when root (else skipped, with one warning). */
+  special(parent: FsDir, node: TreeNode, rel: string): void {
+    const device = node.type !== 'fifo'
+    if (device && !this.root) {
+      this.specialCounts.skipped++
+      this.warnings.add('device:not-root', rel, 'device nodes need root to restore: not restored')
+      return
+    }
+    const p = this.path(parent, node)
+    let made: string
+    try {
+      made = makeNode(p, node.type as 'fifo' | 'chardev' | 'blockdev', 0o600, node.rdev?.major, node.rdev?.minor)
+    } catch (err) {
+      const code = errnoCode(err)
+      // A container without CAP_MKNOD, a filesystem mounted nodev that refuses them.
+      if (!device || (code !== 'EPERM' && code !== 'EACCES')) throw err
+      made = code
+    }
+    if (made !== 'ok') {
+      this.specialCounts.skipped++
+      const why = made === 'unavailable' ? 'the native addon is not built: FIFOs and device nodes are not restored' : `this system refuses to make device nodes here (${made}): not restored`
+      this.warnings.add(made === 'unavailable' ? 'special:unavailable' : `device:${made}`, rel, why)
+      return
+    }
+    if (device) this.specialCounts.devices++
+    else this.specialCounts.fifos++
+    this.applyMeta(p, node, rel)
   }
 
   link(parent: FsDir, node: TreeNode, rel: string, first: LinkTarget<FsDir>): void {
-    linkSync(childPath(first.dir.abs, first.node.name), this.path(parent, node, rel))
+    const to = this.path(parent, node)
+    const dir = first.dir
+    // A finished directory's descriptors may be closed: reach it from the top again.
+    if (dir.done && dir.anchor) {
+      const long = new LongPaths()
+      try {
+        linkSync(long.short(childPath(dir.abs, first.node.name)), to)
+      } finally {
+        long.close()
+      }
+      return
+    }
+    linkSync(childPath(dir.via ?? dir.abs, first.node.name), to)
   }
 
   async smallFiles(batch: readonly SmallFile<FsDir>[]): Promise<void> {
-    const files: NewFile[] = batch.map(({dir, node, rel, parts}) => ({path: this.path(dir, node, rel), parts, mode: node.mode, uid: node.uid, gid: node.gid, mtimeNs: node.mtimeNs}))
+    const files: NewFile[] = batch.map(({dir, node, parts}) => ({path: this.path(dir, node), parts, mode: node.mode, uid: node.uid, gid: node.gid, mtimeNs: node.mtimeNs}))
     // One job on the thread pool for the whole batch; without the addon, here, one call at a time.
-    if (!(await writeNewFiles(files, this.owners))) for (const f of files) this.writeSmallFile(f)
+    if (!(await writeNewFiles(files, this.root))) for (const f of files) this.writeSmallFile(f)
+    batch.forEach(({dir, node, rel}, i) => {
+      if (!node.xattrs && !node.flags) return
+      const p = files[i]!.path
+      if (node.xattrs && this.applyXattrs(p, node, rel)) chmodSync(p, node.mode)
+      this.applyFlags(p, node, rel, dir)
+    })
   }
 
   async largeFile(dir: FsDir, node: TreeNode, rel: string, pieces: AsyncIterable<Piece>): Promise<void> {
-    const abs = this.path(dir, node, rel)
-    const fh = await fsp.open(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600)
+    const p = this.path(dir, node)
+    const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600)
     let flushing = false
     try {
       let end = 0
       for await (const piece of pieces) end = piece.offset + (await writeAllAt(fh, piece.parts, piece.offset))
       // A sparse file's last hole is its size past the last data.
       if (end < node.size) await fh.truncate(node.size)
-      if (this.owners) fchownSync(fh.fd, node.uid, node.gid)
+      if (this.root) fchownSync(fh.fd, node.uid, node.gid)
+      if (node.xattrs) this.applyXattrs(p, node, rel)
       fchmodSync(fh.fd, node.mode)
-      setTimesNs(abs, node.mtimeNs, node.mtimeNs)
+      setTimesNs(p, node.mtimeNs, node.mtimeNs)
+      this.applyFlags(p, node, rel, dir)
       // Never waits: with both flushes busy, or for a file too small to be worth a flush of its
       // own (each is a cache flush of the device), the final syncfs writes it.
       if (node.size >= FLUSH_MIN && this.flushes.size < FLUSHES) {
@@ -97,22 +225,91 @@ export class FsOutput implements RestoreOutput<FsDir> {
     }
   }
 
-  /** Wait for the background flushes; throws the first that failed. */
-  async finish(): Promise<void> {
+  /** Wait for the background flushes (throws the first that failed), then (`complete`: the tree is whole) set the flags held back. */
+  async finish(complete = true): Promise<void> {
     while (this.flushes.size > 0) await Promise.all(this.flushes)
     if (this.flushFailure) throw this.flushFailure.error
+    if (!complete || this.lateFlags.length === 0) return
+    const long = new LongPaths()
+    try {
+      for (const f of this.lateFlags.splice(0)) this.setFlags(long.short(f.abs), false, f.flags, f.rel)
+    } finally {
+      long.close()
+    }
   }
 
-  private path(dir: FsDir, node: TreeNode, rel: string): Buffer {
-    if (dir.abs.length + 1 + node.name.length >= PATH_MAX) throw tooLong(rel)
-    return childPath(dir.abs, node.name)
+  /** Close the descriptors of directories left unfinished (after a failure). */
+  close(): void {
+    for (const a of [...this.anchors]) a.close()
   }
 
-  /** Owner (when root), mode, then times: chown clears setuid bits, and times must come last. */
-  private applyMeta(abs: Buffer, meta: Meta): void {
-    if (this.owners) lchownSync(abs, meta.uid, meta.gid)
-    if (meta.type !== 'symlink') chmodSync(abs, meta.mode)
-    setTimesNs(abs, meta.mtimeNs, meta.mtimeNs)
+  /** A path the kernel takes for `node` in `dir`. */
+  private path(dir: FsDir, node: TreeNode): Buffer {
+    return childPath(dir.via ?? dir.abs, node.name)
+  }
+
+  /** Owner (when root), xattrs, mode, then times. */
+  private applyMeta(p: Buffer, meta: Meta, rel: string): void {
+    if (this.root) lchownSync(p, meta.uid, meta.gid)
+    if (meta.xattrs) this.applyXattrs(p, meta, rel)
+    if (meta.type !== 'symlink') chmodSync(p, meta.mode)
+    setTimesNs(p, meta.mtimeNs, meta.mtimeNs)
+  }
+
+  /**
+   * Set the node's xattrs; what the target refuses is a warning per kind. Returns true when an
+   * access ACL was set: it rewrote the group mode bits, so the mode must be set after it.
+   */
+  private applyXattrs(p: Buffer, meta: Meta, rel: string): boolean {
+    let acl = false
+    for (const x of meta.xattrs ?? []) {
+      const kind = xattrKind(x.name)
+      if (!this.root && (kind === 'trusted' || kind === 'security')) {
+        this.warnings.add(`xattr:${kind}:not-root`, rel, `${kind}.* extended attributes need root to restore: not restored`)
+        continue
+      }
+      let done: string
+      try {
+        done = writeXattr(p, x.name, x.value)
+      } catch (err) {
+        done = refusedXattr(err)
+      }
+      if (done === 'ok') {
+        if (kind === 'acl') acl = true
+        continue
+      }
+      this.warnings.add(done === 'unavailable' ? 'xattr:unavailable' : `xattr:${kind}:${done}`, rel, xattrWarning(kind, done, meta.type))
+    }
+    return acl
+  }
+
+  /** Inode flags, last of all (an immutable inode refuses any change after them). */
+  private applyFlags(p: Buffer, meta: Meta, rel: string, dir?: FsDir): void {
+    if (!meta.flags) return
+    const isDir = meta.type === 'dir'
+    // link(2) refuses an immutable or append-only inode: its other names come first.
+    if (!isDir && (meta.flags & LOCKING_FLAGS) !== 0 && (meta as TreeNode).nlink !== undefined && dir) {
+      this.lateFlags.push({abs: childPath(dir.abs, (meta as TreeNode).name), rel, flags: meta.flags})
+      return
+    }
+    this.setFlags(p, isDir, meta.flags, rel)
+  }
+
+  private setFlags(p: Buffer, dir: boolean, flags: number, rel: string): void {
+    let done: string
+    try {
+      done = writeFlags(p, dir, flags)
+    } catch (err) {
+      const code = errnoCode(err)
+      if (code !== 'EPERM' && code !== 'EACCES' && code !== 'EOPNOTSUPP') throw err
+      done = code
+    }
+    if (done === 'ok') return
+    const why =
+      done === 'unavailable' ? 'the native addon is not built: inode flags (chattr) are not restored'
+      : done === 'unsupported' ? 'this filesystem has no inode flags (chattr): not restored'
+      : `inode flags (chattr) could not be set (${done}; immutable and append-only need root): not restored`
+    this.warnings.add(`flags:${done}`, rel, why)
   }
 
   /** Create, write, own, mode and time one small file, with synchronous calls (without the addon). */
@@ -121,7 +318,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
     try {
       if (f.parts.length === 1) writeAllSync(fd, f.parts[0]!)
       else if (f.parts.length > 1) writevAllSync(fd, f.parts)
-      if (this.owners) fchownSync(fd, f.uid, f.gid)
+      if (this.root) fchownSync(fd, f.uid, f.gid)
       fchmodSync(fd, f.mode)
     } finally {
       closeSync(fd)
@@ -145,13 +342,37 @@ export class FsOutput implements RestoreOutput<FsDir> {
   }
 }
 
+/** Errors of setxattr that say "not here" rather than "failed": the entry is restored without it. */
+function refusedXattr(err: unknown): string {
+  const code = errnoCode(err)
+  // EPERM: user.* on a symlink or special file (Linux allows them on files and directories
+  // only), or a namespace this user may not write; E2BIG/ENOSPC: a value larger than this
+  // filesystem holds (ext4 without ea_inode: one block); EINVAL: an ACL this kernel will not take.
+  if (code === 'EPERM' || code === 'EACCES' || code === 'E2BIG' || code === 'ENOSPC' || code === 'EINVAL' || code === 'EOPNOTSUPP') return code
+  throw err
+}
+
+function xattrWarning(kind: string, why: string, type: string): string {
+  const what = kind === 'acl' ? 'POSIX ACLs' : `${kind}.* extended attributes`
+  if (why === 'unavailable') return 'the native addon is not built: extended attributes and ACLs are not restored'
+  if (why === 'unsupported') return `this filesystem does not support ${what}: not restored`
+  if (why === 'EPERM' && kind === 'user' && type !== 'file' && type !== 'dir') return `${what} on symlinks and special files are refused by Linux: not restored`
+  if (why === 'E2BIG' || why === 'ENOSPC') return `${what} too large for this filesystem (${why}): not restored`
+  return `${what} refused (${why}): not restored`
+}
+
 export interface TreeCounts {
   files: number
   dirs: number
   symlinks: number
-  specials: number
+  /** FIFOs and device nodes made, and those that could not be (a warning says why). */
+  fifos: number
+  devices: number
+  skippedSpecials: number
+  /** Later names of hard-linked files, made as links (counted in `files` too). */
   links: number
   bytes: number
+  warnings: RestoreWarning[]
 }
 
 /**
@@ -166,17 +387,14 @@ export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, 
   try {
     await reader.read(treeId, {abs: root, rel: '', meta: rootMeta}, includes)
   } catch (err) {
-    await output.finish().catch(() => undefined) // the first failure is the one reported
+    await output.finish(false).catch(() => undefined) // the first failure is the one reported
     throw err
+  } finally {
+    output.close()
   }
   await output.finish()
-  return {files: reader.files, dirs: reader.dirs, symlinks: reader.symlinks, specials: reader.specials, links: reader.links, bytes: reader.bytes}
-}
-
-function tooLong(rel: string): BadPathError {
-  const depth = rel.split('/').length
-  const shown = rel.length > 120 ? `${rel.slice(0, 60)}...${rel.slice(-60)}` : rel
-  return new BadPathError(`cannot restore ${shown}: its path, ${depth} levels deep, is longer than the system allows (PATH_MAX ${PATH_MAX} bytes)`, {depth})
+  const {fifos, devices, skipped} = output.specialCounts
+  return {files: reader.files + reader.links, dirs: reader.dirs, symlinks: reader.symlinks, fifos, devices, skippedSpecials: skipped, links: reader.links, bytes: reader.bytes, warnings: output.warnings.list()}
 }
 
 function writeAllSync(fd: number, data: Uint8Array): void {

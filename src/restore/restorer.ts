@@ -14,7 +14,7 @@
 // "/" or NUL, no duplicates), every entry is created fresh with O_EXCL / mkdir / symlink inside
 // directories this restore created, and files are opened with O_NOFOLLOW, so nothing can be
 // written through a symlink or outside the destination. How the tree is read: reader.ts; how it is written: fsout.ts.
-import {type BigIntStats, constants as fsc, promises as fsp} from 'node:fs'
+import {type BigIntStats, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
 import {BadPathError, classifyOsError, errnoCode, IntegrityError, NoSpaceError, UsageError} from '../core/errors.js'
@@ -24,10 +24,11 @@ import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../store/local.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
-import {childPath} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
+import {fsyncTree} from './deeptree.js'
 import {type TreeCounts, writeTree} from './fsout.js'
+import type {RestoreWarning} from './warnings.js'
 
 /** Room asked for beyond the snapshot's bytes: directories, inodes, the journal. */
 const SPACE_MARGIN = 1024 * 1024
@@ -67,10 +68,20 @@ export interface RestoreProgress {
 
 export interface RestoreResult {
   destination: string
+  /** Regular files, every name of a hard-linked one included. */
   files: number
+  /** Of those, names made as links to a file restored before them. */
+  hardLinks: number
   dirs: number
   symlinks: number
+  fifos: number
+  devices: number
+  /** FIFOs and device nodes not made (see the warnings). */
+  skippedSpecials: number
+  /** Data bytes written (holes of sparse files not counted). */
   bytes: number
+  /** What the snapshot holds that this target or user could not be given, one per kind (exit code 3). */
+  warnings: RestoreWarning[]
   /** Where the replaced tree was kept (with keepOld). */
   oldTree?: string
   replaced: boolean
@@ -103,7 +114,8 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     await removeAbandonedTemps(parent, path.basename(dest))
     // What must be kept is looked for again just before the swap; refusing now saves the work.
     if (state === 'non-empty') await planCarry(dest, keep, excludes)
-    if (!opts.includes?.length) await checkSpace(parent, dest, declared)
+    // Holes and further names of a hard-linked file take no room: the data bytes are what it needs.
+    if (!opts.includes?.length) await checkSpace(parent, dest, dataBytes(snap.manifest.summary))
     if (state === 'non-empty') await opts.beforeReplace?.(dest)
     const temp = path.join(parent, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
@@ -115,7 +127,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       const rootMeta = {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)} as const
       written = await writeTree(repo, Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined, {onProgress: opts.onProgress, maxBytes: declared})
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
-      if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
+      if (!syncFilesystem(temp)) fsyncTree(temp)
       faultPoint('restore.temp-synced')
       if (inPlace) {
         const carried = await planCarry(dest, keep, excludes)
@@ -132,7 +144,11 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       // A full disk here is the target's, not the repository's (the CLI's default wording).
       throw classifyOsError(err, `the restored tree beside ${dest}`)
     }
-    const result: RestoreResult = {destination: dest, files: written!.files + written!.links, dirs: written!.dirs, symlinks: written!.symlinks, bytes: written!.bytes, replaced: state === 'non-empty'}
+    const w = written!
+    const result: RestoreResult = {
+      destination: dest, files: w.files, hardLinks: w.links, dirs: w.dirs, symlinks: w.symlinks, fifos: w.fifos, devices: w.devices, skippedSpecials: w.skippedSpecials,
+      bytes: w.bytes, warnings: w.warnings, replaced: state === 'non-empty',
+    }
     if (state === 'non-empty') {
       // temp and dest trade places: dest now holds the new tree, temp the old one. Should dest
       // have become a symlink meanwhile, the link is what moves, never what it points to.
@@ -152,7 +168,14 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       }
       // The old tree (without what was carried out of it) goes, then the journal.
       faultPoint('restore.before-remove-old')
-      await discardTemp(dest, temp)
+      try {
+        await discardTemp(dest, temp)
+      } catch (err) {
+        // The restore itself is done: what is left is the old tree, named, for the user to remove.
+        const code = errnoCode(err)
+        if (code === undefined) throw err
+        result.warnings.push({kind: 'old-tree', message: `the restored tree is in place, but the tree it replaced could not be removed (${code}: ${(err as Error).message}): it is left at ${temp}; remove it by hand`, count: 1, path: ''})
+      }
       faultPoint('restore.after-remove-old')
     } else {
       // Missing or empty: rename replaces an empty directory atomically, and fails on anything
@@ -187,25 +210,13 @@ async function checkSpace(dir: string, dest: string, bytes: number): Promise<voi
   }
 }
 
-function showBytes(n: bigint): string {
-  return `${(Number(n) / 1024 / 1024).toFixed(1)} MiB (${n} bytes)`
+function dataBytes(summary: SnapshotRecord['manifest']['summary']): number {
+  const d = summary.dataBytes
+  return Number.isSafeInteger(d) && d! >= 0 && d! <= summary.bytes ? d! : summary.bytes
 }
 
-async function fsyncTree(dir: Buffer): Promise<void> {
-  for (const entry of await fsp.readdir(dir, {withFileTypes: true, encoding: 'buffer'})) {
-    const abs = childPath(dir, entry.name)
-    if (entry.isDirectory()) {
-      await fsyncTree(abs)
-    } else if (entry.isFile()) {
-      const fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW)
-      try {
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-    }
-  }
-  await fsyncDir(dir)
+function showBytes(n: bigint): string {
+  return `${(Number(n) / 1024 / 1024).toFixed(1)} MiB (${n} bytes)`
 }
 
 async function destinationState(dest: string, explicitTarget: boolean): Promise<{state: 'missing' | 'empty' | 'non-empty'; st?: BigIntStats}> {

@@ -3,11 +3,21 @@
 // tree blob per directory, bottom up. Memory is bounded: files are streamed through fresh read
 // buffers, at most MAX_INFLIGHT chunks wait for compression, and only the directories on the
 // current path are held.
-import {closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, type BigIntStats} from 'node:fs'
+//
+// Beyond content and stat it records what the file system holds (tree version 2): hard links
+// (the names of one inode are read once, the others share its chunks), the holes of sparse files
+// (only the data regions SEEK_DATA finds are read), extended attributes and ACLs, inode flags,
+// FIFOs and device nodes; sockets are counted and skipped. What a node takes from the parent
+// snapshot's stat cache it takes whole, metadata included: any change to xattrs, flags or links
+// moves ctime. Paths longer than PATH_MAX are reached through open ancestors (core/longpath.ts).
+import {closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readdirSync, readlinkSync, readSync, type BigIntStats} from 'node:fs'
 
 import {Inflight, Limiter, mapLimit} from '../core/concurrency.js'
 import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
+import {boundExtents, dataExtents, type Extent, readFlags, readFlagsFd, readXattrs, splitDev, type Unavailable, xattrKind} from '../core/fsextra.js'
+import {LongPaths} from '../core/longpath.js'
+import {nativeAddon} from '../core/native.js'
 import {blake3} from '../core/hash.js'
 import {HashPool} from '../core/hashpool.js'
 import {type Scanned, StreamScanner} from '../core/scan.js'
@@ -17,7 +27,7 @@ import type {BlobWriter} from '../repo/writer.js'
 import {compileExcludes, type ExcludeMatcher} from './exclude.js'
 import {type ReadBuffer, ReadPool} from '../core/readpool.js'
 import {MAX_LISTED_WARNINGS, type RootMeta, type SnapshotWarning, type WarningKind} from './manifest.js'
-import {childPath, displayName, encodeTree, type TreeNode} from './tree.js'
+import {childPath, dataLength, displayName, encodeTree, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, type TreeNode} from './tree.js'
 import {TreeCache} from './treecache.js'
 
 /** Bytes asked of the kernel per read. */
@@ -62,6 +72,11 @@ const READ_ATTEMPTS = 3
  */
 const RACY_WINDOW_NS = 50_000_000n
 const RACY_WINDOW_COARSE_NS = 2_000_000_000n
+/**
+ * Most data regions one sparse file records: past it the smallest holes are read as data (zeros
+ * and all), so a badly fragmented file costs some reading but its tree node stays small.
+ */
+const SPARSE_EXTENTS = 4096
 
 /**
  * Where the archiver reads the directory: the live filesystem, or a recording of it made while its
@@ -78,11 +93,14 @@ export interface SourceView {
   mustRead?(abs: Buffer): boolean
 }
 
-const LIVE: SourceView = {
-  readdir: (abs) => readdirSync(abs, {encoding: 'buffer'}),
-  lstat: (abs) => lstatSync(abs, {bigint: true}),
-  readlink: (abs) => fsp.readlink(abs, {encoding: 'buffer'}),
-  content: (abs) => ({path: abs}),
+/** The live filesystem, long paths made short through `paths` (readlink synchronous: a short path is used at once). */
+function liveView(paths: LongPaths): SourceView {
+  return {
+    readdir: (abs) => readdirSync(paths.short(abs), {encoding: 'buffer'}),
+    lstat: (abs) => lstatSync(paths.short(abs), {bigint: true}),
+    readlink: (abs) => Promise.resolve(readlinkSync(paths.short(abs), {encoding: 'buffer'})),
+    content: (abs) => ({path: abs}),
+  }
 }
 
 export interface ArchiveOptions {
@@ -104,6 +122,10 @@ export interface ArchiveOptions {
   trees?: TreeCache
   /** Directories never entered (the repository itself, when it lives inside the source). */
   skipDirs?: readonly {dev: bigint; ino: bigint}[]
+  /** Leave out files and directories with the nodump inode flag (chattr +d), as dump(8) does. */
+  excludeNodump?: boolean
+  /** The parent was written without xattrs and flags (no addon): take its chunks, never its metadata. */
+  parentMetadataSkipped?: boolean
   onProgress?: (p: ArchiveProgress) => void
   /**
    * For tests only: called synchronously at the walk's points where the source can change under
@@ -129,13 +151,22 @@ export interface ArchiveResult {
   files: number
   dirs: number
   symlinks: number
+  /** FIFOs and device nodes. */
+  specials: number
+  /** Sockets skipped (never stored; counted, not warned about). */
+  sockets: number
   bytes: number
+  /** What the files occupy: data regions only (no holes), each inode once. */
+  dataBytes: number
+  /** File bytes read from disk: the data regions only, for sparse files. */
   bytesRead: number
   filesRead: number
   warnings: SnapshotWarning[]
   warningCount: number
   /** Warnings that make the snapshot incomplete (exit code 3): unreadable files, files that changed or vanished while read. */
   errorCount: number
+  /** No xattrs or inode flags could be read (no native addon): recorded in the manifest, so the next snapshot does not trust their absence. */
+  metadataSkipped: boolean
 }
 
 /** A directory of the parent snapshot: its tree id, and its entries by name (latin1 of the bytes). */
@@ -143,7 +174,8 @@ interface ParentDir {
   id: Buffer
   nodes: Map<string, TreeNode>
 }
-type ReadResult = {chunks: Buffer[]; size: number; after: BigIntStats}
+/** size: the file's size; dataRead: the bytes read (less for a sparse file); extents: its data regions when it has holes. */
+type ReadResult = {chunks: Buffer[]; size: number; dataRead: number; extents?: Extent[]; after: BigIntStats; flags?: number | Unavailable}
 
 export class Archiver {
   private readonly exclude: ExcludeMatcher
@@ -164,13 +196,22 @@ export class Archiver {
     await this.pool_?.close()
     this.pool_ = undefined
   }
-  private readonly result: Omit<ArchiveResult, 'tree' | 'root'> = {files: 0, dirs: 0, symlinks: 0, bytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
+  private readonly result: Omit<ArchiveResult, 'tree' | 'root' | 'metadataSkipped'> = {files: 0, dirs: 0, symlinks: 0, specials: 0, sockets: 0, bytes: 0, dataBytes: 0, bytesRead: 0, filesRead: 0, warnings: [], warningCount: 0, errorCount: 0}
 
   private readonly fs: SourceView
   private readonly trees: TreeCache
+  private readonly paths = new LongPaths()
+  /**
+   * Files with more than one link, by "dev:ino": the node of the first name read (undefined if it
+   * could not be), and how many names are still to come; dropped when all have been met, so a tree
+   * of many linked files does not hold them all.
+   */
+  private readonly links = new Map<string, {node: Promise<TreeNode | undefined>; left: number}>()
+  /** Metadata warnings given (one per kind and cause). */
+  private readonly warned = new Set<string>()
 
   constructor(private readonly repo: Repository, private readonly writer: BlobWriter, private readonly opts: ArchiveOptions) {
-    this.fs = opts.view ?? LIVE
+    this.fs = opts.view ?? liveView(this.paths)
     this.trees = opts.trees ?? new TreeCache(repo)
     this.exclude = compileExcludes(opts.excludes)
     this.pool = new ReadPool(READ_BUFFERS, repo.config.chunker.maxSize + READ_SIZE)
@@ -198,17 +239,18 @@ export class Archiver {
       throw err
     } finally {
       await this.closePool()
+      this.paths.close()
     }
     if (!tree) throw new BadPathError(`cannot read source ${this.opts.source}`)
     const root: RootMeta = {mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString()}
-    return {...this.result, tree, root}
+    return {...this.result, tree, root, metadataSkipped: nativeAddon() === null}
   }
 
   private warn(kind: WarningKind, path: string, message: string): void {
     this.result.warningCount++
     // A file that changed or vanished under the walk is not in the snapshot as the user sees it
     // now: never a silent exit 0.
-    if (kind !== 'special') this.result.errorCount++
+    if (kind !== 'special' && kind !== 'metadata') this.result.errorCount++
     if (this.result.warnings.length < MAX_LISTED_WARNINGS) this.result.warnings.push({kind, path: path || '.', message})
   }
 
@@ -273,19 +315,21 @@ export class Archiver {
         continue
       }
       if (parent) e.prev = parent.nodes.get(e.name.toString('latin1'))
-      e.node = this.fs.mustRead?.(e.abs) ? undefined : this.fromStatCache(e.name, e.st, e.prev)
+      const cached = this.fs.mustRead?.(e.abs) ? undefined : this.fromStatCache(e.name, e.abs, e.rel, e.st, e.prev)
+      if (cached === null) continue // nodump
+      e.node = cached
       if (e.node) lastCached = e
       else toRead.push(e)
     }
     if (lastCached) this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: lastCached.rel})
     await mapLimit(toRead, DIR_CONCURRENCY, async (e) => {
       this.opts.walkHook?.('stat', e.rel)
-      e.node = await this.entry(e.abs, e.rel, e.name, e.st!)
+      e.node = await this.entry(e.abs, e.rel, e.name, e.st!, e.prev)
       this.opts.onProgress?.({files: this.result.files, bytes: this.result.bytes, bytesRead: this.result.bytesRead, path: e.rel})
     })
     for (const e of subdirs) {
       if (parent) e.prev = parent.nodes.get(e.name.toString('latin1'))
-      e.node = await this.subdirectory(e.abs, e.rel, e.name, e.st!, e.prev ? await parentSubtrees.get(e.prev) : undefined)
+      e.node = await this.subdirectory(e.abs, e.rel, e.name, e.st!, e.prev, e.prev ? await parentSubtrees.get(e.prev) : undefined)
     }
     const nodes: TreeNode[] = []
     for (const e of entries) if (e.node) nodes.push(e.node)
@@ -301,7 +345,7 @@ export class Archiver {
     return id
   }
 
-  private async subdirectory(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, parent: ParentDir | undefined): Promise<TreeNode | undefined> {
+  private async subdirectory(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined, parent: ParentDir | undefined): Promise<TreeNode | undefined> {
     if (this.opts.skipDirs?.some((d) => d.dev === st.dev && d.ino === st.ino)) return undefined
     // The path must still name the directory that was listed, before and after its entries are
     // read: one replaced by a symlink mid-walk would lead the walk (readdir follows links) outside
@@ -319,6 +363,8 @@ export class Archiver {
       this.warn('vanished', rel, 'directory replaced during the snapshot; not entered')
       return undefined
     }
+    const extra = this.metadata(abs, rel, 'dir', st, prev)
+    if (extra === null) return undefined // nodump
     const subtree = await this.dir(abs, rel, parent)
     if (!subtree) return undefined
     // Re-stat: the directory's own metadata as it is after its entries were read.
@@ -329,26 +375,138 @@ export class Archiver {
     }
     this.result.dirs++
     // Gone since: keep what it was.
-    return {...meta(name, 'dir', after ?? st), subtree}
+    return {...meta(name, 'dir', after ?? st), subtree, ...extra}
   }
 
   /** A file (not in the stat cache), symlink or special file. */
-  private async entry(abs: Buffer, rel: string, name: Buffer, st: BigIntStats): Promise<TreeNode | undefined> {
+  private async entry(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
     if (st.isSymbolicLink()) {
+      let target: Buffer
       try {
-        const target = await this.fs.readlink(abs)
-        this.result.symlinks++
-        return {...meta(name, 'symlink', st), target}
+        target = await this.fs.readlink(abs)
       } catch (err) {
         if (errnoCode(err) === 'ENOENT') this.warn('vanished', rel, 'vanished during the snapshot')
         else this.warn('unreadable', rel, `cannot read link: ${errnoCode(err) ?? (err as Error).message}`)
         return undefined
       }
+      this.result.symlinks++
+      return {...meta(name, 'symlink', st), target, ...this.metadata(abs, rel, 'symlink', st, prev)}
     }
-    if (st.isFile()) return this.file(abs, rel, name, st)
-    const kind = st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'
-    this.warn('special', rel, `skipped ${kind}`)
-    return undefined
+    if (st.isFile()) return this.linkedFile(abs, rel, name, st, prev)
+    // A socket is a rendezvous of a running program, nothing a restore could bring back.
+    if (st.isSocket()) {
+      this.result.sockets++
+      return undefined
+    }
+    const type = st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'chardev' : st.isBlockDevice() ? 'blockdev' : undefined
+    if (!type) {
+      this.warn('special', rel, 'skipped special file of unknown type')
+      return undefined
+    }
+    this.result.specials++
+    const node: TreeNode = {...meta(name, type, st), ...this.metadata(abs, rel, type, st, prev)}
+    if (type !== 'fifo') node.rdev = splitDev(st.rdev)
+    return node
+  }
+
+  /**
+   * A file that may have other names: the first name of an inode met in this snapshot is read;
+   * the others wait for it and share its chunks (their bytes are the same bytes), read again only
+   * if it could not be read.
+   */
+  private async linkedFile(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
+    if (st.nlink <= 1n) return this.file(abs, rel, name, st, prev)
+    const key = `${st.dev}:${st.ino}`
+    const first = this.links.get(key)
+    if (first) {
+      if (--first.left <= 0) this.links.delete(key)
+      const node = await first.node
+      if (node) {
+        this.result.files++
+        this.result.bytes += node.size
+        return {...node, name}
+      }
+    }
+    const read = this.file(abs, rel, name, st, prev)
+    if (!first) this.links.set(key, {node: read, left: Number(st.nlink) - 1})
+    return read
+  }
+
+  /**
+   * Xattrs and inode flags of an entry: the parent's when its ctime says nothing changed (setting
+   * either moves ctime), else read. null: left out, for it has the nodump flag and --exclude-nodump.
+   */
+  private metadata(abs: Buffer, rel: string, type: TreeNode['type'], st: BigIntStats, prev: TreeNode | undefined): Pick<TreeNode, 'xattrs' | 'flags'> | null {
+    const out = this.sameMeta(st, prev, type) ? keptMeta(prev) : this.readMeta(abs, rel, type)
+    if (this.opts.excludeNodump && ((out.flags ?? 0) & FS_FLAG_NODUMP) !== 0) return null
+    return out
+  }
+
+  /** True when prev (same type and inode) records this entry's xattrs and flags: its ctime has not moved, and is not so recent that a change could hide in the same tick. */
+  private sameMeta(st: BigIntStats, prev: TreeNode | undefined, type: TreeNode['type']): prev is TreeNode {
+    if (this.opts.force || this.opts.parentMetadataSkipped || !prev || prev.legacy || prev.type !== type || prev.ctimeNs !== st.ctimeNs || prev.ino !== st.ino) return false
+    if (this.opts.trustParent) return true
+    const start = this.opts.parentStartNs
+    if (start === undefined) return false
+    const coarse = st.ctimeNs % 1_000_000_000n === 0n
+    return st.ctimeNs < start - (coarse ? RACY_WINDOW_COARSE_NS : RACY_WINDOW_NS)
+  }
+
+  /**
+   * Read xattrs (all the kernel lists: user, and for root trusted and security ones; ACLs) and,
+   * for files and directories unless `withFlags` is false (the caller takes them from the
+   * descriptor it reads the file through), inode flags.
+   */
+  private readMeta(abs: Buffer, rel: string, type: TreeNode['type'], withFlags = true): Pick<TreeNode, 'xattrs' | 'flags'> {
+    const out: Pick<TreeNode, 'xattrs' | 'flags'> = {}
+    let path: Buffer
+    try {
+      path = this.paths.short(abs)
+    } catch {
+      return out // the walk itself reports a path it cannot reach
+    }
+    if (withFlags && (type === 'file' || type === 'dir')) {
+      try {
+        this.recordFlags(out, readFlags(path, type === 'dir'), rel)
+      } catch (err) {
+        this.metaError('inode flags', rel, err)
+      }
+    }
+    try {
+      const x = readXattrs(path)
+      if (typeof x === 'string') {
+        this.metaWarn(`xattrs ${x}`, rel, x === 'unavailable' ? 'extended attributes and ACLs not recorded: the native addon is not built' : 'extended attributes not recorded: the file system does not support them')
+      } else {
+        if (x.xattrs.length > 0) out.xattrs = x.xattrs
+        for (const r of x.refused) this.metaWarn(`xattr ${xattrKind(r.name)} ${r.code}`, rel, `${xattrKind(r.name)} extended attributes not recorded: ${r.code}`)
+      }
+    } catch (err) {
+      this.metaError('extended attributes', rel, err)
+    }
+    return out
+  }
+
+  private recordFlags(out: Pick<TreeNode, 'flags'>, f: number | Unavailable, rel: string): void {
+    if (typeof f === 'number') {
+      if ((f & FS_FLAGS_RECORDED) !== 0) out.flags = f & FS_FLAGS_RECORDED
+    } else {
+      this.metaWarn(`flags ${f}`, rel, f === 'unavailable' ? 'inode flags not recorded: the native addon is not built' : 'inode flags not recorded: the file system has none')
+    }
+  }
+
+  /** One warning per kind and cause, however many files share it. */
+  private metaWarn(key: string, rel: string, message: string): void {
+    if (this.warned.has(key)) return
+    this.warned.add(key)
+    this.warn('metadata', rel, message)
+  }
+
+  private metaError(what: string, rel: string, err: unknown): void {
+    const code = errnoCode(err)
+    // Gone, replaced or unreadable: reading its content or listing it reports that.
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR' || code === 'EACCES') return
+    if (code === undefined) throw err
+    this.metaWarn(`${what} ${code}`, rel, `cannot read ${what}: ${code}`)
   }
 
   private unchangedSinceParent(st: BigIntStats, prev: TreeNode | undefined): prev is TreeNode & {chunks: Buffer[]} {
@@ -367,23 +525,47 @@ export class Archiver {
     return prev.chunks.every((c) => this.repo.has(c))
   }
 
-  /** The node of a file whose stat matches the parent's entry (which is not read again), else undefined. */
-  private fromStatCache(name: Buffer, st: BigIntStats, prev: TreeNode | undefined): TreeNode | undefined {
+  /**
+   * The node of a file whose stat matches the parent's entry (which is not read again), else
+   * undefined; null when it is left out (nodump). A parent node of a version-1 tree gives its
+   * chunks (the whole content, holes as zeros: correct, only not sparse) but never recorded xattrs
+   * or flags: those are read.
+   */
+  private fromStatCache(name: Buffer, abs: Buffer, rel: string, st: BigIntStats, prev: TreeNode | undefined): TreeNode | null | undefined {
     if (!st.isFile() || !this.unchangedSinceParent(st, prev)) return undefined
+    const extra = prev.legacy || this.opts.parentMetadataSkipped ? this.readMeta(abs, rel, 'file') : keptMeta(prev)
+    if (this.opts.excludeNodump && ((extra.flags ?? 0) & FS_FLAG_NODUMP) !== 0) return null
     this.result.files++
     this.result.bytes += prev.size
     const node = meta(name, 'file', st)
     node.size = prev.size
     node.chunks = prev.chunks
+    if (prev.extents && !prev.legacy) node.extents = prev.extents
+    Object.assign(node, extra)
+    if (node.nlink === undefined || !this.links.has(`${st.dev}:${st.ino}`)) this.result.dataBytes += dataLength(node)
+    if (node.nlink !== undefined) {
+      const key = `${st.dev}:${st.ino}`
+      const seen = this.links.get(key)
+      if (!seen) this.links.set(key, {node: Promise.resolve(node), left: node.nlink - 1})
+      else if (--seen.left <= 0) this.links.delete(key)
+    }
     return node
   }
 
-  private async file(abs: Buffer, rel: string, name: Buffer, st: BigIntStats): Promise<TreeNode | undefined> {
+  private async file(abs: Buffer, rel: string, name: Buffer, st: BigIntStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> {
+    // Flags come from the descriptor the content is read through (one ioctl, no open of its
+    // own), unless --exclude-nodump needs them before deciding to read at all.
+    const reuse = this.sameMeta(st, prev, 'file')
+    const flagsFromRead = !reuse && !this.opts.excludeNodump
+    const extra = reuse ? keptMeta(prev) : this.readMeta(abs, rel, 'file', !flagsFromRead)
+    if (this.opts.excludeNodump && ((extra.flags ?? 0) & FS_FLAG_NODUMP) !== 0) return undefined
     let before = st
     for (let attempt = 1; ; attempt++) {
       let read: ReadResult
       try {
-        read = await this.readFile(abs, rel, Number(before.size))
+        // Fewer blocks allocated than the size holds: there may be holes, looked for with
+        // SEEK_DATA. Any other file costs no extra call.
+        read = await this.readFile(abs, rel, Number(before.size), before.blocks * 512n < before.size)
       } catch (err) {
         const code = errnoCode(err)
         if (code === 'ENOENT') {
@@ -397,17 +579,28 @@ export class Archiver {
         }
         return undefined
       }
-      this.result.bytesRead += read.size
+      this.result.bytesRead += read.dataRead
       this.result.filesRead++
       const {after} = read
-      const consistent = read.size === Number(after.size) && sameContentStat(before, after)
+      // A sparse file's size is its stat's, not what was read: the stat comparison covers it.
+      const consistent = (read.extents !== undefined || read.size === Number(after.size)) && sameContentStat(before, after)
       if (consistent || attempt >= READ_ATTEMPTS) {
         if (!consistent) this.warn('changed', rel, `changed while being read (${READ_ATTEMPTS} attempts); stored as last read, may be inconsistent`)
         else if (attempt > 1) this.warn('changed', rel, `changed while being read; stored as read again (attempt ${attempt}), not as it was when the walk reached it`)
         if (after.nlink === 0n) this.warn('vanished', rel, 'deleted while being read; stored as read')
         this.result.files++
         this.result.bytes += read.size
-        return {...meta(name, 'file', after), size: read.size, chunks: read.chunks}
+        if (flagsFromRead) {
+          try {
+            this.recordFlags(extra, read.flags ?? readFlags(this.paths.short(abs), false), rel)
+          } catch (err) {
+            this.metaError('inode flags', rel, err)
+          }
+        }
+        const node: TreeNode = {...meta(name, 'file', after), size: read.size, chunks: read.chunks, ...extra}
+        if (read.extents) node.extents = read.extents
+        this.result.dataBytes += dataLength(node)
+        return node
       }
       before = after
     }
@@ -418,9 +611,10 @@ export class Archiver {
    * flight while the current buffer is chunked and hashed. Each buffer keeps `maxSize` bytes of
    * room in front of the data, where the unfinished chunk of the previous buffer is copied.
    */
-  private async readFile(abs: Buffer, rel: string, expected: number): Promise<ReadResult> {
+  private async readFile(abs: Buffer, rel: string, expected: number, mayHaveHoles: boolean): Promise<ReadResult> {
+    if (mayHaveHoles) return this.largeFiles.run(() => this.readLargeFile(abs, rel, expected, true))
     if (expected < SMALL_FILE) return this.readSmallFile(abs, rel, expected)
-    return this.largeFiles.run(() => this.readLargeFile(abs, rel, expected))
+    return this.largeFiles.run(() => this.readLargeFile(abs, rel, expected, false))
   }
 
   /**
@@ -463,22 +657,25 @@ export class Archiver {
   private async readSmallFileInto(abs: Buffer, rel: string, buf: Buffer, rb: ReadBuffer): Promise<ReadResult> {
     let size = 0
     let after: BigIntStats
+    let flags: number | Unavailable | undefined
     const content = this.fs.content(abs)
     if (buf.length <= SYNC_READ) {
-      const fd = openSync(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      const fd = openSync(this.paths.short(content.path), fsc.O_RDONLY | fsc.O_NOFOLLOW)
       try {
         this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, size)
         after = content.stat ?? fstatSync(fd, {bigint: true})
+        flags = content.path === abs ? fdFlags(fd) : undefined
       } finally {
         closeSync(fd)
       }
     } else {
-      const fh = await fsp.open(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      const fh = await fsp.open(this.paths.short(content.path), fsc.O_RDONLY | fsc.O_NOFOLLOW)
       try {
         this.opts.walkHook?.('open', rel)
         for (let n = -1; n !== 0 && size < buf.length; size += n) n = (await fh.read(buf, size, buf.length - size, size)).bytesRead
         after = content.stat ?? await fh.stat({bigint: true})
+        flags = content.path === abs ? fdFlags(fh.fd) : undefined
       } finally {
         await fh.close()
       }
@@ -497,12 +694,17 @@ export class Archiver {
       }
       if (start < size) await this.emit(chunks, data.subarray(start), rb, compress)
     }
-    return {chunks, size, after}
+    return {chunks, size, dataRead: size, after, flags}
   }
 
-  private async readLargeFile(abs: Buffer, rel: string, expected: number): Promise<ReadResult> {
+  /**
+   * Stream a file through the chunker. With `sparse`, its data regions are asked of the file
+   * system first (SEEK_DATA/SEEK_HOLE), and only they are read, back to back: the chunks hold the
+   * data, the extents say where it goes, and no hole is ever read as zeros.
+   */
+  private async readLargeFile(abs: Buffer, rel: string, expected: number, sparse: boolean): Promise<ReadResult> {
     const content = this.fs.content(abs)
-    const fh = await fsp.open(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    const fh = await fsp.open(this.paths.short(content.path), fsc.O_RDONLY | fsc.O_NOFOLLOW)
     try {
       this.opts.walkHook?.('open', rel)
     } catch (err) {
@@ -530,13 +732,29 @@ export class Archiver {
       }
     }
     try {
+      const regions = sparse ? holesOf(fh.fd, expected) : undefined
+      let total = Infinity
+      if (regions) {
+        total = 0
+        for (const r of regions) total += r.length
+        if (total === 0) return {chunks, size: expected, dataRead: 0, extents: regions, after: content.stat ?? await fh.stat({bigint: true})}
+      }
+      // The region holding the next data offset (reads go forward only).
+      let region = 0
+      let regionStart = 0
       scanner.reset()
       let size = 0
       const startRead = (offset: number) => {
-        const want = Math.min(READ_SIZE, Math.max(64 * 1024, expected - offset + 1))
+        let want = Math.min(READ_SIZE, Math.max(64 * 1024, expected - offset + 1))
+        let position = offset
+        if (regions) {
+          while (offset >= regionStart + regions[region]!.length) regionStart += regions[region++]!.length
+          position = regions[region]!.offset + (offset - regionStart)
+          want = Math.min(READ_SIZE, regionStart + regions[region]!.length - offset)
+        }
         const read = this.pool.acquire().then(async (rb) => {
           try {
-            const {bytesRead} = await fh.read(rb.buf, front, want, offset)
+            const {bytesRead} = await fh.read(rb.buf, front, want, position)
             return {rb, bytesRead, want}
           } catch (err) {
             rb.retire()
@@ -556,7 +774,7 @@ export class Archiver {
           const {rb, bytesRead, want} = got
           size += bytesRead
           // A short read of a regular file is its end; otherwise read ahead while we scan this one.
-          const more = bytesRead === want
+          const more = bytesRead === want && size < total
           if (more) next = startRead(size)
           // Move the previous buffer's unfinished chunk in front of the new data.
           carry.copy(rb.buf, front - carry.length)
@@ -587,7 +805,10 @@ export class Archiver {
           p.rb.drop()
         }
       }
-      return {chunks, size, after: content.stat ?? await fh.stat({bigint: true})}
+      const after = content.stat ?? await fh.stat({bigint: true})
+      const flags = content.path === abs ? fdFlags(fh.fd) : undefined
+      if (regions) return {chunks, size: expected, dataRead: size, extents: regions, after, flags}
+      return {chunks, size, dataRead: size, after, flags}
     } finally {
       current?.retire()
       if (next) await next.then((n) => n.rb.retire(), () => undefined)
@@ -648,10 +869,62 @@ function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino
 }
 
-/** True only when two nodes of the same name encode to the same bytes. */
+/**
+ * The data regions of the open file `fd` of `size` bytes when it has holes, bounded to
+ * SPARSE_EXTENTS and cut at `size`; undefined when it has none (or holes cannot be found here:
+ * no addon), and the file is read whole.
+ */
+function holesOf(fd: number, size: number): Extent[] | undefined {
+  let found: Extent[] | undefined
+  try {
+    found = dataExtents(fd)
+  } catch {
+    return undefined // a file system that answers SEEK_DATA with an error of its own: read it whole
+  }
+  if (!found || (found.length === 1 && found[0]!.offset === 0 && found[0]!.length >= size)) return undefined
+  const out: Extent[] = []
+  for (const e of boundExtents(found, SPARSE_EXTENTS)) {
+    const end = Math.min(e.offset + e.length, size)
+    if (end > e.offset) out.push({offset: e.offset, length: end - e.offset})
+  }
+  return out
+}
+
+/** Inode flags through an open descriptor of a regular file; undefined when that fails (the caller asks by path). */
+function fdFlags(fd: number): number | Unavailable | undefined {
+  try {
+    return readFlagsFd(fd)
+  } catch {
+    return undefined
+  }
+}
+
+/** The xattrs and flags of a parent node, taken as they are. */
+function keptMeta(prev: TreeNode): Pick<TreeNode, 'xattrs' | 'flags'> {
+  const out: Pick<TreeNode, 'xattrs' | 'flags'> = {}
+  if (prev.xattrs) out.xattrs = prev.xattrs
+  if (prev.flags) out.flags = prev.flags
+  return out
+}
+
+/** True only when two nodes of the same name encode to the same bytes (never for a version-1 node: this encodes as version 2). */
 function sameNode(a: TreeNode, b: TreeNode): boolean {
-  return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs &&
-    a.ino === b.ino && a.size === b.size && sameIds(a.chunks, b.chunks) && sameBytes(a.subtree, b.subtree) && sameBytes(a.target, b.target)
+  return !b.legacy && a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs &&
+    a.ino === b.ino && a.size === b.size && sameIds(a.chunks, b.chunks) && sameBytes(a.subtree, b.subtree) && sameBytes(a.target, b.target) &&
+    (a.nlink ?? 1) === (b.nlink ?? 1) && a.dev === b.dev && (a.flags ?? 0) === (b.flags ?? 0) && a.rdev?.major === b.rdev?.major && a.rdev?.minor === b.rdev?.minor &&
+    sameExtents(a.extents, b.extents) && sameXattrs(a.xattrs, b.xattrs)
+}
+
+function sameExtents(a: readonly Extent[] | undefined, b: readonly Extent[] | undefined): boolean {
+  if (a === b) return true
+  if (!a || !b || a.length !== b.length) return false
+  return a.every((e, i) => e.offset === b[i]!.offset && e.length === b[i]!.length)
+}
+
+function sameXattrs(a: TreeNode['xattrs'], b: TreeNode['xattrs']): boolean {
+  if (a === b || ((a?.length ?? 0) === 0 && (b?.length ?? 0) === 0)) return true
+  if (!a || !b || a.length !== b.length) return false
+  return a.every((x, i) => x.name.equals(b[i]!.name) && x.value.equals(b[i]!.value))
 }
 
 function sameIds(a: readonly Buffer[] | undefined, b: readonly Buffer[] | undefined): boolean {
@@ -665,5 +938,11 @@ function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
 }
 
 function meta(name: Buffer, type: TreeNode['type'], st: BigIntStats): TreeNode {
-  return {name, type, mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, size: 0}
+  const node: TreeNode = {name, type, mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, size: 0}
+  // A file with other names: (dev, ino) lets restore link the names the snapshot holds.
+  if (type === 'file' && st.nlink > 1n) {
+    node.nlink = Number(st.nlink)
+    node.dev = st.dev
+  }
+  return node
 }

@@ -21,6 +21,8 @@ export interface SnapshotOptions {
   tags?: readonly string[]
   excludes?: readonly string[]
   force?: boolean
+  /** Leave out entries with the nodump inode flag (chattr +d). */
+  excludeNodump?: boolean
   /** Recorded snapshot time (default: now). */
   time?: Date
   host?: string
@@ -87,6 +89,8 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       parentStartNs: parent ? BigInt(parent.manifest.startTimeNs) : undefined,
       force: opts.force ?? false,
       skipDirs: opts.skipDirs ?? [],
+      excludeNodump: opts.excludeNodump ?? false,
+      parentMetadataSkipped: parent?.manifest.metadataSkipped === true,
       onProgress: opts.onProgress,
       walkHook: opts.walkHook,
       trees: new TreeCache(repo),
@@ -102,6 +106,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
         source: opts.source,
         tags: [...new Set(opts.tags ?? [])].sort(),
         ...(opts.excludes?.length ? {excludes: [...opts.excludes]} : {}),
+        ...(opts.excludeNodump ? {excludeNodump: true as const} : {}),
         tree: archived.tree.toString('hex'),
         root: archived.root,
         summary: {
@@ -109,11 +114,14 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
           dirs: archived.dirs,
           symlinks: archived.symlinks,
           bytes: archived.bytes,
+          dataBytes: archived.dataBytes,
           newBytes: stats.rawBytes,
           storedBytes: stats.storedBytes,
           newBlobs: stats.blobs,
           bytesRead: archived.bytesRead,
           filesRead: archived.filesRead,
+          ...(archived.specials > 0 ? {specials: archived.specials} : {}),
+          ...(archived.sockets > 0 ? {sockets: archived.sockets} : {}),
           durationMs: Number((process.hrtime.bigint() - started) / 1_000_000n),
           warnings: archived.warningCount,
           incomplete: archived.errorCount,
@@ -121,6 +129,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
         warnings: archived.warnings,
         program: opts.program,
         capture,
+        ...(archived.metadataSkipped ? {metadataSkipped: true as const} : {}),
       }
       faultPoint('snapshot.before-manifest')
       const id = await repo.writeSnapshotBytes(encodeManifest(manifest))
@@ -147,7 +156,7 @@ export async function plainPass(ctx: CaptureContext): Promise<Captured> {
   const startNs = ctx.nowNs()
   const archived = await new Archiver(ctx.repo, ctx.writer, ctx.archive).run()
   await ctx.writer.flush()
-  const settled = await checkSettled(ctx.archive.trees ?? new TreeCache(ctx.repo), {source: ctx.archive.source, tree: archived.tree, excludes: ctx.archive.excludes, skipDirs: ctx.archive.skipDirs ?? [], startNs})
+  const settled = await checkSettled(ctx.archive.trees ?? new TreeCache(ctx.repo), {source: ctx.archive.source, tree: archived.tree, excludes: ctx.archive.excludes, skipDirs: ctx.archive.skipDirs ?? [], excludeNodump: ctx.archive.excludeNodump ?? false, startNs})
   // A write through a shared mapping need not move the file's stat: such files prove nothing.
   const moves = [...settled.moves]
   let moveCount = settled.moveCount

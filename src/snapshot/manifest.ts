@@ -10,7 +10,8 @@ export const MAX_LISTED_WARNINGS = 1000
 /** At most this many moves during a capture are listed; the count keeps the rest. */
 export const MAX_LISTED_MOVES = 100
 
-export type WarningKind = 'unreadable' | 'changed' | 'vanished' | 'special'
+/** 'metadata': xattrs or inode flags the file system would not give (once per kind); like 'special', it leaves the snapshot complete. */
+export type WarningKind = 'unreadable' | 'changed' | 'vanished' | 'special' | 'metadata'
 
 export interface SnapshotWarning {
   kind: WarningKind
@@ -25,6 +26,8 @@ export interface SnapshotSummary {
   symlinks: number
   /** Plain bytes of all files in the snapshot. */
   bytes: number
+  /** What restoring the files takes on disk: their data regions (holes of sparse files left out), each hard-linked inode once (absent before ckpt recorded it). */
+  dataBytes?: number
   /** Plain bytes of blobs this snapshot stored for the first time. */
   newBytes: number
   /** Their size in the repository (compressed), including new trees. */
@@ -33,6 +36,10 @@ export interface SnapshotSummary {
   /** File content actually read (the rest came from the parent's stat cache). */
   bytesRead: number
   filesRead: number
+  /** FIFOs and device nodes stored (absent when none). */
+  specials?: number
+  /** Sockets skipped: they cannot be stored, and are counted rather than warned about (absent when none). */
+  sockets?: number
   durationMs: number
   warnings: number
   /** Warnings that leave the snapshot incomplete (files unreadable, or changed or vanished while read): exit code 3. */
@@ -109,6 +116,8 @@ export interface Manifest {
    * written before ckpt recorded them): an in-place restore keeps what they match.
    */
   excludes?: string[]
+  /** Taken with --exclude-nodump: entries with the nodump flag were left out on purpose (absent otherwise). */
+  excludeNodump?: true
   /** Root tree id. */
   tree: string
   root: RootMeta
@@ -118,13 +127,20 @@ export interface Manifest {
   program: string
   /** How it was captured (absent in manifests written before ckpt recorded it: unknown). */
   capture?: CaptureRecord
+  /**
+   * True when written without the native addon, so no xattrs or inode flags could be read: its
+   * nodes' "none" means "not read", and the next snapshot reads them afresh instead of taking them
+   * from this one's stat cache.
+   */
+  metadataSkipped?: true
 }
 
 export function encodeManifest(m: Manifest): Buffer {
   const ordered: Manifest = {
     version: m.version, time: m.time, startTimeNs: m.startTimeNs, parent: m.parent, host: m.host, source: m.source,
-    tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
+    tags: m.tags, ...(m.excludes?.length ? {excludes: m.excludes} : {}), ...(m.excludeNodump ? {excludeNodump: true} : {}), tree: m.tree, root: m.root, summary: m.summary, warnings: m.warnings, program: m.program,
     ...(m.capture ? {capture: m.capture} : {}),
+    ...(m.metadataSkipped ? {metadataSkipped: true} : {}),
   }
   return Buffer.from(JSON.stringify(ordered, null, 1) + '\n')
 }

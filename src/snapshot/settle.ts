@@ -14,9 +14,11 @@
 import {lstatSync, readdirSync, type BigIntStats} from 'node:fs'
 
 import {errnoCode} from '../core/errors.js'
+import {readFlags} from '../core/fsextra.js'
+import {LongPaths} from '../core/longpath.js'
 import {compileExcludes} from './exclude.js'
 import {MAX_LISTED_MOVES, type Move, type MoveKind} from './manifest.js'
-import {childPath, displayName, type TreeNode} from './tree.js'
+import {childPath, displayName, FS_FLAG_NODUMP, type NodeType, type TreeNode} from './tree.js'
 import type {TreeCache} from './treecache.js'
 
 /** The kernel's file clock is coarse; whole-second filesystems need two seconds. */
@@ -35,6 +37,8 @@ export interface SettleOptions {
   tree: Buffer
   excludes: readonly string[]
   skipDirs: readonly {dev: bigint; ino: bigint}[]
+  /** The walk left out entries with the nodump flag: such an entry missing from the tree is not new. */
+  excludeNodump?: boolean
   /** When the capture began (wall clock, ns). */
   startNs: bigint
 }
@@ -48,13 +52,23 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
     if (report.moves.length < MAX_LISTED_MOVES) report.moves.push({path: path || '.', change})
   }
   const racy = (ns: bigint, coarse: boolean) => ns >= opts.startNs - (coarse ? RACY_COARSE_NS : RACY_NS)
+  const paths = new LongPaths()
+  const nodump = (abs: Buffer, st: BigIntStats): boolean => {
+    if (!opts.excludeNodump || !(st.isFile() || st.isDirectory())) return false
+    try {
+      const f = readFlags(paths.short(abs), st.isDirectory())
+      return typeof f === 'number' && (f & FS_FLAG_NODUMP) !== 0
+    } catch {
+      return false
+    }
+  }
 
   const walk = async (abs: Buffer, rel: string, treeId: Buffer): Promise<void> => {
     const stored = new Map<string, TreeNode>()
     for (const n of await trees.read(treeId)) stored.set(n.name.toString('latin1'), n)
     let names: Buffer[]
     try {
-      names = readdirSync(abs, {encoding: 'buffer'})
+      names = readdirSync(paths.short(abs), {encoding: 'buffer'})
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return moved(rel, 'vanished')
       throw err
@@ -69,20 +83,20 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
       const node = stored.get(key)
       let st: BigIntStats
       try {
-        st = lstatSync(childPath(abs, name), {bigint: true})
+        st = lstatSync(paths.short(childPath(abs, name)), {bigint: true})
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw err
         if (node) moved(childRel, 'vanished')
         continue
       }
       if (st.isDirectory() && opts.skipDirs.some((d) => d.dev === st.dev && d.ino === st.ino)) continue
+      const type = typeOf(st)
       if (!node) {
-        // Special files are never stored (the walk warned about them); anything else is new.
-        if (st.isFile() || st.isDirectory() || st.isSymbolicLink()) moved(childRel, 'appeared')
+        // Sockets are never stored, nor entries the walk left out for their nodump flag; anything else is new.
+        if (type !== undefined && !nodump(childPath(abs, name), st)) moved(childRel, 'appeared')
         continue
       }
       seen.add(key)
-      const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'special'
       if (type !== node.type || st.ino !== node.ino) {
         moved(childRel, 'replaced')
         continue
@@ -104,6 +118,21 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
     }
     for (const [childAbs, childRel, subtree] of subdirs) await walk(childAbs, childRel, subtree)
   }
-  await walk(Buffer.from(opts.source), '', opts.tree)
+  try {
+    await walk(Buffer.from(opts.source), '', opts.tree)
+  } finally {
+    paths.close()
+  }
   return report
+}
+
+/** The tree type an entry is stored as; undefined for a socket (never stored). */
+function typeOf(st: BigIntStats): NodeType | undefined {
+  if (st.isFile()) return 'file'
+  if (st.isDirectory()) return 'dir'
+  if (st.isSymbolicLink()) return 'symlink'
+  if (st.isFIFO()) return 'fifo'
+  if (st.isCharacterDevice()) return 'chardev'
+  if (st.isBlockDevice()) return 'blockdev'
+  return undefined
 }

@@ -595,6 +595,7 @@ class Verifier {
       chunker,
       readTree: (id) => this.treeNodes(id),
       compareOwners: this.opts.compareOwners ?? process.getuid?.() === 0,
+      excludeNodump: snap.manifest.excludeNodump === true,
       onBytes: (n) => {
         this.sourceBytes += n
         this.progress()
