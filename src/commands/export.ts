@@ -4,12 +4,12 @@ import * as Flags from '@oclif/core/flags'
 import {CkptCommand, parseWait} from '../cli/base.js'
 import {formatBytes} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
-import {UsageError} from '../core/errors.js'
+import {errnoCode, UsageError} from '../core/errors.js'
 import type {ExportResult} from '../restore/tarout.js'
 
 export default class Export extends CkptCommand {
   static override summary = 'Write a snapshot as a tar archive (POSIX pax), to a file or stdout.'
-  static override description = `Streams the snapshot as a pax tar that GNU tar, bsdtar and Python's tarfile read: contents are read from the repository chunk by chunk, each checked against its BLAKE3 id, and written as the output takes them, so memory stays flat whatever the file sizes. A damaged chunk stops the export with exit code 12 (a file given with -o is then not left behind; on stdout the archive is cut short, which tar reports).
+  static override description = `Streams the snapshot as a pax tar that GNU tar, bsdtar and Python's tarfile read: contents are read from the repository chunk by chunk, each checked against its BLAKE3 id, and written as the output takes them, so memory stays flat whatever the file sizes. A damaged chunk stops the export with exit code 12 (a file given with -o is then not left behind; on stdout the archive is cut short, which tar reports). A reader of stdout that goes away (ckpt export ... | head) stops the export quietly (exit 0), as it does ckpt cat.
 
 Kept: names as bytes (a name that is not UTF-8 is written as raw bytes in the pax path record, as GNU tar writes it), modes, uid and gid (no user or group names: the snapshot records ids only, and names would let the extracting tar map files to other ids), mtimes to the nanosecond, symlinks, empty directories, hard links (the first name of an inode is a file, the others are link members), xattrs and ACLs as SCHILY.xattr.* (extract with tar --xattrs), FIFOs and device nodes, and sparse files as GNU sparse 1.0 members (holes neither stored nor expanded; GNU tar restores them as sparse files).
 
@@ -48,7 +48,7 @@ With PATH arguments only those paths of the snapshot and what is below them are 
     const {openRepository, sourceDirectory} = await import('../cli/repository.js')
     const {loadCatalog, resolveSnapshot} = await import('../snapshot/catalog.js')
     const {exportTar} = await import('../restore/tarout.js')
-    const {openOutput} = await import('../cli/output.js')
+    const {openOutput} = await import('../cli/archivefile.js')
     const repo = await openRepository(this.repoLocation(flags.repo))
     const {snapshots, damaged} = await loadCatalog(repo)
     const source = flags.source ? await sourceDirectory(flags.source) : undefined
@@ -65,6 +65,9 @@ With PATH arguments only those paths of the snapshot and what is below them are 
       await output.commit()
     } catch (err) {
       await output.abort()
+      // The reader of stdout went away (`ckpt export ID | head`): stop quietly, as ckpt cat does
+      // and as a shell pipeline expects; the reader knows what it did not read.
+      if (toStdout && errnoCode(err) === 'EPIPE') return {snapshot: snap.id, output: '-', entries: 0, files: 0, dirs: 0, symlinks: 0, hardLinks: 0, specials: 0, bytes: 0}
       throw err
     } finally {
       progress.stop()

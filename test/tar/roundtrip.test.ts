@@ -201,14 +201,13 @@ describe('tar round trips with GNU tar', () => {
     await expect(fsp.readdir(root)).resolves.not.toContain('x.tar')
   })
 
-  it('a reader that goes away (export | head) ends the export with EPIPE, not a hang', async () => {
+  it('a reader that goes away (export | head) ends the export quietly, not with a hang', async () => {
     const snaps = JSON.parse((await ckpt(['snapshots', '--repo', repo, '--json'])).stdout) as {id: string; source: string}[]
     const id = snaps.find((s) => s.source === '/srv/awkward')!.id
     const err = path.join(root, 'epipe.err')
     const script = `"$0" "$1" export "$2" --repo "$3" 2>"$4" | head -c 1000 >/dev/null; echo "exit=\${PIPESTATUS[0]}"; cat "$4"`
     const r = execFileSync('bash', ['-c', script, process.execPath, BIN, id, repo, err], {env: {...process.env, CI: '1'}, timeout: 30_000}).toString()
-    expect(r).toMatch(/EPIPE/)
-    expect(r).toMatch(/exit=1$/m)
+    expect(r).toBe('exit=0\n')
   })
 
   it('a damaged chunk stops the export with exit code 12 and leaves no file', async () => {
