@@ -30,7 +30,7 @@ With PATH arguments only those paths of the snapshot and what is below them are 
   static override flags = {
     output: Flags.string({char: 'o', summary: 'Write the archive to this file (default: stdout, also with -).'}),
     zstd: Flags.boolean({summary: 'Compress the archive with zstd.'}),
-    source: Flags.string({summary: 'With "latest": the latest snapshot of this directory.'}),
+    source: Flags.string({summary: 'With "latest": the latest snapshot of this directory (which need not exist any more).'}),
   }
 
   async run(): Promise<ExportResult & {snapshot: string; output: string}> {
@@ -45,14 +45,14 @@ With PATH arguments only those paths of the snapshot and what is below them are 
     const toStdout = flags.output === undefined || flags.output === '-'
     if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar archive to a terminal: give -o FILE or redirect stdout')
     if (toStdout && this.jsonEnabled()) throw new UsageError('--json needs -o FILE: stdout carries the archive')
-    const {openRepository, sourceDirectory} = await import('../cli/repository.js')
-    const {loadCatalog, resolveSnapshot} = await import('../snapshot/catalog.js')
+    const {openRepository} = await import('../cli/repository.js')
+    const {loadCatalog} = await import('../snapshot/catalog.js')
+    const {selectSnapshot, sourcePath} = await import('../inspect/select.js')
     const {exportTar} = await import('../restore/tarout.js')
     const {openOutput} = await import('../cli/archivefile.js')
     const repo = await openRepository(this.repoLocation(flags.repo))
-    const {snapshots, damaged} = await loadCatalog(repo)
-    const source = flags.source ? await sourceDirectory(flags.source) : undefined
-    const snap = resolveSnapshot(snapshots, args.snapshot, source ? (s) => s.manifest.source === source : undefined, damaged)
+    const source = flags.source ? await sourcePath(flags.source) : undefined
+    const snap = selectSnapshot(await loadCatalog(repo), args.snapshot, {source})
     const output = await openOutput(toStdout ? undefined : flags.output!, flags.zstd)
     const progress = await startProgress(!flags.quiet && !this.jsonEnabled() && !toStdout, `export ${snap.id.slice(0, 12)}`)
     let result: ExportResult

@@ -186,11 +186,11 @@ describe('tar round trips with GNU tar', () => {
     expect(Object.values(b.extra).sort()).toEqual(['blocks<false', 'blocks<true', 'fifo', 'rdev 259']) // big.bin, sparse.img, fifo, null-dev
   })
 
-  it('export of some paths, --zstd, and --json with -o', async () => {
+  it('export of some paths, latest --source (a directory that does not exist here), --zstd, and --json with -o', async () => {
     const id = (await ckpt(['snapshots', '--repo', repo, '--json'])).stdout
     const snap = (JSON.parse(id) as {id: string; source: string}[]).find((s) => s.source === '/srv/awkward')!
     const file = path.join(root, 'part.tar.zst')
-    const r = JSON.parse((await ckpt(['export', snap.id, 'deep', 'plain.txt', '--zstd', '-o', file, '--repo', repo, '--json'])).stdout)
+    const r = JSON.parse((await ckpt(['export', 'latest', '--source', '/srv/awkward', 'deep', 'plain.txt', '--zstd', '-o', file, '--repo', repo, '--json'])).stdout)
     // A directory's files come before its subdirectories: plain.txt is the file, deep/hardlink-to-plain the link to it.
     expect(r).toMatchObject({snapshot: snap.id, output: file, files: 2, hardLinks: 1})
     const listing = sh('tar', ['--zstd', '-tf', file]).toString().trim().split('\n')
