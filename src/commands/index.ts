@@ -2,8 +2,10 @@
 import Cat from './cat.js'
 import Completion from './completion.js'
 import Diff from './diff.js'
+import Export from './export.js'
 import Find from './find.js'
 import Forget from './forget.js'
+import Import from './import.js'
 import Init from './init.js'
 import Log from './log.js'
 import Ls from './ls.js'
@@ -22,8 +24,10 @@ export const COMMANDS = {
   cat: Cat,
   completion: Completion,
   diff: Diff,
+  export: Export,
   find: Find,
   forget: Forget,
+  import: Import,
   init: Init,
   log: Log,
   ls: Ls,

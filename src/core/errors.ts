@@ -28,6 +28,8 @@ export const ExitCode = {
   readOnly: 14,
   /** An in-place restore of a directory a running process uses (open files, mappings, working directory). */
   busy: 15,
+  /** `ckpt import`: the tar is damaged, truncated, or hostile (a path leaving the root, a file under a symlink...); nothing was committed. */
+  badArchive: 16,
   /** Interrupted by SIGINT (Ctrl-C); locks released. */
   interrupted: 130,
   /** Stopped by SIGTERM; locks released. */
@@ -92,6 +94,12 @@ export class ReadOnlyRepositoryError extends CkptError {
 export class BusyError extends CkptError {
   readonly code = 'BUSY'
   readonly exitCode = ExitCode.busy
+}
+
+/** A tar given to `ckpt import` that cannot be stored as it says: malformed, truncated, or naming something unsafe. */
+export class BadArchiveError extends CkptError {
+  readonly code = 'BAD_ARCHIVE'
+  readonly exitCode = ExitCode.badArchive
 }
 
 /** Something stored is missing, truncated, fails its hash, or describes something unsafe. */

@@ -888,7 +888,7 @@ export class Archiver {
  * not compress: after a few chunks that did not shrink, only every 16th chunk is tried, so such a
  * file costs no zstd time while a file that turns compressible is noticed again.
  */
-class CompressionGuess {
+export class CompressionGuess {
   private misses = 0
   private skipped = 0
 
