@@ -207,3 +207,22 @@ describe('on XFS (a loop image)', () => {
     }
   })
 })
+
+describe('an append-only destination', () => {
+  it('an in-place restore over it stops with a clear BadPathError and changes nothing', async (ctx) => {
+    if (!isRoot) ctx.skip()
+    const src = path.join(work, 'append-dest')
+    mkdirSync(src)
+    await buildTree(src, {a: 'snapshot'})
+    const id = await snapshot(src)
+    await fsp.writeFile(path.join(src, 'a'), 'current')
+    spawnSync('chattr', ['+a', src])
+    try {
+      await expect(restore(id)).rejects.toThrow(/cannot replace .*append-dest: the system refuses to move it \(EPERM/)
+      expect(await fsp.readFile(path.join(src, 'a'), 'utf8')).toBe('current')
+      expect((await fsp.readdir(work)).filter((n) => n.startsWith('.append-dest.ckpt-restore'))).toEqual([])
+    } finally {
+      spawnSync('chattr', ['-a', src])
+    }
+  })
+})
