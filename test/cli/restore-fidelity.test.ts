@@ -39,7 +39,7 @@ describe('restore summary', () => {
     const target = path.join(work, 'out-root')
     const r = await runCli(['restore', id, '--target', target, '--repo', repo])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/: 12 files \(3 hard links\), \d+ directories, 0 symlinks, 1 FIFO(, 1 device node)?, /)
+    expect(r.stderr).toMatch(/: 13 files \(4 hard links\), \d+ directories, 0 symlinks, 1 FIFO(, 1 device node)?, /)
     expect(r.stderr).not.toMatch(/warning/)
   })
 })
