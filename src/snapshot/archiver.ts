@@ -201,8 +201,12 @@ export class Archiver {
   private readonly fs: SourceView
   private readonly trees: TreeCache
   private readonly paths = new LongPaths()
-  /** Files with more than one link, by "dev:ino": the node of the first name read (undefined if it could not be). */
-  private readonly links = new Map<string, Promise<TreeNode | undefined>>()
+  /**
+   * Files with more than one link, by "dev:ino": the node of the first name read (undefined if it
+   * could not be), and how many names are still to come; dropped when all have been met, so a tree
+   * of many linked files does not hold them all.
+   */
+  private readonly links = new Map<string, {node: Promise<TreeNode | undefined>; left: number}>()
   /** Metadata warnings given (one per kind and cause). */
   private readonly warned = new Set<string>()
 
@@ -415,7 +419,8 @@ export class Archiver {
     const key = `${st.dev}:${st.ino}`
     const first = this.links.get(key)
     if (first) {
-      const node = await first
+      if (--first.left <= 0) this.links.delete(key)
+      const node = await first.node
       if (node) {
         this.result.files++
         this.result.bytes += node.size
@@ -423,7 +428,7 @@ export class Archiver {
       }
     }
     const read = this.file(abs, rel, name, st, prev)
-    this.links.set(key, read)
+    if (!first) this.links.set(key, {node: read, left: Number(st.nlink) - 1})
     return read
   }
 
@@ -540,7 +545,9 @@ export class Archiver {
     if (node.nlink === undefined || !this.links.has(`${st.dev}:${st.ino}`)) this.result.dataBytes += dataLength(node)
     if (node.nlink !== undefined) {
       const key = `${st.dev}:${st.ino}`
-      if (!this.links.has(key)) this.links.set(key, Promise.resolve(node))
+      const seen = this.links.get(key)
+      if (!seen) this.links.set(key, {node: Promise.resolve(node), left: node.nlink - 1})
+      else if (--seen.left <= 0) this.links.delete(key)
     }
     return node
   }
