@@ -77,8 +77,14 @@ class Anchor {
 
 /** A directory this restore made, and the metadata it gets once complete. */
 export interface FsDir {
-  /** Its full path (may be longer than the kernel takes): for links to a finished directory, and messages. */
-  abs: Buffer
+  /**
+   * Its full path while that fits VIA_MAX (the root's always). A deeper directory keeps its
+   * parent and name instead (fullPath() joins them when needed): a full path per directory would
+   * cost memory quadratic in the depth of a tree of short names.
+   */
+  abs?: Buffer
+  up?: FsDir
+  name?: Buffer
   rel: string
   meta: Meta
   /** A path the kernel takes that names its entries' parent: `abs`, or through an anchor. Default: abs. */
@@ -123,11 +129,12 @@ export class FsOutput implements RestoreOutput<FsDir> {
       held.push(anchor)
       via = anchor.ref.path
     }
-    return {abs: childPath(parent.abs, node.name), rel, meta: node, via, self, anchor, held}
+    const abs = parent.abs && parent.abs.length + 1 + node.name.length <= VIA_MAX ? childPath(parent.abs, node.name) : undefined
+    return {abs, up: parent, name: node.name, rel, meta: node, via, self, anchor, held}
   }
 
   dirDone(dir: FsDir): void {
-    const self = dir.self ?? dir.abs
+    const self = dir.self ?? dir.abs!
     try {
       this.applyMeta(self, dir.meta, dir.rel)
       this.applyFlags(self, dir.meta, dir.rel)
@@ -180,13 +187,13 @@ export class FsOutput implements RestoreOutput<FsDir> {
     if (dir.done && dir.anchor) {
       const long = new LongPaths()
       try {
-        linkSync(long.short(childPath(dir.abs, first.node.name)), to)
+        linkSync(long.short(childPath(fullPath(dir), first.node.name)), to)
       } finally {
         long.close()
       }
       return
     }
-    linkSync(childPath(dir.via ?? dir.abs, first.node.name), to)
+    linkSync(childPath(dir.via ?? dir.abs!, first.node.name), to)
   }
 
   async smallFiles(batch: readonly SmallFile<FsDir>[]): Promise<void> {
@@ -246,7 +253,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
 
   /** A path the kernel takes for `node` in `dir`. */
   private path(dir: FsDir, node: TreeNode): Buffer {
-    return childPath(dir.via ?? dir.abs, node.name)
+    return childPath(dir.via ?? dir.abs!, node.name)
   }
 
   /** Owner (when root), xattrs, mode, then times. */
@@ -290,7 +297,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
     const isDir = meta.type === 'dir'
     // link(2) refuses an immutable or append-only inode: its other names come first.
     if (!isDir && (meta.flags & LOCKING_FLAGS) !== 0 && (meta as TreeNode).nlink !== undefined && dir) {
-      this.lateFlags.push({abs: childPath(dir.abs, (meta as TreeNode).name), rel, flags: meta.flags})
+      this.lateFlags.push({abs: childPath(fullPath(dir), (meta as TreeNode).name), rel, flags: meta.flags})
       return
     }
     this.setFlags(p, isDir, meta.flags, rel)
@@ -341,6 +348,17 @@ export class FsOutput implements RestoreOutput<FsDir> {
     const tracked: Promise<void> = flush.finally(() => this.flushes.delete(tracked))
     this.flushes.add(tracked)
   }
+}
+
+/** The full path of `dir`, however deep. */
+function fullPath(dir: FsDir): Buffer {
+  const names: Buffer[] = []
+  let d: FsDir | undefined = dir
+  for (; d && !d.abs; d = d.up) names.push(d.name!)
+  if (!d) throw new Error('restore: a directory without a path')
+  const parts = [d.abs!]
+  for (let i = names.length - 1; i >= 0; i--) parts.push(Buffer.from('/'), names[i]!)
+  return Buffer.concat(parts)
 }
 
 /** Errors of setxattr that say "not here" rather than "failed": the entry is restored without it. */

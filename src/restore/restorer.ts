@@ -176,7 +176,17 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       // temp and dest trade places: dest now holds the new tree, temp the old one. Should dest
       // have become a symlink meanwhile, the link is what moves, never what it points to.
       faultPoint('restore.before-exchange')
-      if (!exchangePaths(temp, dest)) {
+      let exchanged: boolean
+      try {
+        exchanged = exchangePaths(temp, dest)
+      } catch (err) {
+        // An immutable or append-only destination (chattr +i/+a) cannot be moved: nothing changed,
+        // and what was carried into the new tree goes back.
+        if (errnoCode(err) !== 'EPERM') throw err
+        await discardTemp(dest, temp)
+        throw new BadPathError(`cannot replace ${dest}: the system refuses to move it (EPERM; immutable or append-only? see lsattr -d): it was left as it is`)
+      }
+      if (!exchanged) {
         const aside = `${temp}-old`
         await fsp.rename(dest, aside)
         await fsp.rename(temp, dest)

@@ -39,8 +39,11 @@ describe('restore summary', () => {
     const target = path.join(work, 'out-root')
     const r = await runCli(['restore', id, '--target', target, '--repo', repo])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/: 12 files \(3 hard links\), \d+ directories, 0 symlinks, 1 FIFO(, 1 device node)?, /)
+    expect(r.stderr).toMatch(/: 13 files \(4 hard links\), \d+ directories, 0 symlinks, 1 FIFO(, 1 device node)?, /)
     expect(r.stderr).not.toMatch(/warning/)
+    // And verify agrees: the repository is sound (an 8 KiB path is no damage) and the copy matches.
+    const v = await runCli(['verify', id, '--source', target, '--repo', repo])
+    expect(v.code, `${v.stdout}${v.stderr}`).toBe(0)
   })
 })
 

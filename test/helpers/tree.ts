@@ -33,8 +33,8 @@ export type Spec =
   | {fifo: true; mode?: number}
   /** A device node (root only). */
   | {device: 'c' | 'b'; major: number; minor: number; mode?: number}
-  /** Directories of 200-byte names nested until the path of the file `leaf` at the bottom, below the root, is at least `deep` bytes. */
-  | {deep: number; leaf: string}
+  /** Directories of 200-byte names nested until the path of the file `leaf` at the bottom, below the root, is at least `deep` bytes; `link`: another name for it (relative to the root, its directory made). */
+  | {deep: number; leaf: string; link?: string}
 export interface TreeSpec {
   [name: string]: Spec
 }
@@ -52,7 +52,8 @@ export function awkwardSpec(): TreeSpec {
     'acl-dir': {dir: {'acl.txt': {file: 'acl', acl: 'u:65534:r--,g:65534:rw-'}}, acl: 'u:65534:rwx', defaultAcl: 'u:65534:r-x'},
     fifo: {fifo: true, mode: 0o640},
     ...(root ? {null: {device: 'c', major: 1, minor: 3, mode: 0o666}, 'immutable.txt': {file: 'cannot change', chattr: '+i'}, 'append.log': {file: 'only grows\n', chattr: '+a'}, nodump: {dir: {x: 'x'}, chattr: '+d'}} : {}),
-    deep: {deep: 8192, leaf: 'at the bottom of a path longer than PATH_MAX'},
+    // Linked from a directory the walk reaches after the deep one is done (its descriptors closed).
+    deep: {deep: 8192, leaf: 'at the bottom of a path longer than PATH_MAX', link: 'zz/deep-leaf'},
   }
 }
 
@@ -159,7 +160,13 @@ async function build(top: Buffer, dir: Buffer, spec: TreeSpec, late: (() => void
         at = Buffer.concat([at, Buffer.from('/'), Buffer.from('d'.repeat(199) + String(at.length % 10))])
         await fsp.mkdir(lp.short(at))
       }
-      await fsp.writeFile(lp.short(Buffer.concat([at, Buffer.from('/leaf')])), s.leaf)
+      const leaf = Buffer.concat([at, Buffer.from('/leaf')])
+      await fsp.writeFile(lp.short(leaf), s.leaf)
+      if (s.link) {
+        const other = Buffer.concat([top, Buffer.from('/'), Buffer.from(s.link)])
+        await fsp.mkdir(path.dirname(other.toString()), {recursive: true})
+        await fsp.link(lp.short(leaf), other)
+      }
     } else {
       await fsp.mkdir(lp.short(p))
       await build(top, p, s.dir, late, lp)

@@ -66,7 +66,7 @@ describe('the awkward tree', () => {
     const {src, out, want, got, result} = await roundTrip('awkward', awkwardSpec())
     expect(diffTrees(want, got, {ignoreRootMtime: true})).toEqual([])
     expect(result.warnings).toEqual([])
-    expect(result.hardLinks).toBe(isRoot ? 3 : 2)
+    expect(result.hardLinks).toBe(isRoot ? 4 : 3)
     expect(result.fifos).toBe(1)
     expect(result.devices).toBe(isRoot ? 1 : 0)
     expect(getfacl(path.join(out, 'acl-dir'))).toBe(getfacl(path.join(src, 'acl-dir')))
@@ -204,6 +204,25 @@ describe('on XFS (a loop image)', () => {
       removeTree(out)
     } finally {
       spawnSync('umount', [mnt])
+    }
+  })
+})
+
+describe('an append-only destination', () => {
+  it('an in-place restore over it stops with a clear BadPathError and changes nothing', async (ctx) => {
+    if (!isRoot) ctx.skip()
+    const src = path.join(work, 'append-dest')
+    mkdirSync(src)
+    await buildTree(src, {a: 'snapshot'})
+    const id = await snapshot(src)
+    await fsp.writeFile(path.join(src, 'a'), 'current')
+    spawnSync('chattr', ['+a', src])
+    try {
+      await expect(restore(id)).rejects.toThrow(/cannot replace .*append-dest: the system refuses to move it \(EPERM/)
+      expect(await fsp.readFile(path.join(src, 'a'), 'utf8')).toBe('current')
+      expect((await fsp.readdir(work)).filter((n) => n.startsWith('.append-dest.ckpt-restore'))).toEqual([])
+    } finally {
+      spawnSync('chattr', ['-a', src])
     }
   })
 })
