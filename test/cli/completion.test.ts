@@ -20,7 +20,7 @@ describe('bash', () => {
     expect(complete(['ckpt', 'sna'])).toEqual(['snapshot', 'snapshots'])
     expect(complete(['ckpt', ''])).toContain('completion')
     expect(complete(['ckpt', ''])).toContain('help')
-    expect(complete(['ckpt', 'snapshot', '--exclude-'])).toEqual(['--exclude-file', '--exclude-if-present', '--exclude-caches'])
+    expect(complete(['ckpt', 'snapshot', '--exclude-'])).toEqual(['--exclude-file', '--exclude-if-present', '--exclude-caches', '--exclude-nodump'])
     expect(complete(['ckpt', 'restore', '--dr'])).toEqual(['--dry-run'])
     expect(complete(['ckpt', 'completion', ''])).toEqual(['bash', 'zsh', 'fish'])
     expect(complete(['ckpt', 'help', 'res'])).toEqual(['restore'])
