@@ -14,9 +14,12 @@
 // created, files with O_NOFOLLOW; names come checked from decodeTree.
 import {closeSync, constants as fsc, fchmodSync, fchownSync, lchownSync, chmodSync, linkSync, mkdirSync, openSync, promises as fsp, symlinkSync, writeSync, writevSync} from 'node:fs'
 
+import {carryExisting} from './reuse.js'
+
 import {BadPathError} from '../core/errors.js'
 import {setTimesNs, writeNewFiles, type NewFile} from '../core/fsmeta.js'
 import type {Repository} from '../repo/repository.js'
+import type {ChunkSource, LocalFile} from './local.js'
 import {childPath, type TreeNode} from '../snapshot/tree.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
 
@@ -97,6 +100,15 @@ export class FsOutput implements RestoreOutput<FsDir> {
     }
   }
 
+  // ---- delta restore (reuse.ts) ----
+  async existing(dir: FsDir, node: TreeNode, rel: string, from: LocalFile): Promise<boolean> {
+    const abs = this.path(dir, node, rel)
+    const made = await carryExisting(from, abs, node)
+    if (made === 'copied') this.applyMeta(abs, node)
+    return made !== 'changed'
+  }
+  // ---- end delta restore ----
+
   /** Wait for the background flushes; throws the first that failed. */
   async finish(): Promise<void> {
     while (this.flushes.size > 0) await Promise.all(this.flushes)
@@ -152,6 +164,10 @@ export interface TreeCounts {
   specials: number
   links: number
   bytes: number
+  /** Delta restore (local.ts): files carried whole, bytes taken from local files (whole files and chunks), bytes read from the repository. */
+  filesReused: number
+  bytesReused: number
+  bytesFromRepository: number
 }
 
 /**
@@ -160,9 +176,9 @@ export interface TreeCounts {
  * what the snapshot declares its files hold. On failure, returns only once nothing it started is
  * still running.
  */
-export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined, opts: {onProgress?: (p: ReaderProgress) => void; maxBytes?: number} = {}): Promise<TreeCounts> {
+export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined, opts: {onProgress?: (p: ReaderProgress) => void; maxBytes?: number; local?: ChunkSource} = {}): Promise<TreeCounts> {
   const output = new FsOutput()
-  const reader = new TreeReader(repo, output, opts.onProgress, opts.maxBytes)
+  const reader = new TreeReader(repo, output, opts.onProgress, opts.maxBytes, opts.local)
   try {
     await reader.read(treeId, {abs: root, rel: '', meta: rootMeta}, includes)
   } catch (err) {
@@ -170,7 +186,10 @@ export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, 
     throw err
   }
   await output.finish()
-  return {files: reader.files, dirs: reader.dirs, symlinks: reader.symlinks, specials: reader.specials, links: reader.links, bytes: reader.bytes}
+  return {
+    files: reader.files, dirs: reader.dirs, symlinks: reader.symlinks, specials: reader.specials, links: reader.links, bytes: reader.bytes,
+    filesReused: reader.filesReused, bytesReused: reader.bytesReused + reader.bytesLocal, bytesFromRepository: reader.bytesFromRepository,
+  }
 }
 
 function tooLong(rel: string): BadPathError {

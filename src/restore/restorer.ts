@@ -28,13 +28,22 @@ import {childPath} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
 import {type TreeCounts, writeTree} from './fsout.js'
+import {LocalChunks} from './local.js'
 
 /** Room asked for beyond the snapshot's bytes: directories, inodes, the journal. */
 const SPACE_MARGIN = 1024 * 1024
 
 export interface RestoreOptions {
-  /** Restore here (must be missing or an empty directory); default: the snapshot's source, replaced atomically. */
+  /** Restore here (missing or an empty directory, or any directory with overwrite); default: the snapshot's source, replaced atomically. */
   target?: string
+  /** Replace a non-empty target atomically, as an in-place restore replaces the source. */
+  overwrite?: boolean
+  /** Directories whose files may hold chunks of the snapshot (read before the repository, each chunk checked). */
+  seeds?: readonly string[]
+  /** Hash every file of the replaced tree before reusing it, trusting no stat (local.ts). */
+  verifyExisting?: boolean
+  /** Called once the seed directories are indexed, before anything is restored (tests). */
+  afterIndex?: () => void | Promise<void>
   /** Only these paths (relative to the snapshot root) and what is below them. */
   includes?: readonly string[]
   /** Keep the replaced tree beside the destination instead of deleting it. */
@@ -74,14 +83,23 @@ export interface RestoreResult {
   /** Where the replaced tree was kept (with keepOld). */
   oldTree?: string
   replaced: boolean
+  /** Files carried whole from the replaced tree (hard link, clone or copy). */
+  filesReused: number
+  /** Bytes taken from local files: those files, and chunks of other local files checked against their ids. */
+  bytesReused: number
+  /** Bytes read from the repository (stored, compressed: trees and data). */
+  bytesFromRepository: number
+  /** Wall time of the restore, ms (the safety snapshot, taken by the caller, included when there is one). */
+  durationMs: number
 }
 
 export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, opts: RestoreOptions): Promise<RestoreResult> {
   if (opts.includes?.length && !opts.target) {
     throw new UsageError('--include restores part of a snapshot and needs --target: replacing the source with part of it would delete the rest')
   }
+  const started = performance.now()
   const dest = path.resolve(opts.target ?? snap.manifest.source)
-  const {state, st: destId} = await destinationState(dest, Boolean(opts.target))
+  const {state, st: destId} = await destinationState(dest, Boolean(opts.target) && !opts.overwrite)
   const declared = snap.manifest.summary.bytes
   if (!Number.isSafeInteger(declared) || declared < 0) throw new IntegrityError(`snapshot ${snap.id}: bad summary.bytes`, {snapshot: snap.id})
   const excludes = snap.manifest.excludes ?? []
@@ -109,11 +127,15 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     await fsp.mkdir(temp, {mode: 0o700})
     let written: TreeCounts | undefined
     let callerCwd: number[] = []
+    // Bytes already here: the tree being replaced, and the seeds (local.ts).
+    const local = inPlace || opts.seeds?.length ? new LocalChunks({chunker: repo.config.chunker, old: inPlace ? {root: Buffer.from(dest), dev: destId!.dev} : undefined, seeds: opts.seeds, verifyExisting: opts.verifyExisting}) : undefined
     try {
+      await local?.indexSeeds()
+      await opts.afterIndex?.()
       const includes = (opts.includes ?? []).map(splitInclude)
       const root = snap.manifest.root
       const rootMeta = {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)} as const
-      written = await writeTree(repo, Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined, {onProgress: opts.onProgress, maxBytes: declared})
+      written = await writeTree(repo, Buffer.from(snap.manifest.tree, 'hex'), Buffer.from(temp), rootMeta, includes.length ? includes : undefined, {onProgress: opts.onProgress, maxBytes: declared, local})
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) await fsyncTree(Buffer.from(temp))
       faultPoint('restore.temp-synced')
@@ -128,11 +150,16 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       faultPoint('restore.carried')
       await opts.beforeSwap?.(temp)
     } catch (err) {
+      await local?.close()
       await discardTemp(dest, temp)
       // A full disk here is the target's, not the repository's (the CLI's default wording).
       throw classifyOsError(err, `the restored tree beside ${dest}`)
     }
-    const result: RestoreResult = {destination: dest, files: written!.files + written!.links, dirs: written!.dirs, symlinks: written!.symlinks, bytes: written!.bytes, replaced: state === 'non-empty'}
+    await local?.close()
+    const result: RestoreResult = {
+      destination: dest, files: written!.files + written!.links, dirs: written!.dirs, symlinks: written!.symlinks, bytes: written!.bytes, replaced: state === 'non-empty',
+      filesReused: written!.filesReused, bytesReused: written!.bytesReused, bytesFromRepository: written!.bytesFromRepository, durationMs: 0,
+    }
     if (state === 'non-empty') {
       // temp and dest trade places: dest now holds the new tree, temp the old one. Should dest
       // have become a symlink meanwhile, the link is what moves, never what it points to.
@@ -171,6 +198,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     }
     await fsyncDir(parent)
     if (callerCwd.length > 0) opts.onCallerCwd?.(callerCwd)
+    result.durationMs = Math.round(performance.now() - started)
     return result
   })
 }
@@ -219,7 +247,7 @@ async function destinationState(dest: string, explicitTarget: boolean): Promise<
   if (!st.isDirectory()) throw new BadPathError(`${dest} exists and is not a directory`)
   const entries = await fsp.readdir(dest)
   if (entries.length === 0) return {state: 'empty', st}
-  if (explicitTarget) throw new BadPathError(`target ${dest} is not empty (restore into a new or empty directory, or omit --target to replace the source)`)
+  if (explicitTarget) throw new BadPathError(`target ${dest} is not empty (restore into a new or empty directory, replace it with --overwrite, or omit --target to replace the source)`)
   return {state: 'non-empty', st}
 }
 
