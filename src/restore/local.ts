@@ -11,8 +11,11 @@
 //       so this never holds for a tree ckpt wrote: that falls to the next rule.)
 //     * or its chunks, cut with the repository's chunker and hashed, are the node's chunks.
 //   --verify-existing takes only the second rule. The file is then carried into the new tree
-//   (fsout.ts: hard link when it is the untouched inode, else a reflink or copy given the
-//   node's metadata), and checked unchanged once carried.
+//   (reuse.ts): hard linked when it is the inode the snapshot read (same ino: its xattrs and
+//   flags were the node's) and its owner, mode and mtime are the node's; else cloned or copied
+//   and given the node's metadata. It is checked unchanged once carried. A hard link moves the
+//   inode's ctime, so rolling back to the same snapshot again takes the second rule: the old
+//   files are read and hashed (no repository read), and linked again.
 // - Otherwise, which of its chunks are here? Every old file looked at is cut and hashed as
 //   above and its chunks indexed, as is every file under each --seed directory (up front). A
 //   chunk found in the index is read from its file and used only if its bytes hash to its id:
@@ -44,8 +47,8 @@ export interface LocalFile {
   path: Buffer
   /** Its stat when found (or hashed): it must still be this when carried. */
   st: BigIntStats
-  /** The untouched inode the snapshot read: its metadata is the node's, so it may be hard linked. */
-  untouched: boolean
+  /** The inode the snapshot read (same ino and device), its content the node's: it may be hard linked when its metadata is the node's. */
+  sameInode: boolean
 }
 
 /** Where a chunk can be read locally. */
@@ -116,13 +119,13 @@ export class LocalChunks implements ChunkSource {
     if (!found) return undefined
     const {path, st} = found
     const untouched = st.ino === node.ino && st.ctimeNs === node.ctimeNs && st.size === BigInt(node.size) && st.mtimeNs === node.mtimeNs && st.dev === old.dev
-    if (untouched && !this.opts.verifyExisting) return {path, st, untouched: true}
+    if (untouched && !this.opts.verifyExisting) return {path, st, sameInode: true}
     // Cut and hash it: its chunks are indexed either way, for this file or a later one.
     const cut = await this.indexFile(path, true)
     if (!cut || node.extents || cut.size !== node.size) return undefined
     const want = node.chunks ?? []
     if (cut.ids.length !== want.length || !cut.ids.every((id, i) => id.equals(want[i]!))) return undefined
-    return {path, st: cut.st, untouched: untouched && cut.st.ctimeNs === node.ctimeNs}
+    return {path, st: cut.st, sameInode: cut.st.ino === node.ino && cut.st.dev === old.dev}
   }
 
   has(id: Buffer, length: number): boolean {

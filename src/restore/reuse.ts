@@ -1,7 +1,10 @@
 // Carrying a file that is already on disk into the new tree (a delta restore, local.ts found it).
 // The old tree must stay exactly as it is until the swap, so the file is never moved:
-// - the untouched inode the snapshot read, whose owner, mode and mtime are already the node's, is
-//   hard linked (no data written; the link changes only its ctime and link count);
+// - the inode the snapshot read, whose owner, mode and mtime are already the node's, is hard
+//   linked (no data written; the link changes only its ctime and link count). Its xattrs and
+//   inode flags are taken to be the node's, as they were when the snapshot read this inode: a
+//   change to them alone since (content, mode and mtime as they were) is not seen. Once the
+//   xattr and flag calls of the restore-fid branch are in, compare them here too;
 // - anything else is cloned (FICLONE, where the filesystem shares extents) or copied, and then
 //   given the node's metadata like any restored file, so no metadata change reaches the old tree.
 // Either way the source is looked at again once carried: if it changed since it was found (its
@@ -22,7 +25,7 @@ const NO_LINK = new Set(['EXDEV', 'EMLINK', 'EPERM'])
 export async function carryExisting(from: LocalFile, dest: Buffer, node: TreeNode): Promise<Carried> {
   const st = from.st
   const sameMeta = Number(st.mode & 0o7777n) === node.mode && Number(st.uid) === node.uid && Number(st.gid) === node.gid && st.mtimeNs === node.mtimeNs
-  if (from.untouched && sameMeta) {
+  if (from.sameInode && sameMeta) {
     const now = lstatOrUndefined(from.path)
     if (!now || !same(now, st) || now.ctimeNs !== st.ctimeNs) return 'changed'
     try {

@@ -111,6 +111,8 @@ describe('delta restore', () => {
   it('in place: every kind of edit rolls back to the exact tree, reading only the chunks no local file holds', async () => {
     const src = await makeSource('inplace')
     const want = await captureTree(src)
+    const deep = path.join(src, 'd', 'e', 'deep.bin')
+    const ino = (await fsp.stat(deep)).ino
     const {repo, snap} = await snapshotOf(src)
     await edit(src)
     const expected = await storedBeyond(repo, snap, await localChunkIds(repo, src))
@@ -128,6 +130,8 @@ describe('delta restore', () => {
     const again = await restoreSnapshot(repo, snap, {})
     expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
     expect(again.bytesFromRepository).toBe(expected.trees)
+    // An unchanged file is the same inode all along: hard linked both times (the second time after hashing it, its ctime having moved).
+    expect((await fsp.stat(deep)).ino).toBe(ino)
   })
 
   it('--target with overwrite: the same, and --verify-existing hashes files it could have trusted', async () => {
