@@ -91,6 +91,7 @@ export class LocalChunks implements ChunkSource {
   private pool_: HashPool | undefined
   private inodes: Map<bigint, Buffer> | undefined
   private readonly maxChunks: number
+  private buf: Buffer | undefined
 
   constructor(private readonly opts: LocalOptions) {
     this.scanner = new StreamScanner(opts.chunker, () => this.pool())
@@ -211,8 +212,8 @@ export class LocalChunks implements ChunkSource {
       if (!before.isFile()) return undefined
       const file = this.files.push(path) - 1
       const ids: Buffer[] = []
-      const front = this.opts.chunker.maxSize
-      const buf = hashBuffer(front + READ_SIZE)
+      // One buffer for every file: files are cut one at a time (the walk awaits each).
+      const buf = (this.buf ??= hashBuffer(this.opts.chunker.maxSize + READ_SIZE))
       let carry = 0
       let offset = 0 // file offset of buf[0]
       this.scanner.reset()
