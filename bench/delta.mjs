@@ -7,7 +7,8 @@
 //   4. mutate again and roll back to the same snapshot once more (its files were linked by step 3, their ctime
 //      moved: this time each file is read and hashed, nothing is read from the repository);
 //   5. full restore of S into an empty directory; restic's restore of the same content; `cp -r && sync`;
-//   6. mutate again, then `cp -a` of only the changed files (from a pristine copy) and `sync`.
+//   6. mutate again, then `cp -a` of only the changed files (from a pristine copy) and `sync`; an untimed
+//      rollback then puts the directories' mtimes back for the next round.
 // Every rollback is compared with the pristine copy (names, types, sizes, bytes, modes, mtimes in seconds).
 // Wall: monotonic clock; CPU and peak RSS: GNU time. The median of the rounds is reported.
 //
@@ -168,6 +169,10 @@ function main() {
     const rmExtra = extra.length ? ` && rm -f -- ${extra.map((p) => `'${join(corpus, p)}'`).join(' ')}` : ''
     r.cpChanged = timed(['sh', '-c', `cd ${pristine} && xargs -0 cp -a --parents -t ${corpus} < ${list}${rmExtra} && sync`])
     mustEqual('cp of the changed files', false) // directories keep the mutation's mtimes
+    // Directories keep the mutation's mtimes after cp: a rollback (untimed) makes the corpus pristine again.
+    run(ckpt('restore', id2, '--no-safety-snapshot', '-q'))
+    sync()
+    mustEqual('rollback after cp')
     rounds.push(r)
     log(JSON.stringify({delta: r.delta.wall, safety: r.deltaSafety.wall, hashed: r.deltaHashed.wall, full: r.full.wall, restic: r.restic?.wall, cpr: r.cpr.wall, cpChanged: r.cpChanged.wall}))
   }

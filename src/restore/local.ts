@@ -91,6 +91,8 @@ export class LocalChunks implements ChunkSource {
   private pool_: HashPool | undefined
   private inodes: Map<bigint, Buffer> | undefined
   private readonly maxChunks: number
+  /** Directories of the old tree (relative, latin1) known to be directories, not symlinks, all the way down. */
+  private readonly dirs = new Map<string, boolean>()
   private buf: Buffer | undefined
 
   constructor(private readonly opts: LocalOptions) {
@@ -110,7 +112,7 @@ export class LocalChunks implements ChunkSource {
   async wholeFile(node: TreeNode, rel: Buffer): Promise<LocalFile | undefined> {
     const old = this.opts.old
     if (!old || node.type !== 'file') return undefined
-    let found = await regularFile(childPath(old.root, rel))
+    let found = (await this.realDir(dirOf(rel))) ? await regularFile(childPath(old.root, rel)) : undefined
     if (!found) {
       // Renamed since the snapshot? A rename keeps the inode, and the mtime.
       const moved = (await this.oldInodes()).get(node.ino)
@@ -246,6 +248,25 @@ export class LocalChunks implements ChunkSource {
     }
   }
 
+  /**
+   * Whether the old tree's `rel` is a real directory at every level: a path through a symlink
+   * there (a directory replaced by a link since the snapshot) must not reach a file outside.
+   */
+  private async realDir(rel: Buffer | undefined): Promise<boolean> {
+    if (!rel) return true
+    const key = rel.toString('latin1')
+    const known = this.dirs.get(key)
+    if (known !== undefined) return known
+    let ok = await this.realDir(dirOf(rel))
+    if (ok) {
+      const st = await fsp.lstat(childPath(this.opts.old!.root, rel)).catch(() => undefined)
+      ok = st?.isDirectory() ?? false
+    }
+    if (this.dirs.size >= MAX_INODES) this.dirs.clear()
+    this.dirs.set(key, ok)
+    return ok
+  }
+
   /** Regular files of the old tree by inode (listed once, on first need). */
   private async oldInodes(): Promise<Map<bigint, Buffer>> {
     if (this.inodes) return this.inodes
@@ -270,6 +291,12 @@ export class LocalChunks implements ChunkSource {
     await list(this.opts.old!.root, undefined)
     return this.inodes
   }
+}
+
+/** The directory part of a relative path, or undefined at the top. */
+function dirOf(rel: Buffer): Buffer | undefined {
+  const slash = rel.lastIndexOf(0x2f)
+  return slash < 0 ? undefined : rel.subarray(0, slash)
 }
 
 async function regularFile(path: Buffer): Promise<{path: Buffer; st: BigIntStats} | undefined> {

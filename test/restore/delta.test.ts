@@ -18,20 +18,26 @@ import {BlobType} from '../../src/repo/pack.js'
 import {buildTree, captureTree, diffTrees, seededBytes, tempDir} from '../helpers/tree.js'
 
 const AVG = 16 * 1024
+/**
+ * Bytes of other blobs read through: a batch reads across gaps of up to 64 KiB between the blobs
+ * it needs (reader.ts RANGE_GAP), and how a snapshot lays chunks out in its packs varies (files
+ * are archived in parallel), so the bound is loose: the point is that the rest was not read.
+ */
+const slack = (data: number) => Math.max(128 * 1024, data / 2)
 let work: string
-let repoDir: string
 
 beforeAll(async () => {
   work = await fsp.realpath(await tempDir('ckpt-delta-'))
-  repoDir = path.join(work, 'repo')
-  await initLocalRepository(repoDir, {now: Date.now(), avgChunkSize: AVG})
 })
 
 afterAll(async () => {
   await fsp.rm(work, {recursive: true, force: true})
 })
 
+/** A snapshot of `src` in a repository of its own (packs laid out as by one snapshot, so reads through gaps stay small). */
 async function snapshotOf(src: string): Promise<{repo: Repository; snap: SnapshotRecord}> {
+  const repoDir = `${src}.repo`
+  await initLocalRepository(repoDir, {now: Date.now(), avgChunkSize: AVG})
   const repo = await openLocalRepository(repoDir)
   const {id} = await createSnapshot(repo, {source: src, program: 'test'})
   const {snapshots} = await loadCatalog(repo)
@@ -121,7 +127,7 @@ describe('delta restore', () => {
     // Untouched: same.txt, d/small.txt, d/e/deep.bin; hashed equal: moved (renamed) and mode.bin.
     expect(r.filesReused).toBeGreaterThanOrEqual(5)
     expect(r.bytesFromRepository).toBeGreaterThanOrEqual(expected.trees + expected.data)
-    expect(r.bytesFromRepository).toBeLessThanOrEqual(expected.trees + expected.data + 64 * 1024)
+    expect(r.bytesFromRepository).toBeLessThanOrEqual(expected.trees + expected.data + slack(expected.data))
     expect(expected.data).toBeLessThan(900 * 1024) // mostly the 700 KiB truncated off: the rest was reused
     expect(r.bytesReused).toBeGreaterThan(4 * 1024 * 1024)
     // Nothing leaked into the old tree: the chmod'ed file there keeps its mode.
@@ -154,7 +160,7 @@ describe('delta restore', () => {
     expect(r.replaced).toBe(true)
     expect(r.filesReused).toBe(4)
     expect(r.bytesFromRepository).toBeGreaterThanOrEqual(expected.trees + expected.data)
-    expect(r.bytesFromRepository).toBeLessThanOrEqual(expected.trees + expected.data + 64 * 1024)
+    expect(r.bytesFromRepository).toBeLessThanOrEqual(expected.trees + expected.data + slack(expected.data))
   })
 
   it('--include with overwrite: the target becomes the included part, reused from what is there', async () => {
@@ -191,5 +197,22 @@ describe('delta restore', () => {
     })
     expect(diffTrees(want, await captureTree(out), {ignoreRootMtime: true})).toEqual([])
     expect(r.bytesFromRepository).toBeGreaterThan(trees + 2 * 1024 * 1024)
+  })
+})
+
+describe('delta restore and the old tree', () => {
+  it('never takes a file through a directory of the old tree replaced by a symlink', async () => {
+    const src = await makeSource('symdir')
+    const want = await captureTree(src)
+    const {repo, snap} = await snapshotOf(src)
+    // d moves away and a symlink to it takes its place: d/e/deep.bin is the snapshot's inode, reachable only through the link.
+    const away = path.join(work, 'symdir-away')
+    await fsp.rename(path.join(src, 'd'), away)
+    await fsp.symlink(away, path.join(src, 'd'))
+    const r = await restoreSnapshot(repo, snap, {})
+    expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    const deep = await fsp.stat(path.join(src, 'd', 'e', 'deep.bin'))
+    expect(deep.ino).not.toBe((await fsp.stat(path.join(away, 'e', 'deep.bin'))).ino)
+    expect(r.filesReused).toBeGreaterThan(0)
   })
 })
