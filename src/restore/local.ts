@@ -26,7 +26,7 @@
 // every hit is checked anyway. It holds at most MAX_CHUNKS entries, about 100 bytes each: 0.8 MB
 // per GiB of seed at the default 128 KiB average chunk, and 100 MB at the bound (128 GiB of seed
 // at the default); seed files past the bound are not indexed (and the caller is told).
-import {type BigIntStats, constants as fsc, promises as fsp} from 'node:fs'
+import {type BigIntStats, constants as fsc, lstatSync, promises as fsp} from 'node:fs'
 
 import type {ChunkerParams} from '../core/chunker.js'
 import {errnoCode} from '../core/errors.js'
@@ -112,11 +112,12 @@ export class LocalChunks implements ChunkSource {
   async wholeFile(node: TreeNode, rel: Buffer): Promise<LocalFile | undefined> {
     const old = this.opts.old
     if (!old || node.type !== 'file') return undefined
-    let found = (await this.realDir(dirOf(rel))) ? await regularFile(childPath(old.root, rel)) : undefined
+    // Synchronous stats: microseconds each, less than a trip through the thread pool (DESIGN.md).
+    let found = this.realDir(dirOf(rel)) ? regularFile(childPath(old.root, rel)) : undefined
     if (!found) {
       // Renamed since the snapshot? A rename keeps the inode, and the mtime.
       const moved = (await this.oldInodes()).get(node.ino)
-      const cand = moved && (await regularFile(childPath(old.root, moved)))
+      const cand = moved && regularFile(childPath(old.root, moved))
       if (cand && cand.st.mtimeNs === node.mtimeNs && cand.st.dev === old.dev) found = cand
     }
     if (!found) return undefined
@@ -252,16 +253,13 @@ export class LocalChunks implements ChunkSource {
    * Whether the old tree's `rel` is a real directory at every level: a path through a symlink
    * there (a directory replaced by a link since the snapshot) must not reach a file outside.
    */
-  private async realDir(rel: Buffer | undefined): Promise<boolean> {
+  private realDir(rel: Buffer | undefined): boolean {
     if (!rel) return true
     const key = rel.toString('latin1')
     const known = this.dirs.get(key)
     if (known !== undefined) return known
-    let ok = await this.realDir(dirOf(rel))
-    if (ok) {
-      const st = await fsp.lstat(childPath(this.opts.old!.root, rel)).catch(() => undefined)
-      ok = st?.isDirectory() ?? false
-    }
+    let ok = this.realDir(dirOf(rel))
+    if (ok) ok = regularOrDir(childPath(this.opts.old!.root, rel))?.isDirectory() ?? false
     if (this.dirs.size >= MAX_INODES) this.dirs.clear()
     this.dirs.set(key, ok)
     return ok
@@ -299,12 +297,17 @@ function dirOf(rel: Buffer): Buffer | undefined {
   return slash < 0 ? undefined : rel.subarray(0, slash)
 }
 
-async function regularFile(path: Buffer): Promise<{path: Buffer; st: BigIntStats} | undefined> {
+function regularFile(path: Buffer): {path: Buffer; st: BigIntStats} | undefined {
+  const st = regularOrDir(path)
+  return st?.isFile() ? {path, st} : undefined
+}
+
+/** lstat, or undefined when there is nothing there to reuse. */
+function regularOrDir(path: Buffer): BigIntStats | undefined {
   try {
-    const st = await fsp.lstat(path, {bigint: true})
-    return st.isFile() ? {path, st} : undefined
+    return lstatSync(path, {bigint: true, throwIfNoEntry: false})
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR' || errnoCode(err) === 'ENAMETOOLONG') return undefined
+    if (errnoCode(err) === 'ENOTDIR' || errnoCode(err) === 'ENAMETOOLONG' || errnoCode(err) === 'EACCES') return undefined
     throw err
   }
 }
