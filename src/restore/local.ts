@@ -93,7 +93,7 @@ export class LocalChunks implements ChunkSource {
   private readonly maxChunks: number
   /** Directories of the old tree (relative, latin1) known to be directories, not symlinks, all the way down. */
   private readonly dirs = new Map<string, boolean>()
-  private buf: Buffer | undefined
+  private bufs: Buffer[] | undefined
 
   constructor(private readonly opts: LocalOptions) {
     this.scanner = new StreamScanner(opts.chunker, () => this.pool())
@@ -210,41 +210,55 @@ export class LocalChunks implements ChunkSource {
     } catch {
       return undefined
     }
+    // A read ahead still running when the loop stops must end before the buffer is used again.
+    let reading: Promise<number> | undefined
     try {
       const before = await fh.stat({bigint: true})
       if (!before.isFile()) return undefined
       const file = this.files.push(path) - 1
       const ids: Buffer[] = []
-      // One buffer for every file: files are cut one at a time (the walk awaits each).
-      const buf = (this.buf ??= hashBuffer(this.opts.chunker.maxSize + READ_SIZE))
-      let carry = 0
-      let offset = 0 // file offset of buf[0]
+      // Two buffers for every file (files are cut one at a time: the walk awaits each): the next
+      // read fills one while the other is cut and hashed. Each keeps `front` bytes before its read
+      // for the unfinished chunk of the buffer before (shorter than the chunker's maxSize).
+      const front = this.opts.chunker.maxSize
+      const bufs = (this.bufs ??= [hashBuffer(front + READ_SIZE), hashBuffer(front + READ_SIZE)])
+      let k = 0
+      let carry: Buffer = Buffer.alloc(0)
+      let offset = 0 // file offset of the carry's first byte
+      let pos = 0 // file offset of the next read
       this.scanner.reset()
+      reading = readFull(fh, bufs[0]!.subarray(front, front + READ_SIZE), 0)
       for (;;) {
-        const n = await readFull(fh, buf.subarray(carry, carry + READ_SIZE), offset + carry)
-        const final = n < READ_SIZE
-        const data = buf.subarray(0, carry + n)
-        const scanned = await this.scanner.scan(data, carry, final)
+        const n: number = await reading!
+        const buf = bufs[k]!
+        const final: boolean = n < READ_SIZE
+        pos += n
+        // The carry leaves the other buffer before the next read overwrites it.
+        carry.copy(buf, front - carry.length)
+        const data = buf.subarray(front - carry.length, front + n)
+        reading = final ? undefined : readFull(fh, bufs[1 - k]!.subarray(front, front + READ_SIZE), pos)
+        reading?.catch(() => undefined) // reported when awaited
+        const scanned = await this.scanner.scan(data, carry.length, final)
         const got = await scanned.ids
         let at = 0
-        scanned.chunks.forEach((c, k) => {
-          ids.push(got[k]!)
-          if (always || this.index.size < this.maxChunks) this.index.set(keyOf(got[k]!), {file, offset: offset + at, length: c.length})
+        scanned.chunks.forEach((c, i) => {
+          ids.push(got[i]!)
+          if (always || this.index.size < this.maxChunks) this.index.set(keyOf(got[i]!), {file, offset: offset + at, length: c.length})
           at += c.length
         })
         if (final) {
           offset += at
           break
         }
-        // The unfinished chunk moves to the front (its hashes are in, nothing reads the buffer now).
-        carry = data.length - scanned.rest
-        buf.copy(buf, 0, scanned.rest, data.length)
+        carry = data.subarray(scanned.rest)
         offset += scanned.rest
+        k = 1 - k
       }
       const after = await fh.stat({bigint: true})
       if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs) return undefined
       return {ids, size: offset, st: after}
     } finally {
+      await reading?.catch(() => undefined)
       await fh.close()
     }
   }
