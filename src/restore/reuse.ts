@@ -32,7 +32,8 @@ export async function carryExisting(from: LocalFile, dest: Buffer, node: TreeNod
       linkSync(from.path, dest)
     } catch (err) {
       if (!NO_LINK.has(errnoCode(err) ?? '')) throw err
-      return copy(from, dest)
+      // A copy may fill a sparse file's holes: such a file is written from its chunks instead.
+      return node.extents ? 'changed' : copy(from, dest)
     }
     faultPoint('restore.reused')
     const got = lstatOrUndefined(dest)
@@ -40,7 +41,7 @@ export async function carryExisting(from: LocalFile, dest: Buffer, node: TreeNod
     unlinkSync(dest)
     return 'changed'
   }
-  return copy(from, dest)
+  return node.extents ? 'changed' : copy(from, dest)
 }
 
 async function copy(from: LocalFile, dest: Buffer): Promise<Carried> {

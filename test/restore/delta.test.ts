@@ -216,3 +216,28 @@ describe('delta restore and the old tree', () => {
     expect(r.filesReused).toBeGreaterThan(0)
   })
 })
+
+describe('delta restore of a sparse file', () => {
+  it('carries the untouched sparse file whole, its holes with it, and rebuilds a changed one exactly', async () => {
+    const src = path.join(work, 'sparse')
+    await fsp.mkdir(src)
+    for (const name of ['keep.img', 'edit.img']) {
+      const fh = await fsp.open(path.join(src, name), 'w')
+      await fh.write(seededBytes(4096, 3), 0, 4096, 5 * 1024 * 1024)
+      await fh.truncate(16 * 1024 * 1024)
+      await fh.close()
+    }
+    const want = await captureTree(src)
+    const {repo, snap} = await snapshotOf(src)
+    const keepIno = (await fsp.stat(path.join(src, 'keep.img'))).ino
+    const fh = await fsp.open(path.join(src, 'edit.img'), 'r+')
+    await fh.write(Buffer.from('changed'), 0, 7, 5 * 1024 * 1024 + 10)
+    await fh.close()
+    const r = await restoreSnapshot(repo, snap, {})
+    expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    expect(r.filesReused).toBe(1)
+    expect((await fsp.stat(path.join(src, 'keep.img'))).ino).toBe(keepIno)
+    // The link keeps the holes (edit.img is as dense as the archiver of this tree recorded it).
+    expect((await fsp.stat(path.join(src, 'keep.img'))).blocks * 512).toBeLessThan(1024 * 1024)
+  })
+})
