@@ -25,7 +25,7 @@
 // The index is lossy on purpose: keyed by the first 48 bits of a chunk id (one number), since
 // every hit is checked anyway. It holds at most MAX_CHUNKS entries, about 100 bytes each: 0.8 MB
 // per GiB of seed at the default 128 KiB average chunk, and 100 MB at the bound (128 GiB of seed
-// at the default); seed files past the bound are not indexed (and the caller is told).
+// at the default); seed files past the bound are not indexed (counted in skippedSeedFiles, not reported yet).
 import {type BigIntStats, constants as fsc, lstatSync, promises as fsp} from 'node:fs'
 
 import type {ChunkerParams} from '../core/chunker.js'

@@ -99,6 +99,10 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   }
   const started = performance.now()
   const dest = path.resolve(opts.target ?? snap.manifest.source)
+  for (const seed of opts.seeds ?? []) {
+    const st = await fsp.stat(seed).catch(() => undefined)
+    if (!st?.isDirectory()) throw new BadPathError(`--seed ${seed} is not a directory`)
+  }
   const {state, st: destId} = await destinationState(dest, Boolean(opts.target) && !opts.overwrite)
   const declared = snap.manifest.summary.bytes
   if (!Number.isSafeInteger(declared) || declared < 0) throw new IntegrityError(`snapshot ${snap.id}: bad summary.bytes`, {snapshot: snap.id})

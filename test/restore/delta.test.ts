@@ -184,6 +184,7 @@ describe('delta restore', () => {
     await fsp.cp(src, seed, {recursive: true, verbatimSymlinks: true})
     const trees = (await storedBeyond(repo, snap, new Set())).trees
 
+    await expect(restoreSnapshot(repo, snap, {target: path.join(work, 'seeded'), seeds: [path.join(work, 'no-such-seed')]})).rejects.toThrow(/--seed .* is not a directory/)
     const clean = await restoreSnapshot(repo, snap, {target: path.join(work, 'seeded'), seeds: [seed]})
     expect(diffTrees(want, await captureTree(path.join(work, 'seeded')), {ignoreRootMtime: true})).toEqual([])
     expect(clean.bytesFromRepository).toBe(trees)
