@@ -38,7 +38,7 @@ import {childPath, type TreeNode} from '../snapshot/tree.js'
 /** Chunks indexed at most (see above). */
 export const MAX_CHUNKS = 1 << 20
 /** Bytes read from a local file at once while cutting it. */
-const READ_SIZE = 4 * 1024 * 1024
+const READ_SIZE = 1024 * 1024
 /** Old-tree files listed at most when looking for renamed files by inode. */
 const MAX_INODES = 1 << 20
 
