@@ -77,7 +77,7 @@ const repro = (flag, n) => `node bench/soak.mjs --seed ${seed} ${flag} ${n}`
 const tally = (kind) => (summary.problemsByKind[kind] = (summary.problemsByKind[kind] ?? 0) + 1)
 
 // --- crash points --------------------------------------------------------------------------
-// Trial i: op = CRASH_OPS[i % 4]; the source change it makes comes from one of a few seeds per
+// Trial i: op = CRASH_OPS[i % CRASH_OPS.length] (restore-delta among them); the source change it makes comes from one of a few seeds per
 // op (whose fault points are listed once); 70% die at a listed point, 30% at a random moment.
 const POOL = 4
 async function crashWorker(worker, trials) {

@@ -1,5 +1,6 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
+import path from 'node:path'
 
 import {CkptCommand, parseWait} from '../cli/base.js'
 import {ExitCode} from '../core/errors.js'
@@ -9,7 +10,9 @@ import type {RestoreResult} from '../restore/restorer.js'
 
 export default class Restore extends CkptCommand {
   static override summary = 'Put a snapshot back, byte for byte.'
-  static override description = `Without --target, replaces the snapshot's source directory atomically: the tree is built in a temp directory beside it, synced to disk, then swapped in, so the path holds the old tree or the new one, never a mix. Before replacing a non-empty directory it snapshots what is there, tagged pre-restore (cheap thanks to dedup): restore that snapshot to undo. With --target, restores into a new or empty directory.
+  static override description = `Without --target, replaces the snapshot's source directory atomically: the tree is built in a temp directory beside it, synced to disk, then swapped in, so the path holds the old tree or the new one, never a mix. Before replacing a non-empty directory it snapshots what is there, tagged pre-restore (cheap thanks to dedup): restore that snapshot to undo. With --target, restores into a new or empty directory; with --target DIR --overwrite, replaces DIR as an in-place restore replaces the source (safety snapshot, atomic swap).
+
+A restore over an existing directory (in place, or --overwrite) reuses what is already there: a file the snapshot read and nobody touched since (same inode, ctime, size and mtime) is hard linked into the new tree without being read; any other file at the same path (or a renamed one, found by its inode) is cut with the repository's chunker and hashed, carried whole when its chunks are the snapshot's, and otherwise lends the chunks it still holds. --seed DIR (repeatable) adds directories whose files may hold chunks too, say an older copy. Every chunk taken from a local file is checked against its id as it is copied; only what no local file holds is read from the repository. --verify-existing hashes even the untouched files. The report gives the files reused, the bytes taken from local files and those read from the repository.
 
 An in-place restore keeps the repository when it lies inside the directory, and every path the snapshot's --exclude patterns match: they are moved into the new tree before the swap, never replaced or removed. One that cannot be moved (on another filesystem, a mount point) stops the restore before anything changes (exit code 5).
 
@@ -26,6 +29,7 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     '<%= config.bin %> restore latest --target /tmp/one --include db/CURRENT',
     '<%= config.bin %> restore latest --exclude "*.log" --exclude "cache/**"',
     '<%= config.bin %> restore latest --dry-run --json',
+    '<%= config.bin %> restore 3fa9c2 --target /srv/replica --overwrite --seed /mnt/old-copy',
   ]
 
   static override args = {
@@ -41,6 +45,9 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     'no-safety-snapshot': Flags.boolean({summary: 'Do not snapshot the directory being replaced first.'}),
     source: Flags.string({summary: 'With "latest": the latest snapshot of this directory (which need not exist any more).'}),
     force: Flags.boolean({summary: 'Replace the source in place even when running processes use it (otherwise exit code 15).'}),
+    overwrite: Flags.boolean({summary: 'With --target: replace a non-empty target atomically, reusing what it holds.', dependsOn: ['target']}),
+    seed: Flags.string({summary: 'Read chunks from the files under this directory before the repository (repeatable; each chunk checked).', multiple: true}),
+    'verify-existing': Flags.boolean({summary: 'Hash every file of the replaced tree before reusing it, even those whose inode is untouched.'}),
   }
 
   async run(): Promise<RestoreResult & {snapshot: string; safetySnapshot?: string}> {
@@ -69,6 +76,9 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     try {
       result = await restoreSnapshot(repo, snap, {
         target: flags.target,
+        overwrite: flags.overwrite,
+        seeds: flags.seed?.map((s) => path.resolve(s)),
+        verifyExisting: flags['verify-existing'],
         includes: flags.include,
         excludes: flags.exclude,
         dryRun: flags['dry-run'],
@@ -101,6 +111,7 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
       return {snapshot: snap.id, ...result}
     }
     this.note(flags, `restored snapshot ${snap.id.slice(0, 12)} to ${result.destination}: ${describeRestored(result)}, ${formatBytes(result.bytes)}${result.oldTree ? ` (previous tree kept at ${result.oldTree})` : ''}`)
+    this.note(flags, `  ${count(result.filesReused, 'file')} reused, ${formatBytes(result.bytesReused)} from local files, ${formatBytes(result.bytesFromRepository)} read from the repository, in ${(result.durationMs / 1000).toFixed(2)} s`)
     // Like a snapshot's warnings: on stderr whatever --quiet says, and exit code 3.
     for (const w of result.warnings) process.stderr.write(`warning: ${w.message} (${w.count === 1 ? w.path : `${w.count} entries, first ${w.path}`})\n`)
     if (result.warnings.length > 0) process.exitCode = ExitCode.warnings

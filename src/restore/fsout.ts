@@ -34,6 +34,8 @@ import {DirRef, LongPaths} from '../core/longpath.js'
 import type {Repository} from '../repo/repository.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, FS_FLAG_APPEND, FS_FLAG_IMMUTABLE, type TreeNode} from '../snapshot/tree.js'
+import type {ChunkSource, LocalFile} from './local.js'
+import {carryExisting} from './reuse.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
 import {type RestoreWarning, RestoreWarnings} from './warnings.js'
 
@@ -233,6 +235,18 @@ export class FsOutput implements RestoreOutput<FsDir> {
     }
   }
 
+  // ---- delta restore (reuse.ts) ----
+  async existing(dir: FsDir, node: TreeNode, rel: string, from: LocalFile): Promise<boolean> {
+    const abs = this.path(dir, node)
+    const made = await carryExisting(from, abs, node)
+    if (made === 'copied') {
+      this.applyMeta(abs, node, rel)
+      this.applyFlags(abs, node, rel, dir)
+    }
+    return made !== 'changed'
+  }
+  // ---- end delta restore ----
+
   /** Wait for the background flushes (throws the first that failed), then (`complete`: the tree is whole) set the flags held back. */
   async finish(complete = true): Promise<void> {
     while (this.flushes.size > 0) await Promise.all(this.flushes)
@@ -392,6 +406,10 @@ export interface TreeCounts {
   links: number
   bytes: number
   warnings: RestoreWarning[]
+  /** Delta restore (local.ts): files carried whole, bytes taken from local files (whole files and chunks), bytes read from the repository. */
+  filesReused: number
+  bytesReused: number
+  bytesFromRepository: number
 }
 
 /**
@@ -400,9 +418,9 @@ export interface TreeCounts {
  * what the snapshot declares its files hold. On failure, returns only once nothing it started is
  * still running.
  */
-export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined, opts: {onProgress?: (p: ReaderProgress) => void; maxBytes?: number; exclude?: ExcludeMatcher} = {}): Promise<TreeCounts> {
+export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined, opts: {onProgress?: (p: ReaderProgress) => void; maxBytes?: number; exclude?: ExcludeMatcher; local?: ChunkSource} = {}): Promise<TreeCounts> {
   const output = new FsOutput()
-  const reader = new TreeReader(repo, output, opts.onProgress, opts.maxBytes)
+  const reader = new TreeReader(repo, output, opts.onProgress, opts.maxBytes, opts.local)
   try {
     await reader.read(treeId, {abs: root, rel: '', meta: rootMeta}, includes, opts.exclude)
   } catch (err) {
@@ -413,7 +431,10 @@ export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, 
   }
   await output.finish()
   const {fifos, devices, skipped} = output.specialCounts
-  return {files: reader.files + reader.links, dirs: reader.dirs, symlinks: reader.symlinks, fifos, devices, skippedSpecials: skipped, links: reader.links, bytes: reader.bytes, warnings: output.warnings.list()}
+  return {
+    files: reader.files + reader.links, dirs: reader.dirs, symlinks: reader.symlinks, fifos, devices, skippedSpecials: skipped, links: reader.links, bytes: reader.bytes, warnings: output.warnings.list(),
+    filesReused: reader.filesReused, bytesReused: reader.bytesReused + reader.bytesLocal, bytesFromRepository: reader.bytesFromRepository,
+  }
 }
 
 function writeAllSync(fd: number, data: Uint8Array): void {

@@ -18,6 +18,8 @@ export interface Run {
   /** Plain bytes once inflated. */
   raw: number
   chunks: Chunk[]
+  /** Read from local files (a ChunkSource), not from `pack`. */
+  local?: boolean
 }
 
 /**
@@ -39,6 +41,36 @@ export function planRuns(chunks: readonly Chunk[], maxBytes: number): Run[] {
       runs.push(run)
     }
   }
+  return runs
+}
+
+/**
+ * planRuns, with the chunks `isLocal` says are on this machine taken out: each stretch of them
+ * is a local run (at most `maxBytes` plain, or one larger chunk), the stretches between are
+ * planned as before. Runs stay in file order.
+ */
+export function planSourcedRuns(chunks: readonly Chunk[], maxBytes: number, isLocal: (c: Chunk) => boolean): Run[] {
+  const runs: Run[] = []
+  let remote: Chunk[] = []
+  let local: Run | undefined
+  for (const chunk of chunks) {
+    if (!isLocal(chunk)) {
+      local = undefined
+      remote.push(chunk)
+      continue
+    }
+    if (remote.length > 0) runs.push(...planRuns(remote, maxBytes))
+    remote = []
+    const raw = chunk.loc.rawLength
+    if (local && local.raw + raw <= maxBytes) {
+      local.chunks.push(chunk)
+      local.raw += raw
+    } else {
+      local = {pack: '', offset: 0, length: 0, raw, chunks: [chunk], local: true}
+      runs.push(local)
+    }
+  }
+  if (remote.length > 0) runs.push(...planRuns(remote, maxBytes))
   return runs
 }
 

@@ -35,9 +35,10 @@ import {ReadBuffer, ReadPool} from '../core/readpool.js'
 import {BlobType} from '../repo/pack.js'
 import {checkBlobBound, damagedBlob, type Repository} from '../repo/repository.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
-import {dataLength, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
+import {childPath, dataLength, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
+import type {ChunkSource, LocalFile} from './local.js'
+import {type Chunk, ExtentMap, planRanges, planRuns, planSourcedRuns, type Piece, type Run} from './plan.js'
 import {selects} from './select.js'
-import {type Chunk, ExtentMap, planRanges, planRuns, type Piece, type Run} from './plan.js'
 
 /** Files from this size up are large: handed out one at a time, in runs. */
 export const LARGE_FILE = 1024 * 1024
@@ -103,6 +104,12 @@ export interface RestoreOutput<D> {
   smallFiles(files: readonly SmallFile<D>[]): Promise<void>
   /** A large or sparse file: its data in order, each piece at its file offset (holes are the gaps up to node.size). */
   largeFile(dir: D, node: TreeNode, rel: string, pieces: AsyncIterable<Piece>): Promise<void>
+  /**
+   * A file whose content is already on disk (a ChunkSource found it): carry it in whole. False
+   * when it changed before it was carried (the reader then writes it as any other). Outputs
+   * without it get every file's bytes.
+   */
+  existing?(dir: D, node: TreeNode, rel: string, from: LocalFile): Promise<boolean>
 }
 
 export interface ReaderProgress {
@@ -116,7 +123,8 @@ class DirTask<D> {
   /** Entries handed out and not yet written, plus one while the walk is still listing it. */
   pending = 1
 
-  constructor(readonly handle: D, readonly parent: DirTask<D> | undefined) {}
+  /** `raw`: its path below the root, as bytes (kept only when a ChunkSource needs it). */
+  constructor(readonly handle: D, readonly parent: DirTask<D> | undefined, readonly raw?: Buffer) {}
 }
 
 interface FileJob<D> {
@@ -139,6 +147,8 @@ class Batch<D> {
   fetched: Promise<Uint8Array[]> | undefined
   buffer: ReadBuffer | undefined
   inflated: ReadBuffer | undefined
+  /** What chunks found locally are read into. */
+  local: ReadBuffer | undefined
 
   add(job: FileJob<D>, chunks: Chunk[], stored: number): void {
     this.files.push(job)
@@ -150,7 +160,8 @@ class Batch<D> {
   release(): void {
     this.buffer?.retire()
     this.inflated?.retire()
-    this.buffer = this.inflated = undefined
+    this.local?.retire()
+    this.buffer = this.inflated = this.local = undefined
   }
 }
 
@@ -188,6 +199,13 @@ export class TreeReader<D> {
   links = 0
   /** File bytes written (data only: the holes of sparse files are not counted). */
   bytes = 0
+  /** Files carried whole from local files, and their bytes. */
+  filesReused = 0
+  bytesReused = 0
+  /** Bytes of chunks taken from local files (checked against their ids). */
+  bytesLocal = 0
+  /** Stored bytes read from the repository (trees and data, with the stretches read through). */
+  bytesFromRepository = 0
   /** File bytes handed out so far: never more than the snapshot declared. */
   private planned = 0
   private failure: {error: unknown} | undefined
@@ -198,6 +216,8 @@ export class TreeReader<D> {
   private readonly batchBuffers = new ReadPool(BATCHES_AHEAD + 1, BATCH_BUFFER)
   /** What batches inflate into (allocated on first need: a repository of raw blobs needs none). */
   private readonly batchInflated = new ReadPool(BATCHES_AHEAD + 1, BATCH_RAW)
+  /** What batches read local chunks into (allocated on first need). */
+  private readonly batchLocal = new ReadPool(BATCHES_AHEAD + 1, BATCH_RAW)
 
   private readonly largeQueue: FileJob<D>[] = []
   /** Chunks of the queued large files (their lists are resolved only when their turn comes). */
@@ -211,8 +231,11 @@ export class TreeReader<D> {
   private readonly groups = new Map<string, LinkGroup<D>>()
   private exclude: ExcludeMatcher = () => false
 
-  /** `maxBytes`: what the snapshot declares its files hold (its summary); handing out more is refused. */
-  constructor(private readonly repo: Repository, private readonly output: RestoreOutput<D>, private readonly onProgress?: (p: ReaderProgress) => void, private readonly maxBytes = Number.MAX_SAFE_INTEGER) {
+  /**
+   * `maxBytes`: what the snapshot declares its files hold (its summary); handing out more is
+   * refused. `local`: bytes already on this machine, asked for before the repository (local.ts).
+   */
+  constructor(private readonly repo: Repository, private readonly output: RestoreOutput<D>, private readonly onProgress?: (p: ReaderProgress) => void, private readonly maxBytes = Number.MAX_SAFE_INTEGER, private readonly local?: ChunkSource) {
     const lanes = output.ordered ? 1 : Math.max(1, output.lanes)
     this.runBuffers = new ReadPool(lanes * (RUNS_AHEAD + 1), MAX_RUN)
     this.runInflated = new ReadPool(lanes * (RUNS_AHEAD + 1), MAX_RUN)
@@ -271,6 +294,7 @@ export class TreeReader<D> {
   }
 
   private async readTree(id: Buffer): Promise<TreeNode[]> {
+    this.bytesFromRepository += this.repo.lookup(id)?.storedLength ?? 0
     return decodeTree(await this.repo.readBlob(id, BlobType.tree), toHex(id))
   }
 
@@ -278,22 +302,23 @@ export class TreeReader<D> {
 
   private async walk(tree: Promise<TreeNode[]>, dir: DirTask<D>, rel: string, includes: string[][] | undefined): Promise<void> {
     const nodes = await tree
-    const subdirs: {node: TreeNode; rel: string; below: string[][] | undefined}[] = []
+    const subdirs: {node: TreeNode; rel: string; raw: Buffer | undefined; below: string[][] | undefined}[] = []
     for (const node of nodes) {
       this.check()
       const shown = displayName(node.name)
       const childRel = rel ? `${rel}/${shown}` : shown
       const {take, below} = selects(includes, this.exclude, childRel, shown)
       if (!take) continue
+      const childRaw = this.local ? (dir.raw ? childPath(dir.raw, node.name) : node.name) : undefined
       if (node.type === 'dir') {
         // An ordered output gets a directory's entries before the next sibling's: its
         // subdirectories come after its other entries, as they do for a filesystem.
-        subdirs.push({node, rel: childRel, below})
+        subdirs.push({node, rel: childRel, raw: childRaw, below})
         continue
       }
       if (below) continue // an include naming something below a non-directory restores nothing
       if (node.type === 'file') {
-        await this.file(node, dir, childRel)
+        await this.file(node, dir, childRel, childRaw)
         continue
       }
       if (this.output.ordered) await this.drain()
@@ -315,16 +340,16 @@ export class TreeReader<D> {
         ahead.push(read)
       }
       this.check()
-      const {node, rel: childRel, below} = subdirs[i]!
+      const {node, rel: childRel, raw: childRaw, below} = subdirs[i]!
       if (this.output.ordered) await this.drain()
       const handle = await this.output.dir(dir.handle, node, childRel)
       dir.pending++
-      await this.walk(ahead.shift()!, new DirTask(handle, dir), childRel, below)
+      await this.walk(ahead.shift()!, new DirTask(handle, dir, childRaw), childRel, below)
     }
     await this.entryDone(dir)
   }
 
-  private async file(node: TreeNode, dir: DirTask<D>, rel: string): Promise<void> {
+  private async file(node: TreeNode, dir: DirTask<D>, rel: string, raw: Buffer | undefined): Promise<void> {
     const group = linkKey(node)
     const first = group === undefined ? undefined : this.groups.get(group)
     if (first && sameContent(first.first.node, node)) {
@@ -339,6 +364,7 @@ export class TreeReader<D> {
     this.planned += dataLength(node)
     if (this.planned > this.maxBytes) throw new IntegrityError(`the snapshot's files hold more than the ${this.maxBytes} bytes its manifest declares (at ${rel}): refusing to write more`)
     dir.pending++
+    if (raw && (await this.reuse(job, raw))) return
     if (node.size < LARGE_FILE && !node.extents) {
       const chunks = this.chunksOf(node)
       const stored = chunks.reduce((n, c) => n + c.loc.storedLength, 0)
@@ -350,6 +376,23 @@ export class TreeReader<D> {
       }
     }
     await this.addLarge(job)
+  }
+
+  /** Carry the file in whole when its content is already on disk. */
+  private async reuse(job: FileJob<D>, raw: Buffer): Promise<boolean> {
+    if (!this.output.existing) return false
+    const found = await this.local!.wholeFile(job.node, raw)
+    if (!found) return false
+    try {
+      if (!(await this.output.existing(job.dir.handle, job.node, job.rel, found))) return false
+    } catch (err) {
+      job.written?.reject(err)
+      throw err
+    }
+    this.filesReused++
+    this.bytesReused += dataLength(job.node)
+    await this.fileDone(job)
+    return true
   }
 
   /** A later name of an inode handed out before: linked once the first is written. */
@@ -429,13 +472,43 @@ export class TreeReader<D> {
 
   private async fetchBatch(batch: Batch<D>): Promise<Uint8Array[]> {
     if (batch.blobs.length === 0) return []
+    const plain: Uint8Array[] = new Array(batch.blobs.length)
+    const remote = this.local ? await this.fromLocal(batch, plain) : batch.blobs.map((_, i) => i)
+    if (remote.length === 0) return plain
+    const blobs = remote.map((i) => batch.blobs[i]!)
     const rb = await this.batchBuffers.acquire()
     batch.buffer = rb
-    const raw = inflatedSize(batch.blobs.map((b) => b.loc))
+    const raw = inflatedSize(blobs.map((b) => b.loc))
     if (raw > 0) batch.inflated = await this.batchInflated.acquire()
-    const plan = planRanges(batch.blobs.map((b) => b.loc), RANGE_GAP, rb.buf.length)
+    const plan = planRanges(blobs.map((b) => b.loc), RANGE_GAP, rb.buf.length)
+    for (const r of plan.ranges) this.bytesFromRepository += r.length
     await mapLimit(plan.ranges, IO_AT_ONCE, (r) => this.repo.backend.get('data', r.pack, {offset: r.offset, length: r.length}, rb.buf.subarray(r.at, r.at + r.length)))
-    return this.open(batch.blobs, rb.buf, plan.at, batch.inflated?.buf ?? Buffer.alloc(0))
+    const opened = await this.open(blobs, rb.buf, plan.at, batch.inflated?.buf ?? Buffer.alloc(0))
+    remote.forEach((i, k) => (plain[i] = opened[k]!))
+    return plain
+  }
+
+  /** Fill `plain` with the batch's chunks found (and checked) locally; returns the indexes of the others. */
+  private async fromLocal(batch: Batch<D>, plain: Uint8Array[]): Promise<number[]> {
+    const all = batch.blobs.map((_, i) => i)
+    const here = all.filter((i) => this.local!.has(batch.blobs[i]!.id, batch.blobs[i]!.loc.rawLength))
+    if (here.length === 0) return all
+    const lb = await this.batchLocal.acquire()
+    batch.local = lb
+    const at: number[] = []
+    let used = 0
+    for (const i of here) {
+      at.push(used)
+      used += batch.blobs[i]!.loc.rawLength
+    }
+    const ok = await this.local!.read(here.map((i) => ({id: batch.blobs[i]!.id, length: batch.blobs[i]!.loc.rawLength})), lb.buf, at)
+    here.forEach((i, k) => {
+      if (!ok[k]) return
+      const length = batch.blobs[i]!.loc.rawLength
+      plain[i] = lb.buf.subarray(at[k]!, at[k]! + length)
+      this.bytesLocal += length
+    })
+    return all.filter((i) => plain[i] === undefined)
   }
 
   private async writeOldestBatch(): Promise<void> {
@@ -504,7 +577,9 @@ export class TreeReader<D> {
 
   private async writeLargeFile(job: FileJob<D>): Promise<void> {
     try {
-      const runs = planRuns(job.chunks ?? this.chunksOf(job.node), MAX_RUN)
+      const chunks = job.chunks ?? this.chunksOf(job.node)
+      const local = this.local
+      const runs = local ? planSourcedRuns(chunks, MAX_RUN, (c) => local.has(c.id, c.loc.rawLength)) : planRuns(chunks, MAX_RUN)
       await this.output.largeFile(job.dir.handle, job.node, job.rel, this.pieces(runs, job.node))
     } catch (err) {
       job.written?.reject(err)
@@ -544,6 +619,8 @@ export class TreeReader<D> {
 
   /** Read a run into a pooled buffer, inflate and check it; the caller uses it, then releases. */
   private async fetchRun(run: Run): Promise<FetchedRun> {
+    if (run.local) return this.fetchLocalRun(run)
+    this.bytesFromRepository += run.length
     // A chunk larger than a run buffer (a repository made with a large maxSize) gets buffers of its own.
     const own = run.length > MAX_RUN || run.raw > MAX_RUN
     const rb = own ? undefined : await this.runBuffers.acquire()
@@ -559,6 +636,37 @@ export class TreeReader<D> {
       const plain = await this.open(run.chunks, stored, at, ib?.buf ?? Buffer.allocUnsafe(raw))
       // Chunks stored as is lie back to back in the buffer: one write for the whole run.
       return {parts: raw === 0 ? [stored.subarray(0, run.length)] : plain, release}
+    } catch (err) {
+      release()
+      throw err
+    }
+  }
+
+  /** A run of chunks found locally: read and checked; one that fails the check comes from the repository. */
+  private async fetchLocalRun(run: Run): Promise<FetchedRun> {
+    const rb = run.raw > MAX_RUN ? undefined : await this.runBuffers.acquire()
+    const release = () => rb?.retire()
+    try {
+      const buf = rb?.buf ?? hashBuffer(run.raw)
+      const at: number[] = []
+      let used = 0
+      for (const c of run.chunks) {
+        at.push(used)
+        used += c.loc.rawLength
+      }
+      const ok = await this.local!.read(run.chunks.map((c) => ({id: c.id, length: c.loc.rawLength})), buf, at)
+      const parts: Uint8Array[] = []
+      for (let i = 0; i < run.chunks.length; i++) {
+        const {id, loc} = run.chunks[i]!
+        if (ok[i]) {
+          parts.push(buf.subarray(at[i]!, at[i]! + loc.rawLength))
+          this.bytesLocal += loc.rawLength
+        } else {
+          this.bytesFromRepository += loc.storedLength
+          parts.push(await this.repo.readBlobAt(id, loc))
+        }
+      }
+      return {parts, release}
     } catch (err) {
       release()
       throw err

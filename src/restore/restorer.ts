@@ -32,6 +32,7 @@ import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
 import {fsyncTree} from './deeptree.js'
 import {type TreeCounts, writeTree} from './fsout.js'
+import {LocalChunks} from './local.js'
 import {checkIncludes, planRestore, splitInclude} from './select.js'
 import type {RestoreWarning} from './warnings.js'
 
@@ -39,8 +40,16 @@ import type {RestoreWarning} from './warnings.js'
 const SPACE_MARGIN = 1024 * 1024
 
 export interface RestoreOptions {
-  /** Restore here (must be missing or an empty directory); default: the snapshot's source, replaced atomically. */
+  /** Restore here (missing or an empty directory, or any directory with overwrite); default: the snapshot's source, replaced atomically. */
   target?: string
+  /** Replace a non-empty target atomically, as an in-place restore replaces the source. */
+  overwrite?: boolean
+  /** Directories whose files may hold chunks of the snapshot (read before the repository, each chunk checked). */
+  seeds?: readonly string[]
+  /** Hash every file of the replaced tree before reusing it, trusting no stat (local.ts). */
+  verifyExisting?: boolean
+  /** Called once the seed directories are indexed, before anything is restored (tests). */
+  afterIndex?: () => void | Promise<void>
   /** Only these paths (relative to the snapshot root) and what is below them; each must be in the snapshot. */
   includes?: readonly string[]
   /**
@@ -100,19 +109,32 @@ export interface RestoreResult {
   replaced: boolean
   /** Nothing was written: the counts are what a restore would write. */
   dryRun?: true
+  /** Files carried whole from the replaced tree (hard link, clone or copy). */
+  filesReused: number
+  /** Bytes taken from local files: those files, and chunks of other local files checked against their ids. */
+  bytesReused: number
+  /** Bytes read from the repository (stored, compressed: trees and data). */
+  bytesFromRepository: number
+  /** Wall time of the restore, ms (the safety snapshot, taken by the caller, included when there is one). */
+  durationMs: number
 }
 
 export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, opts: RestoreOptions): Promise<RestoreResult> {
   if (opts.includes?.length && !opts.target) {
     throw new UsageError('--include restores part of a snapshot and needs --target: replacing the source with part of it would delete the rest')
   }
+  const started = performance.now()
   if (snap.manifest.paths && !opts.target) {
     throw new UsageError(`snapshot ${snap.id.slice(0, 12)} holds only the paths --files-from chose: restore it with --target (in place it would remove everything else)`)
   }
   const includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
   const exclude = compileExcludes(opts.excludes ?? [])
   const dest = path.resolve(opts.target ?? snap.manifest.source)
-  const {state, st: destId} = await destinationState(dest, Boolean(opts.target))
+  for (const seed of opts.seeds ?? []) {
+    const st = await fsp.stat(seed).catch(() => undefined)
+    if (!st?.isDirectory()) throw new BadPathError(`--seed ${seed} is not a directory`)
+  }
+  const {state, st: destId} = await destinationState(dest, Boolean(opts.target) && !opts.overwrite)
   const declared = snap.manifest.summary.bytes
   if (!Number.isSafeInteger(declared) || declared < 0) throw new IntegrityError(`snapshot ${snap.id}: bad summary.bytes`, {snapshot: snap.id})
   const excludes = [...(snap.manifest.excludes ?? []), ...(opts.excludes ?? [])]
@@ -132,7 +154,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     const tree = Buffer.from(snap.manifest.tree, 'hex')
     const readTree = async (id: Buffer) => decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))
     if (includes) await checkIncludes(readTree, tree, includes)
-    if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true}
+    if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true, filesReused: 0, bytesReused: 0, bytesFromRepository: 0, durationMs: Math.round(performance.now() - started)}
     const parent = path.dirname(dest)
     await fsp.mkdir(parent, {recursive: true})
     await removeAbandonedTemps(parent, path.basename(dest))
@@ -145,10 +167,14 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     await fsp.mkdir(temp, {mode: 0o700})
     let written: TreeCounts | undefined
     let callerCwd: number[] = []
+    // Bytes already here: the tree being replaced, and the seeds (local.ts).
+    const local = inPlace || opts.seeds?.length ? new LocalChunks({chunker: repo.config.chunker, old: inPlace ? {root: Buffer.from(dest), dev: destId!.dev} : undefined, seeds: opts.seeds, verifyExisting: opts.verifyExisting}) : undefined
     try {
+      await local?.indexSeeds()
+      await opts.afterIndex?.()
       const root = snap.manifest.root
       const rootMeta = {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)} as const
-      written = await writeTree(repo, tree, Buffer.from(temp), rootMeta, includes, {onProgress: opts.onProgress, maxBytes: declared, exclude})
+      written = await writeTree(repo, tree, Buffer.from(temp), rootMeta, includes, {onProgress: opts.onProgress, maxBytes: declared, exclude, local})
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) fsyncTree(temp)
       faultPoint('restore.temp-synced')
@@ -163,14 +189,17 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       faultPoint('restore.carried')
       await opts.beforeSwap?.(temp)
     } catch (err) {
+      await local?.close()
       await discardTemp(dest, temp)
       // A full disk here is the target's, not the repository's (the CLI's default wording).
       throw classifyOsError(err, `the restored tree beside ${dest}`)
     }
+    await local?.close()
     const w = written!
     const result: RestoreResult = {
       destination: dest, files: w.files, hardLinks: w.links, dirs: w.dirs, symlinks: w.symlinks, fifos: w.fifos, devices: w.devices, skippedSpecials: w.skippedSpecials,
       bytes: w.bytes, warnings: w.warnings, replaced: state === 'non-empty',
+      filesReused: w.filesReused, bytesReused: w.bytesReused, bytesFromRepository: w.bytesFromRepository, durationMs: 0,
     }
     if (state === 'non-empty') {
       // temp and dest trade places: dest now holds the new tree, temp the old one. Should dest
@@ -227,6 +256,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     }
     await fsyncDir(parent)
     if (callerCwd.length > 0) opts.onCallerCwd?.(callerCwd)
+    result.durationMs = Math.round(performance.now() - started)
     return result
   })
 }
@@ -263,7 +293,7 @@ async function destinationState(dest: string, explicitTarget: boolean): Promise<
   if (!st.isDirectory()) throw new BadPathError(`${dest} exists and is not a directory`)
   const entries = await fsp.readdir(dest)
   if (entries.length === 0) return {state: 'empty', st}
-  if (explicitTarget) throw new BadPathError(`target ${dest} is not empty (restore into a new or empty directory, or omit --target to replace the source)`)
+  if (explicitTarget) throw new BadPathError(`target ${dest} is not empty (restore into a new or empty directory, replace it with --overwrite, or omit --target to replace the source)`)
   return {state: 'non-empty', st}
 }
 

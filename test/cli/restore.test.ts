@@ -366,6 +366,8 @@ describe('corruption is detected on restore', () => {
     await expect(fsp.access(target)).rejects.toThrow()
     // In place: fails, and the source is exactly as it was.
     await fsp.writeFile(path.join(src, 'small.txt'), 'changed since')
+    // Other bytes in data.bin: a delta restore would otherwise take its chunks from the old file, never reading the damaged one.
+    await fsp.writeFile(path.join(src, 'data.bin'), Buffer.alloc(2 * 1024 * 1024, 7))
     const before = await captureTree(src)
     const r2 = await runCli(['restore', 'latest', '--repo', repo, '--no-safety-snapshot'])
     expect(r2.code).toBe(12)

@@ -17,7 +17,7 @@ import path from 'node:path'
 import {BIN} from './cli.js'
 import {type Captured, captureTree, diffTrees, seededBytes, seededRandom} from './tree.js'
 
-export const CRASH_OPS = ['snapshot', 'restore-inplace', 'restore-target', 'prune'] as const
+export const CRASH_OPS = ['snapshot', 'restore-inplace', 'restore-target', 'prune', 'restore-delta'] as const
 export type CrashOp = (typeof CRASH_OPS)[number]
 
 export interface Run {
@@ -171,6 +171,16 @@ async function prepare(ws: Workspace, op: CrashOp, seed: number): Promise<Prepar
     case 'restore-inplace':
       await mutateSource(ws.src, rand)
       return {args: ['restore', pick, '-q', ...repoArgs(ws)], before: await captureTree(ws.src), expected: ws.captures.get(pick), restored: pick}
+    case 'restore-delta': {
+      // Snapshot the source as it is, so its untouched files are the very inodes the snapshot
+      // read (hard linked by the restore), then change a few and restore it in place.
+      const expected = await captureTree(ws.src)
+      const r = await must(['snapshot', ws.src, '--json', ...repoArgs(ws)])
+      const id = (JSON.parse(r.stdout) as {id: string}).id
+      ws.captures.set(id, expected)
+      await mutateSource(ws.src, rand)
+      return {args: ['restore', id, '-q', ...repoArgs(ws)], before: await captureTree(ws.src), expected, restored: id}
+    }
     case 'restore-target':
       return {args: ['restore', pick, '--target', ws.target, '-q', ...repoArgs(ws)], expected: ws.captures.get(pick), restored: pick}
     case 'prune':
@@ -237,7 +247,7 @@ export async function crashTrial(ws: Workspace, op: CrashOp, seed: number, fault
   if (isStackTrace(r.stderr)) problems.push({kind: 'stack-trace', message: r.stderr})
 
   // Atomicity of the restore's destination.
-  if (op === 'restore-inplace') {
+  if (op === 'restore-inplace' || op === 'restore-delta') {
     const now = await captureTree(ws.src)
     const vsNew = diffTrees(p.expected!, now, {ignoreRootMtime: true})
     const vsOld = diffTrees(p.before!, now, {ignoreRootMtime: true})
@@ -333,7 +343,8 @@ async function nextRun(ws: Workspace, op: CrashOp, p: Prepared, problems: Proble
       if (v.code !== 0) return fail(`next snapshot ${id} differs from its source: ${v.stdout}${v.stderr}`)
       return true
     }
-    case 'restore-inplace': {
+    case 'restore-inplace':
+    case 'restore-delta': {
       const r = await runCkpt(p.args)
       if (r.code !== 0) return fail(`next in-place restore exited ${r.code ?? r.signal}: ${r.stderr}`)
       const d = diffTrees(p.expected!, await captureTree(ws.src), {ignoreRootMtime: true})

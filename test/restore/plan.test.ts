@@ -3,7 +3,7 @@
 import {describe, expect, it} from 'vitest'
 
 import type {BlobLocation} from '../../src/repo/repository.js'
-import {ExtentMap, type Chunk, planRanges, planRuns} from '../../src/restore/plan.js'
+import {ExtentMap, type Chunk, planRanges, planRuns, planSourcedRuns} from '../../src/restore/plan.js'
 
 const loc = (pack: string, offset: number, storedLength: number, rawLength = storedLength): BlobLocation => ({pack, offset, storedLength, rawLength, type: 0, compression: storedLength === rawLength ? 0 : 1})
 const chunk = (l: BlobLocation): Chunk => ({id: Buffer.alloc(32), loc: l})
@@ -26,6 +26,27 @@ describe('planRuns', () => {
 
   it('gives a chunk larger than the run size a run of its own', () => {
     expect(planRuns([loc('a', 0, 10), loc('a', 10, 100), loc('a', 110, 10)].map(chunk), 25).map((r) => r.length)).toEqual([10, 100, 10])
+  })
+})
+
+describe('planSourcedRuns', () => {
+  it('takes stretches of local chunks out as local runs (up to the run size, plain), the rest planned as before, in file order', () => {
+    const local = new Set([1, 2, 3, 5])
+    const chunks = [loc('a', 0, 10), loc('a', 10, 10), loc('a', 20, 10), loc('a', 30, 10), loc('a', 40, 10), loc('a', 50, 10), loc('a', 60, 10)].map(chunk)
+    const runs = planSourcedRuns(chunks, 25, (c) => local.has(chunks.indexOf(c)))
+    expect(runs.map((r) => [r.local ?? false, r.chunks.map((c) => chunks.indexOf(c))])).toEqual([
+      [false, [0]],
+      [true, [1, 2]], // a third would pass 25 plain bytes
+      [true, [3]],
+      [false, [4]],
+      [true, [5]],
+      [false, [6]],
+    ])
+  })
+
+  it('is planRuns when nothing is local', () => {
+    const chunks = [loc('a', 0, 10), loc('a', 10, 10), loc('b', 0, 10)].map(chunk)
+    expect(planSourcedRuns(chunks, 25, () => false)).toEqual(planRuns(chunks, 25))
   })
 })
 

@@ -1,0 +1,338 @@
+// Restored bytes that are already on this machine: the chunk source of a delta restore. A restore
+// over an existing directory (in place, or --target DIR --overwrite) and a restore with --seed DIR
+// asks this before reading anything from the repository:
+//
+// - Is the whole file already there? The old file at the same path (or, when that path is gone,
+//   the old file with the inode the snapshot recorded: a rename keeps it) holds the node's
+//   content when either
+//     * it is the very inode the snapshot read, untouched since: same ino, ctime, size and mtime
+//       as the node records. Any write, truncate, chmod, chown, utimes or xattr change moves the
+//       ctime, so nothing is read. (A restored file has the node's mtime but a new ino and ctime,
+//       so this never holds for a tree ckpt wrote: that falls to the next rule.)
+//     * or its chunks, cut with the repository's chunker and hashed, are the node's chunks.
+//   --verify-existing takes only the second rule. The file is then carried into the new tree
+//   (reuse.ts): hard linked when it is the inode the snapshot read (same ino: its xattrs and
+//   flags were the node's) and its owner, mode and mtime are the node's; else cloned or copied
+//   and given the node's metadata. It is checked unchanged once carried. A hard link moves the
+//   inode's ctime, so rolling back to the same snapshot again takes the second rule: the old
+//   files are read and hashed (no repository read), and linked again.
+// - Otherwise, which of its chunks are here? Every old file looked at is cut and hashed as
+//   above and its chunks indexed, as is every file under each --seed directory (up front). A
+//   chunk found in the index is read from its file and used only if its bytes hash to its id:
+//   the check is on the very bytes that are then written, so a file rewritten while the restore
+//   runs cannot put a wrong byte in the result; a chunk that fails comes from the repository.
+//
+// The index is lossy on purpose: keyed by the first 48 bits of a chunk id (one number), since
+// every hit is checked anyway. It holds at most MAX_CHUNKS entries, about 100 bytes each: 0.8 MB
+// per GiB of seed at the default 128 KiB average chunk, and 100 MB at the bound (128 GiB of seed
+// at the default); seed files past the bound are not indexed (counted in skippedSeedFiles, not reported yet).
+import {type BigIntStats, constants as fsc, lstatSync, promises as fsp} from 'node:fs'
+
+import type {ChunkerParams} from '../core/chunker.js'
+import {errnoCode} from '../core/errors.js'
+import {faultPoint} from '../core/faultpoint.js'
+import {HashPool, hashBuffer} from '../core/hashpool.js'
+import {StreamScanner} from '../core/scan.js'
+import {childPath, type TreeNode} from '../snapshot/tree.js'
+
+/** Chunks indexed at most (see above). */
+export const MAX_CHUNKS = 1 << 20
+/** Bytes read from a local file at once while cutting it. */
+const READ_SIZE = 1024 * 1024
+/** Old-tree files listed at most when looking for renamed files by inode. */
+const MAX_INODES = 1 << 20
+
+/** A file on disk whose contents are a node's, to carry whole into the new tree. */
+export interface LocalFile {
+  path: Buffer
+  /** Its stat when found (or hashed): it must still be this when carried. */
+  st: BigIntStats
+  /** The inode the snapshot read (same ino and device), its content the node's: it may be hard linked when its metadata is the node's. */
+  sameInode: boolean
+}
+
+/** Where a chunk can be read locally. */
+interface Located {
+  file: number
+  offset: number
+  length: number
+}
+
+/** What the reader asks of a source of local bytes (restore/reader.ts). */
+export interface ChunkSource {
+  /** A file on disk holding exactly this node's content; `rel` is its path below the restore root. */
+  wholeFile(node: TreeNode, rel: Buffer): Promise<LocalFile | undefined>
+  /** The chunk may be here (a hit is checked when read). */
+  has(id: Buffer, length: number): boolean
+  /** Read chunk i (`length` bytes) into dst at at[i]: true for each whose bytes hash to its id. */
+  read(chunks: readonly {id: Buffer; length: number}[], dst: Buffer, at: readonly number[]): Promise<boolean[]>
+}
+
+export interface LocalOptions {
+  chunker: ChunkerParams
+  /** The tree being replaced (its root and device), when there is one. */
+  old?: {root: Buffer; dev: bigint}
+  /** Directories whose files are indexed up front. */
+  seeds?: readonly string[]
+  /** Trust no stat: hash every old file before reusing it. */
+  verifyExisting?: boolean
+  /** Most chunks indexed (tests lower it). */
+  maxChunks?: number
+}
+
+const keyOf = (id: Uint8Array): number => (id[0]! * 2 ** 40) + (id[1]! * 2 ** 32) + ((id[2]! << 24) >>> 0) + (id[3]! << 16) + (id[4]! << 8) + id[5]!
+
+export class LocalChunks implements ChunkSource {
+  /** Seed files not indexed because the index was full. */
+  skippedSeedFiles = 0
+  private readonly files: Buffer[] = []
+  private readonly index = new Map<number, Located>()
+  private readonly scanner: StreamScanner
+  private pool_: HashPool | undefined
+  private inodes: Map<bigint, Buffer> | undefined
+  private readonly maxChunks: number
+  /** Directories of the old tree (relative, latin1) known to be directories, not symlinks, all the way down. */
+  private readonly dirs = new Map<string, boolean>()
+  private bufs: Buffer[] | undefined
+
+  constructor(private readonly opts: LocalOptions) {
+    this.scanner = new StreamScanner(opts.chunker, () => this.pool())
+    this.maxChunks = opts.maxChunks ?? MAX_CHUNKS
+  }
+
+  get chunks(): number {
+    return this.index.size
+  }
+
+  /** Index every regular file under the seed directories. */
+  async indexSeeds(): Promise<void> {
+    for (const seed of this.opts.seeds ?? []) await this.indexDir(Buffer.from(seed))
+  }
+
+  async wholeFile(node: TreeNode, rel: Buffer): Promise<LocalFile | undefined> {
+    const old = this.opts.old
+    if (!old || node.type !== 'file') return undefined
+    // Synchronous stats: microseconds each, less than a trip through the thread pool (DESIGN.md).
+    let found = this.realDir(dirOf(rel)) ? regularFile(childPath(old.root, rel)) : undefined
+    if (!found) {
+      // Renamed since the snapshot? A rename keeps the inode, and the mtime.
+      const moved = (await this.oldInodes()).get(node.ino)
+      const cand = moved && regularFile(childPath(old.root, moved))
+      if (cand && cand.st.mtimeNs === node.mtimeNs && cand.st.dev === old.dev) found = cand
+    }
+    if (!found) return undefined
+    const {path, st} = found
+    const untouched = st.ino === node.ino && st.ctimeNs === node.ctimeNs && st.size === BigInt(node.size) && st.mtimeNs === node.mtimeNs && st.dev === old.dev
+    if (untouched && !this.opts.verifyExisting) return {path, st, sameInode: true}
+    // Cut and hash it: its chunks are indexed either way, for this file or a later one.
+    const cut = await this.indexFile(path, true)
+    if (!cut || node.extents || cut.size !== node.size) return undefined
+    const want = node.chunks ?? []
+    if (cut.ids.length !== want.length || !cut.ids.every((id, i) => id.equals(want[i]!))) return undefined
+    return {path, st: cut.st, sameInode: cut.st.ino === node.ino && cut.st.dev === old.dev}
+  }
+
+  has(id: Buffer, length: number): boolean {
+    return this.index.get(keyOf(id))?.length === length
+  }
+
+  async read(chunks: readonly {id: Buffer; length: number}[], dst: Buffer, at: readonly number[]): Promise<boolean[]> {
+    const ok = chunks.map(() => false)
+    const views: Buffer[] = []
+    const which: number[] = []
+    // Sorted by file and offset, so each file is opened once and read front to back.
+    const order = chunks.map((c, i) => ({i, loc: this.index.get(keyOf(c.id))})).filter((x) => x.loc && x.loc.length === chunks[x.i]!.length)
+    order.sort((a, b) => a.loc!.file - b.loc!.file || a.loc!.offset - b.loc!.offset)
+    let fh: fsp.FileHandle | undefined
+    let open = -1
+    try {
+      for (const {i, loc} of order) {
+        if (loc!.file !== open) {
+          await fh?.close()
+          fh = undefined
+          open = loc!.file
+          fh = await fsp.open(this.files[open]!, fsc.O_RDONLY | fsc.O_NOFOLLOW).catch(() => undefined)
+        }
+        if (!fh) continue
+        const view = dst.subarray(at[i]!, at[i]! + loc!.length)
+        const got = await readFull(fh, view, loc!.offset).catch(() => 0)
+        if (got !== loc!.length) continue
+        views.push(view)
+        which.push(i)
+      }
+    } finally {
+      await fh?.close()
+    }
+    // Tests rewrite a seed here, between the read and the check: the check must catch it.
+    faultPoint('restore.local-read')
+    const ids = await this.pool().hash(views)
+    ids.forEach((id, k) => {
+      const i = which[k]!
+      ok[i] = id.equals(chunks[i]!.id)
+    })
+    return ok
+  }
+
+  async close(): Promise<void> {
+    await this.pool_?.close()
+  }
+
+  private pool(): HashPool {
+    return (this.pool_ ??= new HashPool())
+  }
+
+  private async indexDir(dir: Buffer): Promise<void> {
+    let entries
+    try {
+      entries = await fsp.readdir(dir, {withFileTypes: true, encoding: 'buffer'})
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EACCES' || errnoCode(err) === 'ENOTDIR') return
+      throw err
+    }
+    for (const e of entries) {
+      const abs = childPath(dir, e.name)
+      if (e.isDirectory()) await this.indexDir(abs)
+      else if (e.isFile()) {
+        if (this.index.size >= this.maxChunks) this.skippedSeedFiles++
+        else await this.indexFile(abs, false)
+      }
+    }
+  }
+
+  /**
+   * Cut `path` with the repository's chunker and index its chunks; returns its chunk ids, size
+   * and stat, or undefined when it cannot be read or changed while it was read.
+   */
+  private async indexFile(path: Buffer, always: boolean): Promise<{ids: Buffer[]; size: number; st: BigIntStats} | undefined> {
+    let fh: fsp.FileHandle
+    try {
+      fh = await fsp.open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    } catch {
+      return undefined
+    }
+    // A read ahead still running when the loop stops must end before the buffer is used again.
+    let reading: Promise<number> | undefined
+    try {
+      const before = await fh.stat({bigint: true})
+      if (!before.isFile()) return undefined
+      const file = this.files.push(path) - 1
+      const ids: Buffer[] = []
+      // Two buffers for every file (files are cut one at a time: the walk awaits each): the next
+      // read fills one while the other is cut and hashed. Each keeps `front` bytes before its read
+      // for the unfinished chunk of the buffer before (shorter than the chunker's maxSize).
+      const front = this.opts.chunker.maxSize
+      const bufs = (this.bufs ??= [hashBuffer(front + READ_SIZE), hashBuffer(front + READ_SIZE)])
+      let k = 0
+      let carry: Buffer = Buffer.alloc(0)
+      let offset = 0 // file offset of the carry's first byte
+      let pos = 0 // file offset of the next read
+      this.scanner.reset()
+      reading = readFull(fh, bufs[0]!.subarray(front, front + READ_SIZE), 0)
+      for (;;) {
+        const n: number = await reading!
+        const buf = bufs[k]!
+        const final: boolean = n < READ_SIZE
+        pos += n
+        // The carry leaves the other buffer before the next read overwrites it.
+        carry.copy(buf, front - carry.length)
+        const data = buf.subarray(front - carry.length, front + n)
+        reading = final ? undefined : readFull(fh, bufs[1 - k]!.subarray(front, front + READ_SIZE), pos)
+        reading?.catch(() => undefined) // reported when awaited
+        const scanned = await this.scanner.scan(data, carry.length, final)
+        const got = await scanned.ids
+        let at = 0
+        scanned.chunks.forEach((c, i) => {
+          ids.push(got[i]!)
+          if (always || this.index.size < this.maxChunks) this.index.set(keyOf(got[i]!), {file, offset: offset + at, length: c.length})
+          at += c.length
+        })
+        if (final) {
+          offset += at
+          break
+        }
+        carry = data.subarray(scanned.rest)
+        offset += scanned.rest
+        k = 1 - k
+      }
+      const after = await fh.stat({bigint: true})
+      if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs) return undefined
+      return {ids, size: offset, st: after}
+    } finally {
+      await reading?.catch(() => undefined)
+      await fh.close()
+    }
+  }
+
+  /**
+   * Whether the old tree's `rel` is a real directory at every level: a path through a symlink
+   * there (a directory replaced by a link since the snapshot) must not reach a file outside.
+   */
+  private realDir(rel: Buffer | undefined): boolean {
+    if (!rel) return true
+    const key = rel.toString('latin1')
+    const known = this.dirs.get(key)
+    if (known !== undefined) return known
+    let ok = this.realDir(dirOf(rel))
+    if (ok) ok = regularOrDir(childPath(this.opts.old!.root, rel))?.isDirectory() ?? false
+    if (this.dirs.size >= MAX_INODES) this.dirs.clear()
+    this.dirs.set(key, ok)
+    return ok
+  }
+
+  /** Regular files of the old tree by inode (listed once, on first need). */
+  private async oldInodes(): Promise<Map<bigint, Buffer>> {
+    if (this.inodes) return this.inodes
+    this.inodes = new Map()
+    const list = async (dir: Buffer, rel: Buffer | undefined): Promise<void> => {
+      let entries
+      try {
+        entries = await fsp.readdir(dir, {withFileTypes: true, encoding: 'buffer'})
+      } catch {
+        return
+      }
+      for (const e of entries) {
+        if (this.inodes!.size >= MAX_INODES) return
+        const childRel = rel ? childPath(rel, e.name) : e.name
+        if (e.isDirectory()) await list(childPath(dir, e.name), childRel)
+        else if (e.isFile()) {
+          const st = await fsp.lstat(childPath(dir, e.name), {bigint: true}).catch(() => undefined)
+          if (st) this.inodes!.set(st.ino, childRel)
+        }
+      }
+    }
+    await list(this.opts.old!.root, undefined)
+    return this.inodes
+  }
+}
+
+/** The directory part of a relative path, or undefined at the top. */
+function dirOf(rel: Buffer): Buffer | undefined {
+  const slash = rel.lastIndexOf(0x2f)
+  return slash < 0 ? undefined : rel.subarray(0, slash)
+}
+
+function regularFile(path: Buffer): {path: Buffer; st: BigIntStats} | undefined {
+  const st = regularOrDir(path)
+  return st?.isFile() ? {path, st} : undefined
+}
+
+/** lstat, or undefined when there is nothing there to reuse. */
+function regularOrDir(path: Buffer): BigIntStats | undefined {
+  try {
+    return lstatSync(path, {bigint: true, throwIfNoEntry: false})
+  } catch (err) {
+    if (errnoCode(err) === 'ENOTDIR' || errnoCode(err) === 'ENAMETOOLONG' || errnoCode(err) === 'EACCES') return undefined
+    throw err
+  }
+}
+
+/** Read until `buf` is full or the file ends: the bytes read. */
+async function readFull(fh: fsp.FileHandle, buf: Buffer, position: number): Promise<number> {
+  let done = 0
+  while (done < buf.length) {
+    const {bytesRead} = await fh.read(buf, done, buf.length - done, position + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  return done
+}
