@@ -108,6 +108,12 @@ export interface SpecialCounts {
 }
 
 export class FsOutput implements RestoreOutput<FsDir> {
+  /**
+   * `shareReused`: a file reused from the replaced tree may be a hard link to its inode. Not when
+   * the replaced tree is kept (--keep-old): the two trees must not share what a write would change.
+   */
+  constructor(private readonly shareReused = true) {}
+
   readonly ordered = false
   readonly lanes = LARGE_LANES
   readonly warnings = new RestoreWarnings()
@@ -238,7 +244,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
   // ---- delta restore (reuse.ts) ----
   async existing(dir: FsDir, node: TreeNode, rel: string, from: LocalFile): Promise<boolean> {
     const abs = this.path(dir, node)
-    const made = await carryExisting(from, abs, node)
+    const made = await carryExisting(from, abs, node, this.shareReused)
     if (made === 'copied') {
       this.applyMeta(abs, node, rel)
       this.applyFlags(abs, node, rel, dir)
@@ -418,8 +424,8 @@ export interface TreeCounts {
  * what the snapshot declares its files hold. On failure, returns only once nothing it started is
  * still running.
  */
-export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined, opts: {onProgress?: (p: ReaderProgress) => void; maxBytes?: number; exclude?: ExcludeMatcher; local?: ChunkSource} = {}): Promise<TreeCounts> {
-  const output = new FsOutput()
+export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, rootMeta: Meta, includes: string[][] | undefined, opts: {onProgress?: (p: ReaderProgress) => void; maxBytes?: number; exclude?: ExcludeMatcher; local?: ChunkSource; shareReused?: boolean} = {}): Promise<TreeCounts> {
+  const output = new FsOutput(opts.shareReused ?? true)
   const reader = new TreeReader(repo, output, opts.onProgress, opts.maxBytes, opts.local)
   try {
     await reader.read(treeId, {abs: root, rel: '', meta: rootMeta}, includes, opts.exclude)

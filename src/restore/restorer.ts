@@ -174,7 +174,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       await opts.afterIndex?.()
       const root = snap.manifest.root
       const rootMeta = {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)} as const
-      written = await writeTree(repo, tree, Buffer.from(temp), rootMeta, includes, {onProgress: opts.onProgress, maxBytes: declared, exclude, local})
+      written = await writeTree(repo, tree, Buffer.from(temp), rootMeta, includes, {onProgress: opts.onProgress, maxBytes: declared, exclude, local, shareReused: !opts.keepOld})
       // Durable before it is swapped in: one syncfs, or (without the native addon) fsync of every entry.
       if (!syncFilesystem(temp)) fsyncTree(temp)
       faultPoint('restore.temp-synced')

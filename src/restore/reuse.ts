@@ -22,10 +22,11 @@ export type Carried = 'linked' | 'copied' | 'changed'
 /** Link errors after which a copy still works (another filesystem, too many links, not allowed). */
 const NO_LINK = new Set(['EXDEV', 'EMLINK', 'EPERM'])
 
-export async function carryExisting(from: LocalFile, dest: Buffer, node: TreeNode): Promise<Carried> {
+/** `link`: false when the new tree must not share inodes with the old one (it is kept). */
+export async function carryExisting(from: LocalFile, dest: Buffer, node: TreeNode, link = true): Promise<Carried> {
   const st = from.st
   const sameMeta = Number(st.mode & 0o7777n) === node.mode && Number(st.uid) === node.uid && Number(st.gid) === node.gid && st.mtimeNs === node.mtimeNs
-  if (from.sameInode && sameMeta && sameXattrsAndFlags(from.path, node)) {
+  if (link && from.sameInode && sameMeta && sameXattrsAndFlags(from.path, node)) {
     const now = lstatOrUndefined(from.path)
     if (!now || !same(now, st) || now.ctimeNs !== st.ctimeNs) return 'changed'
     try {
