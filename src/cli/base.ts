@@ -1,12 +1,11 @@
 // The base of every command: shared flags, where the repository is, and the one place where
 // errors become exit codes and one-line messages (or a JSON error document with --json).
-import path from 'node:path'
-
 import {Command} from '@oclif/core/command'
 import * as Flags from '@oclif/core/flags'
 
 import {CkptError, classifyOsError, errnoCode, ExitCode, UsageError} from '../core/errors.js'
 import {describeHolder, releaseHeldLocks, setLockReporter} from '../store/lock.js'
+import {parseLocation, type RepoLocation} from '../store/registry.js'
 import {startMemoryGovernor} from './memory.js'
 
 /** How long a signal waits for this process's locks to be removed before exiting anyway. */
@@ -40,7 +39,7 @@ export abstract class CkptCommand extends Command {
   static override baseFlags = {
     repo: Flags.string({
       char: 'r',
-      summary: 'Repository path.',
+      summary: 'Repository: a directory path or s3://BUCKET/PREFIX.',
       description: 'Default: $CKPT_REPO, else .ckpt in the current directory (which ckpt snapshot creates, saying so on stderr).',
       env: 'CKPT_REPO',
       helpGroup: 'GLOBAL',
@@ -72,10 +71,9 @@ export abstract class CkptCommand extends Command {
     })
   }
 
-  /** Where the repository is, and whether the user said so (or got the default .ckpt). */
-  protected repoLocation(flag: string | undefined): {root: string; isDefault: boolean} {
-    if (flag) return {root: path.resolve(flag), isDefault: false}
-    return {root: path.resolve('.ckpt'), isDefault: true}
+  /** Where the repository is (an unsupported scheme is a usage error), and whether the user said so (or got the default .ckpt). */
+  protected repoLocation(flag: string | undefined): RepoLocation & {isDefault: boolean} {
+    return {...parseLocation(flag || '.ckpt'), isDefault: !flag}
   }
 
   /** Write a line to stderr unless --quiet or --json. */

@@ -68,7 +68,9 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     const source = await sourceDirectory(args.dir)
     const location = this.repoLocation(flags.repo)
     const repo = await openOrCreate(location)
-    const repoStat = await fsp.stat(location.root, {bigint: true})
+    // A repository inside the source directory is not part of the snapshot.
+    const repoDir = repo.backend.capabilities.localDirectory
+    const repoStat = repoDir === undefined ? undefined : await fsp.stat(repoDir, {bigint: true})
     const progress = await startProgress(!flags.quiet && !this.jsonEnabled(), `snapshot ${source}`)
     let result
     try {
@@ -80,7 +82,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
         force: flags.force,
         time,
         host: flags.host,
-        skipDirs: [{dev: repoStat.dev, ino: repoStat.ino}],
+        skipDirs: repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : [],
         lockRetryMs: parseWait(flags['retry-lock']),
         program: `ckpt ${this.config.version}`,
         onProgress: (p) => progress.update(`snapshot ${source}: ${p.files} files, ${formatBytes(p.bytes)} (${formatBytes(p.bytesRead)} read) ${p.path}`),

@@ -40,8 +40,8 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
   async run(): Promise<VerifyReport> {
     const {argv, flags} = await this.parse(Verify)
     // Library code is loaded when the command runs, so other commands do not pay for it at start.
-    const [{sourceDirectory}, {checkRepositoryPath, LocalBackend}, {describeFinding}, {parseSubset}, {verifyRepository}] = await Promise.all([
-      import('../cli/repository.js'), import('../store/local.js'), import('../verify/findings.js'), import('../verify/subset.js'), import('../verify/verify.js'),
+    const [{sourceDirectory}, {openBackend}, {describeFinding}, {parseSubset}, {verifyRepository}] = await Promise.all([
+      import('../cli/repository.js'), import('../store/registry.js'), import('../verify/findings.js'), import('../verify/subset.js'), import('../verify/verify.js'),
     ])
     const refs = argv as string[]
     let readData: DataSelection = {kind: 'none'}
@@ -49,15 +49,14 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     else if (flags['read-data-subset'] !== undefined) readData = parseSubset(flags['read-data-subset'])
     if (flags.source !== undefined && refs.length !== 1) throw new UsageError('--source compares one snapshot: give exactly one snapshot id (or "latest")')
     const source = flags.source === undefined ? undefined : await sourceDirectory(flags.source)
-    const {root} = this.repoLocation(flags.repo)
-    await checkRepositoryPath(root)
+    const backend = await openBackend(this.repoLocation(flags.repo))
 
     const human = !this.jsonEnabled()
     const progress = await startProgress(human && !flags.quiet, 'verify')
     const started = Date.now()
     let report: VerifyReport
     try {
-      report = await verifyRepository(new LocalBackend(root), {
+      report = await verifyRepository(backend, {
         snapshots: refs,
         readData,
         source,

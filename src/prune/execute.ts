@@ -203,7 +203,7 @@ export async function commit(repo: Repository, plan: Plan, prepared: Prepared, o
 
   const problems = new Problems()
   const names = new Set(await repo.listSnapshotNames())
-  const pins = await listPins(repo.backend)
+  const pins = await listPins(repo)
   const remove = plan.remove.filter((id) => names.has(id) && !pins.has(id))
   const removeSet = new Set(remove)
 
