@@ -28,6 +28,8 @@ export const ExitCode = {
   readOnly: 14,
   /** An in-place restore of a directory a running process uses (open files, mappings, working directory). */
   busy: 15,
+  /** The object store refused a request (credentials, permissions) or kept failing it until the retries ran out. */
+  storage: 16,
   /** Interrupted by SIGINT (Ctrl-C); locks released. */
   interrupted: 130,
   /** Stopped by SIGTERM; locks released. */
@@ -92,6 +94,12 @@ export class ReadOnlyRepositoryError extends CkptError {
 export class BusyError extends CkptError {
   readonly code = 'BUSY'
   readonly exitCode = ExitCode.busy
+}
+
+/** A request to the object store was refused, or kept failing (throttling, 5xx, dropped connections) until the retries ran out. */
+export class StorageError extends CkptError {
+  readonly code = 'STORAGE'
+  readonly exitCode = ExitCode.storage
 }
 
 /** Something stored is missing, truncated, fails its hash, or describes something unsafe. */
