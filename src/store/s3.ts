@@ -95,6 +95,9 @@ export function clientConfig(env: NodeJS.ProcessEnv, tuning: S3Tuning): SDK.S3Cl
 }
 
 export async function openS3Backend(bucket: string, prefix: string, tuning: S3Tuning = tuningFromEnv(), env: NodeJS.ProcessEnv = process.env): Promise<S3Backend> {
+  // The SDK warns on stderr that its releases after January 2027 will need Node 22; ours is
+  // pinned (package.json), and a cron job's stderr is no place for that notice.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   const sdk = await import('@aws-sdk/client-s3')
   const client = new sdk.S3Client(clientConfig(env, tuning))
   return new S3Backend(sdk, client, bucket, prefix, tuning)
@@ -198,8 +201,10 @@ export class S3Backend implements Backend {
 
   private refused(what: string, err: unknown): StorageError {
     const n = errName(err)
-    const hint = /credential/i.test(err instanceof Error ? err.message : '') || n === 'InvalidAccessKeyId' || n === 'SignatureDoesNotMatch'
+    const message = err instanceof Error ? err.message : ''
+    const hint = /credential/i.test(message) || n === 'InvalidAccessKeyId' || n === 'SignatureDoesNotMatch'
       ? ' (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws/credentials)'
+      : /region is missing/i.test(message) ? ' (set AWS_REGION or a region in ~/.aws/config; for an S3-compatible server, AWS_ENDPOINT_URL_S3)'
       : n === 'AccessDenied' ? ' (permissions of these credentials on the bucket)' : ''
     return new StorageError(`${this.location}: ${what}: ${describe(err)}${hint}`, {location: this.location, status: status(err) ?? null, error: n}, {cause: err})
   }
