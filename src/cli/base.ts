@@ -5,7 +5,7 @@ import * as Flags from '@oclif/core/flags'
 
 import {CkptError, classifyOsError, errnoCode, ExitCode, UsageError} from '../core/errors.js'
 import {describeHolder, releaseHeldLocks, setLockReporter} from '../store/lock.js'
-import {parseLocation, type RepoLocation} from '../store/registry.js'
+import {parseLocation, type RepoLocation} from '../store/location.js'
 import {startMemoryGovernor} from './memory.js'
 
 /** How long a signal waits for this process's locks to be removed before exiting anyway. */
