@@ -98,7 +98,9 @@ export async function openS3Backend(bucket: string, prefix: string, tuning: S3Tu
   // The SDK warns on stderr that its releases after January 2027 will need Node 22; ours is
   // pinned (package.json), and a cron job's stderr is no place for that notice.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-  const sdk = await import('@aws-sdk/client-s3')
+  const loaded = await import('@aws-sdk/client-s3')
+  // Bundled (bundle.mjs), the CommonJS package's exports arrive as the default export.
+  const sdk = ('S3Client' in loaded ? loaded : (loaded as unknown as {default: typeof SDK}).default) as typeof SDK
   const client = new sdk.S3Client(clientConfig(env, tuning))
   return new S3Backend(sdk, client, bucket, prefix, tuning)
 }
