@@ -94,7 +94,7 @@ describe.skipIf(Boolean(skip))('S3 repository through the CLI (Swift s3api)', ()
     expect((await fsp.readFile(path.join(target3, 'small.txt'), 'utf8'))).toBe('changed\n')
   }, 240_000)
 
-  it('a snapshot killed while it uploads leaves a repository that verifies, and the next one succeeds', async () => {
+  it('a snapshot, then a prune, killed mid-way leave a repository that verifies, and the next run succeeds', async () => {
     const repo = `s3://${bucket}/repos/killed`
     const src = path.join(work, 'src-kill')
     await fsp.mkdir(src)
@@ -107,7 +107,6 @@ describe.skipIf(Boolean(skip))('S3 repository through the CLI (Swift s3api)', ()
       ready: async () => ((await client.send(new sdk.ListObjectsV2Command({Bucket: bucket, Prefix: 'repos/killed/data/', MaxKeys: 1}))).KeyCount ?? 0) > 0,
       afterMs: 0,
     }})
-    client.destroy()
     expect(killed.signal).toBe('SIGKILL')
     const v = await ckptJson<{errors: number}>(['verify', '--repo', repo], {env})
     expect(v.errors).toBe(0)
@@ -116,5 +115,31 @@ describe.skipIf(Boolean(skip))('S3 repository through the CLI (Swift s3api)', ()
     await ckpt(['restore', next.id, '--target', target, '--repo', repo, '-q'], {env})
     expect(diffTrees(await captureTree(src), await captureTree(target), {ignoreRootMtime: true})).toEqual([])
     expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})).errors).toBe(0)
-  }, 240_000)
+
+    // Prune killed once it holds the exclusive lock (deleting): verify is clean, the next prune finishes.
+    await fsp.writeFile(path.join(src, 'b.bin'), randomBytes(2 * 1024 * 1024))
+    const kept = await ckptJson<{id: string}>(['snapshot', src, '--repo', repo], {env})
+    const killedPrune = await runCli(['prune', '--keep-last', '1', '--repo', repo], {env, killWhen: {
+      ready: async () => {
+        const locks = await client.send(new sdk.ListObjectsV2Command({Bucket: bucket, Prefix: 'repos/killed/locks/'}))
+        for (const o of locks.Contents ?? []) {
+          if (!o.Key!.split('/').pop()!.startsWith('x')) continue
+          const body = await (await client.send(new sdk.GetObjectCommand({Bucket: bucket, Key: o.Key!}))).Body!.transformToString().catch(() => '{}')
+          if (!(JSON.parse(body) as {pending?: boolean}).pending) return true
+        }
+        return false
+      },
+      afterMs: 0,
+    }})
+    expect(killedPrune.signal).toBe('SIGKILL')
+    expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})).errors).toBe(0)
+    await ckpt(['prune', '--keep-last', '1', '--repo', repo, '-q'], {env})
+    const snaps = await ckptJson<{id: string}[]>(['snapshots', '--repo', repo], {env})
+    expect(snaps.map((s) => s.id)).toEqual([kept.id])
+    const target2 = path.join(work, 'restored-kill2')
+    await ckpt(['restore', kept.id, '--target', target2, '--repo', repo, '-q'], {env})
+    expect(diffTrees(await captureTree(src), await captureTree(target2), {ignoreRootMtime: true})).toEqual([])
+    expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})).errors).toBe(0)
+    client.destroy()
+  }, 300_000)
 })
