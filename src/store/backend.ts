@@ -15,6 +15,8 @@
 //   ago, each once, in no given order (object stores update listings asynchronously: a just-put
 //   object may be missing for a moment, a just-deleted one still listed; locks wait that out).
 // - delete of a missing name succeeds (prune may be finishing a crashed prune's work).
+//   deleteMany deletes several of one kind (an object store: one request per thousand); when it
+//   fails, any subset of them may be gone.
 // - Temporary objects (required of every backend): a put or create that has not committed may
 //   leave one behind when its process fails or dies (a local file before its rename; an object
 //   store's unfinished multipart upload). temporaries() lists them, each with its size and, when
@@ -103,6 +105,7 @@ export interface Backend {
   stat(kind: ObjectKind, name: string): Promise<ObjectInfo>
   list(kind: ObjectKind): AsyncIterable<ObjectInfo>
   delete(kind: ObjectKind, name: string): Promise<void>
+  deleteMany(kind: ObjectKind, names: readonly string[]): Promise<void>
   /** Temporary objects of writes not committed: in flight, or left by a writer that failed or died. */
   temporaries(): AsyncIterable<TempObject>
   removeTemporary(id: string): Promise<void>

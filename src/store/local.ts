@@ -7,6 +7,7 @@ import {closeSync, constants as fsc, fstatSync, openSync, promises as fsp, read,
 import path from 'node:path'
 
 import {classifyOsError, errnoCode, IntegrityError, ObjectMissingError, UsageError} from '../core/errors.js'
+import {mapLimit} from '../core/concurrency.js'
 import {atomicWriteFile, fsyncDir} from '../core/durable.js'
 import {faultPoint} from '../core/faultpoint.js'
 import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
@@ -219,6 +220,10 @@ export class LocalBackend implements Backend {
     await fsp.rm(file, {force: true})
     if (kind !== 'locks') await fsyncDir(path.dirname(file))
     if (kind !== 'locks') faultPoint('delete.done')
+  }
+
+  async deleteMany(kind: ObjectKind, names: readonly string[]): Promise<void> {
+    await mapLimit(names, 16, (name) => this.delete(kind, name))
   }
 
   /** Directories temp files can be in: the root and every object directory. */

@@ -398,6 +398,21 @@ export class S3Backend implements Backend {
     }
   }
 
+  /** DeleteObjects, a thousand keys a request (with the Content-MD5 some servers require: addContentMd5). */
+  async deleteMany(kind: ObjectKind, names: readonly string[]): Promise<void> {
+    const keys = names.map((name) => this.key(kind, name))
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000)
+      const res = await this.call(`delete ${batch.length} ${kind} objects`, () => this.client.send(new this.sdk.DeleteObjectsCommand({
+        Bucket: this.bucket, Delete: {Objects: batch.map((Key) => ({Key})), Quiet: true},
+      })), () => false)
+      const failed = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey')
+      if (failed.length > 0) {
+        throw new StorageError(`${this.location}: ${failed.length} of ${batch.length} deletes failed (first: ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''})`, {location: this.location})
+      }
+    }
+  }
+
   async *temporaries(): AsyncIterable<TempObject> {
     let keyMarker: string | undefined
     let uploadMarker: string | undefined

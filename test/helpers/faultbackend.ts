@@ -123,6 +123,11 @@ export class FaultyBackend implements Backend {
     return this.inner.delete(kind, name)
   }
 
+  async deleteMany(kind: ObjectKind, names: readonly string[]): Promise<void> {
+    // One change per object, in order, so a crash can fall between any two.
+    for (const name of names) await this.delete(kind, name)
+  }
+
   temporaries(): AsyncIterable<TempObject> {
     return this.inner.temporaries()
   }

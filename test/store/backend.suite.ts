@@ -96,6 +96,17 @@ export function backendSuite(label: string, make: () => Promise<BackendHarness>)
       expect(await caught(backend.get('index', C))).toBeInstanceOf(ObjectMissingError)
     })
 
+    withBackend('deleteMany: the named objects go, missing ones are no error, others stay', async ({backend}) => {
+      await backend.initLayout()
+      await Promise.all([A, B, C].map((n) => backend.put('data', n, Buffer.from(n))))
+      await backend.deleteMany('data', [A, C, 'ef' + '3'.repeat(62)])
+      await backend.deleteMany('data', [])
+      expect(await caught(backend.get('data', A))).toBeInstanceOf(ObjectMissingError)
+      expect(await caught(backend.get('data', C))).toBeInstanceOf(ObjectMissingError)
+      expect((await backend.get('data', B)).toString()).toBe(B)
+      expect([...(await listed(backend, 'data')).keys()]).toEqual([B])
+    })
+
     withBackend('create: pieces written in any order; nothing visible before commit; abort leaves nothing', async ({backend}) => {
       await backend.initLayout()
       const bytes = seededBytes(3 * 1024 * 1024 + 17, 3)

@@ -59,11 +59,13 @@ async function s3Harness(endpoint: () => string, tuning = TUNING) {
   return {
     backend,
     leaveTemporary: async (kind: 'data', name: string) => {
+      // Straight to the server (not through the fault proxy): this is the dead writer, not the code under test.
       const sdk = await import('@aws-sdk/client-s3')
-      const Key = `${backend.prefix}/data/${name.slice(0, 2)}/${name}`
-      const {UploadId} = await backend.client.send(new sdk.CreateMultipartUploadCommand({Bucket: bucket, Key}))
-      await backend.client.send(new sdk.UploadPartCommand({Bucket: bucket, Key, UploadId, PartNumber: 1, Body: Buffer.alloc(1024, 1), ContentLength: 1024}))
-      void kind
+      const client = new sdk.S3Client({endpoint: swift!.endpoint, forcePathStyle: true, region: 'us-east-1'})
+      const Key = `${backend.prefix}/${kind}/${name.slice(0, 2)}/${name}`
+      const {UploadId} = await client.send(new sdk.CreateMultipartUploadCommand({Bucket: bucket, Key}))
+      await client.send(new sdk.UploadPartCommand({Bucket: bucket, Key, UploadId, PartNumber: 1, Body: Buffer.alloc(1024, 1), ContentLength: 1024}))
+      client.destroy()
     },
     cleanup: async () => {
       backend.client.destroy()

@@ -70,6 +70,10 @@ class LaggyBackend implements Backend {
     this.changed.set(`${kind}/${name}`, {at: Date.now(), deleted: true, info})
   }
 
+  async deleteMany(kind: ObjectKind, names: readonly string[]): Promise<void> {
+    for (const name of names) await this.delete(kind, name)
+  }
+
   temporaries(): AsyncIterable<TempObject> {
     return this.inner.temporaries()
   }
