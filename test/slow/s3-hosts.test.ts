@@ -1,5 +1,5 @@
-// Two hosts at once on one S3 repository (Swift s3api on loopback): two processes snapshot their
-// own directories in a loop while a third prunes in a loop. Afterwards every snapshot kept
+// Two hosts at once on one S3 repository (Swift s3api on loopback): two processes with separate
+// caches snapshot their own directories in a loop while a third prunes in a loop. Afterwards every snapshot kept
 // restores exactly what was snapshotted, and verify --read-data finds nothing.
 import {randomBytes} from 'node:crypto'
 import {promises as fsp} from 'node:fs'
@@ -43,14 +43,15 @@ describe.skipIf(Boolean(skip))('two hosts and a pruner on one S3 repository', ()
         // Each round adds new data (a fresh random file) and names itself in gen.txt and its tag.
         await fsp.writeFile(path.join(work, host, 'gen.txt'), `${host} round ${i}\n`)
         await fsp.writeFile(path.join(work, host, 'new.bin'), randomBytes(700_000))
-        await ckpt(['snapshot', path.join(work, host), '--host', host, '--tag', `r${i}`, '--repo', repo, '--retry-lock', '5m', '-q'], {env})
+        // Each host with its own cache, as on two machines.
+        await ckpt(['snapshot', path.join(work, host), '--host', host, '--tag', `r${i}`, '--repo', repo, '--retry-lock', '5m', '-q'], {env: {...env, CKPT_CACHE_DIR: path.join(work, `cache-${host}`)}})
       }
       writersDone++
     }
     const pruner = async () => {
       let runs = 0
       while (writersDone < hosts.length || runs === 0) {
-        await ckpt(['prune', '--keep-last', '2', '--repo', repo, '--retry-lock', '5m', '-q'], {env})
+        await ckpt(['prune', '--keep-last', '2', '--repo', repo, '--retry-lock', '5m', '-q'], {env: {...env, CKPT_CACHE_DIR: path.join(work, 'cache-pruner')}})
         runs++
       }
       return runs
