@@ -29,7 +29,7 @@ export const ExitCode = {
   /** An in-place restore of a directory a running process uses (open files, mappings, working directory). */
   busy: 15,
   /** The object store refused a request (credentials, permissions) or kept failing it until the retries ran out. */
-  storage: 16,
+  storage: 17,
   /** Interrupted by SIGINT (Ctrl-C); locks released. */
   interrupted: 130,
   /** Stopped by SIGTERM; locks released. */

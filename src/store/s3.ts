@@ -14,7 +14,7 @@
 //   margin (capabilities.listLagMs; src/store/lock.ts).
 // - Every request goes through one limiter (bounded concurrency) and one retry loop: throttling
 //   (503 SlowDown, 429), 5xx, timeouts and dropped connections (also mid-body) are retried with
-//   full-jitter exponential backoff; when the attempts run out, StorageError (exit 16).
+//   full-jitter exponential backoff; when the attempts run out, StorageError (exit 17).
 import {createHash} from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'

@@ -81,13 +81,13 @@ describe.skipIf(Boolean(skip))('S3', () => {
     for (const [kind, n] of Object.entries(proxy!.injected)) expect(n, kind).toBeGreaterThan(0)
   })
 
-  test('when retries run out: StorageError (exit 16) saying how often it tried and what the store answered', async () => {
+  test('when retries run out: StorageError (exit 17) saying how often it tried and what the store answered', async () => {
     const failing = await startFaultProxy(swift!.endpoint, {rate: 1, faults: ['throttle']})
     try {
       const {backend} = await s3Harness(() => failing.endpoint, {...TUNING, attempts: 3})
       const err = await backend.put('index', 'ab'.repeat(32), Buffer.from('x')).then(() => undefined, (e: unknown) => e)
       expect(err).toBeInstanceOf(StorageError)
-      expect((err as StorageError).exitCode).toBe(16)
+      expect((err as StorageError).exitCode).toBe(17)
       expect((err as Error).message).toMatch(/failed 3 times.*503.*SlowDown/)
       expect(failing.injected.throttle).toBe(3)
     } finally {
