@@ -28,7 +28,7 @@ trap 'test/helpers/swift.sh stop "$work/swift"' EXIT
 
 export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://127.0.0.1:$PROXY_PORT
-export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/restic-cache
+export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/restic-cache CKPT_CACHE_DIR=$work/ckpt-cache
 
 t() { # label, command...: wall seconds, CPU seconds, peak RSS MiB
   local label=$1
@@ -37,7 +37,7 @@ t() { # label, command...: wall seconds, CPU seconds, peak RSS MiB
   tail -1 "$work/time.txt"
 }
 du -sb "$corpus" | awk '{printf "corpus %s: %.1f MiB\n", "'"$size"'", $1 / 1048576}'
-rm -rf "$work/restore-"* "$work/local" "$RESTIC_CACHE_DIR"
+rm -rf "$work/restore-"* "$work/local" "$RESTIC_CACHE_DIR" "$CKPT_CACHE_DIR"
 sync
 t 'ckpt   init         ' node bin/run.js init -q --repo s3://bench/ckpt
 t 'ckpt   first        ' node bin/run.js snapshot -q "$corpus" --repo s3://bench/ckpt

@@ -43,7 +43,7 @@ describe.skipIf(Boolean(skip))('S3 repository through the CLI (Swift s3api)', ()
   beforeAll(async () => {
     work = await tempDir('ckpt-s3cli-')
     swift = await startSwift(path.join(work, 'swift'))
-    env = {...swift.env, CKPT_S3_LIST_LAG_MS: '300'}
+    env = {...swift.env, CKPT_S3_LIST_LAG_MS: '300', CKPT_CACHE_DIR: path.join(work, 'cache')}
   }, 180_000)
   afterAll(async () => {
     await swift?.stop()

@@ -22,7 +22,7 @@ describe.skipIf(Boolean(skip))('two hosts and a pruner on one S3 repository', ()
   beforeAll(async () => {
     work = await tempDir('ckpt-s3hosts-')
     swift = await startSwift(path.join(work, 'swift'))
-    env = {...swift.env, CKPT_S3_LIST_LAG_MS: '500'}
+    env = {...swift.env, CKPT_S3_LIST_LAG_MS: '500', CKPT_CACHE_DIR: path.join(work, 'cache')}
   })
   afterAll(async () => {
     await swift?.stop()
