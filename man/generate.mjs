@@ -60,7 +60,7 @@ main += `.SH DESCRIPTION\nckpt checkpoints and restores process state directorie
 main += `.SH COMMANDS\n${names.map((n) => `.TP\n\\fBckpt ${n}\\fR\n${esc(COMMANDS[n].summary)} See \\fBckpt\\-${n}\\fR(1).`).join('\n')}\n`
 main += `.SH REPOSITORY\nThe repository is \\fB\\-\\-repo\\fR \\fIPATH\\fR, else \\fB$CKPT_REPO\\fR, else \\fB.ckpt\\fR in the current directory: without either, the first \\fBckpt snapshot\\fR creates \\fB./.ckpt\\fR wherever it runs (for a cron job, cron's working directory) and prints its absolute path on stderr, even with \\fB\\-\\-quiet\\fR.\n`
 main += `.SH EXIT STATUS\n${exits}\n`
-main += `.SH ENVIRONMENT\n.TP\n\\fBCKPT_REPO\\fR\nRepository path when \\fB\\-\\-repo\\fR is not given.\n.TP\n\\fBCKPT_DEBUG\\fR\nPrint stack traces of unexpected errors.\n.TP\n\\fBCKPT_PROGRESS_INTERVAL_MS\\fR\nUnder \\fB\\-\\-json\\fR, the interval of the NDJSON progress events on stderr, in ms (default 1000; 0: every update).\n`
+main += `.SH ENVIRONMENT\n.TP\n\\fBCKPT_REPO\\fR\nRepository (a path or s3://BUCKET/PREFIX) when \\fB\\-\\-repo\\fR is not given.\n.TP\n\\fBAWS_ENDPOINT_URL_S3\\fR, \\fBAWS_REGION\\fR, \\fBAWS_ACCESS_KEY_ID\\fR, \\fBAWS_PROFILE\\fR, ...\nFor s3:// repositories, as the AWS SDK reads them (README.md, "Repositories in object storage").\n.TP\n\\fBCKPT_DEBUG\\fR\nPrint stack traces of unexpected errors.\n.TP\n\\fBCKPT_PROGRESS_INTERVAL_MS\\fR\nUnder \\fB\\-\\-json\\fR, the interval of the NDJSON progress events on stderr, in ms (default 1000; 0: every update).\n`
 main += `.SH SEE ALSO\n${names.map((n) => `\\fBckpt\\-${n}\\fR(1)`).join(', ')}\n`
 pages.set('ckpt.1', main)
 

@@ -1,13 +1,12 @@
 // The base of every command: shared flags, where the repository is, and the one place where
 // errors become exit codes and one-line messages (or a JSON error document with --json).
 import {statSync} from 'node:fs'
-import path from 'node:path'
-
 import {Command} from '@oclif/core/command'
 import * as Flags from '@oclif/core/flags'
 
 import {CkptError, classifyOsError, errnoCode, ExitCode, NoRepositoryError, UsageError} from '../core/errors.js'
 import {describeHolder, releaseHeldLocks, setLockReporter} from '../store/lock.js'
+import {parseLocation, type RepoLocation} from '../store/location.js'
 import {usageMessage} from './format.js'
 import {startMemoryGovernor} from './memory.js'
 
@@ -42,7 +41,7 @@ export abstract class CkptCommand extends Command {
   static override baseFlags = {
     repo: Flags.string({
       char: 'r',
-      summary: 'Repository path.',
+      summary: 'Repository: a directory path or s3://BUCKET/PREFIX.',
       description: 'Default: $CKPT_REPO, else .ckpt in the current directory (which ckpt snapshot creates, saying so on stderr).',
       env: 'CKPT_REPO',
       helpGroup: 'GLOBAL',
@@ -74,10 +73,10 @@ export abstract class CkptCommand extends Command {
     })
   }
 
-  /** Where the repository is, and whether the user said so (or got the default .ckpt). */
-  protected repoLocation(flag: string | undefined, opts: {creating?: boolean} = {}): {root: string; isDefault: boolean} {
-    const location = flag ? {root: path.resolve(flag), isDefault: false} : {root: path.resolve('.ckpt'), isDefault: true}
-    checkRepositoryRoot(location.root, opts.creating)
+  /** Where the repository is (an unsupported scheme is a usage error), and whether the user said so (or got the default .ckpt). */
+  protected repoLocation(flag: string | undefined, opts: {creating?: boolean} = {}): RepoLocation & {isDefault: boolean} {
+    const location = {...parseLocation(flag || '.ckpt'), isDefault: !flag}
+    if (location.path !== undefined) checkRepositoryRoot(location.path, opts.creating)
     return location
   }
 

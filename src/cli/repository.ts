@@ -2,18 +2,19 @@
 import {promises as fsp} from 'node:fs'
 
 import {BadPathError, errnoCode, NoRepositoryError} from '../core/errors.js'
-import {initLocalRepository, openLocalRepository} from '../repo/open.js'
+import {initRepositoryAt, openRepositoryAt} from '../repo/open.js'
 import type {Repository} from '../repo/repository.js'
+import type {RepoLocation} from '../store/registry.js'
 
-export async function openRepository(location: {root: string}): Promise<Repository> {
+export async function openRepository(location: RepoLocation): Promise<Repository> {
   try {
-    return await openLocalRepository(location.root)
+    return await openRepositoryAt(location)
   } catch (err) {
     // An in-place restore killed while it held the repository in its temp tree: put it back.
-    if (!(err instanceof NoRepositoryError)) throw err
+    if (!(err instanceof NoRepositoryError) || location.path === undefined) throw err
     const {recoverInterruptedRestores} = await import('../restore/carry.js')
-    if (!(await recoverInterruptedRestores(location.root))) throw err
-    return openLocalRepository(location.root)
+    if (!(await recoverInterruptedRestores(location.path))) throw err
+    return openRepositoryAt(location)
   }
 }
 
@@ -23,12 +24,12 @@ export async function openRepository(location: {root: string}): Promise<Reposito
  * --json: a cron job run from an unexpected directory would otherwise fill a repository nobody
  * knows about. The line goes to stderr, so stdout keeps only the result.
  */
-export async function openOrCreate(location: {root: string; isDefault: boolean}): Promise<Repository> {
+export async function openOrCreate(location: RepoLocation & {isDefault: boolean}): Promise<Repository> {
   try {
     return await openRepository(location)
   } catch (err) {
     if (!(err instanceof NoRepositoryError) || !location.isDefault) throw err
-    const repo = await initLocalRepository(location.root, {now: Date.now()})
+    const repo = await initRepositoryAt(location, {now: Date.now()})
     process.stderr.write(`created repository at ${location.root} (no --repo or CKPT_REPO given: the default is .ckpt in the current directory)\n`)
     return repo
   }

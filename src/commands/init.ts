@@ -14,9 +14,10 @@ export default class Init extends CkptCommand {
 
   async run(): Promise<{repository: string; id: string}> {
     const {flags} = await this.parse(Init)
-    const {root} = this.repoLocation(flags.repo, {creating: true})
-    const {initLocalRepository} = await import('../repo/open.js')
-    const repo = await initLocalRepository(root, {now: Date.now(), zstdLevel: flags['zstd-level'], avgChunkSize: flags['avg-chunk-size']})
+    const location = this.repoLocation(flags.repo, {creating: true})
+    const {root} = location
+    const {initRepositoryAt} = await import('../repo/open.js')
+    const repo = await initRepositoryAt(location, {now: Date.now(), zstdLevel: flags['zstd-level'], avgChunkSize: flags['avg-chunk-size']})
     this.note(flags, `created repository ${repo.config.id} at ${root}`)
     return {repository: root, id: repo.config.id}
   }

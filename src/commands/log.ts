@@ -37,7 +37,7 @@ Exit codes: 0 shown, 4 no such snapshot (unknown id, ambiguous prefix, no snapsh
     const catalog = await loadCatalog(repo)
     for (const d of catalog.damaged) process.stderr.write(`warning: ${d.error.message}\n`)
     const start = selectSnapshot(catalog, args.snapshot ?? 'latest', {source, host: flags.host})
-    const result = parentChain(catalog.snapshots, start, await listPins(repo.backend))
+    const result = parentChain(catalog.snapshots, start, await listPins(repo))
     if (!this.jsonEnabled()) {
       const byId = new Map(catalog.snapshots.map((s) => [s.id, s.manifest]))
       this.log(table(['ID', 'TIME', 'TAGS', 'CAPTURE', 'FILES', 'SIZE', 'ADDED', 'DURATION'], result.entries.map((e) => [

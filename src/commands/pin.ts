@@ -27,7 +27,7 @@ export default class Pin extends CkptCommand {
     const {loadCatalog} = await import('../snapshot/catalog.js')
     const repo = await openRepository(this.repoLocation(flags.repo))
     if (args.snapshot === undefined) {
-      const pins = await listPins(repo.backend)
+      const pins = await listPins(repo)
       const {snapshots} = await loadCatalog(repo)
       const byId = new Map(snapshots.map((s) => [s.id, s.manifest]))
       const list = [...pins].sort().map((id) => ({id, time: byId.get(id)?.time ?? null, source: byId.get(id)?.source ?? null}))

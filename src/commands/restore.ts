@@ -60,7 +60,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     const location = this.repoLocation(flags.repo)
     const repo = await openRepository(location)
     const {promises: fsp} = await import('node:fs')
-    const repoStat = await fsp.stat(location.root, {bigint: true})
+    const repoDir = repo.backend.capabilities.localDirectory
+    const repoStat = repoDir === undefined ? undefined : await fsp.stat(repoDir, {bigint: true})
     const retryMs = parseWait(flags['retry-lock'])
     const source = flags.source ? await sourcePath(flags.source) : undefined
     const snap = selectSnapshot(await loadCatalog(repo), args.snapshot, {source})
@@ -84,14 +85,14 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
         dryRun: flags['dry-run'],
         keepOld: flags['keep-old'],
         lockRetryMs: retryMs,
-        keep: [location.root],
+        keep: repoDir === undefined ? [] : [repoDir],
         force: flags.force,
         onCallerCwd: (pids) => this.note(flags, `note: the working directory of what ran ckpt (pid ${pids.join(', ')}, e.g. your shell) was in the old ${snap.manifest.source}, now removed: cd into it again to see the restored tree`),
         beforeReplace: flags['no-safety-snapshot'] ? undefined : async (dest) => {
           const real = await sourceDirectory(dest)
           // Like any snapshot: without the repository, and without what the restore keeps anyway.
           const safety = await createSnapshot(repo, {
-            source: real, tags: [PRE_RESTORE_TAG], excludes: snap.manifest.excludes, skipDirs: [{dev: repoStat.dev, ino: repoStat.ino}],
+            source: real, tags: [PRE_RESTORE_TAG], excludes: snap.manifest.excludes, skipDirs: repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : [],
             program: `ckpt ${this.config.version}`, lockRetryMs: retryMs,
           })
           safetySnapshot = safety.id

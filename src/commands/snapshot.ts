@@ -85,7 +85,9 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     const selection = await readSelection(flags, source)
     const location = this.repoLocation(flags.repo)
     const repo = flags['dry-run'] ? await openRepository(location) : await openOrCreate(location)
-    const repoStat = await fsp.stat(location.root, {bigint: true})
+    // A repository inside the source directory is not part of the snapshot.
+    const repoDir = repo.backend.capabilities.localDirectory
+    const repoStat = repoDir === undefined ? undefined : await fsp.stat(repoDir, {bigint: true})
     const progress = await startProgress({command: 'snapshot', text: `snapshot ${source}`, quiet: flags.quiet, json: this.jsonEnabled()})
     const snapshotOptions: SnapshotOptions = {
       source,
@@ -99,7 +101,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
       excludeNodump: flags['exclude-nodump'],
       time,
       host: flags.host,
-      skipDirs: [{dev: repoStat.dev, ino: repoStat.ino}],
+      skipDirs: repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : [],
       lockRetryMs: parseWait(flags['retry-lock']),
       program: `ckpt ${this.config.version}`,
       onProgress: (p) => progress.update({

@@ -54,7 +54,7 @@ TAGS lists a snapshot's tags, and "pinned" for one no retention policy removes (
     const {damaged} = catalog
     const source = flags.source === undefined ? undefined : await sourcePath(flags.source)
     const snapshots = filterSnapshots(catalog.snapshots, {source, host: flags.host, tags: parseTagFilter(flags.tag)}, flags.latest)
-    const pins = await listPins(repo.backend)
+    const pins = await listPins(repo)
     // Prefixes that tell each snapshot apart from all others, not only from those shown.
     const short = shortIds(catalog.snapshots.map((s) => s.id))
     const list = snapshots.map(({id, manifest: m}) => ({

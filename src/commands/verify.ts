@@ -5,6 +5,7 @@ import {CkptCommand, parseWait} from '../cli/base.js'
 import {count, formatBytes, formatDuration} from '../cli/format.js'
 import {startProgress} from '../cli/progress.js'
 import {UsageError} from '../core/errors.js'
+import type {RepoLocation} from '../store/location.js'
 import type {Finding} from '../verify/findings.js'
 import type {DataSelection} from '../verify/subset.js'
 import type {VerifyReport} from '../verify/verify.js'
@@ -40,8 +41,8 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
   async run(): Promise<VerifyReport> {
     const {argv, flags} = await this.parse(Verify)
     // Library code is loaded when the command runs, so other commands do not pay for it at start.
-    const [{sourceDirectory}, {checkRepositoryPath, LocalBackend}, {describeFinding}, {parseSubset}, {verifyRepository}] = await Promise.all([
-      import('../cli/repository.js'), import('../store/local.js'), import('../verify/findings.js'), import('../verify/subset.js'), import('../verify/verify.js'),
+    const [{sourceDirectory}, {openBackend}, {describeFinding}, {parseSubset}, {verifyRepository}] = await Promise.all([
+      import('../cli/repository.js'), import('../store/registry.js'), import('../verify/findings.js'), import('../verify/subset.js'), import('../verify/verify.js'),
     ])
     let refs = argv as string[]
     let readData: DataSelection = {kind: 'none'}
@@ -49,16 +50,16 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     else if (flags['read-data-subset'] !== undefined) readData = parseSubset(flags['read-data-subset'])
     if (flags.source !== undefined && refs.length !== 1) throw new UsageError('--source compares one snapshot: give exactly one snapshot id (or "latest")')
     const source = flags.source === undefined ? undefined : await sourceDirectory(flags.source)
-    const {root} = this.repoLocation(flags.repo)
-    await checkRepositoryPath(root)
-    if (source && refs[0] === 'latest') refs = [await this.latestOf(root, source)]
+    const location = this.repoLocation(flags.repo)
+    const backend = await openBackend(location)
+    if (source && refs[0] === 'latest') refs = [await this.latestOf(location, source)]
 
     const human = !this.jsonEnabled()
     const progress = await startProgress({command: 'verify', text: 'verify', quiet: flags.quiet, json: !human})
     const started = Date.now()
     let report: VerifyReport
     try {
-      report = await verifyRepository(new LocalBackend(root), {
+      report = await verifyRepository(backend, {
         snapshots: refs,
         readData,
         source,
@@ -84,9 +85,9 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
   }
 
   /** "latest" with --source means the latest snapshot of that directory, as everywhere. */
-  private async latestOf(root: string, source: string): Promise<string> {
+  private async latestOf(location: RepoLocation, source: string): Promise<string> {
     const [{openRepository}, {selectSnapshot}, {loadCatalog}] = await Promise.all([import('../cli/repository.js'), import('../inspect/select.js'), import('../snapshot/catalog.js')])
-    return selectSnapshot(await loadCatalog(await openRepository({root})), 'latest', {source}).id
+    return selectSnapshot(await loadCatalog(await openRepository(location)), 'latest', {source}).id
   }
 
   /**

@@ -30,6 +30,8 @@ export const ExitCode = {
   busy: 15,
   /** `ckpt import`: the tar is damaged, truncated, or hostile (a path leaving the root, a file under a symlink...); nothing was committed. */
   badArchive: 16,
+  /** The object store refused a request (credentials, permissions) or kept failing it until the retries ran out. */
+  storage: 17,
   /** Interrupted by SIGINT (Ctrl-C); locks released. */
   interrupted: 130,
   /** Stopped by SIGTERM; locks released. */
@@ -100,6 +102,12 @@ export class BusyError extends CkptError {
 export class BadArchiveError extends CkptError {
   readonly code = 'BAD_ARCHIVE'
   readonly exitCode = ExitCode.badArchive
+}
+
+/** A request to the object store was refused, or kept failing (throttling, 5xx, dropped connections) until the retries ran out. */
+export class StorageError extends CkptError {
+  readonly code = 'STORAGE'
+  readonly exitCode = ExitCode.storage
 }
 
 /** Something stored is missing, truncated, fails its hash, or describes something unsafe. */

@@ -203,7 +203,7 @@ export async function commit(repo: Repository, plan: Plan, prepared: Prepared, o
 
   const problems = new Problems()
   const names = new Set(await repo.listSnapshotNames())
-  const pins = await listPins(repo.backend)
+  const pins = await listPins(repo)
   const remove = plan.remove.filter((id) => names.has(id) && !pins.has(id))
   const removeSet = new Set(remove)
 
@@ -314,7 +314,7 @@ export async function commit(repo: Repository, plan: Plan, prepared: Prepared, o
   //    that list packs being deleted. Index files are named by their content, so one just
   //    written may carry the name of one it replaces (same packs, same entries): that one stays.
   const oldIndex = [...(plan.rewriteIndex ? state.indexFiles : []), ...superseded].filter((name) => !written.has(name))
-  await mapLimit(oldIndex, DELETES_IN_FLIGHT, (name) => repo.backend.delete('index', name))
+  await repo.backend.deleteMany('index', oldIndex)
   faultPoint('prune.index-deleted')
 
   // 4. Packs, last: nothing indexes them any more.
@@ -325,11 +325,11 @@ export async function commit(repo: Repository, plan: Plan, prepared: Prepared, o
     if (packNo < plan.actions.length && deleting(packNo) && p.exists) packNames.push({name: p.name, size: p.size})
   })
   packNames.push(...state.unreadablePacks)
-  await mapLimit(packNames, DELETES_IN_FLIGHT, async (p) => {
-    await repo.backend.delete('data', p.name)
+  await repo.backend.deleteMany('data', packNames.map((p) => p.name))
+  for (const p of packNames) {
     packsDeleted++
     bytesDeleted += p.size
-  })
+  }
   faultPoint('prune.packs-deleted')
 
   // 5. Pins of snapshots that are gone (a forget --force that crashed between its two deletes).

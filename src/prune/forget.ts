@@ -36,7 +36,7 @@ export async function forgetSnapshots(repo: Repository, refs: readonly string[],
   if (refs.length === 0) throw new UsageError('give at least one snapshot to forget')
   return withLock(repo.backend, {exclusive: false, command: 'forget', retryMs: opts.retryMs ?? 0}, async () => {
     const {snapshots, damaged} = await loadCatalog(repo)
-    const pins = await listPins(repo.backend)
+    const pins = await listPins(repo)
     const chosen = new Map<string, ForgottenSnapshot>()
     for (const ref of refs) {
       const broken = damaged.find((d) => d.id === ref)

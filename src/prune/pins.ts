@@ -5,12 +5,11 @@ import {NotFoundError} from '../core/errors.js'
 import {isHexId} from '../core/ids.js'
 import type {Repository} from '../repo/repository.js'
 import {loadCatalog, resolveSnapshot} from '../snapshot/catalog.js'
-import type {Backend} from '../store/backend.js'
 import {withLock} from '../store/lock.js'
 
-export async function listPins(backend: Backend): Promise<Set<string>> {
+export async function listPins(repo: Repository): Promise<Set<string>> {
   const pins = new Set<string>()
-  for await (const obj of backend.list('pins')) if (isHexId(obj.name)) pins.add(obj.name)
+  for await (const obj of repo.backend.list('pins')) if (isHexId(obj.name)) pins.add(obj.name)
   return pins
 }
 
@@ -28,7 +27,7 @@ export async function pinSnapshot(repo: Repository, ref: string, opts: {retryMs?
   return withLock(repo.backend, {exclusive: false, command: 'pin', retryMs: opts.retryMs ?? 0}, async () => {
     const {snapshots} = await loadCatalog(repo)
     const snap = resolveSnapshot(snapshots, ref)
-    const pins = await listPins(repo.backend)
+    const pins = await listPins(repo)
     if (pins.has(snap.id)) return {id: snap.id, changed: false}
     await repo.backend.put('pins', snap.id, new Uint8Array(0))
     return {id: snap.id, changed: true}
@@ -38,7 +37,7 @@ export async function pinSnapshot(repo: Repository, ref: string, opts: {retryMs?
 /** Unpin. `ref` is matched against the pins first, so a pin whose snapshot is gone can be removed too. */
 export async function unpinSnapshot(repo: Repository, ref: string, opts: {retryMs?: number} = {}): Promise<PinResult> {
   return withLock(repo.backend, {exclusive: false, command: 'unpin', retryMs: opts.retryMs ?? 0}, async () => {
-    const pins = await listPins(repo.backend)
+    const pins = await listPins(repo)
     const matches = /^[0-9a-f]{4,64}$/.test(ref) ? [...pins].filter((id) => id.startsWith(ref)) : []
     if (matches.length > 1) throw new NotFoundError(`pin prefix ${ref} is ambiguous: it matches ${matches.map((id) => id.slice(0, 12)).join(', ')}`)
     const id = matches[0] ?? resolveSnapshot((await loadCatalog(repo)).snapshots, ref).id

@@ -139,7 +139,7 @@ export async function makePlan(repo: Repository, opts: PlanOptions): Promise<Pla
   for (const d of damaged) {
     problems.add({kind: 'damaged-manifest', snapshot: d.id, message: `snapshot ${d.id.slice(0, 12)}: ${d.error.message} (what it references is unknown)`})
   }
-  const pins = await listPins(repo.backend)
+  const pins = await listPins(repo)
   const policy = applyPolicy(
     catalog.map((s) => ({id: s.id, time: Date.parse(s.manifest.time), host: s.manifest.host, source: s.manifest.source, tags: s.manifest.tags, pinned: pins.has(s.id), consistent: s.manifest.capture?.consistent})),
     opts.policy,

@@ -1,5 +1,7 @@
 // The repository: config, the in-memory index over all index files, verified blob reads, and
 // snapshot manifests as named objects. Everything here goes through the Backend interface.
+import path from 'node:path'
+
 import {decodeBlob} from '../core/codec.js'
 import {mapLimit} from '../core/concurrency.js'
 import {IntegrityError, NoRepositoryError, NotFoundError, ObjectMissingError, UsageError} from '../core/errors.js'
@@ -7,6 +9,7 @@ import {blake3} from '../core/hash.js'
 import {IdMap} from '../core/idmap.js'
 import {isHexId, toHex} from '../core/ids.js'
 import type {Backend} from '../store/backend.js'
+import {cacheRoot, ObjectCache} from '../store/cache.js'
 import {decodeConfig, encodeConfig, FORMAT_VERSION, type RepoConfig} from './config.js'
 import {checkIndex, decodeIndex, encodeIndex, forEachIndexEntry, indexedBlobCount, type IndexedPack, type IndexPackCount} from './indexfile.js'
 import {BlobType, type BlobTypeValue} from './pack.js'
@@ -36,8 +39,19 @@ export class Repository {
   /** Index files that could not be read or failed their hash. */
   readonly damagedIndexFiles: {name: string; error: IntegrityError}[] = []
   private indexLoaded = false
+  /**
+   * Index files, manifests and trees of a repository not on this machine, kept locally (each
+   * checked against its hash when read, as from the repository): an unchanged snapshot into S3
+   * then downloads only what changed.
+   */
+  readonly cache: ObjectCache | undefined
 
-  private constructor(readonly backend: Backend, private config_: RepoConfig) {}
+  private constructor(readonly backend: Backend, private config_: RepoConfig) {
+    if (backend.capabilities.localDirectory === undefined && /^[0-9a-zA-Z_-]{1,128}$/.test(config_.id) && process.env.CKPT_NO_CACHE !== '1') {
+      this.cache = new ObjectCache(path.join(cacheRoot(), config_.id))
+      this.cache.trim()
+    }
+  }
 
   get config(): RepoConfig {
     return this.config_
@@ -92,7 +106,7 @@ export class Repository {
     const files = await readIndexFiles(this.backend, (name, err) => {
       const error = err instanceof ObjectMissingError ? new IntegrityError(`index ${name} vanished while loading`, {index: name}, {cause: err}) : err
       this.damagedIndexFiles.push({name, error})
-    })
+    }, undefined, this.cache)
     // Room for every blob up front, so the map is allocated once instead of doubling its way there.
     this.index.reserve(this.index.size + indexedBlobCount(files.map((file) => file?.packs)))
     const onPack = (pack: string, size: number) => this.packNumber(pack, size)
@@ -145,6 +159,7 @@ export class Repository {
     const bytes = encodeIndex(packs)
     const name = toHex(blake3(bytes))
     await this.backend.put('index', name, bytes)
+    this.cache?.put('index', name, bytes)
     this.indexFiles.push(name)
     return name
   }
@@ -165,7 +180,14 @@ export class Repository {
     const loc = this.lookup(id)
     if (!loc) throw new ObjectMissingError(`blob ${toHex(id)} is not in the index`, {blob: toHex(id)})
     if (type !== undefined && loc.type !== type) throw new IntegrityError(`blob ${toHex(id)} has the wrong type`, {blob: toHex(id)})
-    return this.readBlobAt(id, loc)
+    if (loc.type !== BlobType.tree || !this.cache) return this.readBlobAt(id, loc)
+    const hex = toHex(id)
+    const cached = this.cache.get('trees', hex)
+    if (cached && blake3(cached).equals(id)) return cached
+    if (cached) this.cache.drop('trees', hex)
+    const plain = await this.readBlobAt(id, loc)
+    this.cache.put('trees', hex, plain)
+    return plain
   }
 
   async readBlobAt(id: Uint8Array, loc: BlobLocation): Promise<Buffer> {
@@ -184,6 +206,8 @@ export class Repository {
 
   /** A manifest's bytes, checked against its name (the snapshot id is the BLAKE3 of the manifest). */
   async readSnapshotBytes(name: string): Promise<Buffer> {
+    const cached = this.cache?.get('snapshots', name)
+    if (cached && toHex(blake3(cached)) === name) return cached
     let bytes: Buffer
     try {
       bytes = await this.backend.get('snapshots', name)
@@ -192,6 +216,7 @@ export class Repository {
       throw err
     }
     if (toHex(blake3(bytes)) !== name) throw new IntegrityError(`snapshot ${name} does not match its hash`, {snapshot: name})
+    this.cache?.put('snapshots', name, bytes)
     return bytes
   }
 
@@ -199,6 +224,7 @@ export class Repository {
   async writeSnapshotBytes(bytes: Buffer): Promise<string> {
     const name = toHex(blake3(bytes))
     await this.backend.put('snapshots', name, bytes)
+    this.cache?.put('snapshots', name, bytes)
     return name
   }
 
@@ -224,16 +250,20 @@ function checkIndexHash(bytes: Uint8Array, name: string): void {
  * was listed, or fails its checks, goes to `onProblem` and leaves a hole; other errors throw.
  * `onBytes` counts what was read.
  */
-export async function readIndexFiles(backend: Backend, onProblem: (name: string, err: IntegrityError | ObjectMissingError) => void, onBytes?: (n: number) => void): Promise<(CheckedIndexFile | undefined)[]> {
+export async function readIndexFiles(backend: Backend, onProblem: (name: string, err: IntegrityError | ObjectMissingError) => void, onBytes?: (n: number) => void, cache?: ObjectCache): Promise<(CheckedIndexFile | undefined)[]> {
   const names: string[] = []
   for await (const obj of backend.list('index')) names.push(obj.name)
   names.sort()
   return mapLimit(names, 8, async (name) => {
     try {
+      const cached = cache?.get('index', name)
+      if (cached && toHex(blake3(cached)) === name) return {name, bytes: cached, packs: checkIndex(cached, name)}
       const bytes = await backend.get('index', name)
       onBytes?.(bytes.length)
       checkIndexHash(bytes, name)
-      return {name, bytes, packs: checkIndex(bytes, name)}
+      const checked = {name, bytes, packs: checkIndex(bytes, name)}
+      cache?.put('index', name, bytes)
+      return checked
     } catch (err) {
       if (!(err instanceof IntegrityError || err instanceof ObjectMissingError)) throw err
       onProblem(name, err)

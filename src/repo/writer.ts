@@ -9,8 +9,9 @@ import {randomBytes} from 'node:crypto'
 
 import {Compression, type CompressionValue, compressInto, encodeBlob, worthCompressing} from '../core/codec.js'
 import {IdMap} from '../core/idmap.js'
+import {toHex} from '../core/ids.js'
 import {ReadPool, type ReadBuffer} from '../core/readpool.js'
-import {encodePackTail, type PackEntry, type BlobTypeValue} from './pack.js'
+import {BlobType, encodePackTail, type PackEntry, type BlobTypeValue} from './pack.js'
 import {faultPoint} from '../core/faultpoint.js'
 import type {IndexedPack} from './indexfile.js'
 import type {Repository} from './repository.js'
@@ -107,6 +108,8 @@ export class BlobWriter {
    */
   async add(type: BlobTypeValue, id: Buffer, plain: Uint8Array, opts: AddOptions = {}): Promise<boolean | undefined> {
     if (this.reuse(id)) return undefined
+    // The next snapshot reads this tree as its parent's: keep it where reading it costs nothing.
+    if (type === BlobType.tree) this.repo.cache?.put('trees', toHex(id), plain)
     this.pending.set(id, [])
     const level = opts.raw ? 0 : this.repo.config.compression.level
     const {compression, data, frame} = await this.encode(plain, level)

@@ -18,7 +18,7 @@ import path from 'node:path'
 
 import {BadPathError, errnoCode, IntegrityError} from '../core/errors.js'
 import {exchangePaths, setTimesNs} from '../core/fsmeta.js'
-import {atomicWriteFile, fsyncDir} from '../store/local.js'
+import {atomicWriteFile, fsyncDir} from '../core/durable.js'
 import {processGone, processStart} from '../store/lock.js'
 import {compileExcludes, type ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, displayName} from '../snapshot/tree.js'

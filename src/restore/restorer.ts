@@ -21,7 +21,7 @@ import {BadPathError, classifyOsError, errnoCode, IntegrityError, NoSpaceError, 
 import {exchangePaths, syncFilesystem} from '../core/fsmeta.js'
 import {faultPoint} from '../core/faultpoint.js'
 import type {Repository} from '../repo/repository.js'
-import {fsyncDir} from '../store/local.js'
+import {fsyncDir} from '../core/durable.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
 import {toHex} from '../core/ids.js'

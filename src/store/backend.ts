@@ -1,6 +1,7 @@
 // The storage contract. Everything above this file sees the repository as a handful of verbs
-// over named, immutable objects grouped by kind; a local directory implements it now, and an
-// object store (S3, GCS) can implement it later without anything above changing.
+// over named, immutable objects grouped by kind; a local directory (store/local.ts) and an S3
+// bucket (store/s3.ts) implement it, chosen from the repository's location in one place
+// (store/registry.ts), and nothing above knows which one it has.
 //
 // Contract, for every implementation:
 // - put is atomic: a reader sees the whole object or nothing, never a prefix, also after a crash.
@@ -10,8 +11,12 @@
 // - get of a name put earlier by this or another process returns its bytes (read-after-write).
 //   A range that runs past the end is an error, never a short read. Given `into`, get reads into
 //   that buffer (which must be large enough) and returns a view of it: hot paths reuse buffers.
-// - list returns every object of a kind whose put has completed, each once, in no given order.
+// - list returns every object of a kind whose put has completed more than capabilities.listLagMs
+//   ago, each once, in no given order (object stores update listings asynchronously: a just-put
+//   object may be missing for a moment, a just-deleted one still listed; locks wait that out).
 // - delete of a missing name succeeds (prune may be finishing a crashed prune's work).
+//   deleteMany deletes several of one kind (an object store: one request per thousand); when it
+//   fails, any subset of them may be gone.
 // - Temporary objects (required of every backend): a put or create that has not committed may
 //   leave one behind when its process fails or dies (a local file before its rename; an object
 //   store's unfinished multipart upload). temporaries() lists them, each with its size and, when
@@ -69,9 +74,30 @@ export interface ObjectWriter {
   abort(): Promise<void>
 }
 
+/** What a backend is or can do beyond the verbs: stated, never found by probing. */
+export interface BackendCapabilities {
+  /**
+   * The directory that holds the repository, when it is on this machine's filesystem: a snapshot
+   * of a directory that contains it skips it, an in-place restore keeps it (and puts it back if a
+   * killed restore carried it away). Undefined for a remote store.
+   */
+  readonly localDirectory?: string
+  /**
+   * How long after a put or delete resolves list() may still miss (or still show) the object:
+   * 0 for a local directory; an assumed bound for object stores, whose listings are updated
+   * asynchronously. Lock acquisition and prune wait it out (src/store/lock.ts, docs/DESIGN.md).
+   */
+  readonly listLagMs: number
+}
+
 export interface Backend {
   /** Human-readable location, for messages. */
   readonly location: string
+  readonly capabilities: BackendCapabilities
+  /** True when nothing at all is stored at the location (init refuses anything else). */
+  isEmpty(): Promise<boolean>
+  /** Make the location able to hold a repository (directories; the bucket). Idempotent. */
+  initLayout(): Promise<void>
   put(kind: ObjectKind, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
   /** Start writing an object whose size is not known yet (same atomicity as put). */
   create(kind: ObjectKind, name: string): Promise<ObjectWriter>
@@ -79,6 +105,7 @@ export interface Backend {
   stat(kind: ObjectKind, name: string): Promise<ObjectInfo>
   list(kind: ObjectKind): AsyncIterable<ObjectInfo>
   delete(kind: ObjectKind, name: string): Promise<void>
+  deleteMany(kind: ObjectKind, names: readonly string[]): Promise<void>
   /** Temporary objects of writes not committed: in flight, or left by a writer that failed or died. */
   temporaries(): AsyncIterable<TempObject>
   removeTemporary(id: string): Promise<void>

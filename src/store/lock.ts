@@ -13,6 +13,14 @@
 //   lock object's mtime instead, and one further ahead than STALE_AFTER_MS is stale at once;
 // - unparsable: stale at once (put is atomic, so no live ckpt ever shows a partial lock).
 //
+// Listing lag: an object store's listing may miss a lock put up to L = capabilities.listLagMs
+// ago. An exclusive acquirer waits 2L between writing its lock and listing; a shared one lists
+// at once. If a shared acquirer's listing (at tS) missed the exclusive lock written at tX, then
+// tS < tX + L, so the shared lock is listed from tS + L < tX + 2L: the exclusive side sees it.
+// Two exclusive acquirers both wait, and the later one sees the earlier. Once held, the
+// exclusive side waits L more, so the manifest of a writer whose lock is already gone (written
+// before that lock was deleted) is in every listing it makes from then on.
+//
 // A read-only command (readOnly) on a repository it cannot write to runs without a lock.
 // Every lock this process holds is in a registry, so a signal handler can release them.
 import {randomBytes} from 'node:crypto'
@@ -175,6 +183,12 @@ export class RepositoryLock {
     const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
     const deadline = now() + (opts.retryMs ?? 0)
     const hostname = os.hostname()
+    // Listings may lag puts by up to `lag` (object stores): only the exclusive side waits (see
+    // "Listing lag" above), so snapshots, restores and verify start without delay.
+    const lag = backend.capabilities.listLagMs
+    const settle = async (ms: number) => {
+      if (ms > 0) await sleep(ms)
+    }
     const onStale = (info: LockInfo | undefined, name: string) =>
       opts.onStaleRemoved ? opts.onStaleRemoved(info, name) : reporter.staleRemoved?.(info, name, backend.location)
     for (let attempt = 0; ; attempt++) {
@@ -189,10 +203,15 @@ export class RepositoryLock {
           // and look; only with no conflict write it as held and look again. A shared acquirer
           // that read "pending" wrote its own lock before this second look, which then sees it.
           await putLock(backend, name, {...info, pending: true}, opts.command)
+          await settle(2 * lag)
           conflict = await findConflict(backend, name, opts.exclusive, now(), hostname, onStale)
           if (!conflict) {
             await backend.put('locks', name, Buffer.from(JSON.stringify(info)))
+            await settle(2 * lag)
             conflict = await findConflict(backend, name, opts.exclusive, now(), hostname, onStale)
+            // A writer whose lock we no longer see released it after writing its manifest: wait
+            // until that manifest (and its index files) can be missing from no listing.
+            if (!conflict) await settle(lag)
           }
         } else {
           await putLock(backend, name, info, opts.command)

@@ -4,7 +4,7 @@
 // Changes are counted (put, pack commit, delete; locks excepted, they coordinate live processes
 // and are not part of what a crash can leave), so a test can first count a command's changes
 // and then fault each in turn.
-import type {Backend, ByteRange, ObjectInfo, ObjectKind, ObjectWriter, TempObject} from '../../src/store/backend.js'
+import type {Backend, BackendCapabilities, ByteRange, ObjectInfo, ObjectKind, ObjectWriter, TempObject} from '../../src/store/backend.js'
 
 export class Crash extends Error {}
 
@@ -46,6 +46,18 @@ export class FaultyBackend implements Backend {
 
   get location(): string {
     return this.inner.location
+  }
+
+  get capabilities(): BackendCapabilities {
+    return this.inner.capabilities
+  }
+
+  isEmpty(): Promise<boolean> {
+    return this.inner.isEmpty()
+  }
+
+  initLayout(): Promise<void> {
+    return this.inner.initLayout()
   }
 
   /** Counts the change; throws for a fault that fails it outright; returns 'short' for a short write. */
@@ -109,6 +121,11 @@ export class FaultyBackend implements Backend {
   async delete(kind: ObjectKind, name: string): Promise<void> {
     if (this.change('delete', kind) === 'short') throw osError('EIO', 'unlink')
     return this.inner.delete(kind, name)
+  }
+
+  async deleteMany(kind: ObjectKind, names: readonly string[]): Promise<void> {
+    // One change per object, in order, so a crash can fall between any two.
+    for (const name of names) await this.delete(kind, name)
   }
 
   temporaries(): AsyncIterable<TempObject> {

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# ckpt against restic, both with their S3 backends on the same loopback Swift (s3api), in one run:
+# first snapshot, unchanged snapshot, restore; and ckpt's unchanged snapshot into a local
+# repository for comparison. restic's S3 client (minio-go) uses aws-chunked over plain HTTP,
+# which Swift refuses, so restic talks to the server's TLS port (self-signed, --cacert).
+#
+#   bench/s3.sh [--size small|default|large] [--work DIR]     (needs `npm run build`, restic, Swift)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size=small
+work=/tmp/ckpt-bench-s3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) size=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    *) echo "usage: $0 [--size small|default|large] [--work DIR]" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$work"
+corpus=$work/corpus-$size
+[ -d "$corpus" ] || node bench/corpus.mjs --size "$size" --out "$corpus" >/dev/null
+
+export PROXY_PORT=${PROXY_PORT:-18480} TLS_PORT=${TLS_PORT:-18443} OBJECT_PORT=${OBJECT_PORT:-18400} \
+  CONTAINER_PORT=${CONTAINER_PORT:-18401} ACCOUNT_PORT=${ACCOUNT_PORT:-18402} MEMCACHED_PORT=${MEMCACHED_PORT:-18411}
+rm -rf "$work/swift"
+test/helpers/swift.sh start "$work/swift" >/dev/null
+trap 'test/helpers/swift.sh stop "$work/swift"' EXIT
+
+export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL=http://127.0.0.1:$PROXY_PORT
+export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/restic-cache CKPT_CACHE_DIR=$work/ckpt-cache
+
+t() { # label, command...: wall seconds, CPU seconds, peak RSS MiB
+  local label=$1
+  shift
+  /usr/bin/time -f "$label %e s wall, %U+%S s CPU, %M KB" "$@" >/dev/null 2>"$work/time.txt" || { cat "$work/time.txt" >&2; exit 1; }
+  tail -1 "$work/time.txt"
+}
+du -sb "$corpus" | awk '{printf "corpus %s: %.1f MiB\n", "'"$size"'", $1 / 1048576}'
+rm -rf "$work/restore-"* "$work/local" "$RESTIC_CACHE_DIR" "$CKPT_CACHE_DIR"
+sync
+t 'ckpt   init         ' node bin/run.js init -q --repo s3://bench/ckpt
+t 'ckpt   first        ' node bin/run.js snapshot -q "$corpus" --repo s3://bench/ckpt
+t 'ckpt   unchanged    ' node bin/run.js snapshot -q "$corpus" --repo s3://bench/ckpt
+t 'ckpt   restore      ' node bin/run.js restore -q latest --target "$work/restore-ckpt" --repo s3://bench/ckpt
+t 'ckpt   local unchanged (after a first)' sh -c "node bin/run.js init -q --repo '$work/local' && node bin/run.js snapshot -q '$corpus' --repo '$work/local' && exec /usr/bin/time -f '%e' node bin/run.js snapshot -q '$corpus' --repo '$work/local' 2>'$work/local-unchanged.txt'"
+echo "ckpt   local unchanged        $(tail -1 "$work/local-unchanged.txt") s wall"
+r=(restic -r "s3:https://127.0.0.1:$TLS_PORT/restic-bench/repo" --cacert "$work/swift/etc/cert.pem" -q)
+t 'restic init         ' "${r[@]}" init
+t 'restic first        ' "${r[@]}" backup "$corpus"
+t 'restic unchanged    ' "${r[@]}" backup "$corpus"
+t 'restic restore      ' "${r[@]}" restore latest --target "$work/restore-restic"

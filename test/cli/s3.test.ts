@@ -1,0 +1,145 @@
+// Repositories in object storage, end to end through the built CLI against a real S3 API (Swift
+// s3api on loopback, started once for this file): init, snapshot, restore, verify, forget, prune,
+// and a snapshot killed mid-upload. Also: locations ckpt does not support are usage errors.
+import {randomBytes} from 'node:crypto'
+import {promises as fsp} from 'node:fs'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {ckpt, ckptJson, runCli} from '../helpers/cli.js'
+import {type Swift, startSwift, swiftMissing} from '../helpers/swift.js'
+import {buildTree, captureTree, diffTrees, tempDir, type TreeSpec} from '../helpers/tree.js'
+
+describe('repository locations', () => {
+  it('an unsupported scheme or a malformed s3 location is a usage error (exit 2), and creates nothing', async () => {
+    const cwd = await tempDir('ckpt-scheme-')
+    try {
+      for (const loc of ['s3:/bucket/x', 'sftp:host:/srv/repo', 'rest:http://host:8000/', 's3://B/x', 's3://bucket//x', 'S3X://bucket']) {
+        const r = await runCli(['init', '--repo', loc], {cwd})
+        expect(r.code, `${loc}: ${r.stderr}`).toBe(2)
+        expect(r.stderr).toMatch(/repository location|bucket name|prefix/)
+        const env = await runCli(['snapshots'], {cwd, env: {CKPT_REPO: loc}})
+        expect(env.code, loc).toBe(2)
+      }
+      expect(await fsp.readdir(cwd)).toEqual([])
+      // A directory whose name has a colon is still reachable as a path.
+      await ckpt(['init', '--repo', './odd:name', '-q'], {cwd})
+      expect(await fsp.readdir(cwd)).toEqual(['odd:name'])
+    } finally {
+      await fsp.rm(cwd, {recursive: true, force: true})
+    }
+  })
+})
+
+const skip = swiftMissing()
+if (skip) console.warn(skip)
+
+describe.skipIf(Boolean(skip))('S3 repository through the CLI (Swift s3api)', () => {
+  let swift: Swift
+  let work: string
+  let env: Record<string, string>
+  const bucket = `ckpt-cli-${randomBytes(4).toString('hex')}`
+  beforeAll(async () => {
+    work = await tempDir('ckpt-s3cli-')
+    swift = await startSwift(path.join(work, 'swift'))
+    env = {...swift.env, CKPT_S3_LIST_LAG_MS: '300', CKPT_CACHE_DIR: path.join(work, 'cache')}
+  }, 180_000)
+  afterAll(async () => {
+    await swift?.stop()
+    if (work) await fsp.rm(work, {recursive: true, force: true})
+  })
+
+  const spec: TreeSpec = {
+    'small.txt': 'hello\n',
+    'big.bin': {file: {random: 5 * 1024 * 1024 + 3, seed: 5}},
+    'mode.sh': {file: '#!/bin/sh\n', mode: 0o755},
+    'link': {symlink: 'small.txt'},
+    'd': {dir: {'e': {dir: {'deep.bin': {file: {random: 300_000, seed: 9}}}}, 'empty': {dir: {}}}},
+  }
+
+  it('init (creating the bucket), snapshot, unchanged snapshot, restore, verify --read-data, forget, prune', async () => {
+    const repo = `s3://${bucket}/repos/one`
+    const src = path.join(work, 'src')
+    await fsp.mkdir(src)
+    await buildTree(src, spec)
+    await ckpt(['init', '--repo', repo, '-q'], {env})
+    const again = await runCli(['init', '--repo', repo], {env})
+    expect(again.code).toBe(2)
+    expect(again.stderr).toMatch(/objects are stored under that prefix/)
+
+    const first = await ckptJson<{id: string; newBytes: number}>(['snapshot', src, '--repo', repo], {env})
+    expect(first.newBytes).toBeGreaterThan(5 * 1024 * 1024)
+    const srcTree = await captureTree(src)
+    const second = await ckptJson<{id: string; newBytes: number; parent: string}>(['snapshot', src, '--repo', repo], {env: {...env, CKPT_REPO: repo}})
+    expect(second.parent).toBe(first.id)
+    expect(second.newBytes).toBe(0)
+    await fsp.writeFile(path.join(src, 'small.txt'), 'changed\n')
+    const third = await ckptJson<{id: string}>(['snapshot', src, '--repo', repo], {env})
+
+    const target = path.join(work, 'restored')
+    await ckpt(['restore', first.id, '--target', target, '--repo', repo, '-q'], {env})
+    expect(diffTrees(srcTree, await captureTree(target), {ignoreRootMtime: true})).toEqual([])
+
+    const verified = await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})
+    expect(verified.errors).toBe(0)
+
+    await ckpt(['forget', first.id, '--repo', repo, '-q'], {env})
+    const pruned = await ckptJson<{packsDeleted: number}>(['prune', '--keep-last', '1', '--repo', repo], {env})
+    expect(pruned).toBeDefined()
+    const after = await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})
+    expect(after.errors).toBe(0)
+    const target3 = path.join(work, 'restored3')
+    await ckpt(['restore', third.id, '--target', target3, '--repo', repo, '-q'], {env})
+    expect((await fsp.readFile(path.join(target3, 'small.txt'), 'utf8'))).toBe('changed\n')
+  }, 240_000)
+
+  it('a snapshot, then a prune, killed mid-way leave a repository that verifies, and the next run succeeds', async () => {
+    const repo = `s3://${bucket}/repos/killed`
+    const src = path.join(work, 'src-kill')
+    await fsp.mkdir(src)
+    await buildTree(src, {'a.bin': {file: {random: 24 * 1024 * 1024, seed: 1}}, 'b.bin': {file: {random: 8 * 1024 * 1024, seed: 2}}})
+    await ckpt(['init', '--repo', repo, '-q'], {env})
+    // Killed as soon as its first pack is stored, with more to upload.
+    const sdk = await import('@aws-sdk/client-s3')
+    const client = new sdk.S3Client({endpoint: swift.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: {accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY!}})
+    const killed = await runCli(['snapshot', src, '--repo', repo], {env, killWhen: {
+      ready: async () => ((await client.send(new sdk.ListObjectsV2Command({Bucket: bucket, Prefix: 'repos/killed/data/', MaxKeys: 1}))).KeyCount ?? 0) > 0,
+      afterMs: 0,
+    }})
+    expect(killed.signal).toBe('SIGKILL')
+    const v = await ckptJson<{errors: number}>(['verify', '--repo', repo], {env})
+    expect(v.errors).toBe(0)
+    const next = await ckptJson<{id: string}>(['snapshot', src, '--repo', repo, '--retry-lock', '1m'], {env})
+    const target = path.join(work, 'restored-kill')
+    await ckpt(['restore', next.id, '--target', target, '--repo', repo, '-q'], {env})
+    expect(diffTrees(await captureTree(src), await captureTree(target), {ignoreRootMtime: true})).toEqual([])
+    expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})).errors).toBe(0)
+
+    // Prune killed once it holds the exclusive lock (deleting): verify is clean, the next prune finishes.
+    await fsp.writeFile(path.join(src, 'b.bin'), randomBytes(2 * 1024 * 1024))
+    const kept = await ckptJson<{id: string}>(['snapshot', src, '--repo', repo], {env})
+    const killedPrune = await runCli(['prune', '--keep-last', '1', '--repo', repo], {env, killWhen: {
+      ready: async () => {
+        const locks = await client.send(new sdk.ListObjectsV2Command({Bucket: bucket, Prefix: 'repos/killed/locks/'}))
+        for (const o of locks.Contents ?? []) {
+          if (!o.Key!.split('/').pop()!.startsWith('x')) continue
+          const body = await (await client.send(new sdk.GetObjectCommand({Bucket: bucket, Key: o.Key!}))).Body!.transformToString().catch(() => '{}')
+          if (!(JSON.parse(body) as {pending?: boolean}).pending) return true
+        }
+        return false
+      },
+      afterMs: 0,
+    }})
+    expect(killedPrune.signal).toBe('SIGKILL')
+    expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})).errors).toBe(0)
+    await ckpt(['prune', '--keep-last', '1', '--repo', repo, '-q'], {env})
+    const snaps = await ckptJson<{id: string}[]>(['snapshots', '--repo', repo], {env})
+    expect(snaps.map((s) => s.id)).toEqual([kept.id])
+    const target2 = path.join(work, 'restored-kill2')
+    await ckpt(['restore', kept.id, '--target', target2, '--repo', repo, '-q'], {env})
+    expect(diffTrees(await captureTree(src), await captureTree(target2), {ignoreRootMtime: true})).toEqual([])
+    expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})).errors).toBe(0)
+    client.destroy()
+  }, 300_000)
+})
