@@ -25,7 +25,11 @@ function temps(repo: string): {file: string; size: number}[] {
     for (const e of readdirSync(dir, {withFileTypes: true})) {
       const p = path.join(dir, e.name)
       if (e.isDirectory()) walk(p)
-      else if (e.name.startsWith('.tmp-')) found.push({file: path.relative(repo, p), size: statSync(p).size})
+      else if (e.name.startsWith('.tmp-')) {
+        // A lock's temp file is renamed into place at any moment: gone is not a leftover.
+        const st = statSync(p, {throwIfNoEntry: false})
+        if (st) found.push({file: path.relative(repo, p), size: st.size})
+      }
     }
   }
   walk(repo)

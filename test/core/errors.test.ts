@@ -40,7 +40,7 @@ describe('ExitCode', () => {
   test('the documented table', () => {
     expect(ExitCode).toEqual({
       ok: 0, failure: 1, usage: 2, warnings: 3, notFound: 4, badPath: 5, noSpace: 7,
-      noRepository: 10, locked: 11, integrity: 12, unsupportedFormat: 13, readOnly: 14, busy: 15, badArchive: 16, interrupted: 130, terminated: 143,
+      noRepository: 10, locked: 11, integrity: 12, unsupportedFormat: 13, readOnly: 14, busy: 15, badArchive: 16, storage: 17, interrupted: 130, terminated: 143,
     })
   })
 })

@@ -15,6 +15,7 @@ import path from 'node:path'
 import {Compression, encodeBlob} from '../../src/core/codec.js'
 import {blake3} from '../../src/core/hash.js'
 import {encodeIndex} from '../../src/repo/indexfile.js'
+import {removeTree} from '../../src/restore/deeptree.js'
 import {BlobType, type BlobTypeValue, encodePackTail, type PackEntry} from '../../src/repo/pack.js'
 import {BIN} from './cli.js'
 import {seededBytes, seededRandom} from './tree.js'
@@ -463,7 +464,8 @@ export async function probeRepository(layout: ProbeLayout, snapshot: string, c: 
 async function removeAll(dir: string): Promise<void> {
   // A restored tree may hold directories without write or search permission.
   if (existsSync(dir)) execFileSync('chmod', ['-R', 'u+rwx', dir], {stdio: 'ignore'})
-  await fsp.rm(dir, {recursive: true, force: true})
+  // Restore writes trees deeper than PATH_MAX, which fs.rm cannot remove.
+  removeTree(dir)
 }
 
 /** A fresh repository (copied from `template`, made by `ckpt init` once) with the sentinel layout. */
