@@ -135,6 +135,8 @@ interface FileJob<D> {
   chunks?: Chunk[]
   /** Settles once the output has written it (hard-link groups wait on it). */
   written?: Deferred
+  /** Large files: bytes written so far, shown in progress before the file is done. */
+  progressed?: number
 }
 
 /** Small files whose blobs are fetched together. */
@@ -206,6 +208,8 @@ export class TreeReader<D> {
   bytesLocal = 0
   /** Stored bytes read from the repository (trees and data, with the stretches read through). */
   bytesFromRepository = 0
+  /** Bytes of large files written and not yet done (progress only). */
+  private partialBytes = 0
   /** File bytes handed out so far: never more than the snapshot declared. */
   private planned = 0
   private failure: {error: unknown} | undefined
@@ -329,7 +333,7 @@ export class TreeReader<D> {
         await this.output.special(dir.handle, node, childRel)
         this.specials++
       }
-      this.onProgress?.({files: this.files, bytes: this.bytes, path: childRel})
+      this.onProgress?.({files: this.files, bytes: this.bytes + this.partialBytes, path: childRel})
     }
     // Subdirectories one by one, the next few subtrees read ahead.
     const ahead: Promise<TreeNode[]>[] = []
@@ -403,7 +407,7 @@ export class TreeReader<D> {
       this.check()
       await this.output.link(dir.handle, node, rel, group.first)
       this.links++
-      this.onProgress?.({files: this.files, bytes: this.bytes, path: rel})
+      this.onProgress?.({files: this.files, bytes: this.bytes + this.partialBytes, path: rel})
       await this.entryDone(dir)
     }
     if (this.output.ordered) {
@@ -447,7 +451,7 @@ export class TreeReader<D> {
     this.files++
     this.bytes += dataLength(job.node)
     job.written?.resolve()
-    this.onProgress?.({files: this.files, bytes: this.bytes, path: job.rel})
+    this.onProgress?.({files: this.files, bytes: this.bytes + this.partialBytes, path: job.rel})
     await this.entryDone(job.dir)
   }
 
@@ -580,10 +584,12 @@ export class TreeReader<D> {
       const chunks = job.chunks ?? this.chunksOf(job.node)
       const local = this.local
       const runs = local ? planSourcedRuns(chunks, MAX_RUN, (c) => local.has(c.id, c.loc.rawLength)) : planRuns(chunks, MAX_RUN)
-      await this.output.largeFile(job.dir.handle, job.node, job.rel, this.pieces(runs, job.node))
+      await this.output.largeFile(job.dir.handle, job.node, job.rel, this.pieces(runs, job))
     } catch (err) {
       job.written?.reject(err)
       throw err
+    } finally {
+      this.partialBytes -= job.progressed ?? 0
     }
     await this.fileDone(job)
   }
@@ -593,10 +599,10 @@ export class TreeReader<D> {
    * runs are written, so no unverified byte reaches the output. A run's buffers go back once the
    * output asks for the next piece (or stops).
    */
-  private async *pieces(runs: readonly Run[], node: TreeNode): AsyncGenerator<Piece> {
+  private async *pieces(runs: readonly Run[], job: FileJob<D>): AsyncGenerator<Piece> {
     const pending: Promise<FetchedRun>[] = []
     let current: FetchedRun | undefined
-    const place = new ExtentMap(node.extents)
+    const place = new ExtentMap(job.node.extents)
     try {
       for (let i = 0; i < runs.length; i++) {
         this.check() // another lane failed
@@ -609,6 +615,10 @@ export class TreeReader<D> {
         for (const piece of place.next(current.parts)) yield piece
         current.release()
         current = undefined
+        // Progress moves inside a large file too, run by run (its bytes count whole once it is done).
+        job.progressed = (job.progressed ?? 0) + runs[i]!.raw
+        this.partialBytes += runs[i]!.raw
+        this.onProgress?.({files: this.files, bytes: this.bytes + this.partialBytes, path: job.rel})
       }
     } finally {
       current?.release()

@@ -107,6 +107,17 @@ describe('restoring a tree of many small files and a few large ones', () => {
     expect(await leftovers(target)).toEqual([])
   })
 
+  it('reports progress inside large files, run by run, never going back', async () => {
+    const events: RestoreProgress[] = []
+    const r = await restore(path.join(work, 'progress'), (p) => events.push({...p}))
+    const bytes = events.map((e) => e.bytes)
+    expect(bytes.every((b, i) => i === 0 || b >= bytes[i - 1]!)).toBe(true)
+    expect(Math.max(...bytes)).toBe(r.bytes)
+    // 3 MiB of zeros is three runs of 1 MiB: progress moves while it is written, not only once it is done.
+    const zeros = events.filter((e) => e.path === 'big/zeros.bin').map((e) => e.bytes)
+    expect(new Set(zeros).size).toBeGreaterThanOrEqual(3)
+  })
+
   it('restores part of the tree with includes that pass through batched directories', async () => {
     const target = path.join(work, 'out-part')
     const repo = await openLocalRepository(repoDir)
