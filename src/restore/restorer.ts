@@ -33,7 +33,7 @@ import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, t
 import {fsyncTree} from './deeptree.js'
 import {type TreeCounts, writeTree} from './fsout.js'
 import {LocalChunks} from './local.js'
-import {checkIncludes, planRestore, splitInclude} from './select.js'
+import {checkIncludes, planRestore, type RestoreCounts, splitInclude} from './select.js'
 import type {RestoreWarning} from './warnings.js'
 
 /** Room asked for beyond the snapshot's bytes: directories, inodes, the journal. */
@@ -87,20 +87,8 @@ export interface RestoreProgress {
   path: string
 }
 
-export interface RestoreResult {
+export interface RestoreResult extends RestoreCounts {
   destination: string
-  /** Regular files, every name of a hard-linked one included. */
-  files: number
-  /** Of those, names made as links to a file restored before them. */
-  hardLinks: number
-  dirs: number
-  symlinks: number
-  fifos: number
-  devices: number
-  /** FIFOs and device nodes not made (see the warnings). */
-  skippedSpecials: number
-  /** Data bytes written (holes of sparse files not counted). */
-  bytes: number
   /** What the snapshot holds that this target or user could not be given, one per kind (exit code 3). */
   warnings: RestoreWarning[]
   /** Where the replaced tree was kept (with keepOld). */

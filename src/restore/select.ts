@@ -65,17 +65,23 @@ export async function checkIncludes(readTree: ReadTree, root: Buffer, includes: 
   }
 }
 
-export interface RestorePlan {
+/** What a restore writes, by kind: counted over the trees by a dry run, as written by a restore. */
+export interface RestoreCounts {
+  /** Regular files, every name of a hard-linked one included. */
   files: number
-  /** Further names of an inode counted in files (restored as links). */
+  /** Of those, names made as links to a file restored before them. */
   hardLinks: number
   dirs: number
   symlinks: number
   fifos: number
   devices: number
+  /** FIFOs and device nodes not made (see the warnings). */
   skippedSpecials: number
-  /** Data bytes (holes and further names take none). */
+  /** Data bytes (holes of sparse files and further names of a hard-linked file take none). */
   bytes: number
+}
+
+export interface RestorePlan extends RestoreCounts {
   warnings: []
 }
 

@@ -12,7 +12,7 @@ import {type ArchiveOptions, Archiver, type ArchiveProgress, type ArchiveResult}
 import {loadCatalog, type SnapshotRecord} from './catalog.js'
 import {compileSelection, literalPattern, type Marker} from './exclude.js'
 import {sharedWritableMappings} from '../core/procfs.js'
-import {type CaptureRecord, encodeManifest, type Manifest, MANIFEST_VERSION, MAX_LISTED_MOVES} from './manifest.js'
+import {type CaptureRecord, encodeManifest, type Manifest, manifestHead, MAX_LISTED_MOVES} from './manifest.js'
 import {checkSettled} from './settle.js'
 import {TreeCache} from './treecache.js'
 
@@ -95,13 +95,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       // What a rule left out is kept by an in-place restore, as what a pattern left out.
       const excludes = [...(opts.excludes ?? []), ...archived.leftOut.map(literalPattern)]
       const manifest: Manifest = {
-        version: MANIFEST_VERSION,
-        time: (opts.time ?? new Date(Number(startNs / 1_000_000n))).toISOString(),
-        startTimeNs: startNs.toString(),
-        parent: parent?.id ?? null,
-        host,
-        source: opts.source,
-        tags: [...new Set(opts.tags ?? [])].sort(),
+        ...manifestHead({time: opts.time, startNs, parent: parent?.id, host, source: opts.source, tags: opts.tags}),
         ...(excludes.length ? {excludes} : {}),
         ...(opts.excludeNodump ? {excludeNodump: true as const} : {}),
         ...(opts.paths ? {paths: [...opts.paths]} : {}),

@@ -34,7 +34,7 @@ import {withLock} from '../store/lock.js'
 import {sweepTemporaries} from '../store/temp.js'
 import {loadCatalog} from './catalog.js'
 import {type ByteSource, ContentStore} from './chunkstream.js'
-import {encodeManifest, type Manifest, MANIFEST_VERSION, type RootMeta} from './manifest.js'
+import {encodeManifest, type Manifest, manifestHead, type RootMeta} from './manifest.js'
 import {archivePath, checkSparseMap, decodePaxRecords, MAX_ARCHIVE_PATH, parsePaxTime, parseSparseMap1, type SparseRegion} from './tarformat.js'
 import {displayName, encodeTree, type Extent, isOwnerId, MAX_EXTENTS, type TreeNode, type Xattr, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX} from './tree.js'
 
@@ -92,13 +92,7 @@ export async function importTar(repo: Repository, opts: ImportOptions): Promise<
       const tree = await reader.writeTrees()
       const written = await writer.flush()
       const manifest: Manifest = {
-        version: MANIFEST_VERSION,
-        time: (opts.time ?? new Date(Number(startNs / 1_000_000n))).toISOString(),
-        startTimeNs: startNs.toString(),
-        parent: parent?.id ?? null,
-        host,
-        source: opts.source,
-        tags: [...new Set(opts.tags ?? [])].sort(),
+        ...manifestHead({time: opts.time, startNs, parent: parent?.id, host, source: opts.source, tags: opts.tags}),
         tree: tree.toString('hex'),
         root,
         summary: {

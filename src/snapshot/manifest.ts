@@ -182,3 +182,19 @@ export function decodeManifest(bytes: Buffer, id: string): Manifest {
   }
   return m
 }
+
+/**
+ * The fields every new snapshot's manifest starts with (snapshot and import): when, from where,
+ * after which parent, with which tags (deduplicated, sorted).
+ */
+export function manifestHead(opts: {time?: Date; startNs: bigint; parent: string | undefined; host: string; source: string; tags?: readonly string[]}): Pick<Manifest, 'version' | 'time' | 'startTimeNs' | 'parent' | 'host' | 'source' | 'tags'> {
+  return {
+    version: MANIFEST_VERSION,
+    time: (opts.time ?? new Date(Number(opts.startNs / 1_000_000n))).toISOString(),
+    startTimeNs: opts.startNs.toString(),
+    parent: opts.parent ?? null,
+    host: opts.host,
+    source: opts.source,
+    tags: [...new Set(opts.tags ?? [])].sort(),
+  }
+}
