@@ -199,9 +199,11 @@ export function decidePacks(state: RepositoryState, packSize: number, gc: GcSett
     actions.push(action)
     plans.push({...base, action, reason})
   })
-  // Many small packs (one or more per snapshot of a quiet directory) are merged into few; a
-  // lone small pack is left alone, so a prune after a prune does nothing.
-  if (small.length >= 2) {
+  // Many small packs (one or more per snapshot of a quiet directory) are merged into few. A lone
+  // small pack is left alone, unless packs are being repacked anyway: their last output pack may be
+  // small too, and two small packs would make the next prune merge them. Either way a prune leaves
+  // at most one small pack, so a prune after a prune does nothing.
+  if (small.length >= 2 || (small.length === 1 && actions.includes('repack'))) {
     for (const packNo of small) {
       actions[packNo] = 'repack'
       plans[packNo]!.action = 'repack'

@@ -147,6 +147,25 @@ describe('garbage collection', () => {
     expect(again.result!.packsWritten).toBe(0)
   })
 
+  test('a lone small pack joins a repack, so the repack\'s small last pack does not leave two behind', async () => {
+    f = await fixture({packSize: 1024 * 1024})
+    await write(path.join(f.src, 'keep'), seededBytes(150 * KB, 31))
+    await write(path.join(f.src, 'big'), seededBytes(550 * KB, 32))
+    await snap(f, {time: '2026-11-01T00:00:00Z'})
+    await fsp.rm(path.join(f.src, 'big'))
+    await write(path.join(f.src, 'new'), seededBytes(90 * KB, 33))
+    const kept = await snap(f, {time: '2026-11-02T00:00:00Z'})
+    const want = await captureTree(f.src)
+    expect(await names(f, 'data')).toHaveLength(2)
+    const r = await prune(f, {policy: {last: 1}, repackThreshold: 0.5, mergeSmall: true})
+    expect(r.plan.changes.map((c) => c.reason).sort()).toEqual([expect.stringMatching(/^\d+% dead$/), 'small pack, merged'])
+    expect(await names(f, 'data')).toHaveLength(1)
+    await verifyClean(f.repoDir)
+    expect(await restoreAllMatches(f.repoDir, new Map([[kept, want]]), f.root)).toBe(1)
+    const again = await prune(f, {policy: {last: 1}, repackThreshold: 0.5, mergeSmall: true})
+    expect(again.plan.changes).toEqual([])
+  })
+
   test('many index files are consolidated even when no pack changes', async () => {
     f = await fixture()
     for (let i = 0; i < 18; i++) {
