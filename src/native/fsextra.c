@@ -313,23 +313,28 @@ static int open_for_flags(const char* path, bool dir) {
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
   if (fd < 0) return -1;
   struct stat st;
-  if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
-    int err = errno;
+  // fstat failing leaves st unset: its errno is the answer; anything but a file or directory is ENOTTY.
+  int err = fstat(fd, &st) != 0 ? errno : S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? 0 : ENOTTY;
+  if (err != 0) {
     close(fd);
-    errno = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? err : ENOTTY;
+    errno = err;
     return -1;
   }
   return fd;
+}
+
+// The `dir` argument of getFlags and setFlags; false with a pending TypeError when not a boolean.
+static bool get_dir_flag(napi_env env, napi_value value, bool* dir) {
+  if (napi_get_value_bool(env, value, dir) == napi_ok) return true;
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dir must be a boolean");
+  return false;
 }
 
 static napi_value get_flags(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv, "getFlags(path, dir)")) return NULL;
   bool dir = false;
-  if (napi_get_value_bool(env, argv[1], &dir) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dir must be a boolean");
-    return NULL;
-  }
+  if (!get_dir_flag(env, argv[1], &dir)) return NULL;
   size_t path_len;
   char* path = ckpt_get_path(env, argv[0], &path_len);
   if (path == NULL) return NULL;
@@ -366,10 +371,7 @@ static napi_value set_flags(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv, "setFlags(path, dir, flags)")) return NULL;
   bool dir = false;
-  if (napi_get_value_bool(env, argv[1], &dir) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dir must be a boolean");
-    return NULL;
-  }
+  if (!get_dir_flag(env, argv[1], &dir)) return NULL;
   int64_t flags64;
   if (!get_int(env, argv[2], "flags", &flags64)) return NULL;
   size_t path_len;
