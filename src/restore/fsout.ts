@@ -25,16 +25,17 @@
 //
 // Every entry is created fresh (O_EXCL, mkdir, mknod, symlink, link) inside a directory this
 // restore created, files with O_NOFOLLOW; names come checked from decodeTree.
-import {closeSync, constants as fsc, fchmodSync, fchownSync, lchownSync, chmodSync, linkSync, mkdirSync, openSync, promises as fsp, symlinkSync, writeSync, writevSync} from 'node:fs'
+import {closeSync, constants as fsc, fchmodSync, fchownSync, lchownSync, chmodSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, symlinkSync, writeSync, writevSync} from 'node:fs'
 
 import {errnoCode} from '../core/errors.js'
+import {faultPoint} from '../core/faultpoint.js'
 import {makeNode, writeFlags, writeXattr, xattrKind} from '../core/fsextra.js'
 import {setTimesNs, writeNewFiles, type NewFile} from '../core/fsmeta.js'
 import {DirRef, LongPaths} from '../core/longpath.js'
 import type {Repository} from '../repo/repository.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, FS_FLAG_APPEND, FS_FLAG_IMMUTABLE, type TreeNode} from '../snapshot/tree.js'
-import type {ChunkSource, LocalFile} from './local.js'
+import type {ChunkSource, LocalBase, LocalFile} from './local.js'
 import {carryExisting} from './reuse.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
 import {type RestoreWarning, RestoreWarnings} from './warnings.js'
@@ -49,6 +50,8 @@ const FLUSH_MIN = 8 * 1024 * 1024
  * NUL it stays under PATH_MAX (4096). A deeper directory is opened and named by its descriptor.
  */
 const VIA_MAX = 4096 - 1 - 255 - 1 - 64
+/** copyFile errors meaning this filesystem (or this pair of them) does not share extents. */
+const NO_CLONE = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOSYS', 'ENOTTY'])
 /** Flags an inode refuses links and most changes under. */
 const LOCKING_FLAGS = FS_FLAG_IMMUTABLE | FS_FLAG_APPEND
 
@@ -118,6 +121,8 @@ export class FsOutput implements RestoreOutput<FsDir> {
   readonly lanes = LARGE_LANES
   readonly warnings = new RestoreWarnings()
   readonly specialCounts: SpecialCounts = {fifos: 0, devices: 0, skipped: 0}
+  /** Whether clones can still be tried (false after the filesystem refused one). */
+  private clones = true
   private readonly root = process.getuid?.() === 0
   private readonly flushes = new Set<Promise<void>>()
   private flushFailure: {error: unknown} | undefined
@@ -219,12 +224,49 @@ export class FsOutput implements RestoreOutput<FsDir> {
   async largeFile(dir: FsDir, node: TreeNode, rel: string, pieces: AsyncIterable<Piece>): Promise<void> {
     const p = this.path(dir, node)
     const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600)
-    let flushing = false
-    try {
-      let end = 0
+    let end = 0
+    await this.fill(fh, p, dir, node, rel, async () => {
       for await (const piece of pieces) end = piece.offset + (await writeAllAt(fh, piece.parts, piece.offset))
       // A sparse file's last hole is its size past the last data.
       if (end < node.size) await fh.truncate(node.size)
+    })
+  }
+
+  // ---- delta restore: clone and patch (local.ts, "Can the changed file start as a clone") ----
+  async largeFileFrom(dir: FsDir, node: TreeNode, rel: string, base: LocalBase, pieces: AsyncIterable<Piece>): Promise<boolean> {
+    if (!this.clones) return false
+    const p = this.path(dir, node)
+    // Tests rewrite the base here, between its hash and its clone: the stat after the clone must say so.
+    faultPoint('restore.clone')
+    try {
+      await fsp.copyFile(base.path, p, fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE_FORCE)
+    } catch (err) {
+      const code = errnoCode(err) ?? ''
+      // No extents shared here (ext4, tmpfs) or across these two: every later file would fail the same way.
+      if (NO_CLONE.has(code)) this.clones = false
+      else if (code !== 'ENOENT') throw err
+      await fsp.rm(p, {force: true})
+      return false
+    }
+    const now = lstatSync(base.path, {bigint: true, throwIfNoEntry: false})
+    const st = base.st
+    if (!now || now.ino !== st.ino || now.dev !== st.dev || now.size !== st.size || now.mtimeNs !== st.mtimeNs || now.ctimeNs !== st.ctimeNs) {
+      await fsp.rm(p, {force: true})
+      return false
+    }
+    const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_NOFOLLOW)
+    await this.fill(fh, p, dir, node, rel, async () => {
+      if (BigInt(node.size) !== st.size) await fh.truncate(node.size)
+      for await (const piece of pieces) await writeAllAt(fh, piece.parts, piece.offset)
+    })
+    return true
+  }
+
+  /** Write a file's data into `fh` (`write`), then its metadata, then start its flush; closes fh. */
+  private async fill(fh: fsp.FileHandle, p: Buffer, dir: FsDir, node: TreeNode, rel: string, write: () => Promise<void>): Promise<void> {
+    let flushing = false
+    try {
+      await write()
       if (this.root) fchownSync(fh.fd, node.uid, node.gid)
       if (node.xattrs) this.applyXattrs(p, node, rel)
       fchmodSync(fh.fd, node.mode)

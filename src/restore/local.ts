@@ -21,6 +21,14 @@
 //   chunk found in the index is read from its file and used only if its bytes hash to its id:
 //   the check is on the very bytes that are then written, so a file rewritten while the restore
 //   runs cannot put a wrong byte in the result; a chunk that fails comes from the repository.
+// - Can the changed file start as a clone of its old version? An old file at the node's path
+//   that was cut and hashed and found different is kept as the file's *base* (baseOf): where
+//   the filesystem shares extents (XFS, btrfs), the output clones it and writes only the ranges
+//   that differ (fsout.ts). The clone is trusted because the base's stat is the same after the
+//   clone as when it was hashed, and the base had not been written for RACY_NS before the hash
+//   started: a write after that moves its ctime to a later tick (the coarse clock ticks every
+//   10 ms at most; filesystems with fine-grained timestamps move it at once), so an unchanged
+//   stat means unchanged bytes. A base written just before the restore is not used.
 //
 // The index is lossy on purpose: keyed by the first 48 bits of a chunk id (one number), since
 // every hit is checked anyway. It holds at most MAX_CHUNKS entries, about 100 bytes each: 0.8 MB
@@ -41,6 +49,12 @@ export const MAX_CHUNKS = 1 << 20
 const READ_SIZE = 1024 * 1024
 /** Old-tree files listed at most when looking for renamed files by inode. */
 const MAX_INODES = 1 << 20
+/** Smallest old file kept as a base to clone (smaller files are written whole: a clone saves little). */
+const BASE_MIN = 1024 * 1024
+/** Bases waiting for their file's turn at most (large files queue behind the walk; a base is one map per file). */
+const MAX_BASES = 256
+/** How long before its hash a base must have been last written for its stat to vouch for its bytes (see above). */
+const RACY_NS = 100_000_000n
 
 /** A file on disk whose contents are a node's, to carry whole into the new tree. */
 export interface LocalFile {
@@ -49,6 +63,17 @@ export interface LocalFile {
   st: BigIntStats
   /** The inode the snapshot read (same ino and device), its content the node's: it may be hard linked when its metadata is the node's. */
   sameInode: boolean
+}
+
+/**
+ * The old version of a changed file, hashed: a clone of it holds the node's chunk at `offset`
+ * when holds() says so. Valid only while the file's stat is still `st` (ino, size, mtime, ctime).
+ */
+export interface LocalBase {
+  path: Buffer
+  st: BigIntStats
+  /** The base has the chunk `id` of `length` bytes at `offset`. */
+  holds(offset: number, id: Buffer, length: number): boolean
 }
 
 /** Where a chunk can be read locally. */
@@ -64,6 +89,8 @@ export interface ChunkSource {
   wholeFile(node: TreeNode, rel: Buffer): Promise<LocalFile | undefined>
   /** The chunk may be here (a hit is checked when read). */
   has(id: Buffer, length: number): boolean
+  /** The old version of the file at `rel`, hashed by wholeFile and found different, when it can be cloned from (taken once). */
+  baseOf?(rel: Buffer): LocalBase | undefined
   /** Read chunk i (`length` bytes) into dst at at[i]: true for each whose bytes hash to its id. */
   read(chunks: readonly {id: Buffer; length: number}[], dst: Buffer, at: readonly number[]): Promise<boolean[]>
 }
@@ -78,6 +105,8 @@ export interface LocalOptions {
   verifyExisting?: boolean
   /** Most chunks indexed (tests lower it). */
   maxChunks?: number
+  /** The racy window, ns (tests change it). */
+  racyNs?: bigint
 }
 
 const keyOf = (id: Uint8Array): number => (id[0]! * 2 ** 40) + (id[1]! * 2 ** 32) + ((id[2]! << 24) >>> 0) + (id[3]! << 16) + (id[4]! << 8) + id[5]!
@@ -94,6 +123,8 @@ export class LocalChunks implements ChunkSource {
   /** Directories of the old tree (relative, latin1) known to be directories, not symlinks, all the way down. */
   private readonly dirs = new Map<string, boolean>()
   private bufs: Buffer[] | undefined
+  /** Bases by path below the restore root (latin1), until their file is written. */
+  private readonly bases = new Map<string, LocalBase>()
 
   constructor(private readonly opts: LocalOptions) {
     this.scanner = new StreamScanner(opts.chunker, () => this.pool())
@@ -126,10 +157,22 @@ export class LocalChunks implements ChunkSource {
     if (untouched && !this.opts.verifyExisting) return {path, st, sameInode: true}
     // Cut and hash it: its chunks are indexed either way, for this file or a later one.
     const cut = await this.indexFile(path, true)
-    if (!cut || node.extents || cut.size !== node.size) return undefined
+    if (!cut || node.extents) return undefined
     const want = node.chunks ?? []
-    if (cut.ids.length !== want.length || !cut.ids.every((id, i) => id.equals(want[i]!))) return undefined
-    return {path, st: cut.st, sameInode: cut.st.ino === node.ino && cut.st.dev === old.dev}
+    if (cut.size === node.size && cut.ids.length === want.length && cut.ids.every((id, i) => id.equals(want[i]!))) {
+      return {path, st: cut.st, sameInode: cut.st.ino === node.ino && cut.st.dev === old.dev}
+    }
+    if (cut.size >= BASE_MIN && cut.st.ctimeNs < cut.hashedAtNs - (this.opts.racyNs ?? RACY_NS) && this.bases.size < MAX_BASES) {
+      this.bases.set(rel.toString('latin1'), fileBase(path, cut))
+    }
+    return undefined
+  }
+
+  baseOf(rel: Buffer): LocalBase | undefined {
+    const key = rel.toString('latin1')
+    const base = this.bases.get(key)
+    this.bases.delete(key)
+    return base
   }
 
   has(id: Buffer, length: number): boolean {
@@ -203,7 +246,8 @@ export class LocalChunks implements ChunkSource {
    * Cut `path` with the repository's chunker and index its chunks; returns its chunk ids, size
    * and stat, or undefined when it cannot be read or changed while it was read.
    */
-  private async indexFile(path: Buffer, always: boolean): Promise<{ids: Buffer[]; size: number; st: BigIntStats} | undefined> {
+  private async indexFile(path: Buffer, always: boolean): Promise<Cut | undefined> {
+    const hashedAtNs = BigInt(Date.now()) * 1_000_000n
     let fh: fsp.FileHandle
     try {
       fh = await fsp.open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
@@ -217,6 +261,7 @@ export class LocalChunks implements ChunkSource {
       if (!before.isFile()) return undefined
       const file = this.files.push(path) - 1
       const ids: Buffer[] = []
+      const lengths: number[] = []
       // Two buffers for every file (files are cut one at a time: the walk awaits each): the next
       // read fills one while the other is cut and hashed. Each keeps `front` bytes before its read
       // for the unfinished chunk of the buffer before (shorter than the chunker's maxSize).
@@ -243,6 +288,7 @@ export class LocalChunks implements ChunkSource {
         let at = 0
         scanned.chunks.forEach((c, i) => {
           ids.push(got[i]!)
+          lengths.push(c.length)
           if (always || this.index.size < this.maxChunks) this.index.set(keyOf(got[i]!), {file, offset: offset + at, length: c.length})
           at += c.length
         })
@@ -256,7 +302,7 @@ export class LocalChunks implements ChunkSource {
       }
       const after = await fh.stat({bigint: true})
       if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs) return undefined
-      return {ids, size: offset, st: after}
+      return {ids, lengths, size: offset, st: after, hashedAtNs}
     } finally {
       await reading?.catch(() => undefined)
       await fh.close()
@@ -303,6 +349,29 @@ export class LocalChunks implements ChunkSource {
     await list(this.opts.old!.root, undefined)
     return this.inodes
   }
+}
+
+/** A file cut and hashed: its chunks in order, and its stat once read (when the read started: hashedAtNs, wall clock). */
+interface Cut {
+  ids: Buffer[]
+  lengths: number[]
+  size: number
+  st: BigIntStats
+  hashedAtNs: bigint
+}
+
+function fileBase(path: Buffer, cut: Cut): LocalBase {
+  // Whole ids, not the index's lossy keys: a kept range of a clone is not read again.
+  const at = new Map<number, {id: Buffer; length: number}>()
+  let offset = 0
+  cut.ids.forEach((id, i) => {
+    at.set(offset, {id, length: cut.lengths[i]!})
+    offset += cut.lengths[i]!
+  })
+  return {path, st: cut.st, holds: (o, id, length) => {
+    const c = at.get(o)
+    return c !== undefined && c.length === length && c.id.equals(id)
+  }}
 }
 
 /** The directory part of a relative path, or undefined at the top. */

@@ -20,6 +20,8 @@ export interface Run {
   chunks: Chunk[]
   /** Read from local files (a ChunkSource), not from `pack`. */
   local?: boolean
+  /** Where its bytes go in the file, when runs do not follow each other (a patched clone); else after the run before. */
+  at?: number
 }
 
 /**

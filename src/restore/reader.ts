@@ -36,7 +36,7 @@ import {BlobType} from '../repo/pack.js'
 import {checkBlobBound, damagedBlob, type Repository} from '../repo/repository.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, dataLength, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
-import type {ChunkSource, LocalFile} from './local.js'
+import type {ChunkSource, LocalBase, LocalFile} from './local.js'
 import {type Chunk, ExtentMap, planRanges, planRuns, planSourcedRuns, type Piece, type Run} from './plan.js'
 import {selects} from './select.js'
 
@@ -110,6 +110,13 @@ export interface RestoreOutput<D> {
    * without it get every file's bytes.
    */
   existing?(dir: D, node: TreeNode, rel: string, from: LocalFile): Promise<boolean>
+  /**
+   * A large file made as a clone of `base` (its old version) with `pieces` written over it: the
+   * ranges where it differs, at their offsets. False when the filesystem cannot clone it or the
+   * base changed since it was hashed (nothing is left behind, no piece read); the reader then
+   * writes the file as any other.
+   */
+  largeFileFrom?(dir: D, node: TreeNode, rel: string, base: LocalBase, pieces: AsyncIterable<Piece>): Promise<boolean>
 }
 
 export interface ReaderProgress {
@@ -137,6 +144,8 @@ interface FileJob<D> {
   written?: Deferred
   /** Large files: bytes written so far, shown in progress before the file is done. */
   progressed?: number
+  /** Its old version, to clone and patch (local.ts, largeFileFrom). */
+  base?: LocalBase
 }
 
 /** Small files whose blobs are fetched together. */
@@ -386,7 +395,10 @@ export class TreeReader<D> {
   private async reuse(job: FileJob<D>, raw: Buffer): Promise<boolean> {
     if (!this.output.existing) return false
     const found = await this.local!.wholeFile(job.node, raw)
-    if (!found) return false
+    if (!found) {
+      if (this.output.largeFileFrom) job.base = this.local!.baseOf?.(raw)
+      return false
+    }
     try {
       if (!(await this.output.existing(job.dir.handle, job.node, job.rel, found))) return false
     } catch (err) {
@@ -582,9 +594,13 @@ export class TreeReader<D> {
   private async writeLargeFile(job: FileJob<D>): Promise<void> {
     try {
       const chunks = job.chunks ?? this.chunksOf(job.node)
-      const local = this.local
-      const runs = local ? planSourcedRuns(chunks, MAX_RUN, (c) => local.has(c.id, c.loc.rawLength)) : planRuns(chunks, MAX_RUN)
-      await this.output.largeFile(job.dir.handle, job.node, job.rel, this.pieces(runs, job))
+      const base = job.base
+      job.base = undefined
+      if (!base || !(await this.writeOverBase(job, chunks, base))) {
+        const local = this.local
+        const runs = local ? planSourcedRuns(chunks, MAX_RUN, (c) => local.has(c.id, c.loc.rawLength)) : planRuns(chunks, MAX_RUN)
+        await this.output.largeFile(job.dir.handle, job.node, job.rel, this.pieces(runs, job))
+      }
     } catch (err) {
       job.written?.reject(err)
       throw err
@@ -592,6 +608,47 @@ export class TreeReader<D> {
       this.partialBytes -= job.progressed ?? 0
     }
     await this.fileDone(job)
+  }
+
+  /**
+   * A changed file whose old version still holds most of its chunks where the snapshot has them
+   * (an overwrite in place, an append): cloned from it, with only the other chunks written.
+   * False when a clone is not worth it (less than a quarter kept) or the output cannot make one.
+   */
+  private async writeOverBase(job: FileJob<D>, chunks: readonly Chunk[], base: LocalBase): Promise<boolean> {
+    if (!this.output.largeFileFrom) return false
+    const local = this.local!
+    const isLocal = (c: Chunk) => local.has(c.id, c.loc.rawLength)
+    const runs: Run[] = []
+    let kept = 0
+    let offset = 0
+    // Stretches of chunks the base lacks at their offset, each planned as a file of its own and placed where it starts.
+    let stretch: Chunk[] = []
+    let start = 0
+    const plan = () => {
+      let at = start
+      for (const run of planSourcedRuns(stretch, MAX_RUN, isLocal)) {
+        run.at = at
+        at += run.raw
+        runs.push(run)
+      }
+      stretch = []
+    }
+    for (const c of chunks) {
+      if (base.holds(offset, c.id, c.loc.rawLength)) {
+        kept += c.loc.rawLength
+        if (stretch.length > 0) plan()
+      } else {
+        if (stretch.length === 0) start = offset
+        stretch.push(c)
+      }
+      offset += c.loc.rawLength
+    }
+    if (stretch.length > 0) plan()
+    if (kept * 4 < offset) return false
+    const made = await this.output.largeFileFrom(job.dir.handle, job.node, job.rel, base, this.pieces(runs, job))
+    if (made) this.bytesLocal += kept
+    return made
   }
 
   /**
@@ -612,7 +669,9 @@ export class TreeReader<D> {
           pending.push(fetch)
         }
         current = await pending.shift()!
-        for (const piece of place.next(current.parts)) yield piece
+        const at = runs[i]!.at
+        if (at === undefined) for (const piece of place.next(current.parts)) yield piece
+        else yield {offset: at, parts: current.parts}
         current.release()
         current = undefined
         // Progress moves inside a large file too, run by run (its bytes count whole once it is done).

@@ -4,12 +4,12 @@
 // it should not follow. Mid-walk and mid-restore changes are made while the process is stopped
 // at a fault point (CKPT_FAULT=point@n:stop): no guessed delays.
 import {spawn} from 'node:child_process'
-import {promises as fsp, readFileSync} from 'node:fs'
+import {promises as fsp} from 'node:fs'
 import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
-import {BIN, runCli, type RunResult} from '../helpers/cli.js'
+import {BIN, runCli, runStopped, type RunResult} from '../helpers/cli.js'
 import {buildTree, type Captured, captureTree, diffTrees, seededBytes, tempDir} from '../helpers/tree.js'
 
 const MiB = 1024 * 1024
@@ -37,41 +37,6 @@ async function setup(name: string): Promise<{repo: string; src: string; outside:
   await fsp.writeFile(path.join(s.outside, 'secret'), 'outside the source\n')
   expect((await runCli(['init', '-q', '--repo', s.repo])).code).toBe(0)
   return s
-}
-
-/** Run the CLI with CKPT_FAULT=`stopAt`:stop; once it has stopped there, call `meanwhile`, then let it go on. */
-function runStopped(args: readonly string[], stopAt: string, meanwhile: () => Promise<void>): Promise<Omit<RunResult, 'ms'> & {stopped: boolean}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, CKPT_REPO: undefined, CI: '1', CKPT_FAULT: `${stopAt}:stop`}, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    let stopped = false
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    const hang = setTimeout(() => child.kill('SIGKILL'), 120_000)
-    // The event: the process's state is T (stopped) in /proc.
-    const poll = setInterval(() => {
-      let state: string | undefined
-      try {
-        state = readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /, '')[0]
-      } catch {
-        return
-      }
-      if (state !== 'T') return
-      clearInterval(poll)
-      stopped = true
-      meanwhile().then(() => child.kill('SIGCONT'), (err: unknown) => {
-        child.kill('SIGKILL')
-        reject(err)
-      })
-    }, 2)
-    child.on('close', (code, signal) => {
-      clearTimeout(hang)
-      clearInterval(poll)
-      resolve({code, signal, stdout, stderr, stopped})
-    })
-  })
 }
 
 describe('snapshot', () => {
