@@ -69,12 +69,15 @@ function tryList(dir: string): string[] {
 /** A link target in /proc for a file since deleted ends in " (deleted)": it is no longer in any directory. */
 const deleted = (target: string): boolean => target.endsWith(' (deleted)')
 
-/** Open file descriptors of a process: target path and whether it is open for writing. */
-function openFiles(pid: number): {target: string; writing: boolean}[] {
+/**
+ * Open file descriptors of a process whose target is under `root`: target path and whether it is
+ * open for writing (the fdinfo read that tells costs four calls: only for those under root).
+ */
+function openFiles(pid: number, root: string): {target: string; writing: boolean}[] {
   const out: {target: string; writing: boolean}[] = []
   for (const fd of tryList(`/proc/${pid}/fd`)) {
     const target = tryLink(`/proc/${pid}/fd/${fd}`)
-    if (!target || !target.startsWith('/') || deleted(target)) continue
+    if (!target || !target.startsWith('/') || deleted(target) || under(root, target) === undefined) continue
     const info = tryRead(`/proc/${pid}/fdinfo/${fd}`)
     const flags = info ? parseInt(/^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? '0', 8) : 0
     const mode = flags & O_ACCMODE
@@ -99,9 +102,10 @@ export function parseMaps(text: string): {target: string; writable: boolean}[] {
   return out
 }
 
-function mappings(pid: number): {target: string; writable: boolean}[] {
+/** File mappings of a process under `root` (a maps file that does not name root is not parsed). */
+function mappings(pid: number, root: string): {target: string; writable: boolean}[] {
   const text = tryRead(`/proc/${pid}/maps`)
-  return text ? parseMaps(text) : []
+  return text?.includes(root.replace(/\n/g, '\\012')) ? parseMaps(text) : []
 }
 
 /**
@@ -121,8 +125,8 @@ export function filesBeingWritten(pids: readonly number[], dir: string): FileUse
     out.push({pid, path: rel, use})
   }
   for (const pid of pids) {
-    for (const f of openFiles(pid)) if (f.writing) add(pid, f.target, 'write')
-    for (const m of mappings(pid)) if (m.writable) add(pid, m.target, 'mmap')
+    for (const f of openFiles(pid, root)) if (f.writing) add(pid, f.target, 'write')
+    for (const m of mappings(pid, root)) if (m.writable) add(pid, m.target, 'mmap')
   }
   return out
 }
@@ -160,8 +164,8 @@ export function processesUsing(dir: string, exclude: readonly number[] = []): Pr
     add(tryLink(`/proc/${pid}/cwd`), 'cwd')
     add(tryLink(`/proc/${pid}/root`), 'root')
     add(tryLink(`/proc/${pid}/exe`), 'exe')
-    for (const f of openFiles(pid)) add(f.target, f.writing ? 'write' : 'read')
-    for (const m of mappings(pid)) add(m.target, 'mmap')
+    for (const f of openFiles(pid, root)) add(f.target, f.writing ? 'write' : 'read')
+    for (const m of mappings(pid, root)) add(m.target, 'mmap')
     if (uses.length === 0) continue
     out.push({pid, command: (tryRead(`/proc/${pid}/comm`) ?? '').trim(), uses})
   }
@@ -187,7 +191,7 @@ export function sharedWritableMappings(dir: string): FileUse[] {
   const seen = new Set<string>()
   for (const name of tryList('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue
-    for (const m of mappings(Number(name))) {
+    for (const m of mappings(Number(name), root)) {
       if (!m.writable) continue
       const rel = under(root, m.target)
       if (rel === undefined || rel === '' || seen.has(`${name}\0${rel}`)) continue
