@@ -2,8 +2,9 @@
 // The old tree must stay exactly as it is until the swap, so the file is never moved:
 // - the inode the snapshot read, whose owner, mode and mtime are already the node's, is hard
 //   linked (no data written; the link changes only its ctime and link count), once its xattrs and
-//   inode flags are checked to be the node's too (a change to them alone moves only ctime, which
-//   the hashed rule of local.ts does not trust or compare);
+//   inode flags are known to be the node's too: its ctime is still the one the snapshot recorded,
+//   or they are read and compared (a change to them alone moves only ctime, which the hashed rule
+//   of local.ts does not trust or compare);
 // - anything else is cloned (FICLONE, where the filesystem shares extents) or copied, and then
 //   given the node's metadata like any restored file, so no metadata change reaches the old tree.
 // Either way the source is looked at again once carried: if it changed since it was found (its
@@ -26,7 +27,10 @@ const NO_LINK = new Set(['EXDEV', 'EMLINK', 'EPERM'])
 export async function carryExisting(from: LocalFile, dest: Buffer, node: TreeNode, link = true): Promise<Carried> {
   const st = from.st
   const sameMeta = Number(st.mode & 0o7777n) === node.mode && Number(st.uid) === node.uid && Number(st.gid) === node.gid && st.mtimeNs === node.mtimeNs
-  if (link && from.sameInode && sameMeta && sameXattrsAndFlags(from.path, node)) {
+  // The inode the snapshot read with the ctime it recorded: no xattr or flag has changed since
+  // (either would have moved the ctime), so they are the node's unless the tree did not record them.
+  const untouched = from.sameInode && st.ctimeNs === node.ctimeNs && !node.legacy
+  if (link && from.sameInode && sameMeta && (untouched || sameXattrsAndFlags(from.path, node))) {
     const now = lstatOrUndefined(from.path)
     if (!now || !same(now, st) || now.ctimeNs !== st.ctimeNs) return 'changed'
     try {
