@@ -159,7 +159,9 @@ function main() {
     }
 
     const cpr = join(work, 'cp-copy')
-    r.cpr = timed(['sh', '-c', `cp -r ${corpus} ${cpr} && sync`])
+    // --reflink=never: a copy of the bytes. cp's default (auto, since coreutils 9) clones on XFS or
+    // btrfs, which would time a clone, not a copy.
+    r.cpr = timed(['sh', '-c', `cp -r --reflink=never ${corpus} ${cpr} && sync`])
     rmSync(cpr, {recursive: true, force: true})
     sync()
 
@@ -167,7 +169,7 @@ function main() {
     const list = join(work, 'changed.txt')
     writeFileSync(list, changed.map((p) => `${p}\0`).join(''))
     const rmExtra = extra.length ? ` && rm -f -- ${extra.map((p) => `'${join(corpus, p)}'`).join(' ')}` : ''
-    r.cpChanged = timed(['sh', '-c', `cd ${pristine} && xargs -0 cp -a --parents -t ${corpus} < ${list}${rmExtra} && sync`])
+    r.cpChanged = timed(['sh', '-c', `cd ${pristine} && xargs -0 cp -a --reflink=never --parents -t ${corpus} < ${list}${rmExtra} && sync`])
     mustEqual('cp of the changed files', false) // directories keep the mutation's mtimes
     // Directories keep the mutation's mtimes after cp: a rollback (untimed) makes the corpus pristine again.
     run(ckpt('restore', id2, '--no-safety-snapshot', '-q'))
@@ -178,8 +180,9 @@ function main() {
   }
 
   const m = (f) => median(rounds.map(f))
+  const fs = run(['df', '-T', '--output=fstype', work]).trim().split('\n').pop()
   const summary = {
-    size: values.size, rounds: rounds.length, changedFiles: rounds[0].changedFiles, changedMiB: rounds[0].changedBytes / 2 ** 20,
+    filesystem: fs, size: values.size, rounds: rounds.length, changedFiles: rounds[0].changedFiles, changedMiB: rounds[0].changedBytes / 2 ** 20,
     wall: {
       delta: m((r) => r.delta.wall), deltaSafety: m((r) => r.deltaSafety.wall), deltaHashed: m((r) => r.deltaHashed.wall),
       full: m((r) => r.full.wall), restic: values['no-restic'] ? null : m((r) => r.restic.wall), cpr: m((r) => r.cpr.wall), cpChanged: m((r) => r.cpChanged.wall),
