@@ -55,7 +55,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     const {openRepository, sourceDirectory} = await import('../cli/repository.js')
     const {restoreSnapshot} = await import('../restore/restorer.js')
     const {loadCatalog, PRE_RESTORE_TAG} = await import('../snapshot/catalog.js')
-    const {selectSnapshot, sourcePath} = await import('../inspect/select.js')
+    const {filterSnapshots, selectSnapshot, sourcePath} = await import('../inspect/select.js')
+    const {hostname} = await import('node:os')
     const {createSnapshot} = await import('../snapshot/create.js')
     const location = this.repoLocation(flags.repo)
     const repo = await openRepository(location)
@@ -64,7 +65,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     const repoStat = repoDir === undefined ? undefined : await fsp.stat(repoDir, {bigint: true})
     const retryMs = parseWait(flags['retry-lock'])
     const source = flags.source ? await sourcePath(flags.source) : undefined
-    const snap = selectSnapshot(await loadCatalog(repo), args.snapshot, {source})
+    const catalog = await loadCatalog(repo)
+    const snap = selectSnapshot(catalog, args.snapshot, {source})
     const capture = snap.manifest.capture
     if (capture && !capture.consistent) {
       process.stderr.write(`warning: snapshot ${snap.id.slice(0, 12)} is not a consistent image of one instant (${describeInconsistency(capture)}): it may not be a state the directory ever had\n`)
@@ -97,7 +99,10 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
           })
           safetySnapshot = safety.id
           this.note(flags, `saved the current ${dest} as snapshot ${safety.id.slice(0, 12)} (tag ${PRE_RESTORE_TAG}; undo with: ckpt restore ${safety.id.slice(0, 12)})`)
+          return safety.manifest
         },
+        // What the newest snapshot of the destination from this host recorded spares reading old files it still matches.
+        current: filterSnapshots(catalog.snapshots, {source: path.resolve(flags.target ?? snap.manifest.source), host: hostname()}, 1).pop()?.manifest,
         onProgress: (p) => progress.update({
           text: `restore ${snap.id.slice(0, 12)}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)}${total !== undefined ? ` of ${formatBytes(total)}` : ''} ${p.path}`,
           figures: {files: p.files, bytes: p.bytes, path: p.path},

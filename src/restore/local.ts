@@ -9,8 +9,12 @@
 //       as the node records. Any write, truncate, chmod, chown, utimes or xattr change moves the
 //       ctime, so nothing is read. (A restored file has the node's mtime but a new ino and ctime,
 //       so this never holds for a tree ckpt wrote: that falls to the next rule.)
-//     * or its chunks, cut with the repository's chunker and hashed, are the node's chunks.
-//   --verify-existing takes only the second rule. The file is then carried into the new tree
+//     * or its chunks, cut with the repository's chunker and hashed, are the node's chunks. The
+//       cut is not needed when a snapshot of the tree being replaced (the safety snapshot, or the
+//       newest snapshot of it: `known`) recorded the file with its present ino, ctime, size and
+//       mtime, changed for the last time before that snapshot began (outside the racy window):
+//       its recorded chunks are its content, as for the snapshot's own stat cache.
+//   --verify-existing takes only the second rule, and always cuts. The file is then carried into the new tree
 //   (reuse.ts): hard linked when it is the inode the snapshot read (same ino: its xattrs and
 //   flags were the node's) and its owner, mode and mtime are the node's; else cloned or copied
 //   and given the node's metadata. It is checked unchanged once carried. A hard link moves the
@@ -22,13 +26,13 @@
 //   the check is on the very bytes that are then written, so a file rewritten while the restore
 //   runs cannot put a wrong byte in the result; a chunk that fails comes from the repository.
 // - Can the changed file start as a clone of its old version? An old file at the node's path
-//   that was cut and hashed and found different is kept as the file's *base* (baseOf): where
-//   the filesystem shares extents (XFS, btrfs), the output clones it and writes only the ranges
-//   that differ (fsout.ts). The clone is trusted because the base's stat is the same after the
-//   clone as when it was hashed, and the base had not been written for RACY_NS before the hash
-//   started: a write after that moves its ctime to a later tick (the coarse clock ticks every
-//   10 ms at most; filesystems with fine-grained timestamps move it at once), so an unchanged
-//   stat means unchanged bytes. A base written just before the restore is not used.
+//   that was cut and hashed (or vouched for by the known snapshot) and found different is kept
+//   as the file's *base* (baseOf): where the filesystem shares extents (XFS, btrfs), the output
+//   clones it and writes only the ranges that differ (fsout.ts). The clone is trusted because
+//   the base's stat is the same after the clone as when it was hashed, and the base had not been
+//   changed for the racy window (core/racy.ts) before the hash started: a write after that moves
+//   its ctime to a later tick, so an unchanged stat means unchanged bytes. A base written just
+//   before the restore is not used.
 //
 // The index is lossy on purpose: keyed by the first 48 bits of a chunk id (one number), since
 // every hit is checked anyway. It holds at most MAX_CHUNKS entries, about 100 bytes each: 0.8 MB
@@ -42,6 +46,7 @@ import {faultPoint} from '../core/faultpoint.js'
 import {HashPool, hashBuffer} from '../core/hashpool.js'
 import {StreamScanner} from '../core/scan.js'
 import {childPath, type TreeNode} from '../snapshot/tree.js'
+import {changedBefore, RACY_WINDOW_NS} from '../core/racy.js'
 
 /** Chunks indexed at most (see above). */
 export const MAX_CHUNKS = 1 << 20
@@ -53,8 +58,8 @@ const MAX_INODES = 1 << 20
 const BASE_MIN = 1024 * 1024
 /** Bases waiting for their file's turn at most (large files queue behind the walk; a base is one map per file). */
 const MAX_BASES = 256
-/** How long before its hash a base must have been last written for its stat to vouch for its bytes (see above). */
-const RACY_NS = 100_000_000n
+/** Directory listings of the known tree kept at once (the walk visits directories in order: a few suffice). */
+const MAX_KNOWN_DIRS = 64
 
 /** A file on disk whose contents are a node's, to carry whole into the new tree. */
 export interface LocalFile {
@@ -105,8 +110,21 @@ export interface LocalOptions {
   verifyExisting?: boolean
   /** Most chunks indexed (tests lower it). */
   maxChunks?: number
-  /** The racy window, ns (tests change it). */
+  /** The racy window for clear (not whole-second) timestamps, ns (tests change it). */
   racyNs?: bigint
+  /** A snapshot of the tree being replaced: what it recorded of an old file spares cutting it (see above). */
+  known?: KnownTree
+}
+
+/** A snapshot of the tree being replaced, and how to read it. */
+export interface KnownTree {
+  /** Its root tree. */
+  tree: Buffer
+  /** When it began (its manifest's startTimeNs). */
+  startNs: bigint
+  readTree(id: Buffer): Promise<TreeNode[]>
+  /** A chunk's plain length, from the repository's index (undefined: not there). */
+  chunkLength(id: Buffer): number | undefined
 }
 
 const keyOf = (id: Uint8Array): number => (id[0]! * 2 ** 40) + (id[1]! * 2 ** 32) + ((id[2]! << 24) >>> 0) + (id[3]! << 16) + (id[4]! << 8) + id[5]!
@@ -114,6 +132,8 @@ const keyOf = (id: Uint8Array): number => (id[0]! * 2 ** 40) + (id[1]! * 2 ** 32
 export class LocalChunks implements ChunkSource {
   /** Seed files not indexed because the index was full. */
   skippedSeedFiles = 0
+  /** Files read and hashed (old files and seeds). */
+  filesHashed = 0
   private readonly files: Buffer[] = []
   private readonly index = new Map<number, Located>()
   private readonly scanner: StreamScanner
@@ -125,6 +145,8 @@ export class LocalChunks implements ChunkSource {
   private bufs: Buffer[] | undefined
   /** Bases by path below the restore root (latin1), until their file is written. */
   private readonly bases = new Map<string, LocalBase>()
+  /** Listings of the known tree's directories by path (latin1); null: not a directory there. */
+  private readonly knownDirs = new Map<string, Map<string, TreeNode> | null>()
 
   constructor(private readonly opts: LocalOptions) {
     this.scanner = new StreamScanner(opts.chunker, () => this.pool())
@@ -144,25 +166,30 @@ export class LocalChunks implements ChunkSource {
     const old = this.opts.old
     if (!old || node.type !== 'file') return undefined
     // Synchronous stats: microseconds each, less than a trip through the thread pool (DESIGN.md).
+    let foundRel = rel
     let found = this.realDir(dirOf(rel)) ? regularFile(childPath(old.root, rel)) : undefined
     if (!found) {
       // Renamed since the snapshot? A rename keeps the inode, and the mtime.
       const moved = (await this.oldInodes()).get(node.ino)
       const cand = moved && regularFile(childPath(old.root, moved))
-      if (cand && cand.st.mtimeNs === node.mtimeNs && cand.st.dev === old.dev) found = cand
+      if (cand && cand.st.mtimeNs === node.mtimeNs && cand.st.dev === old.dev) {
+        found = cand
+        foundRel = moved
+      }
     }
     if (!found) return undefined
     const {path, st} = found
     const untouched = st.ino === node.ino && st.ctimeNs === node.ctimeNs && st.size === BigInt(node.size) && st.mtimeNs === node.mtimeNs && st.dev === old.dev
     if (untouched && !this.opts.verifyExisting) return {path, st, sameInode: true}
-    // Cut and hash it: its chunks are indexed either way, for this file or a later one.
-    const cut = await this.indexFile(path, true)
+    // What the known snapshot recorded of it, or else cut and hash it: its chunks are indexed
+    // either way, for this file or a later one.
+    const cut = (this.opts.verifyExisting ? undefined : await this.recorded(foundRel, path, st)) ?? (await this.indexFile(path, true))
     if (!cut || node.extents) return undefined
     const want = node.chunks ?? []
     if (cut.size === node.size && cut.ids.length === want.length && cut.ids.every((id, i) => id.equals(want[i]!))) {
       return {path, st: cut.st, sameInode: cut.st.ino === node.ino && cut.st.dev === old.dev}
     }
-    if (cut.size >= BASE_MIN && cut.st.ctimeNs < cut.hashedAtNs - (this.opts.racyNs ?? RACY_NS) && this.bases.size < MAX_BASES) {
+    if (cut.size >= BASE_MIN && changedBefore(cut.st.ctimeNs, cut.hashedAtNs, this.opts.racyNs ?? RACY_WINDOW_NS) && this.bases.size < MAX_BASES) {
       this.bases.set(rel.toString('latin1'), fileBase(path, cut))
     }
     return undefined
@@ -243,11 +270,63 @@ export class LocalChunks implements ChunkSource {
   }
 
   /**
+   * The chunks the known snapshot recorded for the old file at `rel` (stat `st`), indexed as
+   * found at their offsets in it, when that record is its content (see above); else undefined.
+   */
+  private async recorded(rel: Buffer, path: Buffer, st: BigIntStats): Promise<Cut | undefined> {
+    const known = this.opts.known
+    if (!known) return undefined
+    const dir = dirOf(rel)
+    const n = (await this.knownListing(dir))?.get(rel.subarray(dir ? dir.length + 1 : 0).toString('latin1'))
+    if (n?.type !== 'file' || !n.chunks || n.extents || n.legacy) return undefined
+    if (n.ino !== st.ino || n.ctimeNs !== st.ctimeNs || n.mtimeNs !== st.mtimeNs || BigInt(n.size) !== st.size || (n.dev !== undefined && n.dev !== st.dev)) return undefined
+    if (!changedBefore(st.ctimeNs, known.startNs, this.opts.racyNs ?? RACY_WINDOW_NS) || !changedBefore(st.mtimeNs, known.startNs, this.opts.racyNs ?? RACY_WINDOW_NS)) return undefined
+    const lengths: number[] = []
+    let size = 0
+    for (const id of n.chunks) {
+      const length = known.chunkLength(id)
+      if (length === undefined) return undefined
+      lengths.push(length)
+      size += length
+    }
+    if (size !== n.size) return undefined
+    const file = this.files.push(path) - 1
+    let offset = 0
+    n.chunks.forEach((id, i) => {
+      this.index.set(keyOf(id), {file, offset, length: lengths[i]!})
+      offset += lengths[i]!
+    })
+    return {ids: n.chunks, lengths, size, st, hashedAtNs: known.startNs}
+  }
+
+  /** The known tree's directory at `dir` (undefined: the root), by name; undefined when it has none there or cannot be read. */
+  private async knownListing(dir: Buffer | undefined): Promise<Map<string, TreeNode> | undefined> {
+    const key = dir ? dir.toString('latin1') : ''
+    const cached = this.knownDirs.get(key)
+    if (cached !== undefined) return cached ?? undefined
+    let tree: Buffer | undefined
+    if (!dir) tree = this.opts.known!.tree
+    else {
+      const up = dirOf(dir)
+      const n = (await this.knownListing(up))?.get(dir.subarray(up ? up.length + 1 : 0).toString('latin1'))
+      tree = n?.type === 'dir' ? n.subtree : undefined
+    }
+    let listing: Map<string, TreeNode> | null = null
+    // Only a shortcut: a tree that cannot be read (damaged, gone) leaves its files to be cut.
+    const nodes = tree && (await this.opts.known!.readTree(tree).catch(() => undefined))
+    if (nodes) listing = new Map(nodes.map((n) => [n.name.toString('latin1'), n]))
+    if (this.knownDirs.size >= MAX_KNOWN_DIRS) this.knownDirs.clear()
+    this.knownDirs.set(key, listing)
+    return listing ?? undefined
+  }
+
+  /**
    * Cut `path` with the repository's chunker and index its chunks; returns its chunk ids, size
    * and stat, or undefined when it cannot be read or changed while it was read.
    */
   private async indexFile(path: Buffer, always: boolean): Promise<Cut | undefined> {
     const hashedAtNs = BigInt(Date.now()) * 1_000_000n
+    this.filesHashed++
     let fh: fsp.FileHandle
     try {
       fh = await fsp.open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)

@@ -24,6 +24,7 @@ import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../core/durable.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
+import type {Manifest} from '../snapshot/manifest.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import {compileExcludes} from '../snapshot/exclude.js'
@@ -61,8 +62,16 @@ export interface RestoreOptions {
   dryRun?: boolean
   /** Keep the replaced tree beside the destination instead of deleting it. */
   keepOld?: boolean
-  /** Called before a non-empty destination is replaced (the CLI takes the pre-restore snapshot here). */
-  beforeReplace?: (dest: string) => Promise<void>
+  /**
+   * Called before a non-empty destination is replaced (the CLI takes the pre-restore snapshot
+   * here); it may return that snapshot's manifest, which then serves as `current`.
+   */
+  beforeReplace?: (dest: string) => Promise<Manifest | void>
+  /**
+   * A snapshot of the destination as it is (the newest of it): a delta restore takes what it
+   * recorded of an old file it still matches instead of reading the file (local.ts).
+   */
+  current?: Manifest
   /**
    * Paths an in-place restore must keep as they are when they lie inside the destination (the
    * CLI passes the repository's root): carried into the new tree, never replaced or removed.
@@ -103,6 +112,8 @@ export interface RestoreResult extends RestoreCounts {
   bytesReused: number
   /** Bytes read from the repository (stored, compressed: trees and data). */
   bytesFromRepository: number
+  /** Local files read and hashed to find what they hold (old files a snapshot could not vouch for, seeds). */
+  filesHashed: number
   /** Wall time of the restore, ms (the safety snapshot, taken by the caller, included when there is one). */
   durationMs: number
 }
@@ -142,7 +153,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     const tree = Buffer.from(snap.manifest.tree, 'hex')
     const readTree = async (id: Buffer) => decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))
     if (includes) await checkIncludes(readTree, tree, includes)
-    if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true, filesReused: 0, bytesReused: 0, bytesFromRepository: 0, durationMs: Math.round(performance.now() - started)}
+    if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true, filesReused: 0, bytesReused: 0, bytesFromRepository: 0, filesHashed: 0, durationMs: Math.round(performance.now() - started)}
     const parent = path.dirname(dest)
     await fsp.mkdir(parent, {recursive: true})
     await removeAbandonedTemps(parent, path.basename(dest))
@@ -150,13 +161,14 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     if (state === 'non-empty') await planCarry(dest, keep, excludes)
     // Holes and further names of a hard-linked file take no room: the data bytes are what it needs.
     if (!includes) await checkSpace(parent, dest, dataBytes(snap.manifest.summary))
-    if (state === 'non-empty') await opts.beforeReplace?.(dest)
+    const current = (state === 'non-empty' ? await opts.beforeReplace?.(dest) : undefined) ?? opts.current
     const temp = path.join(parent, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
     let written: TreeCounts | undefined
     let callerCwd: number[] = []
     // Bytes already here: the tree being replaced, and the seeds (local.ts).
-    const local = inPlace || opts.seeds?.length ? new LocalChunks({chunker: repo.config.chunker, old: inPlace ? {root: Buffer.from(dest), dev: destId!.dev} : undefined, seeds: opts.seeds, verifyExisting: opts.verifyExisting}) : undefined
+    const known = inPlace && current ? {tree: Buffer.from(current.tree, 'hex'), startNs: BigInt(current.startTimeNs), readTree, chunkLength: (id: Buffer) => repo.lookup(id)?.rawLength} : undefined
+    const local = inPlace || opts.seeds?.length ? new LocalChunks({chunker: repo.config.chunker, old: inPlace ? {root: Buffer.from(dest), dev: destId!.dev} : undefined, seeds: opts.seeds, verifyExisting: opts.verifyExisting, known}) : undefined
     try {
       await local?.indexSeeds()
       await opts.afterIndex?.()
@@ -187,7 +199,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     const result: RestoreResult = {
       destination: dest, files: w.files, hardLinks: w.links, dirs: w.dirs, symlinks: w.symlinks, fifos: w.fifos, devices: w.devices, skippedSpecials: w.skippedSpecials,
       bytes: w.bytes, warnings: w.warnings, replaced: state === 'non-empty',
-      filesReused: w.filesReused, bytesReused: w.bytesReused, bytesFromRepository: w.bytesFromRepository, durationMs: 0,
+      filesReused: w.filesReused, bytesReused: w.bytesReused, bytesFromRepository: w.bytesFromRepository, filesHashed: local?.filesHashed ?? 0, durationMs: 0,
     }
     if (state === 'non-empty') {
       // temp and dest trade places: dest now holds the new tree, temp the old one. Should dest

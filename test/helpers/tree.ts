@@ -283,3 +283,18 @@ export function diffTrees(a: Map<string, Captured>, b: Map<string, Captured>, op
   for (const k of b.keys()) if (!a.has(k)) lines.push(`extra ${show(k)}`)
   return lines
 }
+
+/**
+ * Wait until every entry under `dir` was last changed longer ago than the racy windows of
+ * core/racy.ts (50 ms; whole-second timestamps are not expected here): the event after which a
+ * snapshot or restore may trust their stat. Waits on the clock, not a guessed delay.
+ */
+export async function pastRacyWindow(dir: string): Promise<void> {
+  let newest = 0n
+  for (const e of await fsp.readdir(dir, {recursive: true})) {
+    const st = await fsp.lstat(path.join(dir, e), {bigint: true})
+    for (const t of [st.ctimeNs, st.mtimeNs]) if (t > newest) newest = t
+  }
+  const after = newest + 200_000_000n
+  while (BigInt(Date.now()) * 1_000_000n <= after) await new Promise((r) => setTimeout(r, 20))
+}

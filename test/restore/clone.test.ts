@@ -18,8 +18,7 @@ import {loadCatalog, type SnapshotRecord} from '../../src/snapshot/catalog.js'
 import {createSnapshot} from '../../src/snapshot/create.js'
 import {decodeTree} from '../../src/snapshot/tree.js'
 import {runCli, runStopped} from '../helpers/cli.js'
-import {waitFor} from '../helpers/programs.js'
-import {buildTree, captureTree, diffTrees, seededBytes, tempDir} from '../helpers/tree.js'
+import {buildTree, captureTree, diffTrees, pastRacyWindow, seededBytes, tempDir} from '../helpers/tree.js'
 
 const MiB = 1024 * 1024
 let work: string
@@ -51,17 +50,6 @@ function shared(file: string): boolean {
   const r = spawnSync('filefrag', ['-v', file], {encoding: 'utf8'})
   expect(r.status, r.stderr).toBe(0)
   return /\bshared\b/.test(r.stdout)
-}
-
-/** Until every file under `dir` was last changed more than the racy window (local.ts RACY_NS, 100 ms) ago: the event a clone needs. */
-async function settled(dir: string): Promise<void> {
-  const newest = async () => {
-    let max = 0n
-    for (const e of await fsp.readdir(dir, {recursive: true})) max = [max, statSync(path.join(dir, e), {bigint: true}).ctimeNs].reduce((a, b) => (a > b ? a : b))
-    return max
-  }
-  const last = await newest()
-  await waitFor('the edits to age past the racy window', () => BigInt(Date.now()) * 1_000_000n > last + 250_000_000n)
 }
 
 /** Large files of random bytes and a small one, in `under` (default: the XFS image). */
@@ -106,7 +94,7 @@ describe('delta restore on a filesystem with shared extents', () => {
     // 100 bytes inserted at 6 MiB: the last 2 MiB move, so they are written again (from the old file's chunks).
     const old = await fsp.readFile(path.join(src, 'shift.bin'))
     await fsp.writeFile(path.join(src, 'shift.bin'), Buffer.concat([old.subarray(0, 6 * MiB), seededBytes(100, 7), old.subarray(6 * MiB)]))
-    await settled(src)
+    await pastRacyWindow(src)
 
     const r = await restoreSnapshot(repo, snap, {keepOld: true})
     expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
@@ -130,7 +118,7 @@ describe('delta restore on a filesystem with shared extents', () => {
     const id = (JSON.parse(snap.stdout) as {id: string}).id
     const want = await captureTree(src)
     await writeAt(path.join(src, 'over.bin'), seededBytes(100, 9), 4 * MiB)
-    await settled(src)
+    await pastRacyWindow(src)
     const r = await runStopped(['restore', id, '--no-safety-snapshot', '--json', '--repo', repo], 'restore.clone', async () => {
       // Same size, other bytes everywhere: a clone taken now holds none of the hashed chunks.
       await fsp.writeFile(path.join(src, 'over.bin'), seededBytes(8 * MiB + 0, 77))
@@ -149,7 +137,7 @@ describe('which old files may be cloned (LocalChunks.baseOf)', () => {
     await writeAt(path.join(src, 'over.bin'), seededBytes(100, 9), 4 * MiB)
     const rel = Buffer.from('over.bin')
     const old = {root: Buffer.from(src), dev: statSync(src, {bigint: true}).dev}
-    const ask = async (racyNs: bigint) => {
+    const ask = async (racyNs?: bigint) => {
       const local = new LocalChunks({chunker: repo.config.chunker, old, racyNs})
       try {
         expect(await local.wholeFile(node, rel)).toBeUndefined()
@@ -160,7 +148,8 @@ describe('which old files may be cloned (LocalChunks.baseOf)', () => {
     }
     // Written within the window (an hour): its stat cannot vouch for its bytes.
     expect(await ask(3600n * 1_000_000_000n)).toBeUndefined()
-    const base = await ask(0n)
+    await pastRacyWindow(src)
+    const base = await ask()
     expect(base).toBeDefined()
     // It holds the snapshot's first chunk where the snapshot has it, not at another offset, and not the edited one.
     const first = node.chunks![0]!

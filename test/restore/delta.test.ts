@@ -15,7 +15,7 @@ import {loadCatalog, type SnapshotRecord} from '../../src/snapshot/catalog.js'
 import {createSnapshot} from '../../src/snapshot/create.js'
 import {decodeTree} from '../../src/snapshot/tree.js'
 import {BlobType} from '../../src/repo/pack.js'
-import {buildTree, captureTree, diffTrees, seededBytes, tempDir} from '../helpers/tree.js'
+import {buildTree, captureTree, diffTrees, pastRacyWindow, seededBytes, tempDir} from '../helpers/tree.js'
 
 const AVG = 16 * 1024
 /**
@@ -202,6 +202,42 @@ describe('delta restore', () => {
     })
     expect(diffTrees(want, await captureTree(out), {ignoreRootMtime: true})).toEqual([])
     expect(r.bytesFromRepository).toBeGreaterThan(trees + 2 * 1024 * 1024)
+  })
+})
+
+describe('delta restore with a snapshot of the tree it replaces', () => {
+  it('old files that snapshot vouches for are not read; one changed since it is; the tree is exact either way', async () => {
+    const src = await makeSource('known')
+    const want = await captureTree(src)
+    const {repo, snap} = await snapshotOf(src)
+    await edit(src)
+    await pastRacyWindow(src)
+    // What the safety snapshot would be: the edited tree, recorded.
+    const now = await createSnapshot(repo, {source: src, program: 'test'})
+    const vouched = await restoreSnapshot(repo, snap, {current: now.manifest, keepOld: true})
+    expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    expect(vouched.filesHashed).toBe(0)
+    expect(vouched.filesReused).toBeGreaterThanOrEqual(5)
+
+    // The same rollback without it cuts and hashes every old file that is not the inode the snapshot read untouched.
+    await fsp.rm(vouched.oldTree!, {recursive: true, force: true})
+    await edit(src)
+    await pastRacyWindow(src)
+    const now2 = await createSnapshot(repo, {source: src, program: 'test'})
+    const cut = await restoreSnapshot(repo, snap, {keepOld: true})
+    expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    expect(cut.filesHashed).toBeGreaterThanOrEqual(5)
+
+    // A file written after the snapshot that would vouch for it (same size, other bytes): read, and rebuilt exactly.
+    await fsp.rm(cut.oldTree!, {recursive: true, force: true})
+    await edit(src)
+    await pastRacyWindow(src)
+    const now3 = await createSnapshot(repo, {source: src, program: 'test'})
+    await fsp.writeFile(path.join(src, 'big.bin'), seededBytes(2 * 1024 * 1024 + 123, 55))
+    const after = await restoreSnapshot(repo, snap, {current: now3.manifest})
+    expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    expect(after.filesHashed).toBe(1)
+    expect(now2.id).not.toBe(now3.id)
   })
 })
 
