@@ -1,0 +1,227 @@
+// `ckpt copy`: snapshots from one repository into another (say a local one into S3 for an off-host
+// copy). Only blobs the destination's index lacks are sent; each is read from the source and
+// checked against its id first, then written by the destination's own BlobWriter, so packs and
+// index files are the destination's, made durable as a snapshot makes them. A manifest is copied
+// byte for byte, so the snapshot keeps its id, and written only once every blob it reaches is
+// durable: a killed copy leaves blobs no manifest names (prune's to collect), never a manifest
+// naming missing blobs. Both repositories are locked shared, as a snapshot locks its repository,
+// so a prune on either side cannot delete what the copy reads or relies on.
+import {checkBlob, checkBlobBound, type Repository} from '../repo/repository.js'
+import type {CompressionValue} from '../core/codec.js'
+import {Inflight} from '../core/concurrency.js'
+import {IntegrityError, UsageError} from '../core/errors.js'
+import {faultPoint} from '../core/faultpoint.js'
+import {IdMap} from '../core/idmap.js'
+import {toHex} from '../core/ids.js'
+import {BlobType} from '../repo/pack.js'
+import {BlobWriter} from '../repo/writer.js'
+import {withLock} from '../store/lock.js'
+import {type SweepResult, sweepTemporaries} from '../store/temp.js'
+import {filterSnapshots, selectSnapshot, type SnapshotFilter} from '../inspect/select.js'
+import {bySnapshotTime, type CatalogLoad, loadCatalog, type SnapshotRecord} from '../snapshot/catalog.js'
+import {decodeTree} from '../snapshot/tree.js'
+import type {VerifyReport} from '../verify/verify.js'
+
+/** Chunks being read from the source and handed to the writer at once. */
+const CHUNKS_IN_FLIGHT = 16
+
+export interface CopySelection {
+  /** Ids, unique prefixes or "latest" (as restore resolves them, within the filter). */
+  refs: readonly string[]
+  /** Every snapshot the filter passes (refs must then be empty). */
+  all: boolean
+  filter: SnapshotFilter
+  /** With all: only the newest N of each host and source. */
+  latest?: number
+}
+
+/**
+ * The snapshots a copy means, oldest first (so a parent is copied before its child), each once.
+ * A ref that names nothing is NotFoundError (exit 4), as for restore.
+ */
+export function selectForCopy(catalog: CatalogLoad, sel: CopySelection): SnapshotRecord[] {
+  if (sel.all && sel.refs.length > 0) throw new UsageError('give snapshot ids or --all, not both')
+  if (!sel.all && sel.refs.length === 0) throw new UsageError('name the snapshots to copy (ids, prefixes, "latest") or give --all')
+  if (!sel.all && sel.latest !== undefined) throw new UsageError('--latest N goes with --all')
+  const chosen = sel.all ? filterSnapshots(catalog.snapshots, sel.filter, sel.latest) : sel.refs.map((ref) => selectSnapshot(catalog, ref, sel.filter))
+  const unique = new Map(chosen.map((s) => [s.id, s]))
+  return [...unique.values()].sort(bySnapshotTime)
+}
+
+export interface CopyProgress {
+  /** The snapshot being copied (1-based) of those to copy. */
+  snapshot: number
+  snapshots: number
+  id: string
+  /** Blobs and their stored bytes sent to the destination so far. */
+  blobs: number
+  bytesSent: number
+  /** File bytes of the snapshots walked so far (a subtree met before counts at the end of its snapshot). */
+  bytesWalked: number
+  /** File bytes of every snapshot to copy (their manifests' summary.bytes). */
+  bytesTotal: number
+}
+
+export interface CopiedSnapshot {
+  id: string
+  /** Blobs this snapshot needed that the destination lacked (trees and chunks). */
+  blobs: number
+  /** Their stored (compressed) bytes, as sent. */
+  bytesSent: number
+}
+
+export interface CopyResult {
+  copied: CopiedSnapshot[]
+  /** Selected, and in the destination already: nothing sent. */
+  skipped: string[]
+  /** Trees read and walked in the source. */
+  trees: number
+  blobs: number
+  /** Plain and stored bytes of the blobs sent. */
+  rawBytes: number
+  bytesSent: number
+  packs: number
+  indexFiles: number
+  /** Temp objects of dead writers removed from the destination before the copy began. */
+  swept: SweepResult
+  /** The destination's check of the copied snapshots (undefined: nothing was copied, or verify: 'none'). */
+  verify?: VerifyReport
+  durationMs: number
+}
+
+export interface CopyOptions {
+  /** After writing: 'structure' (default) checks the copied snapshots in the destination as `ckpt verify ID...`; 'read' also reads back every pack they reach; 'none' skips it. */
+  verify?: 'none' | 'structure' | 'read'
+  lockRetryMs?: number
+  onProgress?: (p: CopyProgress) => void
+}
+
+/**
+ * Copy the selected snapshots of `src` into `dst`. They are chosen from the source's catalog
+ * under the source's lock, so a prune there cannot remove them meanwhile.
+ */
+export async function copySnapshots(src: Repository, dst: Repository, selection: CopySelection, opts: CopyOptions = {}): Promise<CopyResult> {
+  if (src.config.id === dst.config.id) throw new UsageError(`${src.backend.location} and ${dst.backend.location} are the same repository (id ${src.config.id})`)
+  if (src.config.chunker.maxSize > dst.config.chunker.maxSize) {
+    // Restore and verify refuse a chunk above the repository's maxSize as hostile.
+    throw new UsageError(`the destination's largest chunk (${dst.config.chunker.maxSize} bytes) is smaller than the source's (${src.config.chunker.maxSize} bytes): create the destination with ckpt init --avg-chunk-size ${src.config.chunker.avgSize}`)
+  }
+  const started = performance.now()
+  const lock = (readOnly: boolean) => ({exclusive: false, readOnly, command: 'copy', retryMs: opts.lockRetryMs ?? 0})
+  return withLock(src.backend, lock(true), () => withLock(dst.backend, lock(false), async () => {
+    const swept = await sweepTemporaries(dst.backend, Date.now())
+    const chosen = selectForCopy(await loadCatalog(src), selection)
+    const present = new Set(await dst.listSnapshotNames())
+    const todo = chosen.filter((s) => !present.has(s.id))
+    const result: CopyResult = {copied: [], skipped: chosen.filter((s) => present.has(s.id)).map((s) => s.id), trees: 0, blobs: 0, rawBytes: 0, bytesSent: 0, packs: 0, indexFiles: 0, swept, durationMs: 0}
+    if (todo.length > 0) {
+      await Promise.all([src.loadIndex(), dst.loadIndex()])
+      // Version-2 trees must not land in a repository an older ckpt would misread.
+      if (src.config.version > dst.config.version) await dst.upgradeFormat()
+      const copier = new SnapshotCopier(src, dst, todo, opts.onProgress)
+      try {
+        for (const s of todo) result.copied.push(await copier.copy(s))
+      } catch (err) {
+        await copier.settle()
+        await copier.writer.abort()
+        throw err
+      }
+      Object.assign(result, {trees: copier.trees, blobs: copier.writer.stats.blobs, rawBytes: copier.writer.stats.rawBytes, bytesSent: copier.writer.stats.storedBytes, packs: copier.writer.stats.packs, indexFiles: copier.writer.stats.indexFiles})
+      if ((opts.verify ?? 'structure') !== 'none') {
+        const {verifyRepository} = await import('../verify/verify.js')
+        result.verify = await verifyRepository(dst.backend, {snapshots: todo.map((s) => s.id), readData: opts.verify === 'read' ? {kind: 'all'} : undefined, lockRetryMs: opts.lockRetryMs})
+      }
+    }
+    result.durationMs = Math.round(performance.now() - started)
+    return result
+  }))
+}
+
+/** The walk of one run: every tree and chunk is considered once, however many snapshots reach it. */
+class SnapshotCopier {
+  readonly writer: BlobWriter
+  /** Blobs considered in this run (sent, being sent, or found in the destination). */
+  private readonly seen = new IdMap(0)
+  private readonly inflight = new Inflight(CHUNKS_IN_FLIGHT)
+  trees = 0
+  private readonly total: number
+  private walkedBefore = 0
+  private done = 0
+
+  constructor(private readonly src: Repository, private readonly dst: Repository, private readonly todo: readonly SnapshotRecord[], private readonly onProgress?: (p: CopyProgress) => void) {
+    this.writer = new BlobWriter(dst)
+    this.total = todo.reduce((n, s) => n + s.manifest.summary.bytes, 0)
+  }
+
+  async copy(s: SnapshotRecord): Promise<CopiedSnapshot> {
+    const before = {blobs: this.writer.stats.blobs, bytes: this.writer.stats.storedBytes}
+    this.done++
+    let walked = 0
+    const report = () => this.onProgress?.({
+      snapshot: this.done, snapshots: this.todo.length, id: s.id, blobs: this.writer.stats.blobs, bytesSent: this.writer.stats.storedBytes,
+      bytesWalked: Math.min(this.walkedBefore + walked, this.total), bytesTotal: this.total,
+    })
+    // Depth first: the stack holds the subtrees of one directory per level, not the whole snapshot.
+    const stack: Buffer[] = [Buffer.from(s.manifest.tree, 'hex')]
+    while (stack.length > 0) {
+      const tree = stack.pop()!
+      if (this.seen.has(tree)) continue
+      this.seen.set(tree, [])
+      const plain = await this.read(s, tree, BlobType.tree)
+      const nodes = decodeTree(plain, toHex(tree))
+      this.trees++
+      for (const node of nodes) {
+        if (node.subtree) stack.push(node.subtree)
+        for (const chunk of node.chunks ?? []) {
+          if (this.seen.has(chunk)) continue
+          this.seen.set(chunk, [])
+          if (!this.dst.has(chunk)) await this.inflight.add(this.copyChunk(s, chunk).then(report))
+        }
+        walked += node.size
+      }
+      // Trees are written as plain bytes: the destination compresses them (and caches them when remote).
+      if (!this.dst.has(tree)) await this.writer.add(BlobType.tree, tree, plain)
+      report()
+    }
+    await this.inflight.drain()
+    // Every blob the manifest reaches is durable (packs, then index files) before the manifest.
+    await this.writer.flush()
+    faultPoint('copy.before-manifest')
+    const bytes = await this.src.readSnapshotBytes(s.id)
+    const id = await this.dst.writeSnapshotBytes(bytes)
+    if (id !== s.id) throw new IntegrityError(`snapshot ${s.id}: the manifest read back hashes to ${id}`, {snapshot: s.id})
+    faultPoint('copy.after-manifest')
+    this.walkedBefore += s.manifest.summary.bytes
+    walked = 0
+    report()
+    return {id: s.id, blobs: this.writer.stats.blobs - before.blobs, bytesSent: this.writer.stats.storedBytes - before.bytes}
+  }
+
+  /** Wait for the chunks still being copied (a failed run gives back what they wrote). */
+  async settle(): Promise<void> {
+    await this.inflight.drain().catch(() => undefined)
+  }
+
+  /** A tree of the source, checked against its id (readBlob checks). */
+  private async read(s: SnapshotRecord, id: Buffer, type: typeof BlobType.tree): Promise<Buffer> {
+    this.located(s, id, type)
+    return this.src.readBlob(id, type)
+  }
+
+  /** A chunk copied as stored (its frame is not compressed again), after the same check a restore makes. */
+  private async copyChunk(s: SnapshotRecord, id: Buffer): Promise<void> {
+    const loc = this.located(s, id, BlobType.data)
+    checkBlobBound(id, loc, this.src.config)
+    const stored = await this.src.backend.get('data', loc.pack, {offset: loc.offset, length: loc.storedLength})
+    await checkBlob(id, loc, stored)
+    await this.writer.addStored(BlobType.data, id, stored, loc.compression as CompressionValue, loc.rawLength)
+  }
+
+  private located(s: SnapshotRecord, id: Buffer, type: number) {
+    const loc = this.src.lookup(id)
+    const what = type === BlobType.tree ? 'tree' : 'chunk'
+    if (!loc) throw new IntegrityError(`snapshot ${s.id.slice(0, 12)} needs ${what} ${toHex(id)}, which the source's index does not list (run ckpt verify on the source)`, {snapshot: s.id, blob: toHex(id)})
+    if (loc.type !== type) throw new IntegrityError(`snapshot ${s.id.slice(0, 12)} uses ${toHex(id)} as a ${what}, but the source stores it as another type`, {snapshot: s.id, blob: toHex(id)})
+    return loc
+  }
+}
