@@ -143,7 +143,8 @@ describe('copySnapshots between local repositories', () => {
     const pack = packs[0]!
     const file = path.join(damagedDir, 'data', pack.name.slice(0, 2), pack.name)
     const bytes = await fsp.readFile(file)
-    bytes[Math.floor(bytes.length / 2)] ^= 0xff
+    const at = Math.floor(bytes.length / 2)
+    bytes[at] = bytes[at]! ^ 0xff
     await fsp.writeFile(file, bytes)
     const dst = await freshDestination('to-damaged')
     await expect(copySnapshots(await openLocalRepository(damagedDir), dst, all)).rejects.toBeInstanceOf(IntegrityError)
