@@ -125,6 +125,7 @@ describe('copySnapshots between local repositories', () => {
     await expect(copySnapshots(source, dst, pick(['abcdef00']))).rejects.toBeInstanceOf(NotFoundError)
     await expect(copySnapshots(source, dst, pick([]))).rejects.toBeInstanceOf(UsageError)
     await expect(copySnapshots(source, dst, {...all, refs: ['latest']})).rejects.toBeInstanceOf(UsageError)
+    await expect(copySnapshots(source, dst, pick(['latest'], {latest: 2}))).rejects.toBeInstanceOf(UsageError)
     await expect(copySnapshots(source, await openLocalRepository(from), all)).rejects.toBeInstanceOf(UsageError)
     const small = await freshDestination('to-small', 64 * 1024)
     await expect(copySnapshots(source, small, all)).rejects.toThrow(/--avg-chunk-size 131072/)
