@@ -6,7 +6,7 @@
 // durable: a killed copy leaves blobs no manifest names (prune's to collect), never a manifest
 // naming missing blobs. Both repositories are locked shared, as a snapshot locks its repository,
 // so a prune on either side cannot delete what the copy reads or relies on.
-import {checkBlob, checkBlobBound, type Repository} from '../repo/repository.js'
+import {type BlobLocation, checkBlob, checkBlobBound, type Repository} from '../repo/repository.js'
 import type {CompressionValue} from '../core/codec.js'
 import {Inflight} from '../core/concurrency.js'
 import {IntegrityError, UsageError} from '../core/errors.js'
@@ -22,8 +22,19 @@ import {bySnapshotTime, type CatalogLoad, loadCatalog, type SnapshotRecord} from
 import {decodeTree} from '../snapshot/tree.js'
 import type {VerifyReport} from '../verify/verify.js'
 
-/** Chunks being read from the source and handed to the writer at once. */
-const CHUNKS_IN_FLIGHT = 16
+/**
+ * Chunks to send are gathered until they hold this many stored bytes, then read in pack order,
+ * neighbours in one ranged read: an S3 source answers a few large GETs instead of one per chunk.
+ */
+const BATCH_BYTES = 32 * 1024 * 1024
+const BATCH_BLOBS = 16384
+/** A ranged read spans at most this much, and reads through gaps of at most GAP_BYTES between chunks it needs. */
+const RANGE_BYTES = 4 * 1024 * 1024
+const GAP_BYTES = 64 * 1024
+/** Ranged reads in flight (memory: about this many times RANGE_BYTES). */
+const RANGES_IN_FLIGHT = 6
+/** Trees read ahead of the walk (a remote source answers each after a round trip). */
+const TREES_AHEAD = 16
 
 export interface CopySelection {
   /** Ids, unique prefixes or "latest" (as restore resolves them, within the filter). */
@@ -142,7 +153,12 @@ class SnapshotCopier {
   readonly writer: BlobWriter
   /** Blobs considered in this run (sent, being sent, or found in the destination). */
   private readonly seen = new IdMap(0)
-  private readonly inflight = new Inflight(CHUNKS_IN_FLIGHT)
+  private readonly inflight = new Inflight(RANGES_IN_FLIGHT)
+  /** Chunks to send, not yet read. */
+  private batch: {id: Buffer; loc: BlobLocation}[] = []
+  private batchBytes = 0
+  /** Trees being read ahead of the walk, by id. */
+  private readonly ahead = new Map<string, Promise<Buffer>>()
   trees = 0
   private readonly total: number
   private walkedBefore = 0
@@ -167,15 +183,18 @@ class SnapshotCopier {
       const tree = stack.pop()!
       if (this.seen.has(tree)) continue
       this.seen.set(tree, [])
-      const plain = await this.read(s, tree, BlobType.tree)
+      const plain = await this.readTree(s, tree)
       const nodes = decodeTree(plain, toHex(tree))
       this.trees++
       for (const node of nodes) {
-        if (node.subtree) stack.push(node.subtree)
+        if (node.subtree && !this.seen.has(node.subtree)) {
+          stack.push(node.subtree)
+          this.readAhead(s, node.subtree)
+        }
         for (const chunk of node.chunks ?? []) {
           if (this.seen.has(chunk)) continue
           this.seen.set(chunk, [])
-          if (!this.dst.has(chunk)) await this.inflight.add(this.copyChunk(s, chunk).then(report))
+          if (!this.dst.has(chunk)) await this.queue(s, chunk, report)
         }
         walked += node.size
       }
@@ -183,6 +202,7 @@ class SnapshotCopier {
       if (!this.dst.has(tree)) await this.writer.add(BlobType.tree, tree, plain)
       report()
     }
+    await this.send(report)
     await this.inflight.drain()
     // Every blob the manifest reaches is durable (packs, then index files) before the manifest.
     await this.writer.flush()
@@ -197,31 +217,88 @@ class SnapshotCopier {
     return {id: s.id, blobs: this.writer.stats.blobs - before.blobs, bytesSent: this.writer.stats.storedBytes - before.bytes}
   }
 
-  /** Wait for the chunks still being copied (a failed run gives back what they wrote). */
+  /** Wait for the reads still running (a failed run gives back what they wrote). */
   async settle(): Promise<void> {
     await this.inflight.drain().catch(() => undefined)
+    await Promise.allSettled(this.ahead.values())
   }
 
-  /** A tree of the source, checked against its id (readBlob checks). */
-  private async read(s: SnapshotRecord, id: Buffer, type: typeof BlobType.tree): Promise<Buffer> {
-    this.located(s, id, type)
-    return this.src.readBlob(id, type)
+  /** A tree of the source, checked against its id (readBlob checks): read ahead, or now. */
+  private readTree(s: SnapshotRecord, id: Buffer): Promise<Buffer> {
+    const hex = toHex(id)
+    const ahead = this.ahead.get(hex)
+    if (ahead) {
+      this.ahead.delete(hex)
+      return ahead
+    }
+    this.located(s, id, BlobType.tree)
+    return this.src.readBlob(id, BlobType.tree)
   }
 
-  /** A chunk copied as stored (its frame is not compressed again), after the same check a restore makes. */
-  private async copyChunk(s: SnapshotRecord, id: Buffer): Promise<void> {
+  private readAhead(s: SnapshotRecord, id: Buffer): void {
+    const hex = toHex(id)
+    if (this.ahead.size >= TREES_AHEAD || this.ahead.has(hex)) return
+    const read = (async () => {
+      this.located(s, id, BlobType.tree)
+      return this.src.readBlob(id, BlobType.tree)
+    })()
+    read.catch(() => undefined) // reported where the walk awaits it
+    this.ahead.set(hex, read)
+  }
+
+  private async queue(s: SnapshotRecord, id: Buffer, report: () => void): Promise<void> {
     const loc = this.located(s, id, BlobType.data)
+    // Before anything is read or allocated: an index entry claiming more is hostile (restore refuses it too).
     checkBlobBound(id, loc, this.src.config)
-    const stored = await this.src.backend.get('data', loc.pack, {offset: loc.offset, length: loc.storedLength})
-    await checkBlob(id, loc, stored)
-    await this.writer.addStored(BlobType.data, id, stored, loc.compression as CompressionValue, loc.rawLength)
+    this.batch.push({id, loc})
+    this.batchBytes += loc.storedLength
+    if (this.batchBytes >= BATCH_BYTES || this.batch.length >= BATCH_BLOBS) await this.send(report)
   }
 
-  private located(s: SnapshotRecord, id: Buffer, type: number) {
+  /** Read the batch in pack order, neighbours together, and hand each chunk to the writer as stored once it passes its check. */
+  private async send(report: () => void): Promise<void> {
+    const batch = this.batch
+    this.batch = []
+    this.batchBytes = 0
+    batch.sort((a, b) => (a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset))
+    for (const range of coalesce(batch)) await this.inflight.add(this.sendRange(range).then(report))
+  }
+
+  private async sendRange(range: {pack: string; start: number; end: number; blobs: {id: Buffer; loc: BlobLocation}[]}): Promise<void> {
+    const bytes = await this.src.backend.get('data', range.pack, {offset: range.start, length: range.end - range.start})
+    for (const {id, loc} of range.blobs) {
+      const stored = bytes.subarray(loc.offset - range.start, loc.offset - range.start + loc.storedLength)
+      await checkBlob(id, loc, stored)
+      await this.writer.addStored(BlobType.data, id, stored, loc.compression as CompressionValue, loc.rawLength)
+    }
+  }
+
+  private located(s: SnapshotRecord, id: Buffer, type: number): BlobLocation {
     const loc = this.src.lookup(id)
     const what = type === BlobType.tree ? 'tree' : 'chunk'
     if (!loc) throw new IntegrityError(`snapshot ${s.id.slice(0, 12)} needs ${what} ${toHex(id)}, which the source's index does not list (run ckpt verify on the source)`, {snapshot: s.id, blob: toHex(id)})
     if (loc.type !== type) throw new IntegrityError(`snapshot ${s.id.slice(0, 12)} uses ${toHex(id)} as a ${what}, but the source stores it as another type`, {snapshot: s.id, blob: toHex(id)})
     return loc
   }
+}
+
+/**
+ * Chunks sorted by pack and offset, grouped into ranged reads: one pack each, at most RANGE_BYTES
+ * long (a longer chunk alone), reading through gaps of at most GAP_BYTES. Pure.
+ */
+export function coalesce<T extends {loc: {pack: string; offset: number; storedLength: number}}>(sorted: readonly T[]): {pack: string; start: number; end: number; blobs: T[]}[] {
+  const ranges: {pack: string; start: number; end: number; blobs: T[]}[] = []
+  let open: {pack: string; start: number; end: number; blobs: T[]} | undefined
+  for (const b of sorted) {
+    const {pack, offset, storedLength} = b.loc
+    const end = offset + storedLength
+    if (open && open.pack === pack && offset >= open.end && offset - open.end <= GAP_BYTES && end - open.start <= RANGE_BYTES) {
+      open.end = end
+      open.blobs.push(b)
+      continue
+    }
+    open = {pack, start: offset, end, blobs: [b]}
+    ranges.push(open)
+  }
+  return ranges
 }

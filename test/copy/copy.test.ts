@@ -6,7 +6,7 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {copySnapshots, type CopySelection} from '../../src/copy/copy.js'
+import {coalesce, copySnapshots, type CopySelection} from '../../src/copy/copy.js'
 import {IntegrityError, NotFoundError, UsageError} from '../../src/core/errors.js'
 import {initLocalRepository, openLocalRepository} from '../../src/repo/open.js'
 import type {Repository} from '../../src/repo/repository.js'
@@ -152,5 +152,20 @@ describe('copySnapshots between local repositories', () => {
     expect(await dst.listSnapshotNames()).toEqual([])
     const report = await verifyRepository(dst.backend, {readData: {kind: 'all'}})
     expect(report.errors).toBe(0)
+  })
+})
+
+describe('coalesce', () => {
+  const b = (pack: string, offset: number, storedLength: number) => ({loc: {pack, offset, storedLength}})
+  it('groups neighbours of one pack into ranged reads, through small gaps only, up to 4 MiB', () => {
+    const MiB = 1024 * 1024
+    const sorted = [b('a', 0, 100), b('a', 100, 100), b('a', 200 + 64 * 1024, 10), b('a', 300 + 128 * 1024, 10), b('b', 0, 3 * MiB), b('b', 3 * MiB, MiB), b('b', 4 * MiB, 1), b('c', 0, 5 * MiB)]
+    expect(coalesce(sorted).map((r) => [r.pack, r.start, r.end, r.blobs.length])).toEqual([
+      ['a', 0, 200 + 64 * 1024 + 10, 3],
+      ['a', 300 + 128 * 1024, 310 + 128 * 1024, 1],
+      ['b', 0, 4 * MiB, 2],
+      ['b', 4 * MiB, 4 * MiB + 1, 1],
+      ['c', 0, 5 * MiB, 1],
+    ])
   })
 })
