@@ -35,7 +35,7 @@ t() { # label, command...: wall seconds, CPU seconds, peak RSS
   /usr/bin/time -f "$label %e s wall, %U+%S s CPU, %M KB" "$@" >"$work/out.json" 2>"$work/time.txt" || { cat "$work/time.txt" >&2; exit 1; }
   tail -1 "$work/time.txt"
 }
-sent() { node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`    ${d.copied.length} copied, ${d.skipped.length} skipped, ${d.blobs} blobs, ${(d.bytesSent / 1048576).toFixed(1)} MiB sent`)' "$work/out.json"; }
+sent() { node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`    ${d.copied.length} copied, ${d.skipped.length} skipped, ${d.blobs} blobs, ${(d.bytesSent / 1048576).toFixed(1)} MiB sent${d.verify ? `, of which the destination check ${d.verify.durationMs} ms` : ""}`)' "$work/out.json"; }
 du -sb "$corpus" | awk '{printf "corpus %s: %.1f MiB\n", "'"$size"'", $1 / 1048576}'
 rm -rf "$work/local" "$work/back" "$work/restore-"* "$CKPT_CACHE_DIR" "$work/changed"
 sync

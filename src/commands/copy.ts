@@ -11,7 +11,7 @@ export interface CopyJson extends Omit<CopyResult, 'verify'> {
   from: string
   to: string
   /** The destination's check of the copied snapshots: null when nothing was copied or with --no-verify. */
-  verify: {ok: boolean; readData: boolean; errors: number; findings: unknown[]} | null
+  verify: {ok: boolean; readData: boolean; errors: number; findings: unknown[]; durationMs: number} | null
 }
 
 export default class Copy extends CkptCommand {
@@ -85,7 +85,7 @@ The destination's largest chunk must not be smaller than the source's (ckpt init
     if (!this.jsonEnabled()) this.print(flags, result, to.root)
     return {
       from: from.root, to: to.root, ...result,
-      verify: v ? {ok: v.ok, readData: v.readData !== 'none', errors: v.errors, findings: v.findings} : null,
+      verify: v ? {ok: v.ok, readData: v.readData !== 'none', errors: v.errors, findings: v.findings, durationMs: v.durationMs} : null,
     }
   }
 
