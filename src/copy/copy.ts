@@ -6,8 +6,10 @@
 // durable: a killed copy leaves blobs no manifest names (prune's to collect), never a manifest
 // naming missing blobs. Both repositories are locked shared, as a snapshot locks its repository,
 // so a prune on either side cannot delete what the copy reads or relies on.
-import {type BlobLocation, checkBlob, checkBlobBound, type Repository} from '../repo/repository.js'
-import type {CompressionValue} from '../core/codec.js'
+import {type BlobLocation, checkBlobBound, damagedBlob, type Repository} from '../repo/repository.js'
+import {type CompressionValue, inflateBatches, inflatedSize, openBlobs} from '../core/codec.js'
+import {hashBuffer} from '../core/hashpool.js'
+import {ReadPool} from '../core/readpool.js'
 import {Inflight} from '../core/concurrency.js'
 import {IntegrityError, UsageError} from '../core/errors.js'
 import {faultPoint} from '../core/faultpoint.js'
@@ -33,6 +35,8 @@ const RANGE_BYTES = 4 * 1024 * 1024
 const GAP_BYTES = 64 * 1024
 /** Ranged reads in flight (memory: about this many times RANGE_BYTES). */
 const RANGES_IN_FLIGHT = 6
+/** A range's chunks are inflated and hashed in batches of at most this many plain bytes. */
+const CHECK_BYTES = 4 * 1024 * 1024
 /** Trees read ahead of the walk (a remote source answers each after a round trip). */
 const TREES_AHEAD = 16
 
@@ -157,6 +161,8 @@ class SnapshotCopier {
   /** Chunks to send, not yet read. */
   private batch: {id: Buffer; loc: BlobLocation}[] = []
   private batchBytes = 0
+  private readonly reads = new ReadPool(RANGES_IN_FLIGHT, RANGE_BYTES)
+  private readonly checks = new ReadPool(RANGES_IN_FLIGHT, CHECK_BYTES)
   /** Trees being read ahead of the walk, by id. */
   private readonly ahead = new Map<string, Promise<Buffer>>()
   trees = 0
@@ -265,11 +271,26 @@ class SnapshotCopier {
   }
 
   private async sendRange(range: {pack: string; start: number; end: number; blobs: {id: Buffer; loc: BlobLocation}[]}): Promise<void> {
-    const bytes = await this.src.backend.get('data', range.pack, {offset: range.start, length: range.end - range.start})
-    for (const {id, loc} of range.blobs) {
-      const stored = bytes.subarray(loc.offset - range.start, loc.offset - range.start + loc.storedLength)
-      await checkBlob(id, loc, stored)
-      await this.writer.addStored(BlobType.data, id, stored, loc.compression as CompressionValue, loc.rawLength)
+    const length = range.end - range.start
+    // Pooled buffers: a fresh 4 MiB per read would fault in every page of the copy anew.
+    const read = length <= RANGE_BYTES ? await this.reads.acquire() : undefined
+    const check = await this.checks.acquire()
+    try {
+      const bytes = await this.src.backend.get('data', range.pack, {offset: range.start, length}, read?.buf.subarray(0, length))
+      const blobs = range.blobs.map(({id, loc}) => ({id, offset: loc.offset - range.start, storedLength: loc.storedLength, compression: loc.compression, rawLength: loc.rawLength}))
+      // Checked in batches off the main thread (inflated and hashed in one job each), as prune's copier does.
+      for (const batch of inflateBatches(blobs, CHECK_BYTES)) {
+        const raw = inflatedSize(batch)
+        const opened = await openBlobs(bytes, batch, raw <= CHECK_BYTES ? check.buf : hashBuffer(raw))
+        opened.forEach((o, n) => {
+          if (!o.ok) throw damagedBlob(batch[n]!.id, range.pack, o.error)
+        })
+        // Each resolves once the writer has copied or written the bytes: the buffer may then be reused.
+        for (const b of batch) await this.writer.addStored(BlobType.data, b.id as Buffer, bytes.subarray(b.offset, b.offset + b.storedLength), b.compression as CompressionValue, b.rawLength)
+      }
+    } finally {
+      read?.retire()
+      check.retire()
     }
   }
 
