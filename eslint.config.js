@@ -1,5 +1,5 @@
 // Lint rules, and the one rule that keeps the layers honest: imports point down
-// commands -> cli -> features (snapshot, restore, retention, verify, prune, live) -> repo -> store -> core.
+// commands -> cli -> features (snapshot, restore, retention, verify, prune, live, inspect, copy) -> repo -> store -> core.
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
@@ -22,7 +22,7 @@ const noCli = [
   {regex: '^@oclif/', message: 'only src/cli and src/commands may use oclif.'},
   {regex: '^ora$', message: 'only src/cli may draw progress.'},
 ]
-const features = ['snapshot', 'restore', 'retention', 'verify', 'prune', 'live', 'inspect']
+const features = ['snapshot', 'restore', 'retention', 'verify', 'prune', 'live', 'inspect', 'copy']
 
 export default tseslint.config(
   {ignores: ['dist/**', 'node_modules/**', 'build/**', 'bench/out/**', 'coverage/**']},

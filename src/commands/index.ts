@@ -1,6 +1,7 @@
 // The command table oclif loads (the "explicit" strategy: one import instead of a directory scan).
 import Cat from './cat.js'
 import Completion from './completion.js'
+import Copy from './copy.js'
 import Diff from './diff.js'
 import Export from './export.js'
 import Find from './find.js'
@@ -23,6 +24,7 @@ import Verify from './verify.js'
 export const COMMANDS = {
   cat: Cat,
   completion: Completion,
+  copy: Copy,
   diff: Diff,
   export: Export,
   find: Find,

@@ -1,6 +1,6 @@
 // Repositories in object storage, end to end through the built CLI against a real S3 API (Swift
 // s3api on loopback, started once for this file): init, snapshot, restore, verify, forget, prune,
-// and a snapshot killed mid-upload. Also: locations ckpt does not support are usage errors.
+// copy to and from a local repository, and a snapshot killed mid-upload. Also: locations ckpt does not support are usage errors.
 import {randomBytes} from 'node:crypto'
 import {promises as fsp} from 'node:fs'
 import path from 'node:path'
@@ -92,6 +92,42 @@ describe.skipIf(Boolean(skip))('S3 repository through the CLI (Swift s3api)', ()
     const target3 = path.join(work, 'restored3')
     await ckpt(['restore', third.id, '--target', target3, '--repo', repo, '-q'], {env})
     expect((await fsp.readFile(path.join(target3, 'small.txt'), 'utf8'))).toBe('changed\n')
+  }, 240_000)
+
+  it('copy: a local repository into S3 (only what S3 lacks), restore and verify there, again nothing; and back to a local one', async () => {
+    const local = path.join(work, 'local-for-copy')
+    const repo = `s3://${bucket}/repos/copied`
+    const src = path.join(work, 'src-copy')
+    await fsp.mkdir(src)
+    await buildTree(src, spec)
+    await ckpt(['init', '--repo', local, '-q'], {env})
+    const first = await ckptJson<{id: string}>(['snapshot', src, '--repo', local], {env})
+    await ckpt(['init', '--repo', repo, '-q'], {env})
+    const sent = await ckptJson<{copied: {id: string}[]; bytesSent: number; verify: {ok: boolean}}>(['copy', 'latest', '--repo', local, '--to', repo], {env})
+    expect(sent.copied.map((c) => c.id)).toEqual([first.id])
+    expect(sent.bytesSent).toBeGreaterThan(5 * 1024 * 1024)
+    expect(sent.verify.ok).toBe(true)
+
+    await fsp.writeFile(path.join(src, 'small.txt'), 'changed for copy\n')
+    const second = await ckptJson<{id: string}>(['snapshot', src, '--repo', local], {env})
+    const more = await ckptJson<{copied: {id: string}[]; skipped: string[]; bytesSent: number}>(['copy', '--all', '--from', local, '--to', repo, '--read-data'], {env})
+    expect(more.copied.map((c) => c.id)).toEqual([second.id])
+    expect(more.skipped).toEqual([first.id])
+    expect(more.bytesSent).toBeLessThan(64 * 1024)
+    const again = await ckptJson<{copied: unknown[]; bytesSent: number}>(['copy', '--all', '--from', local, '--to', repo], {env})
+    expect(again.copied).toEqual([])
+
+    const target = path.join(work, 'restored-copy')
+    await ckpt(['restore', second.id, '--target', target, '--repo', repo, '-q'], {env})
+    expect(diffTrees(await captureTree(src), await captureTree(target), {ignoreRootMtime: true})).toEqual([])
+    expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})).errors).toBe(0)
+
+    // And from S3 into another local repository (a new host fetching the off-host copy).
+    const home = path.join(work, 'local-from-s3')
+    await ckpt(['init', '--repo', home, '-q'], {env})
+    const fetched = await ckptJson<{copied: {id: string}[]}>(['copy', '--all', '--from', repo, '--to', home], {env})
+    expect(fetched.copied.map((c) => c.id)).toEqual([first.id, second.id])
+    expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', home], {env})).errors).toBe(0)
   }, 240_000)
 
   it('a snapshot, then a prune, killed mid-way leave a repository that verifies, and the next run succeeds', async () => {
