@@ -1,13 +1,14 @@
 // Progress on long work. Three audiences:
-// - a terminal (stderr): a spinner with figures, and a percentage and ETA where the total is
-//   known (restore: the snapshot's bytes; verify --read-data: its packs);
+// - a terminal (stderr): a spinner with figures, a percentage and ETA where the total is known
+//   (restore: the snapshot's bytes; verify --read-data: its packs), and the rate of bytes moved
+//   where there are bytes (snapshot, restore);
 // - --json: NDJSON events on stderr, one line each ({"type":"progress",...}), so stdout keeps
 //   exactly one JSON document, the result. The first after a second of work, then at most one a
 //   second, and a last one with "finished": true: a command shorter than a second prints none.
 //   CKPT_PROGRESS_INTERVAL_MS changes the second (0: every update);
 // - anything else (cron mail, CI logs): nothing.
 // ora is loaded only when there is a terminal to draw on.
-import {formatDuration} from './format.js'
+import {formatBytes, formatDuration} from './format.js'
 
 export interface ProgressUpdate {
   /** What a terminal shows. */
@@ -17,6 +18,8 @@ export interface ProgressUpdate {
   /** Work done of a known total, in one unit (bytes, packs): a percentage and an ETA. */
   done?: number
   total?: number
+  /** Bytes moved so far (read, written, sent): a terminal shows their rate. */
+  bytes?: number
 }
 
 export interface Progress {
@@ -57,9 +60,17 @@ export function estimate(done: number, total: number, elapsedMs: number): {perce
   return {percent, etaMs: Math.round((elapsedMs * (1 - share)) / share)}
 }
 
-/** "45.2%, ETA 1m05s" (no ETA yet: "45.2%"). */
-export function formatEstimate(e: {percent: number; etaMs?: number}): string {
-  return `${e.percent.toFixed(1)}%${e.etaMs !== undefined ? `, ETA ${formatDuration(e.etaMs)}` : ''}`
+/** "120 MiB/s" over the time so far (undefined in the first second: too early to mean much). */
+export function formatRate(bytes: number, elapsedMs: number): string | undefined {
+  if (elapsedMs < 1000) return undefined
+  return `${formatBytes(Math.round((bytes * 1000) / elapsedMs))}/s`
+}
+
+/** What a terminal shows before an update's text: percentage, rate and ETA, those known. */
+export function figuresLine(u: ProgressUpdate, elapsedMs: number): string {
+  const e = u.done !== undefined && u.total !== undefined ? estimate(u.done, u.total, elapsedMs) : undefined
+  const rate = u.bytes !== undefined ? formatRate(u.bytes, elapsedMs) : undefined
+  return [e && `${e.percent.toFixed(1)}%`, rate, e?.etaMs !== undefined && `ETA ${formatDuration(e.etaMs)}`].filter(Boolean).join(', ')
 }
 
 /** The NDJSON event of an update. */
@@ -95,7 +106,8 @@ export async function startProgress(opts: ProgressOptions | boolean, text?: stri
       if (now - last < REDRAW_MS) return
       last = now
       const u = normalize(raw)
-      spinner.text = u.done !== undefined && u.total !== undefined ? `${formatEstimate(estimate(u.done, u.total, now - started))} ${u.text}` : u.text
+      const figures = figuresLine(u, now - started)
+      spinner.text = figures ? `${figures} ${u.text}` : u.text
     },
     stop() {
       spinner.stop()

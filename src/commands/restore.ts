@@ -106,6 +106,7 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
         onProgress: (p) => progress.update({
           text: `restore ${snap.id.slice(0, 12)}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)}${total !== undefined ? ` of ${formatBytes(total)}` : ''} ${p.path}`,
           figures: {files: p.files, bytes: p.bytes, path: p.path},
+          bytes: p.bytes,
           ...(total !== undefined ? {done: p.bytes, total} : {}),
         }),
       })

@@ -107,6 +107,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
       onProgress: (p) => progress.update({
         text: `snapshot ${source}: ${count(p.files, 'file')}, ${formatBytes(p.bytes)} (${formatBytes(p.bytesRead)} read) ${p.path}`,
         figures: {files: p.files, bytes: p.bytes, bytesRead: p.bytesRead, path: p.path},
+        bytes: p.bytesRead,
       }),
     }
     for (const p of selection.missing) process.stderr.write(`warning: ${p}: listed in --files-from, not found in ${source}\n`)

@@ -5,7 +5,7 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
-import {estimate, formatEstimate, progressEvent, shouldDraw} from '../../src/cli/progress.js'
+import {estimate, figuresLine, formatRate, progressEvent, shouldDraw} from '../../src/cli/progress.js'
 import {BIN, ckpt, runCli} from '../helpers/cli.js'
 import {buildTree, tempDir} from '../helpers/tree.js'
 
@@ -65,9 +65,13 @@ describe('percentage and ETA', () => {
   ])('%d of %d after %d ms', (done, total, ms, want) => {
     expect(estimate(done, total, ms)).toEqual(want)
   })
-  test('formatEstimate', () => {
-    expect(formatEstimate({percent: 25, etaMs: 65_000})).toBe('25.0%, ETA 1m05s')
-    expect(formatEstimate({percent: 3.5})).toBe('3.5%')
+  test('figuresLine: percentage, rate and ETA, those known', () => {
+    expect(figuresLine({text: 't', done: 25, total: 100, bytes: 50 * 1024 * 1024}, 20_000)).toBe('25.0%, 2.50 MiB/s, ETA 1m00s')
+    expect(figuresLine({text: 't', done: 35, total: 1000}, 500)).toBe('3.5%')
+    expect(figuresLine({text: 't', bytes: 3 * 1024 ** 3}, 2000)).toBe('1.50 GiB/s')
+    expect(figuresLine({text: 't', bytes: 4096}, 999)).toBe('') // no rate in the first second
+    expect(figuresLine({text: 't'}, 5000)).toBe('')
+    expect(formatRate(0, 1000)).toBe('0 B/s')
   })
   test('progressEvent', () => {
     expect(JSON.parse(progressEvent('restore', {text: 't', figures: {files: 2, path: 'a'}, done: 25, total: 100}, 3000))).toEqual(
