@@ -3,7 +3,6 @@
 // (a manifest is never there before its blobs), and the next copy finishes the work and restores
 // byte for byte. And a prune of the destination while a copy relies on blobs no manifest names yet
 // waits for the copy's lock, then keeps them.
-import {spawn} from 'node:child_process'
 import {promises as fsp, readdirSync, readFileSync} from 'node:fs'
 import path from 'node:path'
 
@@ -15,7 +14,8 @@ import {restoreSnapshot} from '../../src/restore/restorer.js'
 import {loadCatalog} from '../../src/snapshot/catalog.js'
 import {createSnapshot} from '../../src/snapshot/create.js'
 import {verifyRepository} from '../../src/verify/verify.js'
-import {BIN, runCli} from '../helpers/cli.js'
+import {runCli, runStopped} from '../helpers/cli.js'
+import {waitFor} from '../helpers/programs.js'
 import {buildTree, captureTree, diffTrees, seededBytes, tempDir} from '../helpers/tree.js'
 
 let work: string
@@ -93,37 +93,18 @@ describe('a prune of the destination during a copy', () => {
     const locks = path.join(to, 'locks')
     let pruned: Promise<{code: number | null; stderr: string}> | undefined
     let sawExclusive = false
-    const copy = await new Promise<{code: number | null; stdout: string}>((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, 'copy', ids[0]!, '--from', from, '--to', to, '--json'], {env: {...process.env, CKPT_REPO: undefined, CI: '1', CKPT_FAULT: 'copy.before-manifest:stop'}, stdio: ['ignore', 'pipe', 'pipe']})
-      let stdout = ''
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-      child.on('error', reject)
-      const poll = setInterval(() => {
-        let state: string | undefined
-        try {
-          state = readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /, '')[0]
-        } catch {
-          return
-        }
-        if (state !== 'T' || pruned) return
-        pruned = runCli(['prune', '--keep-last', '10', '--repo', to, '--retry-lock', '2m'])
-        let prunedDone = false
-        void pruned.then(() => (prunedDone = true))
-        // Once prune has planned and asks for the exclusive lock, the copy may go on.
-        const wait = setInterval(() => {
-          // A prune that ended without asking (it failed) lets the copy go on too, and the test fails below.
-          sawExclusive = readdirSync(locks).some((n) => n.startsWith('x'))
-          if (!sawExclusive && !prunedDone) return
-          clearInterval(wait)
-          clearInterval(poll)
-          child.kill('SIGCONT')
-        }, 2)
-      }, 2)
-      child.on('close', (code) => {
-        clearInterval(poll)
-        resolve({code, stdout})
-      })
+    const copy = await runStopped(['copy', ids[0]!, '--from', from, '--to', to, '--json'], 'copy.before-manifest', async () => {
+      pruned = runCli(['prune', '--keep-last', '10', '--repo', to, '--retry-lock', '2m'])
+      let prunedDone = false
+      void pruned.then(() => (prunedDone = true))
+      // Once prune has planned and asks for the exclusive lock, the copy may go on; a prune that
+      // ended without asking (it failed) lets it go on too, and the test fails below.
+      await waitFor('prune to ask for the exclusive lock', () => {
+        sawExclusive = readdirSync(locks).some((n) => n.startsWith('x'))
+        return sawExclusive || prunedDone
+      }, 120_000)
     })
+    expect(copy.stopped).toBe(true)
     expect(sawExclusive).toBe(true)
     expect(copy.code).toBe(0)
     const doc = JSON.parse(copy.stdout) as {copied: {id: string}[]; blobs: number}
