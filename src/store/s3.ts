@@ -23,6 +23,7 @@ import type * as SDK from '@aws-sdk/client-s3'
 
 import {Limiter} from '../core/concurrency.js'
 import {IntegrityError, NoRepositoryError, ObjectMissingError, StorageError} from '../core/errors.js'
+import {ReadAhead} from './readahead.js'
 import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
 
 export interface S3Tuning {
@@ -41,14 +42,19 @@ export interface S3Tuning {
   listLagMs: number
   /** Keys per listing request (S3's maximum, and Swift's cap, is 1000). */
   pageSize: number
+  /** Read-ahead of data objects (ReadAhead): bytes fetched at once once a reader goes sequential, 0 for none. */
+  readAheadBytes: number
+  /** What the read-ahead may hold at once, fetched and being fetched. */
+  readAheadBudget: number
 }
 
 export const DEFAULT_TUNING: S3Tuning = {
   connections: 16, attempts: 8, baseDelayMs: 100, maxDelayMs: 10_000, timeoutMs: 60_000,
   multipartAbove: 32 * 1024 * 1024, partSize: 16 * 1024 * 1024, listLagMs: 1000, pageSize: 1000,
+  readAheadBytes: 4 * 1024 * 1024, readAheadBudget: 16 * 1024 * 1024,
 }
 
-/** The tuning, with the environment's overrides (CKPT_S3_CONNECTIONS, CKPT_S3_ATTEMPTS, CKPT_S3_TIMEOUT_MS, CKPT_S3_LIST_LAG_MS). */
+/** The tuning, with the environment's overrides (CKPT_S3_CONNECTIONS, CKPT_S3_ATTEMPTS, CKPT_S3_TIMEOUT_MS, CKPT_S3_LIST_LAG_MS, CKPT_S3_READ_AHEAD). */
 export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): S3Tuning {
   const num = (name: string, fallback: number, min: number) => {
     const v = env[name]
@@ -62,6 +68,7 @@ export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): S3Tuning {
     attempts: num('CKPT_S3_ATTEMPTS', DEFAULT_TUNING.attempts, 1),
     timeoutMs: num('CKPT_S3_TIMEOUT_MS', DEFAULT_TUNING.timeoutMs, 100),
     listLagMs: num('CKPT_S3_LIST_LAG_MS', DEFAULT_TUNING.listLagMs, 0),
+    readAheadBytes: Math.min(num('CKPT_S3_READ_AHEAD', DEFAULT_TUNING.readAheadBytes, 0), DEFAULT_TUNING.readAheadBudget),
   }
 }
 
@@ -152,6 +159,8 @@ export class S3Backend implements Backend {
   readonly location: string
   readonly capabilities: BackendCapabilities
   private readonly limiter: Limiter
+  /** Ranged reads of packs (src/store/readahead.ts). */
+  readonly readAhead: ReadAhead | undefined
   /** Retries made (for tests and progress). */
   retries = 0
 
@@ -165,6 +174,9 @@ export class S3Backend implements Backend {
     this.location = `s3://${bucket}${prefix ? `/${prefix}` : ''}`
     this.capabilities = {listLagMs: tuning.listLagMs}
     this.limiter = new Limiter(tuning.connections)
+    if (tuning.readAheadBytes > 0) {
+      this.readAhead = new ReadAhead(tuning.readAheadBytes, tuning.readAheadBudget, (name, offset, length, into) => this.fetch('data', name, this.key('data', name), {offset, length}, into, true))
+    }
     addContentMd5(client)
   }
 
@@ -312,13 +324,22 @@ export class S3Backend implements Backend {
       await this.stat(kind, name)
       return (into ?? Buffer.alloc(0)).subarray(0, 0)
     }
+    if (kind !== 'data' || !range || !this.readAhead) return this.fetch(kind, name, key, range, into, false)
+    if (into && into.length < range.length) throw new RangeError(`buffer of ${into.length} bytes cannot hold ${range.length}`)
+    const got = await this.readAhead.read(name, range.offset, range.length, into)
+    if (got.length !== range.length) throw new IntegrityError(`${kind} object ${name} is truncated: wanted bytes ${range.offset}..${range.offset + range.length}, it ends at ${range.offset + got.length}`, {kind, name})
+    return got
+  }
+
+  /** One GET; with `short`, a range that runs past the end returns the bytes there are. */
+  private async fetch(kind: ObjectKind, name: string, key: string, range: ByteRange | undefined, into: Buffer | undefined, short: boolean): Promise<Buffer> {
     try {
       return await this.call(`get ${key}`, async () => {
         const res = await this.client.send(new this.sdk.GetObjectCommand({
           Bucket: this.bucket, Key: key, ...(range ? {Range: `bytes=${range.offset}-${range.offset + range.length - 1}`} : {}),
         }))
         const length = res.ContentLength ?? 0
-        if (range && length !== range.length) {
+        if (range && (short ? length > range.length : length !== range.length)) {
           // A range that runs past the end comes back short: an error, never a short read.
           ;(res.Body as NodeJS.ReadableStream | undefined)?.resume?.()
           throw new IntegrityError(`${kind} object ${name} is truncated: wanted bytes ${range.offset}..${range.offset + range.length}, it ends at ${range.offset + length}`, {kind, name})
