@@ -23,6 +23,7 @@ import type * as SDK from '@aws-sdk/client-s3'
 
 import {Limiter} from '../core/concurrency.js'
 import {IntegrityError, NoRepositoryError, ObjectMissingError, StorageError} from '../core/errors.js'
+import {faultPoint} from '../core/faultpoint.js'
 import {ReadAhead} from './readahead.js'
 import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
 
@@ -412,11 +413,13 @@ export class S3Backend implements Backend {
 
   async delete(kind: ObjectKind, name: string): Promise<void> {
     const key = this.key(kind, name)
+    if (kind !== 'locks') faultPoint('delete.before')
     try {
       await this.call(`delete ${key}`, () => this.client.send(new this.sdk.DeleteObjectCommand({Bucket: this.bucket, Key: key})))
     } catch (err) {
       if (!missing(err)) throw err
     }
+    if (kind !== 'locks') faultPoint('delete.done')
   }
 
   /** DeleteObjects, a thousand keys a request (with the Content-MD5 some servers require: addContentMd5). */
@@ -424,6 +427,7 @@ export class S3Backend implements Backend {
     const keys = names.map((name) => this.key(kind, name))
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000)
+      faultPoint('delete.before')
       const res = await this.call(`delete ${batch.length} ${kind} objects`, () => this.client.send(new this.sdk.DeleteObjectsCommand({
         Bucket: this.bucket, Delete: {Objects: batch.map((Key) => ({Key})), Quiet: true},
       })), () => false)
@@ -431,6 +435,7 @@ export class S3Backend implements Backend {
       if (failed.length > 0) {
         throw new StorageError(`${this.location}: ${failed.length} of ${batch.length} deletes failed (first: ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''})`, {location: this.location})
       }
+      faultPoint('delete.done')
     }
   }
 
