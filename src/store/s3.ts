@@ -149,6 +149,10 @@ function missing(err: unknown): boolean {
   return status(err) === 404 || n === 'NoSuchKey' || n === 'NotFound' || n === 'NoSuchBucket'
 }
 
+/** Objects being written (create) are gathered in slabs of this size, SPARE_SLABS kept for reuse (a pack and some). */
+const SLAB = 4 * 1024 * 1024
+const SPARE_SLABS = 5
+
 /** The body ended before Content-Length (a dropped connection): retried like one. */
 class ShortBody extends Error {}
 
@@ -164,6 +168,8 @@ export class S3Backend implements Backend {
   readonly readAhead: ReadAhead | undefined
   /** Retries made (for tests and progress). */
   retries = 0
+  /** Slabs of objects being written (create), kept for the next one. */
+  private readonly spareSlabs: Buffer[] = []
 
   constructor(
     private readonly sdk: typeof SDK,
@@ -284,37 +290,46 @@ export class S3Backend implements Backend {
 
   async create(kind: ObjectKind, name: string): Promise<ObjectWriter> {
     const key = this.key(kind, name)
-    let buf = Buffer.allocUnsafe(1024 * 1024)
+    // The caller reuses its buffers once write resolves: bytes are copied into slabs, which go
+    // back to the backend's spares at commit. (One buffer grown by doubling cost a first snapshot
+    // of 63 MiB 0.65 s of CPU in copies and page faults of fresh memory.)
+    let slabs: Buffer[] = []
     let end = 0
     let written = 0
     let done = false
+    const release = () => {
+      for (const slab of slabs) if (this.spareSlabs.length < SPARE_SLABS) this.spareSlabs.push(slab)
+      slabs = []
+    }
     return {
       write: async (data: Uint8Array, position: number) => {
         if (done) throw new Error(`write to ${key} after commit or abort`)
-        const need = position + data.byteLength
-        if (need > buf.length) {
-          // The caller reuses its buffers once write resolves: copy now, into room that grows by doubling.
-          let size = buf.length
-          while (size < need) size *= 2
-          const grown = Buffer.allocUnsafe(size)
-          buf.copy(grown, 0, 0, end)
-          buf = grown
+        for (let from = 0, at = position; from < data.byteLength; ) {
+          const i = Math.floor(at / SLAB)
+          while (slabs.length <= i) slabs.push(this.spareSlabs.pop() ?? Buffer.allocUnsafe(SLAB))
+          const n = Math.min(SLAB - (at % SLAB), data.byteLength - from)
+          slabs[i]!.set(data.subarray(from, from + n), at % SLAB)
+          from += n
+          at += n
         }
-        buf.set(data, position)
-        end = Math.max(end, need)
+        end = Math.max(end, position + data.byteLength)
         written += data.byteLength
       },
       commit: async () => {
         if (done) throw new Error(`commit of ${key} after commit or abort`)
         done = true
-        if (written !== end) throw new Error(`object ${key}: ${written} bytes written for ${end} (a gap or an overlap)`)
-        const body = buf.subarray(0, end)
-        buf = Buffer.alloc(0)
+        if (written !== end) {
+          release()
+          throw new Error(`object ${key}: ${written} bytes written for ${end} (a gap or an overlap)`)
+        }
+        const body = Buffer.allocUnsafe(end)
+        slabs.forEach((slab, i) => slab.copy(body, i * SLAB, 0, Math.min(SLAB, end - i * SLAB)))
+        release()
         await this.upload(key, body)
       },
       abort: async () => {
         done = true
-        buf = Buffer.alloc(0)
+        release()
       },
     }
   }
