@@ -30,11 +30,20 @@ export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us
 export AWS_ENDPOINT_URL=http://127.0.0.1:$PROXY_PORT
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/restic-cache CKPT_CACHE_DIR=$work/ckpt-cache
 
-t() { # label, command...: wall seconds, CPU seconds, peak RSS MiB
-  local label=$1
+swift_cpu() { # CPU centiseconds used so far by the Swift servers (the wall time moves with the machine's load; this does not)
+  local t=0 p q
+  for f in "$work"/swift/pids/*.pid; do
+    p=$(cat "$f")
+    for q in $p $(pgrep -P "$p" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat" 2>/dev/null || echo 0))); done
+  done
+  echo $t
+}
+t() { # label, command...: wall seconds, CPU seconds, peak RSS, and the server's CPU seconds
+  local label=$1 before
   shift
+  before=$(swift_cpu)
   /usr/bin/time -f "$label %e s wall, %U+%S s CPU, %M KB" "$@" >/dev/null 2>"$work/time.txt" || { cat "$work/time.txt" >&2; exit 1; }
-  tail -1 "$work/time.txt"
+  echo "$(tail -1 "$work/time.txt"), server $(( $(swift_cpu) - before ))0 ms CPU"
 }
 du -sb "$corpus" | awk '{printf "corpus %s: %.1f MiB\n", "'"$size"'", $1 / 1048576}'
 rm -rf "$work/restore-"* "$work/local" "$RESTIC_CACHE_DIR" "$CKPT_CACHE_DIR"
@@ -43,6 +52,7 @@ t 'ckpt   init         ' node bin/run.js init -q --repo s3://bench/ckpt
 t 'ckpt   first        ' node bin/run.js snapshot -q "$corpus" --repo s3://bench/ckpt
 t 'ckpt   unchanged    ' node bin/run.js snapshot -q "$corpus" --repo s3://bench/ckpt
 t 'ckpt   restore      ' node bin/run.js restore -q latest --target "$work/restore-ckpt" --repo s3://bench/ckpt
+t 'ckpt   restore, no read-ahead' env CKPT_S3_READ_AHEAD=0 node bin/run.js restore -q latest --target "$work/restore-ckpt-nora" --repo s3://bench/ckpt
 t 'ckpt   local unchanged (after a first)' sh -c "node bin/run.js init -q --repo '$work/local' && node bin/run.js snapshot -q '$corpus' --repo '$work/local' && exec /usr/bin/time -f '%e' node bin/run.js snapshot -q '$corpus' --repo '$work/local' 2>'$work/local-unchanged.txt'"
 echo "ckpt   local unchanged        $(tail -1 "$work/local-unchanged.txt") s wall"
 r=(restic -r "s3:https://127.0.0.1:$TLS_PORT/restic-bench/repo" --cacert "$work/swift/etc/cert.pem" -q)

@@ -304,10 +304,11 @@ export interface LockEntry {
   stale: boolean
 }
 
-/** Every lock in the repository, judged by the staleness rules. */
-export async function listLocks(backend: Backend, now: number, hostname = os.hostname()): Promise<LockEntry[]> {
+/** Every lock in the repository but `own`, judged by the staleness rules. */
+export async function listLocks(backend: Backend, now: number, hostname = os.hostname(), own?: string): Promise<LockEntry[]> {
   const out: LockEntry[] = []
   for await (const obj of backend.list('locks')) {
+    if (obj.name === own) continue // ours: no need to read it back (a round trip on an object store)
     let info: LockInfo | undefined
     try {
       info = parseLock(await backend.get('locks', obj.name))
@@ -328,8 +329,7 @@ async function findConflict(
   backend: Backend, own: string | undefined, exclusive: boolean, now: number, hostname: string,
   onStale: ((info: LockInfo | undefined, name: string) => void) | undefined,
 ): Promise<LockInfo | undefined> {
-  for (const {name, info, stale} of await listLocks(backend, now, hostname)) {
-    if (name === own) continue
+  for (const {name, info, stale} of await listLocks(backend, now, hostname, own)) {
     if (stale) {
       if (onStale) {
         await backend.delete('locks', name)

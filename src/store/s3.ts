@@ -23,6 +23,8 @@ import type * as SDK from '@aws-sdk/client-s3'
 
 import {Limiter} from '../core/concurrency.js'
 import {IntegrityError, NoRepositoryError, ObjectMissingError, StorageError} from '../core/errors.js'
+import {faultPoint} from '../core/faultpoint.js'
+import {ReadAhead} from './readahead.js'
 import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
 
 export interface S3Tuning {
@@ -41,14 +43,19 @@ export interface S3Tuning {
   listLagMs: number
   /** Keys per listing request (S3's maximum, and Swift's cap, is 1000). */
   pageSize: number
+  /** Read-ahead of data objects (ReadAhead): bytes fetched at once once a reader goes sequential, 0 for none. */
+  readAheadBytes: number
+  /** What the read-ahead may hold at once, fetched and being fetched. */
+  readAheadBudget: number
 }
 
 export const DEFAULT_TUNING: S3Tuning = {
   connections: 16, attempts: 8, baseDelayMs: 100, maxDelayMs: 10_000, timeoutMs: 60_000,
   multipartAbove: 32 * 1024 * 1024, partSize: 16 * 1024 * 1024, listLagMs: 1000, pageSize: 1000,
+  readAheadBytes: 4 * 1024 * 1024, readAheadBudget: 16 * 1024 * 1024,
 }
 
-/** The tuning, with the environment's overrides (CKPT_S3_CONNECTIONS, CKPT_S3_ATTEMPTS, CKPT_S3_TIMEOUT_MS, CKPT_S3_LIST_LAG_MS). */
+/** The tuning, with the environment's overrides (CKPT_S3_CONNECTIONS, CKPT_S3_ATTEMPTS, CKPT_S3_TIMEOUT_MS, CKPT_S3_LIST_LAG_MS, CKPT_S3_READ_AHEAD). */
 export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): S3Tuning {
   const num = (name: string, fallback: number, min: number) => {
     const v = env[name]
@@ -62,6 +69,7 @@ export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): S3Tuning {
     attempts: num('CKPT_S3_ATTEMPTS', DEFAULT_TUNING.attempts, 1),
     timeoutMs: num('CKPT_S3_TIMEOUT_MS', DEFAULT_TUNING.timeoutMs, 100),
     listLagMs: num('CKPT_S3_LIST_LAG_MS', DEFAULT_TUNING.listLagMs, 0),
+    readAheadBytes: Math.min(num('CKPT_S3_READ_AHEAD', DEFAULT_TUNING.readAheadBytes, 0), DEFAULT_TUNING.readAheadBudget),
   }
 }
 
@@ -141,6 +149,10 @@ function missing(err: unknown): boolean {
   return status(err) === 404 || n === 'NoSuchKey' || n === 'NotFound' || n === 'NoSuchBucket'
 }
 
+/** Objects being written (create) are gathered in slabs of this size, SPARE_SLABS kept for reuse (a pack and some). */
+const SLAB = 4 * 1024 * 1024
+const SPARE_SLABS = 5
+
 /** The body ended before Content-Length (a dropped connection): retried like one. */
 class ShortBody extends Error {}
 
@@ -152,8 +164,12 @@ export class S3Backend implements Backend {
   readonly location: string
   readonly capabilities: BackendCapabilities
   private readonly limiter: Limiter
+  /** Ranged reads of packs (src/store/readahead.ts). */
+  readonly readAhead: ReadAhead | undefined
   /** Retries made (for tests and progress). */
   retries = 0
+  /** Slabs of objects being written (create), kept for the next one. */
+  private readonly spareSlabs: Buffer[] = []
 
   constructor(
     private readonly sdk: typeof SDK,
@@ -165,6 +181,9 @@ export class S3Backend implements Backend {
     this.location = `s3://${bucket}${prefix ? `/${prefix}` : ''}`
     this.capabilities = {listLagMs: tuning.listLagMs}
     this.limiter = new Limiter(tuning.connections)
+    if (tuning.readAheadBytes > 0) {
+      this.readAhead = new ReadAhead(tuning.readAheadBytes, tuning.readAheadBudget, (name, offset, length, into) => this.fetch('data', name, this.key('data', name), {offset, length}, into, true))
+    }
     addContentMd5(client)
   }
 
@@ -271,37 +290,46 @@ export class S3Backend implements Backend {
 
   async create(kind: ObjectKind, name: string): Promise<ObjectWriter> {
     const key = this.key(kind, name)
-    let buf = Buffer.allocUnsafe(1024 * 1024)
+    // The caller reuses its buffers once write resolves: bytes are copied into slabs, which go
+    // back to the backend's spares at commit. (One buffer grown by doubling cost a first snapshot
+    // of 63 MiB 0.65 s of CPU in copies and page faults of fresh memory.)
+    let slabs: Buffer[] = []
     let end = 0
     let written = 0
     let done = false
+    const release = () => {
+      for (const slab of slabs) if (this.spareSlabs.length < SPARE_SLABS) this.spareSlabs.push(slab)
+      slabs = []
+    }
     return {
       write: async (data: Uint8Array, position: number) => {
         if (done) throw new Error(`write to ${key} after commit or abort`)
-        const need = position + data.byteLength
-        if (need > buf.length) {
-          // The caller reuses its buffers once write resolves: copy now, into room that grows by doubling.
-          let size = buf.length
-          while (size < need) size *= 2
-          const grown = Buffer.allocUnsafe(size)
-          buf.copy(grown, 0, 0, end)
-          buf = grown
+        for (let from = 0, at = position; from < data.byteLength; ) {
+          const i = Math.floor(at / SLAB)
+          while (slabs.length <= i) slabs.push(this.spareSlabs.pop() ?? Buffer.allocUnsafe(SLAB))
+          const n = Math.min(SLAB - (at % SLAB), data.byteLength - from)
+          slabs[i]!.set(data.subarray(from, from + n), at % SLAB)
+          from += n
+          at += n
         }
-        buf.set(data, position)
-        end = Math.max(end, need)
+        end = Math.max(end, position + data.byteLength)
         written += data.byteLength
       },
       commit: async () => {
         if (done) throw new Error(`commit of ${key} after commit or abort`)
         done = true
-        if (written !== end) throw new Error(`object ${key}: ${written} bytes written for ${end} (a gap or an overlap)`)
-        const body = buf.subarray(0, end)
-        buf = Buffer.alloc(0)
+        if (written !== end) {
+          release()
+          throw new Error(`object ${key}: ${written} bytes written for ${end} (a gap or an overlap)`)
+        }
+        const body = Buffer.allocUnsafe(end)
+        slabs.forEach((slab, i) => slab.copy(body, i * SLAB, 0, Math.min(SLAB, end - i * SLAB)))
+        release()
         await this.upload(key, body)
       },
       abort: async () => {
         done = true
-        buf = Buffer.alloc(0)
+        release()
       },
     }
   }
@@ -312,13 +340,22 @@ export class S3Backend implements Backend {
       await this.stat(kind, name)
       return (into ?? Buffer.alloc(0)).subarray(0, 0)
     }
+    if (kind !== 'data' || !range || !this.readAhead) return this.fetch(kind, name, key, range, into, false)
+    if (into && into.length < range.length) throw new RangeError(`buffer of ${into.length} bytes cannot hold ${range.length}`)
+    const got = await this.readAhead.read(name, range.offset, range.length, into)
+    if (got.length !== range.length) throw new IntegrityError(`${kind} object ${name} is truncated: wanted bytes ${range.offset}..${range.offset + range.length}, it ends at ${range.offset + got.length}`, {kind, name})
+    return got
+  }
+
+  /** One GET; with `short`, a range that runs past the end returns the bytes there are. */
+  private async fetch(kind: ObjectKind, name: string, key: string, range: ByteRange | undefined, into: Buffer | undefined, short: boolean): Promise<Buffer> {
     try {
       return await this.call(`get ${key}`, async () => {
         const res = await this.client.send(new this.sdk.GetObjectCommand({
           Bucket: this.bucket, Key: key, ...(range ? {Range: `bytes=${range.offset}-${range.offset + range.length - 1}`} : {}),
         }))
         const length = res.ContentLength ?? 0
-        if (range && length !== range.length) {
+        if (range && (short ? length > range.length : length !== range.length)) {
           // A range that runs past the end comes back short: an error, never a short read.
           ;(res.Body as NodeJS.ReadableStream | undefined)?.resume?.()
           throw new IntegrityError(`${kind} object ${name} is truncated: wanted bytes ${range.offset}..${range.offset + range.length}, it ends at ${range.offset + length}`, {kind, name})
@@ -391,11 +428,13 @@ export class S3Backend implements Backend {
 
   async delete(kind: ObjectKind, name: string): Promise<void> {
     const key = this.key(kind, name)
+    if (kind !== 'locks') faultPoint('delete.before')
     try {
       await this.call(`delete ${key}`, () => this.client.send(new this.sdk.DeleteObjectCommand({Bucket: this.bucket, Key: key})))
     } catch (err) {
       if (!missing(err)) throw err
     }
+    if (kind !== 'locks') faultPoint('delete.done')
   }
 
   /** DeleteObjects, a thousand keys a request (with the Content-MD5 some servers require: addContentMd5). */
@@ -403,6 +442,7 @@ export class S3Backend implements Backend {
     const keys = names.map((name) => this.key(kind, name))
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000)
+      faultPoint('delete.before')
       const res = await this.call(`delete ${batch.length} ${kind} objects`, () => this.client.send(new this.sdk.DeleteObjectsCommand({
         Bucket: this.bucket, Delete: {Objects: batch.map((Key) => ({Key})), Quiet: true},
       })), () => false)
@@ -410,6 +450,7 @@ export class S3Backend implements Backend {
       if (failed.length > 0) {
         throw new StorageError(`${this.location}: ${failed.length} of ${batch.length} deletes failed (first: ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message ?? ''})`, {location: this.location})
       }
+      faultPoint('delete.done')
     }
   }
 

@@ -1,6 +1,7 @@
 // Repositories in object storage, end to end through the built CLI against a real S3 API (Swift
 // s3api on loopback, started once for this file): init, snapshot, restore, verify, forget, prune,
-// copy to and from a local repository, and a snapshot killed mid-upload. Also: locations ckpt does not support are usage errors.
+// copy to and from a local repository, a snapshot killed mid-upload, a prune killed while it deletes.
+// Also: locations ckpt does not support are usage errors.
 import {randomBytes} from 'node:crypto'
 import {promises as fsp} from 'node:fs'
 import path from 'node:path'
@@ -176,6 +177,51 @@ describe.skipIf(Boolean(skip))('S3 repository through the CLI (Swift s3api)', ()
     await ckpt(['restore', kept.id, '--target', target2, '--repo', repo, '-q'], {env})
     expect(diffTrees(await captureTree(src), await captureTree(target2), {ignoreRootMtime: true})).toEqual([])
     expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})).errors).toBe(0)
+    client.destroy()
+  }, 300_000)
+
+  it('a prune killed while it deletes (fault points in its delete phase) leaves a repository that verifies; the next snapshot and prune succeed', async () => {
+    const repo = `s3://${bucket}/repos/prune-killed`
+    const prefix = 'repos/prune-killed'
+    const src = path.join(work, 'src-prune-kill')
+    await fsp.mkdir(src)
+    await ckpt(['init', '--repo', repo, '-q'], {env})
+    const sdk = await import('@aws-sdk/client-s3')
+    const client = new sdk.S3Client({endpoint: swift.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: {accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY!}})
+    // Listings lag deletes on Swift: what exists is asked of each object (HEAD).
+    const exists = async (key: string) => client.send(new sdk.HeadObjectCommand({Bucket: bucket, Key: key})).then(() => true, (err: {$metadata?: {httpStatusCode?: number}}) => {
+      if (err.$metadata?.httpStatusCode === 404) return false
+      throw err
+    })
+    const packKeys = async () => ((await client.send(new sdk.ListObjectsV2Command({Bucket: bucket, Prefix: `${prefix}/data/`}))).Contents ?? []).map((o) => o.Key!)
+    // delete.done@1: the first forgotten manifest is gone, the others are being deleted or not yet.
+    // prune.index-deleted: manifests and superseded index files gone, their packs not yet.
+    for (const [i, fault] of ['delete.done@1', 'prune.index-deleted'].entries()) {
+      // Snapshots of different contents: keeping the last, prune deletes the others' manifests and packs.
+      const ids: string[] = []
+      for (let k = 0; k < 2; k++) {
+        await buildTree(src, {'data.bin': {file: {random: 2 * 1024 * 1024, seed: 10 * i + k}}, 'note.txt': `${i}.${k}\n`})
+        ids.push((await ckptJson<{id: string}>(['snapshot', src, '--repo', repo], {env})).id)
+      }
+      const keptTree = await captureTree(src)
+      const packs = await packKeys()
+      const forgotten = (await ckptJson<{id: string}[]>(['snapshots', '--repo', repo], {env})).map((s) => s.id).filter((id) => id !== ids[1])
+      const killed = await runCli(['prune', '--keep-last', '1', '--repo', repo], {env: {...env, CKPT_FAULT: fault}})
+      expect(killed.signal, `${fault}: ${killed.stderr}`).toBe('SIGKILL')
+      // Killed inside the delete phase: a forgotten manifest is gone, no pack yet.
+      expect(await Promise.all(forgotten.map((id) => exists(`${prefix}/snapshots/${id}`))), fault).toContain(false)
+      expect(await Promise.all(packs.map(exists)), fault).not.toContain(false)
+      expect((await ckptJson<{errors: number}>(['verify', '--read-data', '--repo', repo], {env})).errors, fault).toBe(0)
+      const next = await ckptJson<{id: string; parent: string}>(['snapshot', src, '--repo', repo, '--retry-lock', '1m'], {env})
+      expect(next.parent, fault).toBe(ids[1])
+      await ckpt(['prune', '--keep-last', '1', '--repo', repo, '--retry-lock', '1m', '-q'], {env})
+      expect((await ckptJson<{id: string}[]>(['snapshots', '--repo', repo], {env})).map((s) => s.id), fault).toEqual([next.id])
+      expect(await Promise.all(packs.map(exists)), fault).toContain(false)
+      const target = path.join(work, `restored-prune-kill-${i}`)
+      await ckpt(['restore', next.id, '--target', target, '--repo', repo, '-q'], {env})
+      // Restore checks every chunk against its id.
+      expect(diffTrees(keptTree, await captureTree(target), {ignoreRootMtime: true}), fault).toEqual([])
+    }
     client.destroy()
   }, 300_000)
 })
