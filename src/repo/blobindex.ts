@@ -147,8 +147,12 @@ export class BlobIndex<P extends PackRef = PackRef> {
     f[OFFSET] = offset
     f[STORED] = storedLength
     f[RAW] = rawLength
-    f[FLAGS] = type | (compression << 8) | ((this.map.get(id)?.[FLAGS] ?? 0) & MARK)
-    this.map.set(id, f)
+    f[FLAGS] = type | (compression << 8)
+    // One probe for a new blob, the writer's case.
+    if (this.map.setIfAbsent(id, f)) return
+    const v = this.map.get(id)!
+    f[FLAGS] |= v[FLAGS]! & MARK
+    v.set(f)
   }
 
   /** The id is `bytes[at .. at+32]`; `f` is laid out as INDEX_FIELD (the mark bit clear). */
