@@ -258,19 +258,22 @@ export class BlobIndex<P extends PackRef = PackRef> {
   // ---- iterating ----
 
   /**
-   * Visit every blob's chosen location in insertion order. `id` and `entry` are reused: valid
-   * during the call only.
+   * Visit every blob's chosen location in insertion order. `id` and `entry` are reused, so a
+   * pass over millions of blobs allocates nothing: valid during the call only.
    */
   forEach(fn: (id: Uint8Array, entry: BlobEntry) => void): void {
+    const id = Buffer.alloc(ID_BYTES)
     const entry: BlobEntry = {packNo: 0, offset: 0, storedLength: 0, rawLength: 0, type: 0 as BlobTypeValue, compression: 0, marked: false}
-    this.map.forEach((id, v) => {
-      entry.packNo = v[PACK]!
-      entry.offset = v[OFFSET]!
-      entry.storedLength = v[STORED]!
-      entry.rawLength = v[RAW]!
-      entry.type = (v[FLAGS]! & 0xff) as BlobTypeValue
-      entry.compression = (v[FLAGS]! >> 8) & 0xff
-      entry.marked = (v[FLAGS]! & MARK) !== 0
+    this.map.forEachAt((keys, k, v, at) => {
+      for (let i = 0; i < ID_BYTES; i++) id[i] = keys[k + i]!
+      const flags = v[at + FLAGS]!
+      entry.packNo = v[at + PACK]!
+      entry.offset = v[at + OFFSET]!
+      entry.storedLength = v[at + STORED]!
+      entry.rawLength = v[at + RAW]!
+      entry.type = (flags & 0xff) as BlobTypeValue
+      entry.compression = (flags >> 8) & 0xff
+      entry.marked = (flags & MARK) !== 0
       fn(id, entry)
     })
   }
