@@ -94,6 +94,16 @@ export class IdMap {
     }
   }
 
+  /**
+   * Visit every entry in insertion order with no view made per entry: `fn` gets the backing
+   * arrays and where the entry starts in each (the id is keys[keyAt .. keyAt + 32], the values
+   * values[valueAt .. valueAt + width]). Valid during the call only; do not insert meanwhile.
+   */
+  forEachAt(fn: (keys: Uint8Array, keyAt: number, values: Uint32Array, valueAt: number) => void): void {
+    const {keys, values, width} = this
+    for (let e = 0; e < this.count; e++) fn(keys, e * ID_BYTES, values, e * width)
+  }
+
   private slotOf(id: Uint8Array, at: number): number {
     return ((id[at]! | (id[at + 1]! << 8) | (id[at + 2]! << 16) | (id[at + 3]! << 24)) >>> 0) & (this.slots.length - 1)
   }

@@ -7,7 +7,7 @@
 // snapshots asked about get a full walk of their own (their distinct blobs, for their ratios).
 import {IdMap} from '../core/idmap.js'
 import {BlobType} from '../repo/pack.js'
-import {INDEX_SLOT, type Repository} from '../repo/repository.js'
+import type {Repository} from '../repo/repository.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
 import {Trees} from './trees.js'
 
@@ -147,11 +147,11 @@ export async function repositoryStats(repo: StatsRepository, all: readonly Snaps
 
   const indexed = zero()
   let referencedDataRaw = 0
-  repo.index.forEach((id, v) => {
+  repo.index.forEach((id, e) => {
     indexed.blobs++
-    indexed.rawBytes += v[INDEX_SLOT.raw]!
-    indexed.storedBytes += v[INDEX_SLOT.stored]!
-    if ((v[INDEX_SLOT.flags]! & 0xff) === BlobType.data && owners.has(id)) referencedDataRaw += v[INDEX_SLOT.raw]!
+    indexed.rawBytes += e.rawLength
+    indexed.storedBytes += e.storedLength
+    if (e.type === BlobType.data && owners.has(id)) referencedDataRaw += e.rawLength
   })
   const logicalBytes = all.reduce((sum, s) => sum + s.manifest.summary.bytes, 0)
 

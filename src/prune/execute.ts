@@ -224,7 +224,7 @@ export async function commit(repo: Repository, plan: Plan, prepared: Prepared, o
     const fileNo = state.indexFiles.length + newFilePacks.size
     const packNos: number[] = []
     for (const p of packs) {
-      const {packNo, isNew} = table.addPack(p.name, p.size, fileNo)
+      const {packNo, isNew} = table.addPackFrom(p.name, p.size, fileNo)
       if (isNew) for (const e of p.entries) table.addEntry(packNo, e)
       packNos.push(packNo)
     }
@@ -265,14 +265,9 @@ export async function commit(repo: Repository, plan: Plan, prepared: Prepared, o
   // if one survives, else keep its pack.
   const rescued = new Set<number>()
   if (resurrected.length > 0) {
-    const copies = new Map<string, number[]>()
-    table.duplicates.forEach((d, i) => {
-      const key = d.id.toString('hex')
-      copies.set(key, [...(copies.get(key) ?? []), i])
-    })
     for (const id of resurrected) {
-      const alternative = (copies.get(id.toString('hex')) ?? []).map((i) => table.duplicates[i]!).find((d) => !doomed(d.packNo) && table.packs[d.packNo]!.exists)
-      if (alternative) table.choose(alternative)
+      const alternative = table.copiesOf(id).find((d) => !doomed(d.packNo) && table.packs[d.packNo]!.exists)
+      if (alternative) table.choose(id, alternative)
       else rescued.add(table.packOf(id)!)
     }
   }

@@ -87,7 +87,7 @@ export async function loadState(repo: Repository, onProgress?: (text: string) =>
       return
     }
     for (const p of packs) {
-      const {packNo, isNew} = table.addPack(p.name, p.size, fileNo)
+      const {packNo, isNew} = table.addPackFrom(p.name, p.size, fileNo)
       if (isNew) for (const e of p.entries) table.addEntry(packNo, e)
     }
     onProgress?.(`loading index: ${++loaded}/${indexFiles.length} files, ${table.size} blobs`)
@@ -111,7 +111,7 @@ export async function loadState(repo: Repository, onProgress?: (text: string) =>
       unreadablePacks.push({name, size, message: err.message})
       return
     }
-    const {packNo} = table.addPack(name, size, FROM_HEADER)
+    const {packNo} = table.addPackFrom(name, size, FROM_HEADER)
     for (const e of entries) table.addEntry(packNo, e)
     headerEntries.set(packNo, entries)
   })

@@ -227,7 +227,7 @@ function report(plan: Plan, opts: PruneOptions, result: PruneResult | null, star
       changes: plan.packPlans.filter((p) => p.action !== 'keep').sort((a, b) => ACTION_ORDER.indexOf(a.action) - ACTION_ORDER.indexOf(b.action) || b.size - a.size || (a.name < b.name ? -1 : 1)),
       stalePins: plan.stalePins,
       treesRead: plan.trees,
-      memory: {tableBytes: table.map.byteSize, bytesPerBlob: table.size > 0 ? Math.round(table.map.byteSize / table.size) : 0},
+      memory: {tableBytes: table.byteSize, bytesPerBlob: table.size > 0 ? Math.round(table.byteSize / table.size) : 0},
     },
     result,
     warnings,

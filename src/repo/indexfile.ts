@@ -48,8 +48,8 @@ export function encodeIndex(packs: readonly IndexedPack[]): Buffer {
 /**
  * The fields forEachIndexEntry hands over for each entry, in one Uint32Array reused for every
  * entry: the tag onPack returned for the entry's pack, then offset, storedLength, rawLength and
- * type | compression << 8. The same layout as the Repository's IdMap values (INDEX_SLOT), so
- * the loader stores the array as it comes.
+ * type | compression << 8: the layout of a BlobIndex entry, so the loader stores the array as
+ * it comes.
  */
 export const INDEX_FIELD = {pack: 0, offset: 1, stored: 2, raw: 3, flags: 4} as const
 

@@ -6,34 +6,19 @@ import {decodeBlob} from '../core/codec.js'
 import {mapLimit} from '../core/concurrency.js'
 import {IntegrityError, NoRepositoryError, NotFoundError, ObjectMissingError, UsageError} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
-import {IdMap} from '../core/idmap.js'
 import {isHexId, toHex} from '../core/ids.js'
 import type {Backend} from '../store/backend.js'
 import {cacheRoot, ObjectCache} from '../store/cache.js'
+import {BlobIndex, type BlobLocation} from './blobindex.js'
 import {decodeConfig, encodeConfig, FORMAT_VERSION, type RepoConfig} from './config.js'
-import {checkIndex, decodeIndex, encodeIndex, forEachIndexEntry, indexedBlobCount, type IndexedPack, type IndexPackCount} from './indexfile.js'
+import {checkIndex, decodeIndex, encodeIndex, indexedBlobCount, type IndexedPack, type IndexPackCount} from './indexfile.js'
 import {BlobType, type BlobTypeValue} from './pack.js'
 
-/** Where a blob lives. */
-export interface BlobLocation {
-  pack: string
-  offset: number
-  storedLength: number
-  rawLength: number
-  type: BlobTypeValue
-  compression: number
-}
-
-/** IdMap value slots of the index: [packNo, offset, storedLength, rawLength, type | compression << 8]. */
-export const INDEX_SLOT = {pack: 0, offset: 1, stored: 2, raw: 3, flags: 4} as const
-const {pack: PACK, offset: OFFSET, stored: STORED, raw: RAW, flags: FLAGS} = INDEX_SLOT
+export type {BlobLocation} from './blobindex.js'
 
 export class Repository {
-  /** id -> [packNo, offset, storedLength, rawLength, type | compression << 8] */
-  readonly index = new IdMap(5)
-  /** packNo -> pack name and size */
-  readonly packs: {name: string; size: number}[] = []
-  private readonly packNos = new Map<string, number>()
+  /** Every indexed blob's location (the first copy loaded, for a blob stored twice). */
+  readonly index = new BlobIndex()
   /** Names of the index files loaded, for prune. */
   readonly indexFiles: string[] = []
   /** Index files that could not be read or failed their hash. */
@@ -110,14 +95,10 @@ export class Repository {
     // Room for every blob up front, so the map is allocated once instead of doubling its way there.
     this.index.reserve(this.index.size + indexedBlobCount(files.map((file) => file?.packs)))
     const onPack = (pack: string, size: number) => this.packNumber(pack, size)
-    const onEntry = (bytes: Uint8Array, idAt: number, fields: Uint32Array) => {
-      // fields are laid out as INDEX_SLOT: [packNo, offset, storedLength, rawLength, type | compression << 8]
-      this.index.setIfAbsent(bytes, fields, idAt)
-    }
     files.forEach((file, i) => {
       if (!file) return
       // A blob already indexed keeps its first location.
-      forEachIndexEntry(file.bytes, file.name, onPack, onEntry)
+      this.index.addIndexFile(file.bytes, file.name, onPack)
       files[i] = undefined // the bytes are garbage from here on
       this.indexFiles.push(file.name)
     })
@@ -139,19 +120,19 @@ export class Repository {
   /** Record a pack's blobs in the in-memory index. A blob already indexed keeps its first location. */
   addPack(p: IndexedPack): void {
     const packNo = this.packNumber(p.name, p.size)
-    for (const e of p.entries) this.index.setIfAbsent(e.id, [packNo, e.offset, e.storedLength, e.rawLength, e.type | (e.compression << 8)])
+    for (const e of p.entries) this.index.addEntry(packNo, e)
   }
 
+  /** packNo -> pack name and size */
+  get packs(): readonly {name: string; size: number}[] {
+    return this.index.packs
+  }
+
+  /** A pack's number in the index; a known pack takes the new size (the writer numbers a pack before it knows its size). */
   packNumber(name: string, size: number): number {
-    let no = this.packNos.get(name)
-    if (no === undefined) {
-      no = this.packs.length
-      this.packs.push({name, size})
-      this.packNos.set(name, no)
-    } else {
-      this.packs[no]!.size = size
-    }
-    return no
+    const {packNo, isNew} = this.index.addPack(name, size)
+    if (!isNew) this.index.packs[packNo]!.size = size
+    return packNo
   }
 
   /** Write an index file for packs that are already durable; returns its name. */
@@ -169,10 +150,7 @@ export class Repository {
   }
 
   lookup(id: Uint8Array): BlobLocation | undefined {
-    const v = this.index.get(id)
-    if (!v) return undefined
-    const pack = this.packs[v[PACK]!]!
-    return {pack: pack.name, offset: v[OFFSET]!, storedLength: v[STORED]!, rawLength: v[RAW]!, type: (v[FLAGS]! & 0xff) as BlobTypeValue, compression: v[FLAGS]! >> 8}
+    return this.index.location(id)
   }
 
   /** Read a blob, inflate it and check it against its id. Never returns bytes that fail the check. */

@@ -170,7 +170,7 @@ export class BlobWriter {
       write = pack.object.then((o) => o.write(data, entry.offset))
       pack.writes.push(write)
     }
-    this.repo.index.set(id, [pack.packNo, entry.offset, entry.storedLength, entry.rawLength, type | (entry.compression << 8)])
+    this.repo.index.set(id, pack.packNo, entry.offset, entry.storedLength, entry.rawLength, type, entry.compression)
     this.stats.blobs++
     this.stats.rawBytes += rawLength
     this.stats.storedBytes += size

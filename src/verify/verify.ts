@@ -146,8 +146,8 @@ class Verifier {
   /** Blobs found damaged -> the findings naming them (slot into badLists). */
   private readonly bad = new IdMap(1, 16)
   private readonly badLists: number[][] = []
-  /** Every blob the walked snapshots reach. */
-  private readonly reached = new IdMap(0)
+  /** Chunks the walked snapshots reference that the index lacks (the ones it has are marked in it). */
+  private readonly reachedMissing = new IdMap(0, 16)
   private counting = true
   private memo = new IdMap(1)
   private sets: (readonly number[])[] = [NONE]
@@ -322,6 +322,12 @@ class Verifier {
     }
   }
 
+  /** Note a chunk as reached; true the first time. */
+  private reach(chunk: Uint8Array): boolean {
+    const mark = this.index.mark(chunk)
+    return mark === 'new' || (mark === 'missing' && this.reachedMissing.set(chunk, []))
+  }
+
   /** The bytes of every file under a walked tree, counting a shared subtree each time it is referenced. */
   private treeBytes(id: Buffer): number | undefined {
     const memo = this.memo.get(id)
@@ -333,7 +339,7 @@ class Verifier {
   private async treeProblems(id: Buffer): Promise<readonly number[]> {
     const memo = this.memo.get(id)
     if (memo) return this.sets[memo[0]!]!
-    if (this.counting) this.reached.set(id, [])
+    if (this.counting) this.index.mark(id)
     const problems = new Set<number>(this.blobProblems(id, BlobType.tree) ?? (await this.missingBlob(id, BlobType.tree)))
     const read = await this.readTree(id)
     // File bytes under this tree (undefined once unknown or past what a number holds exactly).
@@ -351,7 +357,7 @@ class Verifier {
           // What restore checks before it writes a file: its chunks add up to its size (its data extents' for a sparse file).
           let bytes: number | undefined = 0
           for (const chunk of node.chunks ?? []) {
-            if (this.counting && this.reached.set(chunk, [])) this.counts.chunks++
+            if (this.counting && this.reach(chunk)) this.counts.chunks++
             for (const n of this.blobProblems(chunk, BlobType.data) ?? (await this.missingBlob(chunk, BlobType.data))) problems.add(n)
             const raw = this.index.rawLength(chunk)
             bytes = raw === undefined || bytes === undefined ? undefined : bytes + raw
@@ -493,8 +499,10 @@ class Verifier {
     let packNos: number[]
     if (scope.explicit) {
       const reached = new Set<number>()
-      this.reached.forEach((id) => {
-        for (const l of this.index.locations(id)) reached.add(l.packNo)
+      this.index.forEach((id, e) => {
+        if (!e.marked) return
+        reached.add(e.packNo)
+        for (const l of this.index.copiesOf(id)) reached.add(l.packNo)
       })
       packNos = [...reached]
     } else {

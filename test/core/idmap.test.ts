@@ -148,6 +148,17 @@ describe('IdMap', () => {
     expect(m.size).toBe(1)
   })
 
+  test('forEachAt sees what forEach sees, in the same order, after growing', () => {
+    const m = new IdMap(3, 1)
+    for (const [i, id] of ids(5000, 9).entries()) m.set(id, [i, i * 2, 0xffff_ffff - i])
+    const viaViews: string[] = []
+    m.forEach((id, v) => viaViews.push(`${Buffer.from(id).toString('hex')} ${[...v].join(' ')}`))
+    const viaOffsets: string[] = []
+    m.forEachAt((keys, k, values, at) => viaOffsets.push(`${Buffer.from(keys.subarray(k, k + 32)).toString('hex')} ${[...values.subarray(at, at + 3)].join(' ')}`))
+    expect(viaOffsets).toEqual(viaViews)
+    expect(viaOffsets.length).toBe(5000)
+  })
+
   test('ids must be 32 bytes', () => {
     const m = new IdMap(1)
     expect(() => m.set(Buffer.alloc(31), [1])).toThrow(RangeError)

@@ -217,6 +217,15 @@ describe.concurrent('corruption matrix', () => {
     }
   })
 
+  it('a chunk the index lacks is counted once, like one it has, though two snapshots reference it', async () => {
+    const intact = await verifyJson(['--repo', fx.repo])
+    const repo = await copyRepo(fx)
+    await rewriteIndexWithout(repo, at, at.chunk.id)
+    const {report} = await verifyJson(['--repo', repo])
+    expect(report.findings.filter((f) => f.kind === 'chunk-missing').map((f) => f.id)).toEqual([at.chunk.id])
+    expect(report.counts.chunks).toBe(intact.report.counts.chunks)
+  })
+
   for (const c of CASES) {
     it(c.name, async () => {
       const repo = await copyRepo(fx)
