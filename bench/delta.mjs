@@ -180,7 +180,7 @@ function main() {
   }
 
   const m = (f) => median(rounds.map(f))
-  const fs = run(['df', '-T', '--output=fstype', work]).trim().split('\n').pop()
+  const fs = run(['df', '--output=fstype', work]).trim().split('\n').pop()
   const summary = {
     filesystem: fs, size: values.size, rounds: rounds.length, changedFiles: rounds[0].changedFiles, changedMiB: rounds[0].changedBytes / 2 ** 20,
     wall: {
