@@ -242,8 +242,9 @@ export class FsOutput implements RestoreOutput<FsDir> {
       await fsp.copyFile(base.path, p, fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE_FORCE)
     } catch (err) {
       const code = errnoCode(err) ?? ''
-      // No extents shared here (ext4, tmpfs) or across these two: every later file would fail the same way.
-      if (NO_CLONE.has(code)) this.clones = false
+      // No extents shared on this filesystem (ext4, tmpfs): every later file would fail the same
+      // way. Across two (a mount inside the tree, EXDEV): only this file.
+      if (NO_CLONE.has(code)) this.clones = code === 'EXDEV'
       else if (code !== 'ENOENT') throw err
       await fsp.rm(p, {force: true})
       return false
