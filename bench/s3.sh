@@ -7,28 +7,11 @@
 #   bench/s3.sh [--size small|default|large] [--work DIR]     (needs `npm run build`, restic, Swift)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size=small
 work=/tmp/ckpt-bench-s3
-while [ $# -gt 0 ]; do
-  case $1 in
-    --size) size=$2; shift 2 ;;
-    --work) work=$2; shift 2 ;;
-    *) echo "usage: $0 [--size small|default|large] [--work DIR]" >&2; exit 2 ;;
-  esac
-done
-mkdir -p "$work"
-corpus=$work/corpus-$size
-[ -d "$corpus" ] || node bench/corpus.mjs --size "$size" --out "$corpus" >/dev/null
-
-export PROXY_PORT=${PROXY_PORT:-18480} TLS_PORT=${TLS_PORT:-18443} OBJECT_PORT=${OBJECT_PORT:-18400} \
-  CONTAINER_PORT=${CONTAINER_PORT:-18401} ACCOUNT_PORT=${ACCOUNT_PORT:-18402} MEMCACHED_PORT=${MEMCACHED_PORT:-18411}
-rm -rf "$work/swift"
-test/helpers/swift.sh start "$work/swift" >/dev/null
-trap 'test/helpers/swift.sh stop "$work/swift"' EXIT
-
-export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL=http://127.0.0.1:$PROXY_PORT
-export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/restic-cache CKPT_CACHE_DIR=$work/ckpt-cache
+port_base=18400
+# shellcheck source=bench/swift-bench.sh
+. bench/swift-bench.sh
+export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/restic-cache
 
 swift_cpu() { # CPU centiseconds used so far by the Swift servers (the wall time moves with the machine's load; this does not)
   local t=0 p q
