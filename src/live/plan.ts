@@ -13,6 +13,7 @@
 //
 // Paths are strings relative to the source, one spelling per name (the caller decodes names the
 // same way on both sides: latin1 of the raw bytes keeps names that are not UTF-8 distinct).
+import {RACY_WINDOW_COARSE_NS, RACY_WINDOW_NS} from '../core/racy.js'
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'other'
 
@@ -46,13 +47,11 @@ export interface RacyWindow {
   coarseWindowNs?: bigint
 }
 
-const RACY_NS = 50_000_000n
-const RACY_COARSE_NS = 2_000_000_000n
 
 /** The entry's timestamps are too close to (or after) its read to prove it unchanged since. */
 export function isRacy(st: StatRecord, readNs: bigint, opts: RacyWindow = {}): boolean {
   const coarse = st.mtimeNs % 1_000_000_000n === 0n && st.ctimeNs % 1_000_000_000n === 0n
-  const window = coarse ? opts.coarseWindowNs ?? RACY_COARSE_NS : opts.windowNs ?? RACY_NS
+  const window = coarse ? opts.coarseWindowNs ?? RACY_WINDOW_COARSE_NS : opts.windowNs ?? RACY_WINDOW_NS
   return st.mtimeNs >= readNs - window || st.ctimeNs >= readNs - window
 }
 

@@ -17,6 +17,7 @@ import {Chunker} from '../core/chunker.js'
 import {BadPathError, errnoCode} from '../core/errors.js'
 import {boundExtents, dataExtents, type Extent, readFlags, readFlagsFd, readXattrs, splitDev, type Unavailable, xattrKind} from '../core/fsextra.js'
 import {LongPaths} from '../core/longpath.js'
+import {changedBefore, RACY_WINDOW_COARSE_NS, RACY_WINDOW_NS} from '../core/racy.js'
 import {nativeAddon} from '../core/native.js'
 import {blake3} from '../core/hash.js'
 import {HashPool} from '../core/hashpool.js'
@@ -64,14 +65,6 @@ const SYNC_READ = 256 * 1024
 const DIR_CONCURRENCY = 16
 /** Times a file that changes while read is read again before it is recorded as inconsistent. */
 const READ_ATTEMPTS = 3
-/**
- * A file whose mtime or ctime is this close to (or after) the parent snapshot's start may have
- * changed after the parent read it without its timestamps moving: read it again. Kernel file
- * timestamps come from a coarse clock (a jiffy behind at most); filesystems that store whole
- * seconds need two.
- */
-const RACY_WINDOW_NS = 50_000_000n
-const RACY_WINDOW_COARSE_NS = 2_000_000_000n
 /**
  * Most data regions one sparse file records: past it the smallest holes are read as data (zeros
  * and all), so a badly fragmented file costs some reading but its tree node stays small.
@@ -491,8 +484,7 @@ export class Archiver {
     if (this.opts.trustParent) return true
     const start = this.opts.parentStartNs
     if (start === undefined) return false
-    const coarse = st.ctimeNs % 1_000_000_000n === 0n
-    return st.ctimeNs < start - (coarse ? RACY_WINDOW_COARSE_NS : RACY_WINDOW_NS)
+    return changedBefore(st.ctimeNs, start)
   }
 
   /**

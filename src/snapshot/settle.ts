@@ -6,7 +6,7 @@
 // timestamps prove nothing (a write in the same clock tick as the read leaves them as they were).
 //
 // Soundness: any change to an inode sets its ctime from the kernel's clock, which can lag real time
-// by at most a tick (RACY window below). A file whose recorded ctime is older than the capture's
+// by at most a tick (the racy window of core/racy.ts). A file whose recorded ctime is older than the capture's
 // start minus that window, and whose stat is unchanged at the end, was not written during the
 // capture; a directory whose names and inodes are unchanged gained and lost nothing that survived.
 // So "consistent" here is never claimed for a tree that mixed moments. (Directory times alone are
@@ -16,14 +16,13 @@ import {lstatSync, readdirSync, type BigIntStats} from 'node:fs'
 import {errnoCode} from '../core/errors.js'
 import {readFlags} from '../core/fsextra.js'
 import {LongPaths} from '../core/longpath.js'
+import {changedBefore} from '../core/racy.js'
 import {compileExcludes, type PathSelection} from './exclude.js'
 import {MAX_LISTED_MOVES, type Move, type MoveKind} from './manifest.js'
 import {childPath, displayName, FS_FLAG_NODUMP, type NodeType, type TreeNode} from './tree.js'
 import type {TreeCache} from './treecache.js'
 
 /** The kernel's file clock is coarse; whole-second filesystems need two seconds. */
-const RACY_NS = 50_000_000n
-const RACY_COARSE_NS = 2_000_000_000n
 
 export interface SettleReport {
   /** Nothing moved: the stored tree is the directory as it was at one instant (the end of the walk). */
@@ -53,7 +52,6 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
     report.moveCount++
     if (report.moves.length < MAX_LISTED_MOVES) report.moves.push({path: path || '.', change})
   }
-  const racy = (ns: bigint, coarse: boolean) => ns >= opts.startNs - (coarse ? RACY_COARSE_NS : RACY_NS)
   const paths = new LongPaths()
   const nodump = (abs: Buffer, st: BigIntStats): boolean => {
     if (!opts.excludeNodump || !(st.isFile() || st.isDirectory())) return false
@@ -115,7 +113,7 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
       }
       // ctime, not mtime: every change sets ctime from the clock, while mtime is whatever
       // utimes last said (a future mtime says nothing about when the file was written).
-      if (racy(st.ctimeNs, st.ctimeNs % 1_000_000_000n === 0n)) moved(childRel, 'written-during')
+      if (!changedBefore(st.ctimeNs, opts.startNs)) moved(childRel, 'written-during')
     }
     for (const [key, node] of stored) {
       if (!seen.has(key)) moved(rel ? `${rel}/${displayName(node.name)}` : displayName(node.name), 'vanished')
