@@ -27,6 +27,7 @@
 //   object is decided above, by src/store/temp.ts.
 // - Names are [0-9A-Za-z_-] strings chosen by the repository layer; backends may lay them out
 //   as they like (the local backend fans data out by the first two characters).
+import {ObjectMissingError} from '../core/errors.js'
 
 export const OBJECT_KINDS = ['config', 'data', 'index', 'snapshots', 'locks', 'pins'] as const
 export type ObjectKind = (typeof OBJECT_KINDS)[number]
@@ -109,6 +110,18 @@ export interface Backend {
   /** Temporary objects of writes not committed: in flight, or left by a writer that failed or died. */
   temporaries(): AsyncIterable<TempObject>
   removeTemporary(id: string): Promise<void>
+}
+
+/**
+ * The listing of kind 'config', in every backend: the one object named "config", when it is
+ * there (its stat; nothing when it is missing).
+ */
+export async function* listConfig(backend: Pick<Backend, 'stat'>): AsyncIterable<ObjectInfo> {
+  try {
+    yield await backend.stat('config', 'config')
+  } catch (err) {
+    if (!(err instanceof ObjectMissingError)) throw err
+  }
 }
 
 const NAME = /^[0-9A-Za-z_-]{1,128}$/

@@ -10,7 +10,7 @@ import {classifyOsError, errnoCode, IntegrityError, ObjectMissingError, UsageErr
 import {mapLimit} from '../core/concurrency.js'
 import {atomicWriteFile, fsyncDir} from '../core/durable.js'
 import {faultPoint} from '../core/faultpoint.js'
-import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
+import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, listConfig, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
 import {parseTempName, TEMP_PREFIX, tempName} from './temp.js'
 
 export {TEMP_PREFIX} from './temp.js'
@@ -185,11 +185,7 @@ export class LocalBackend implements Backend {
 
   async *list(kind: ObjectKind): AsyncIterable<ObjectInfo> {
     if (kind === 'config') {
-      try {
-        yield await this.stat('config', 'config')
-      } catch (err) {
-        if (!(err instanceof ObjectMissingError)) throw err
-      }
+      yield* listConfig(this)
       return
     }
     const dirs = kind === 'data' ? FANOUT.map((d) => path.join(this.root, 'data', d)) : [path.join(this.root, kind)]

@@ -25,7 +25,7 @@ import {Limiter} from '../core/concurrency.js'
 import {IntegrityError, NoRepositoryError, ObjectMissingError, StorageError} from '../core/errors.js'
 import {faultPoint} from '../core/faultpoint.js'
 import {ReadAhead} from './readahead.js'
-import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
+import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, listConfig, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
 
 export interface S3Tuning {
   /** Requests in flight at once (uploads and downloads together). */
@@ -394,11 +394,7 @@ export class S3Backend implements Backend {
 
   async *list(kind: ObjectKind): AsyncIterable<ObjectInfo> {
     if (kind === 'config') {
-      try {
-        yield await this.stat('config', 'config')
-      } catch (err) {
-        if (!(err instanceof ObjectMissingError)) throw err
-      }
+      yield* listConfig(this)
       return
     }
     const dir = this.base(`${kind}/`)
