@@ -68,6 +68,11 @@ export interface LocalFile {
   st: BigIntStats
   /** The inode the snapshot read (same ino and device), its content the node's: it may be hard linked when its metadata is the node's. */
   sameInode: boolean
+  /**
+   * Its xattrs and inode flags, when a snapshot recorded them with its present ctime (the known
+   * snapshot's rule): they cannot have changed without moving the ctime, so they need not be read.
+   */
+  attrs?: Pick<TreeNode, 'xattrs' | 'flags'>
 }
 
 /**
@@ -187,7 +192,7 @@ export class LocalChunks implements ChunkSource {
     if (!cut || node.extents) return undefined
     const want = node.chunks ?? []
     if (cut.size === node.size && cut.ids.length === want.length && cut.ids.every((id, i) => id.equals(want[i]!))) {
-      return {path, st: cut.st, sameInode: cut.st.ino === node.ino && cut.st.dev === old.dev}
+      return {path, st: cut.st, sameInode: cut.st.ino === node.ino && cut.st.dev === old.dev, attrs: cut.attrs}
     }
     if (cut.size >= BASE_MIN && changedBefore(cut.st.ctimeNs, cut.hashedAtNs, this.opts.racyNs ?? RACY_WINDOW_NS) && this.bases.size < MAX_BASES) {
       this.bases.set(rel.toString('latin1'), fileBase(path, cut))
@@ -296,7 +301,7 @@ export class LocalChunks implements ChunkSource {
       this.index.set(keyOf(id), {file, offset, length: lengths[i]!})
       offset += lengths[i]!
     })
-    return {ids: n.chunks, lengths, size, st, hashedAtNs: known.startNs}
+    return {ids: n.chunks, lengths, size, st, hashedAtNs: known.startNs, attrs: {xattrs: n.xattrs, flags: n.flags}}
   }
 
   /** The known tree's directory at `dir` (undefined: the root), by name; undefined when it has none there or cannot be read. */
@@ -437,6 +442,8 @@ interface Cut {
   size: number
   st: BigIntStats
   hashedAtNs: bigint
+  /** Its xattrs and flags as the known snapshot recorded them (undefined: hashed, not recorded). */
+  attrs?: Pick<TreeNode, 'xattrs' | 'flags'>
 }
 
 function fileBase(path: Buffer, cut: Cut): LocalBase {

@@ -3,8 +3,9 @@
 // - the inode the snapshot read, whose owner, mode and mtime are already the node's, is hard
 //   linked (no data written; the link changes only its ctime and link count), once its xattrs and
 //   inode flags are known to be the node's too: its ctime is still the one the snapshot recorded,
-//   or they are read and compared (a change to them alone moves only ctime, which the hashed rule
-//   of local.ts does not trust or compare);
+//   or the known snapshot of the old tree recorded them with its present ctime (local.ts), or
+//   else they are read and compared (a change to them alone moves only ctime, which the hashed
+//   rule of local.ts does not trust or compare);
 // - anything else is cloned (FICLONE, where the filesystem shares extents) or copied, and then
 //   given the node's metadata like any restored file, so no metadata change reaches the old tree.
 // Either way the source is looked at again once carried: if it changed since it was found (its
@@ -30,7 +31,9 @@ export async function carryExisting(from: LocalFile, dest: Buffer, node: TreeNod
   // The inode the snapshot read with the ctime it recorded: no xattr or flag has changed since
   // (either would have moved the ctime), so they are the node's unless the tree did not record them.
   const untouched = from.sameInode && st.ctimeNs === node.ctimeNs && !node.legacy
-  if (link && from.sameInode && sameMeta && (untouched || sameXattrsAndFlags(from.path, node))) {
+  // Else what a snapshot recorded of them with this ctime (local.ts), or else what they are now.
+  const sameAttrs = () => (from.attrs && !node.legacy ? sameXattrsAndFlagsAs(from.attrs, node) : sameXattrsAndFlags(from.path, node))
+  if (link && from.sameInode && sameMeta && (untouched || sameAttrs())) {
     const now = lstatOrUndefined(from.path)
     if (!now || !same(now, st) || now.ctimeNs !== st.ctimeNs) return 'changed'
     try {
@@ -63,9 +66,14 @@ function sameXattrsAndFlags(p: Buffer, node: TreeNode): boolean {
   const flags = readFlags(p, false)
   if ((typeof flags === 'number' ? flags & FS_FLAGS_RECORDED : 0) !== (node.flags ?? 0)) return false
   const listed = readXattrs(p)
-  const have = typeof listed === 'string' ? [] : listed.xattrs
-  const want = node.xattrs ?? []
-  return have.length === want.length && have.every((x, i) => x.name.equals(want[i]!.name) && x.value.equals(want[i]!.value))
+  return sameXattrsAndFlagsAs({xattrs: typeof listed === 'string' ? [] : listed.xattrs}, node)
+}
+
+function sameXattrsAndFlagsAs(have: Pick<TreeNode, 'xattrs' | 'flags'>, node: TreeNode): boolean {
+  if ((have.flags ?? 0) !== (node.flags ?? 0)) return false
+  const a = have.xattrs ?? []
+  const b = node.xattrs ?? []
+  return a.length === b.length && a.every((x, i) => x.name.equals(b[i]!.name) && x.value.equals(b[i]!.value))
 }
 
 function same(a: BigIntStats, b: BigIntStats): boolean {

@@ -7,6 +7,7 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {Chunker} from '../../src/core/chunker.js'
+import {writeXattr} from '../../src/core/fsextra.js'
 import {blake3} from '../../src/core/hash.js'
 import {initLocalRepository, openLocalRepository} from '../../src/repo/open.js'
 import type {Repository} from '../../src/repo/repository.js'
@@ -238,6 +239,33 @@ describe('delta restore with a snapshot of the tree it replaces', () => {
     expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
     expect(after.filesHashed).toBe(1)
     expect(now2.id).not.toBe(now3.id)
+  })
+})
+
+describe('delta restore: xattrs and flags of old files a snapshot recorded', () => {
+  it('are taken from that record: a file whose ctime moved is linked when they match and copied with the node\'s when they do not', async () => {
+    const src = path.join(work, 'attrs')
+    await fsp.mkdir(src)
+    await buildTree(src, {
+      'tagged.bin': {file: seededBytes(200 * 1024, 11), xattrs: {'user.k': 'v1'}},
+      'moded.bin': {file: seededBytes(200 * 1024, 12), xattrs: {'user.k': 'same'}},
+    })
+    const want = await captureTree(src)
+    const {repo, snap} = await snapshotOf(src)
+    // Each moves only its ctime: one to other xattrs (same bytes), one to the same mode again.
+    expect(writeXattr(Buffer.from(path.join(src, 'tagged.bin')), Buffer.from('user.k'), Buffer.from('v2'))).toBe('ok')
+    await fsp.chmod(path.join(src, 'moded.bin'), 0o600)
+    await fsp.chmod(path.join(src, 'moded.bin'), want.get(Buffer.from('moded.bin').toString('hex'))!.mode)
+    const before = {tagged: (await fsp.stat(path.join(src, 'tagged.bin'))).ino, moded: (await fsp.stat(path.join(src, 'moded.bin'))).ino}
+    await pastRacyWindow(src)
+    const now = await createSnapshot(repo, {source: src, program: 'test'})
+    const r = await restoreSnapshot(repo, snap, {current: now.manifest})
+    expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    expect(r.filesHashed).toBe(0)
+    expect(r.filesReused).toBe(2)
+    // Linked (the same inode) where the record says its xattrs are the node's; a new inode where they are not.
+    expect((await fsp.stat(path.join(src, 'moded.bin'))).ino).toBe(before.moded)
+    expect((await fsp.stat(path.join(src, 'tagged.bin'))).ino).not.toBe(before.tagged)
   })
 })
 
