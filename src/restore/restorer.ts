@@ -15,6 +15,7 @@
 // directories this restore created, and files are opened with O_NOFOLLOW, so nothing can be
 // written through a symlink or outside the destination. How the tree is read: reader.ts; how it is written: fsout.ts.
 import {type BigIntStats, promises as fsp} from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 
 import {BadPathError, classifyOsError, errnoCode, IntegrityError, NoSpaceError, UsageError} from '../core/errors.js'
@@ -28,6 +29,7 @@ import type {Manifest} from '../snapshot/manifest.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import {compileExcludes} from '../snapshot/exclude.js'
+import {readRestoreRecord, writeRestoreRecord} from '../snapshot/restorerecord.js'
 import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
@@ -88,6 +90,8 @@ export interface RestoreOptions {
   onCallerCwd?: (pids: number[]) => void
   /** Called once the tree is written and durable, just before it is swapped in (tests and fault injection). */
   beforeSwap?: (temp: string) => void | Promise<void>
+  /** This host's name: restore records (snapshot/restorerecord.ts) are per host. Default: os.hostname(). */
+  host?: string
 }
 
 export interface RestoreProgress {
@@ -114,6 +118,8 @@ export interface RestoreResult extends RestoreCounts {
   bytesFromRepository: number
   /** Local files read and hashed to find what they hold (old files a snapshot could not vouch for, seeds). */
   filesHashed: number
+  /** A record of the restored tree was kept for the next snapshot and delta restore of it (snapshot/restorerecord.ts). */
+  recorded?: boolean
   /** Wall time of the restore, ms (the safety snapshot, taken by the caller, included when there is one). */
   durationMs: number
 }
@@ -166,8 +172,17 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     await fsp.mkdir(temp, {mode: 0o700})
     let written: TreeCounts | undefined
     let callerCwd: number[] = []
+    let carriedRels: Buffer[] = []
     // Bytes already here: the tree being replaced, and the seeds (local.ts).
-    const known = inPlace && current ? {tree: Buffer.from(current.tree, 'hex'), startNs: BigInt(current.startTimeNs), readTree, chunkLength: (id: Buffer) => repo.lookup(id)?.rawLength} : undefined
+    const recordOpts = {host: opts.host ?? os.hostname()}
+    // The last restore's record of the destination, when no snapshot of it is newer.
+    const record = inPlace ? await readRestoreRecord(repo, await fsp.realpath(dest), recordOpts) : undefined
+    const fromRecord = record && (!current || record.startNs > BigInt(current.startTimeNs)) ? record : undefined
+    if (!fromRecord) await record?.close()
+    const chunkLength = (id: Buffer) => repo.lookup(id)?.rawLength
+    const known = !inPlace ? undefined
+      : fromRecord ? {tree: fromRecord.tree, startNs: fromRecord.startNs, readTree: async (id: Buffer) => decodeTree(await fromRecord.readTree(id), toHex(id)), chunkLength}
+      : current ? {tree: Buffer.from(current.tree, 'hex'), startNs: BigInt(current.startTimeNs), readTree, chunkLength} : undefined
     const local = inPlace || opts.seeds?.length ? new LocalChunks({chunker: repo.config.chunker, old: inPlace ? {root: Buffer.from(dest), dev: destId!.dev} : undefined, seeds: opts.seeds, verifyExisting: opts.verifyExisting, known}) : undefined
     try {
       await local?.indexSeeds()
@@ -184,17 +199,20 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
         const users = directoryUsers(dest, carriedPaths(carried))
         if (!opts.force) refuseBusy(dest, users.busy)
         await carryInto(dest, destId!, temp, carried)
+        carriedRels = carried.map((c) => c.rel)
         callerCwd = users.callerCwd
       }
       faultPoint('restore.carried')
       await opts.beforeSwap?.(temp)
     } catch (err) {
       await local?.close()
+      await fromRecord?.close()
       await discardTemp(dest, temp)
       // A full disk here is the target's, not the repository's (the CLI's default wording).
       throw classifyOsError(err, `the restored tree beside ${dest}`)
     }
     await local?.close()
+    await fromRecord?.close()
     const w = written!
     const result: RestoreResult = {
       destination: dest, files: w.files, hardLinks: w.links, dirs: w.dirs, symlinks: w.symlinks, fifos: w.fifos, devices: w.devices, skippedSpecials: w.skippedSpecials,
@@ -256,6 +274,9 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     }
     await fsyncDir(parent)
     if (callerCwd.length > 0) opts.onCallerCwd?.(callerCwd)
+    // Not after a warning: something the snapshot holds is not on disk as it says. Paths kept
+    // from the old tree are left out of it (one could stand where a snapshot's file is, with its size and mtime).
+    if (result.warnings.length === 0) result.recorded = await writeRestoreRecord(repo, snap.id, tree, dest, {...recordOpts, skip: carriedRels})
     result.durationMs = Math.round(performance.now() - started)
     return result
   })

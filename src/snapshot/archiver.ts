@@ -346,7 +346,8 @@ export class Archiver {
     // parent's bytes, so it is the parent's tree, stored already. Reusing its id skips encoding
     // and hashing, most of the work of an unchanged snapshot. (Names are unique on both sides,
     // so equal counts and a match for each node mean the same set.)
-    if (parent && nodes.length === parent.nodes.size && entries.every((e) => !e.node || (e.prev !== undefined && sameNode(e.node, e.prev)))) return parent.id
+    // (A restore record's tree is not in the repository: it is stored below like any new tree.)
+    if (parent && nodes.length === parent.nodes.size && entries.every((e) => !e.node || (e.prev !== undefined && sameNode(e.node, e.prev))) && this.repo.has(parent.id)) return parent.id
     const bytes = encodeTree(nodes)
     const id = blake3(bytes)
     this.trees.put(id, nodes)

@@ -13,6 +13,7 @@ import {loadCatalog, type SnapshotRecord} from './catalog.js'
 import {compileSelection, literalPattern, type Marker} from './exclude.js'
 import {sharedWritableMappings} from '../core/procfs.js'
 import {type CaptureRecord, encodeManifest, type Manifest, manifestHead, MAX_LISTED_MOVES} from './manifest.js'
+import {dropRestoreRecord, readRestoreRecord, type RestoreRecord} from './restorerecord.js'
 import {checkSettled} from './settle.js'
 import {TreeCache} from './treecache.js'
 
@@ -85,16 +86,16 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
     const [swept, , {snapshots}] = await allSettled([sweepTemporaries(repo.backend, Date.now()), repo.loadIndex(), loadCatalog(repo)] as const)
     // This build writes version-2 trees: an older ckpt must refuse the repository from now on.
     await repo.upgradeFormat()
-    const parent = latestOf(snapshots, opts.source, host)
+    const base = await statBaseOf(repo, snapshots, opts.source, host)
     // --force exists to store the source anew: what it reuses from the repository is checked.
     const writer = new BlobWriter(repo, {verifyReused: opts.force ?? false})
-    const archive = archiveOptions(repo, opts, parent)
+    const archive = archiveOptions(repo, opts, base)
     const commit = async ({archived, capture}: Captured): Promise<SnapshotResult> => {
       const stats = await writer.flush()
       // What a rule left out is kept by an in-place restore, as what a pattern left out.
       const excludes = [...(opts.excludes ?? []), ...archived.leftOut.map(literalPattern)]
       const manifest: Manifest = {
-        ...manifestHead({time: opts.time, startNs, parent: parent?.id, host, source: opts.source, tags: opts.tags}),
+        ...manifestHead({time: opts.time, startNs, parent: base?.parentId, host, source: opts.source, tags: opts.tags}),
         ...(excludes.length ? {excludes} : {}),
         ...(opts.excludeNodump ? {excludeNodump: true as const} : {}),
         ...(opts.paths ? {paths: [...opts.paths]} : {}),
@@ -125,6 +126,8 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
       faultPoint('snapshot.before-manifest')
       const id = await repo.writeSnapshotBytes(encodeManifest(manifest))
       faultPoint('snapshot.after-manifest')
+      // This snapshot says more than a restore's record of the directory now.
+      if (base?.record) await dropRestoreRecord(repo, opts.source, {host})
       return {id, manifest, swept}
     }
     try {
@@ -132,6 +135,8 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
     } catch (err) {
       await writer.abort()
       throw err
+    } finally {
+      await base?.record?.close()
     }
   })
 }
@@ -141,23 +146,52 @@ export function latestOf(snapshots: readonly SnapshotRecord[], source: string, h
   return [...snapshots].reverse().find((s) => s.manifest.source === source && s.manifest.host === host)
 }
 
+/** What the stat cache compares the directory with. */
+export interface StatBase {
+  /** The manifest's parent: the parent snapshot, or the snapshot a newer restore record restored (while the catalog has it). */
+  parentId?: string
+  tree: Buffer
+  startNs: bigint
+  /** The parent was taken without the native addon (its metadata is incomplete). */
+  metadataSkipped: boolean
+  trees: TreeCache
+  /** Set when the base is a restore's record (restorerecord.ts): the caller closes it. */
+  record?: RestoreRecord
+}
+
+/**
+ * The latest snapshot of `source` on `host`, or the record of a restore into it made since
+ * (restorerecord.ts): what it restored, with the stats the restore left.
+ */
+export async function statBaseOf(repo: Repository, snapshots: readonly SnapshotRecord[], source: string, host: string): Promise<StatBase | undefined> {
+  const parent = latestOf(snapshots, source, host)
+  const record = await readRestoreRecord(repo, source, {host})
+  if (record && (!parent || record.startNs > BigInt(parent.manifest.startTimeNs))) {
+    const parentId = snapshots.some((s) => s.id === record.snapshot) ? record.snapshot : parent?.id
+    return {parentId, tree: record.tree, startNs: record.startNs, metadataSkipped: false, trees: new TreeCache({readBlob: (id) => record.readTree(Buffer.from(id))}), record}
+  }
+  await record?.close()
+  if (!parent) return undefined
+  return {parentId: parent.id, tree: Buffer.from(parent.manifest.tree, 'hex'), startNs: BigInt(parent.manifest.startTimeNs), metadataSkipped: parent.manifest.metadataSkipped === true, trees: new TreeCache(repo)}
+}
+
 /** What every archive pass of a snapshot (or of its dry run) shares. */
-export function archiveOptions(repo: Repository, opts: SnapshotOptions, parent: SnapshotRecord | undefined): ArchiveOptions {
+export function archiveOptions(repo: Repository, opts: SnapshotOptions, base: StatBase | undefined): ArchiveOptions {
   return {
     source: opts.source,
     excludes: opts.excludes ?? [],
-    parentTree: parent ? Buffer.from(parent.manifest.tree, 'hex') : undefined,
-    parentStartNs: parent ? BigInt(parent.manifest.startTimeNs) : undefined,
+    parentTree: base?.tree,
+    parentStartNs: base?.startNs,
     force: opts.force ?? false,
     skipDirs: opts.skipDirs ?? [],
     oneFileSystem: opts.oneFileSystem,
     markers: opts.markers,
     select: opts.paths ? compileSelection(opts.paths) : undefined,
     excludeNodump: opts.excludeNodump ?? false,
-    parentMetadataSkipped: parent?.manifest.metadataSkipped === true,
+    parentMetadataSkipped: base?.metadataSkipped === true,
     onProgress: opts.onProgress,
     walkHook: opts.walkHook,
-    trees: new TreeCache(repo),
+    trees: base?.trees ?? new TreeCache(repo),
   }
 }
 

@@ -9,7 +9,7 @@ import {toHex} from '../core/ids.js'
 import type {Repository} from '../repo/repository.js'
 import {Archiver, type BlobSink} from './archiver.js'
 import {loadCatalog} from './catalog.js'
-import {archiveOptions, latestOf, type SnapshotOptions} from './create.js'
+import {archiveOptions, type SnapshotOptions, statBaseOf} from './create.js'
 import type {SnapshotWarning} from './manifest.js'
 
 export interface DryRunResult {
@@ -56,11 +56,11 @@ class CountingSink implements BlobSink {
 export async function dryRunSnapshot(repo: Repository, opts: SnapshotOptions): Promise<DryRunResult> {
   await repo.loadIndex()
   const {snapshots} = await loadCatalog(repo)
-  const parent = latestOf(snapshots, opts.source, opts.host ?? os.hostname())
+  const base = await statBaseOf(repo, snapshots, opts.source, opts.host ?? os.hostname())
   const sink = new CountingSink(repo)
-  const a = await new Archiver(repo, sink, archiveOptions(repo, opts, parent)).run()
+  const a = await new Archiver(repo, sink, archiveOptions(repo, opts, base)).run().finally(() => base?.record?.close())
   return {
-    source: opts.source, parent: parent?.id ?? null,
+    source: opts.source, parent: base?.parentId ?? null,
     files: a.files, dirs: a.dirs, symlinks: a.symlinks, bytes: a.bytes, newBytes: sink.newBytes, newBlobs: sink.newBlobs,
     bytesRead: a.bytesRead, filesRead: a.filesRead, warnings: a.warningCount, incomplete: a.errorCount, warningList: a.warnings, leftOut: a.leftOut, dryRun: true,
   }
