@@ -29,7 +29,7 @@ import type {Manifest} from '../snapshot/manifest.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import {compileExcludes} from '../snapshot/exclude.js'
-import {readRestoreRecord, writeRestoreRecord} from '../snapshot/restorerecord.js'
+import {dropRestoreRecord, readRestoreRecord, writeRestoreRecord} from '../snapshot/restorerecord.js'
 import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
@@ -277,6 +277,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     // Not after a warning: something the snapshot holds is not on disk as it says. Paths kept
     // from the old tree are left out of it (one could stand where a snapshot's file is, with its size and mtime).
     if (result.warnings.length === 0) result.recorded = await writeRestoreRecord(repo, snap.id, tree, dest, {...recordOpts, skip: carriedRels})
+    else await dropRestoreRecord(repo, dest, recordOpts)
     result.durationMs = Math.round(performance.now() - started)
     return result
   })

@@ -111,6 +111,8 @@ export async function writeRestoreRecord(repo: Repository, snapshot: string, tre
   } catch {
     await fh?.close().catch(() => undefined)
     if (temp) await fsp.rm(temp, {force: true}).catch(() => undefined)
+    // An older record of the directory must not outlive the restore that replaced what it describes.
+    await dropRestoreRecord(repo, dest, opts)
     return false
   }
 }
@@ -270,7 +272,8 @@ export async function readRestoreRecord(repo: Repository, dest: string, opts: Re
   }
 }
 
-/** Forget the record of `dest` (a snapshot now says more than it). Never throws. */
+/** Forget the record of `dest` (a snapshot now says more than it, or a restore left no record). Never throws. */
 export async function dropRestoreRecord(repo: Repository, dest: string, opts: RecordOptions): Promise<void> {
-  await fsp.rm(recordPath(repo, dest, opts), {force: true}).catch(() => undefined)
+  const real = await fsp.realpath(dest).catch(() => dest)
+  await fsp.rm(recordPath(repo, real, opts), {force: true}).catch(() => undefined)
 }

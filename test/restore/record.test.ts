@@ -1,11 +1,13 @@
 // A restore's record of what it left on disk (snapshot/restorerecord.ts): the next snapshot and
 // the next delta restore of the directory trust its files by their stat, as they would a
 // snapshot's, and never a file that is not what the restored snapshot holds.
+import {spawnSync} from 'node:child_process'
 import {promises as fsp} from 'node:fs'
 import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {writeXattr} from '../../src/core/fsextra.js'
 import {setTimesNs} from '../../src/core/fsmeta.js'
 import {initLocalRepository, openLocalRepository} from '../../src/repo/open.js'
 import type {Repository} from '../../src/repo/repository.js'
@@ -131,6 +133,30 @@ describe('restore record', () => {
     const back = path.join(work, 'kept-back')
     await restoreSnapshot(repo, await snapshotCatalogEntry(repo, next.id), {target: back})
     expect(await fsp.readFile(path.join(back, 'same-size.txt'), 'utf8')).toBe('BBBB')
+  })
+
+  it('a restore with a warning keeps no record: nothing vouches for the tree it left', async (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip() // mounts ramfs
+    const {src, repo, snap} = await setup('warned')
+    const mnt = path.join(work, 'warned-ramfs')
+    await fsp.mkdir(mnt)
+    if (spawnSync('mount', ['-t', 'ramfs', 'ramfs', mnt]).status !== 0) ctx.skip()
+    try {
+      const out = path.join(mnt, 'out')
+      expect((await restoreSnapshot(repo, snap, {target: out})).recorded).toBe(true)
+      // ramfs has no xattrs: restoring a snapshot with one warns.
+      await fsp.writeFile(path.join(src, 'b.txt'), 'bee again\n')
+      expect(writeXattr(Buffer.from(path.join(src, 'd', 'c.bin')), Buffer.from('user.k'), Buffer.from('v'))).toBe('ok')
+      const {id} = await createSnapshot(repo, {source: src, program: 'test'})
+      const warned = await restoreSnapshot(repo, await snapshotCatalogEntry(repo, id), {target: out, overwrite: true})
+      expect(warned.warnings.map((w) => w.kind)).toEqual(['xattr:user:unsupported'])
+      expect(warned.recorded).toBeUndefined()
+      // Neither the first restore's record nor one of this restore: the next snapshot reads every file.
+      const next = await createSnapshot(repo, {source: out, program: 'test'})
+      expect(next.manifest.summary.filesRead).toBe(5)
+    } finally {
+      spawnSync('umount', [mnt])
+    }
   })
 
   it('rolling back twice: the second restore hashes only what changed since the first', async () => {
