@@ -93,6 +93,10 @@ export async function writeRestoreRecord(repo: Repository, snapshot: string, tre
     const startNs = nowNs()
     const root = lstatSync(dest, {bigint: true})
     await fsp.mkdir(path.dirname(file), {recursive: true})
+    // A writer killed midway left its temp file: records of one directory are written one at a time.
+    for (const name of await fsp.readdir(path.dirname(file))) {
+      if (name.startsWith(`${path.basename(file)}.tmp-`)) await fsp.rm(path.join(path.dirname(file), name), {force: true})
+    }
     fh = await fsp.open(temp, 'wx', 0o600)
     const header: Header = {snapshot, tree: '', startNs: startNs.toString(), host: opts.host, path: dest, dev: root.dev.toString(), ino: root.ino.toString()}
     const out = new RecordWriter(fh)
