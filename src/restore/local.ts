@@ -338,57 +338,78 @@ export class LocalChunks implements ChunkSource {
     } catch {
       return undefined
     }
-    // A read ahead still running when the loop stops must end before the buffer is used again.
+    // A read ahead still running when the loop stops must end before the buffer is used again;
+    // so must the hash of the buffer before.
     let reading: Promise<number> | undefined
+    let hashing: Promise<unknown> | undefined
     try {
       const before = await fh.stat({bigint: true})
       if (!before.isFile()) return undefined
       const file = this.files.push(path) - 1
       const ids: Buffer[] = []
       const lengths: number[] = []
-      // Two buffers for every file (files are cut one at a time: the walk awaits each): the next
-      // read fills one while the other is cut and hashed. Each keeps `front` bytes before its read
-      // for the unfinished chunk of the buffer before (shorter than the chunker's maxSize).
+      // Three buffers for every file (files are cut one at a time: the walk awaits each): while
+      // one is cut, the one before is hashed (the two jobs on two cores) and the next is read.
+      // Each keeps `front` bytes before its read for the unfinished chunk of the buffer before
+      // (shorter than the chunker's maxSize).
       const front = this.opts.chunker.maxSize
-      const bufs = (this.bufs ??= [hashBuffer(front + READ_SIZE), hashBuffer(front + READ_SIZE)])
+      const bufs = (this.bufs ??= [0, 1, 2].map(() => hashBuffer(front + READ_SIZE)))
       let k = 0
       let carry: Buffer = Buffer.alloc(0)
       let offset = 0 // file offset of the carry's first byte
       let pos = 0 // file offset of the next read
+      // The chunks of the buffer cut last, at their file offsets, until their ids are in.
+      let cut: {ids: Promise<Buffer[]>; at: number[]; lengths: number[]} | undefined
+      const take = async (): Promise<void> => {
+        if (!cut) return
+        const got = await cut.ids
+        got.forEach((id, i) => {
+          ids.push(id)
+          lengths.push(cut!.lengths[i]!)
+          if (always || this.index.size < this.maxChunks) this.index.set(keyOf(id), {file, offset: cut!.at[i]!, length: cut!.lengths[i]!})
+        })
+        cut = undefined
+      }
       this.scanner.reset()
       reading = readFull(fh, bufs[0]!.subarray(front, front + READ_SIZE), 0)
       for (;;) {
         const n: number = await reading!
-        const buf = bufs[k]!
+        const buf = bufs[k % 3]!
         const final: boolean = n < READ_SIZE
         pos += n
-        // The carry leaves the other buffer before the next read overwrites it.
+        // The carry leaves the buffer before (being hashed: read only) for this one.
         carry.copy(buf, front - carry.length)
         const data = buf.subarray(front - carry.length, front + n)
-        reading = final ? undefined : readFull(fh, bufs[1 - k]!.subarray(front, front + READ_SIZE), pos)
+        // Into the buffer two before this one, whose chunks are hashed and taken.
+        reading = final ? undefined : readFull(fh, bufs[(k + 1) % 3]!.subarray(front, front + READ_SIZE), pos)
         reading?.catch(() => undefined) // reported when awaited
         const scanned = await this.scanner.scan(data, carry.length, final)
-        const got = await scanned.ids
-        let at = 0
-        scanned.chunks.forEach((c, i) => {
-          ids.push(got[i]!)
-          lengths.push(c.length)
-          if (always || this.index.size < this.maxChunks) this.index.set(keyOf(got[i]!), {file, offset: offset + at, length: c.length})
-          at += c.length
-        })
+        await take()
+        const at: number[] = []
+        const lens: number[] = []
+        let o = 0
+        for (const c of scanned.chunks) {
+          at.push(offset + o)
+          lens.push(c.length)
+          o += c.length
+        }
+        cut = {ids: scanned.ids, at, lengths: lens}
+        hashing = scanned.ids.catch(() => undefined)
         if (final) {
-          offset += at
+          offset += o
           break
         }
         carry = data.subarray(scanned.rest)
         offset += scanned.rest
-        k = 1 - k
+        k++
       }
+      await take()
       const after = await fh.stat({bigint: true})
       if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs) return undefined
       return {ids, lengths, size: offset, st: after, hashedAtNs}
     } finally {
       await reading?.catch(() => undefined)
+      await hashing
       await fh.close()
     }
   }
