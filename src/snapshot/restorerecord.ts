@@ -186,7 +186,7 @@ class RecordWriter {
     this.pending.push(bytes)
     this.pendingBytes += bytes.length
     this.offset += bytes.length
-    if (this.pendingBytes >= 1024 * 1024) await this.flush()
+    if (this.pendingBytes >= 256 * 1024) await this.flush()
   }
 
   async add(id: Buffer, bytes: Buffer): Promise<void> {
