@@ -39,6 +39,8 @@ const ENTRY = 32 + 8 + 4
 const FOOTER = 8 + 4
 /** Trees recorded at most (the table is held in memory while writing and reading): a larger tree gets no record. */
 const MAX_TREES = 1 << 20
+/** Records kept per repository on this machine (one per directory restored into), the newest. */
+const MAX_RECORDS = 64
 
 interface Header {
   snapshot: string
@@ -93,10 +95,7 @@ export async function writeRestoreRecord(repo: Repository, snapshot: string, tre
     const startNs = nowNs()
     const root = lstatSync(dest, {bigint: true})
     await fsp.mkdir(path.dirname(file), {recursive: true})
-    // A writer killed midway left its temp file: records of one directory are written one at a time.
-    for (const name of await fsp.readdir(path.dirname(file))) {
-      if (name.startsWith(`${path.basename(file)}.tmp-`)) await fsp.rm(path.join(path.dirname(file), name), {force: true})
-    }
+    await tidy(path.dirname(file), path.basename(file))
     fh = await fsp.open(temp, 'wx', 0o600)
     const header: Header = {snapshot, tree: '', startNs: startNs.toString(), host: opts.host, path: dest, dev: root.dev.toString(), ino: root.ino.toString()}
     const out = new RecordWriter(fh)
@@ -119,6 +118,24 @@ export async function writeRestoreRecord(repo: Repository, snapshot: string, tre
     await dropRestoreRecord(repo, dest, opts)
     return false
   }
+}
+
+/**
+ * Before a record of `key` is written: a temp file a killed writer left of it goes (records of one
+ * directory are written one at a time), and so do the oldest records beyond MAX_RECORDS (restores
+ * into directories never snapshotted since would otherwise pile up).
+ */
+async function tidy(dir: string, key: string): Promise<void> {
+  const records: {name: string; mtimeMs: number}[] = []
+  for (const name of await fsp.readdir(dir)) {
+    if (name.startsWith(`${key}.tmp-`)) await fsp.rm(path.join(dir, name), {force: true})
+    else if (!name.includes('.tmp-') && name !== key) {
+      const st = await fsp.stat(path.join(dir, name)).catch(() => undefined)
+      if (st) records.push({name, mtimeMs: st.mtimeMs})
+    }
+  }
+  records.sort((a, b) => b.mtimeMs - a.mtimeMs)
+  for (const r of records.slice(MAX_RECORDS - 1)) await fsp.rm(path.join(dir, r.name), {force: true})
 }
 
 /**

@@ -159,6 +159,33 @@ describe('restore record', () => {
     }
   })
 
+  it('keeps the newest 64 records of a repository, and clears a killed writer\'s temp file', async () => {
+    const {repo, snap} = await setup('many')
+    const first = path.join(work, 'many-0')
+    await restoreSnapshot(repo, snap, {target: first})
+    const dir = path.join(work, 'cache', 'records', repo.config.id)
+    const [mine] = await fsp.readdir(dir)
+    // 70 older records of other directories, oldest first, and a temp file of this directory's next record.
+    for (let i = 0; i < 70; i++) {
+      const p = path.join(dir, `${i.toString(16).padStart(64, '0')}`)
+      await fsp.writeFile(p, 'x')
+      await fsp.utimes(p, 1_000_000 + i, 1_000_000 + i)
+    }
+    const second = path.join(work, 'many-1')
+    await restoreSnapshot(repo, snap, {target: second})
+    const [other] = (await fsp.readdir(dir)).filter((n) => n !== mine && !/^0+[0-9a-f]{1,2}$/.test(n))
+    await fsp.writeFile(path.join(dir, `${other}.tmp-dead`), 'partial')
+    await restoreSnapshot(repo, snap, {target: second, overwrite: true})
+    const names = await fsp.readdir(dir)
+    expect(names).toHaveLength(64)
+    expect(names).toContain(mine)
+    expect(names).toContain(other)
+    expect(names.some((n) => n.includes('.tmp-'))).toBe(false)
+    // The oldest fakes went first.
+    expect(names).not.toContain('0'.repeat(64))
+    expect(names).toContain(`${'0'.repeat(62)}45`)
+  })
+
   it('rolling back twice: the second restore hashes only what changed since the first', async () => {
     const {src, repo, snap} = await setup('twice')
     const want = await captureTree(src)
