@@ -25,6 +25,8 @@ interface Window {
   /** Reads copying out of it (its buffer is not reused before they are done). */
   readers: number
   dropped: boolean
+  /** Bytes copied out of it. */
+  served: number
 }
 
 /** Objects whose last read end is remembered (a restore reads a handful of packs at a time). */
@@ -40,6 +42,12 @@ export class ReadAhead {
   private readonly ends = new Map<string, number>()
   /** Windows fetched (tests, benchmarks). */
   windowsFetched = 0
+  private counts = {windowBytes: 0, exactFetches: 0, exactBytes: 0, served: 0, crossing: 0, busy: 0, droppedUnread: 0}
+
+  /** What was fetched and served (benchmarks: CKPT_S3_STATS). */
+  stats(): Record<string, number> {
+    return {windowsFetched: this.windowsFetched, ...this.counts}
+  }
 
   constructor(private readonly window: number, budget: number, private readonly fetch: FetchRange) {
     this.maxBuffers = Math.floor(budget / window)
@@ -56,8 +64,17 @@ export class ReadAhead {
     if (this.ends.size >= MAX_TRACKED) this.ends.clear()
     this.ends.set(name, end)
     let hit = this.find(name, offset, end)
-    if (!hit && length < this.window && previous !== undefined && Math.abs(offset - previous) <= this.window) hit = this.open(name, offset)
-    if (!hit) return this.fetch(name, offset, length, into)
+    if (!hit && this.windows.some((w) => w.name === name && offset < w.offset + w.length && end > w.offset)) this.counts.crossing++
+    if (!hit && length < this.window && previous !== undefined && Math.abs(offset - previous) <= this.window) {
+      hit = this.open(name, offset)
+      if (!hit) this.counts.busy++
+    }
+    if (!hit) {
+      this.counts.exactFetches++
+      const got = await this.fetch(name, offset, length, into)
+      this.counts.exactBytes += got.length
+      return got
+    }
     hit.readers++
     try {
       const data = await hit.data
@@ -65,6 +82,8 @@ export class ReadAhead {
       const to = Math.min(data.length, end - hit.offset)
       const out = into ? into.subarray(0, to - from) : Buffer.allocUnsafe(to - from)
       data.copy(out, 0, from, to)
+      hit.served += to - from
+      this.counts.served += to - from
       return out
     } finally {
       hit.readers--
@@ -97,11 +116,14 @@ export class ReadAhead {
       this.drop(idle)
       buf = this.free.pop()!
     }
-    const w: Window = {name, offset, length: this.window, buf, data: this.fetch(name, offset, this.window, buf), settled: false, readers: 0, dropped: false}
+    const w: Window = {name, offset, length: this.window, buf, data: this.fetch(name, offset, this.window, buf), settled: false, readers: 0, dropped: false, served: 0}
     this.windows.push(w)
     this.windowsFetched++
     w.data.then(
-      () => (w.settled = true),
+      (data) => {
+        w.settled = true
+        this.counts.windowBytes += data.length
+      },
       () => {
         // A failed window is forgotten (its readers get the error; the next read fetches again).
         w.settled = true
@@ -115,6 +137,7 @@ export class ReadAhead {
     const i = this.windows.indexOf(w)
     if (i >= 0) this.windows.splice(i, 1)
     w.dropped = true
+    if (w.settled) this.counts.droppedUnread += Math.max(0, w.length - w.served)
     this.reclaim(w)
   }
 
