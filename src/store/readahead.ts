@@ -14,11 +14,11 @@
 // Each byte is fetched once while it is held: the windows of an object never overlap (a window
 // starts no earlier than the end of the one before it and stops where the next one starts), and a
 // read is served piece by piece from every window it covers (the tail of one and the head of the
-// next), fetching only what none holds. The bytes of a block before the first read that needed it
-// are fetched too (in a restore another lane, or the first, exact read of the pack, had them).
+// next), fetching only what none holds. The bytes of a block before the read that opens its window
+// come too: in a restore another lane needs them, or the pack's first, exact read had them.
 //
-// Memory: at most floor(budget / window) buffers of window + window / 8 bytes (18 MiB with the S3
-// backend's 4 MiB and 16 MiB), allocated on first need and reused; a window clipped by a neighbour
+// Memory: at most floor(budget / window) buffers of window + window / 8 bytes (36 MiB with the S3
+// backend's 4 MiB and 32 MiB), allocated on first need and reused; a window clipped by a neighbour
 // still holds a whole buffer. When a buffer is needed and none is free, an idle window (fetched,
 // nobody copying out of it) is dropped: first one whose bytes have all been served (its readers have
 // moved on), else the least recently used. A buffer is reused only once every read copying out of

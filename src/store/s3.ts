@@ -46,14 +46,14 @@ export interface S3Tuning {
   pageSize: number
   /** Read-ahead of data objects (ReadAhead): bytes fetched at once once a reader goes sequential, 0 for none. */
   readAheadBytes: number
-  /** What the read-ahead may hold at once, fetched and being fetched. */
+  /** What the read-ahead may hold at once, fetched and being fetched (budget / window windows, each an eighth over: src/store/readahead.ts). */
   readAheadBudget: number
 }
 
 export const DEFAULT_TUNING: S3Tuning = {
   connections: 16, attempts: 8, baseDelayMs: 100, maxDelayMs: 10_000, timeoutMs: 60_000,
   multipartAbove: 32 * 1024 * 1024, partSize: 16 * 1024 * 1024, listLagMs: 1000, pageSize: 1000,
-  readAheadBytes: 4 * 1024 * 1024, readAheadBudget: 16 * 1024 * 1024,
+  readAheadBytes: 4 * 1024 * 1024, readAheadBudget: 32 * 1024 * 1024,
 }
 
 /** The tuning, with the environment's overrides (CKPT_S3_CONNECTIONS, CKPT_S3_ATTEMPTS, CKPT_S3_TIMEOUT_MS, CKPT_S3_LIST_LAG_MS, CKPT_S3_READ_AHEAD). */
