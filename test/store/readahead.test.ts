@@ -189,4 +189,28 @@ describe('read-ahead of ranged reads', () => {
     // The first window's tail served the read both times; only the failed window was fetched again.
     expect(s.calls.map((c) => c.offset / MiB)).toEqual([0, 0, 4.5, 4.5])
   })
+
+  test('a window a read is copying from is not reused while another part of that read is fetched', async () => {
+    const objects = {p: randomBytes(4 * MiB), q: randomBytes(4 * MiB)}
+    const s = store(objects)
+    // The window of p from 1.125 MiB is held back until released.
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const fetch = async (name: string, offset: number, length: number, into?: Buffer) => {
+      if (name === 'p' && offset === 1.125 * MiB) await held
+      return s.fetch(name, offset, length, into)
+    }
+    const ra = new ReadAhead(1 * MiB, 2 * MiB, fetch)
+    await ra.read('p', 0, 1000)
+    await ra.read('p', 1000, 1000)
+    // Over the end of p's first window (0 to 1.125 MiB) into the next, which is slow.
+    const across = ra.read('p', MiB, 256 * 1024)
+    await new Promise((resolve) => setImmediate(resolve))
+    // Meanwhile q is read through; its windows may not take the buffer of p's first one.
+    for (let at = 0; at < 4 * MiB; at += 128 * 1024) {
+      expect((await ra.read('q', at, 128 * 1024)).equals(objects.q.subarray(at, at + 128 * 1024))).toBe(true)
+    }
+    release()
+    expect((await across).equals(objects.p.subarray(MiB, MiB + 256 * 1024))).toBe(true)
+  })
 })
