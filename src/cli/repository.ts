@@ -1,5 +1,5 @@
 // Finding the repository and the directories commands work on, with one-line errors.
-import {promises as fsp} from 'node:fs'
+import {appendFileSync, promises as fsp} from 'node:fs'
 
 import {BadPathError, errnoCode, NoRepositoryError} from '../core/errors.js'
 import {initRepositoryAt, openRepositoryAt} from '../repo/open.js'
@@ -7,15 +7,35 @@ import type {Repository} from '../repo/repository.js'
 import type {RepoLocation} from '../store/registry.js'
 
 export async function openRepository(location: RepoLocation): Promise<Repository> {
+  let repo: Repository
   try {
-    return await openRepositoryAt(location)
+    repo = await openRepositoryAt(location)
   } catch (err) {
     // An in-place restore killed while it held the repository in its temp tree: put it back.
     if (!(err instanceof NoRepositoryError) || location.path === undefined) throw err
     const {recoverInterruptedRestores} = await import('../restore/carry.js')
     if (!(await recoverInterruptedRestores(location.path))) throw err
-    return openRepositoryAt(location)
+    repo = await openRepositoryAt(location)
   }
+  appendFetchStatsAtExit(repo)
+  return repo
+}
+
+/**
+ * Benchmarks (bench/s3.sh): with CKPT_S3_STATS=FILE, what the repository's backend fetched (GETs,
+ * bytes, read-ahead) is appended to FILE as one JSON line when the command exits.
+ */
+function appendFetchStatsAtExit(repo: Repository): void {
+  const file = process.env.CKPT_S3_STATS
+  const backend = repo.backend
+  if (!file || !backend.fetchStats) return
+  process.once('exit', () => {
+    try {
+      appendFileSync(file, JSON.stringify({command: process.argv[2] ?? '', ...backend.fetchStats!()}) + '\n')
+    } catch {
+      // A benchmark aid never changes how the command ends.
+    }
+  })
 }
 
 /**

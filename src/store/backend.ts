@@ -110,6 +110,8 @@ export interface Backend {
   /** Temporary objects of writes not committed: in flight, or left by a writer that failed or died. */
   temporaries(): AsyncIterable<TempObject>
   removeTemporary(id: string): Promise<void>
+  /** What this backend fetched so far (requests, bytes), for benchmarks; absent where nothing is counted. */
+  fetchStats?(): Record<string, number>
 }
 
 /**

@@ -16,7 +16,6 @@
 //   (503 SlowDown, 429), 5xx, timeouts and dropped connections (also mid-body) are retried with
 //   full-jitter exponential backoff; when the attempts run out, StorageError (exit 17).
 import {createHash} from 'node:crypto'
-import {appendFileSync} from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 
@@ -189,17 +188,11 @@ export class S3Backend implements Backend {
       this.readAhead = new ReadAhead(tuning.readAheadBytes, tuning.readAheadBudget, (name, offset, length, into) => this.fetch('data', name, this.key('data', name), {offset, length}, into, true))
     }
     addContentMd5(client)
-    // A benchmark's view of what a command fetched: one JSON line appended to the named file at exit.
-    const statsFile = process.env.CKPT_S3_STATS
-    if (statsFile) {
-      process.once('exit', () => {
-        try {
-          appendFileSync(statsFile, JSON.stringify({command: process.argv.slice(2, 3).join(''), gets: this.gets, bytes: this.bytesGot, ...this.readAhead?.stats()}) + '\n')
-        } catch {
-          // A benchmark aid never changes how the command ends.
-        }
-      })
-    }
+  }
+
+  /** GETs made, bytes they brought, and what the read-ahead served (benchmarks: CKPT_S3_STATS, src/cli/repository.ts). */
+  fetchStats(): Record<string, number> {
+    return {gets: this.gets, bytes: this.bytesGot, ...this.readAhead?.stats()}
   }
 
   /** The key of an object; every name is checked first (a hostile listing may hold anything). */
