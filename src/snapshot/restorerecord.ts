@@ -32,7 +32,7 @@ import {RACY_WINDOW_NS} from '../core/racy.js'
 import {BlobType} from '../repo/pack.js'
 import type {Repository} from '../repo/repository.js'
 import {cacheRoot} from '../store/cache.js'
-import {childPath, decodeTree, encodeTree, type TreeNode} from './tree.js'
+import {childPath, decodeTree, encodeTree, nodeTypeOf, type TreeNode} from './tree.js'
 
 const MAGIC = 'ckpt-restore-record 1\n'
 const ENTRY = 32 + 8 + 4
@@ -158,7 +158,7 @@ async function recordDir(repo: Repository, abs: Buffer, rel: Buffer, treeId: Buf
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') continue
       throw err
     }
-    if (typeOf(st) !== n.type) continue
+    if (nodeTypeOf(st) !== n.type) continue
     const node: TreeNode = {...n, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino}
     delete node.nlink
     delete node.dev
@@ -178,16 +178,6 @@ async function recordDir(repo: Repository, abs: Buffer, rel: Buffer, treeId: Buf
   const id = blake3(bytes)
   await out.add(id, bytes)
   return id
-}
-
-function typeOf(st: BigIntStats): TreeNode['type'] | undefined {
-  if (st.isFile()) return 'file'
-  if (st.isDirectory()) return 'dir'
-  if (st.isSymbolicLink()) return 'symlink'
-  if (st.isFIFO()) return 'fifo'
-  if (st.isCharacterDevice()) return 'chardev'
-  if (st.isBlockDevice()) return 'blockdev'
-  return undefined
 }
 
 /** Appends trees (each once) and, at the end, their table and the footer. */

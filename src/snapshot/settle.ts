@@ -19,7 +19,7 @@ import {LongPaths} from '../core/longpath.js'
 import {changedBefore} from '../core/racy.js'
 import {compileExcludes, type PathSelection} from './exclude.js'
 import {MAX_LISTED_MOVES, type Move, type MoveKind} from './manifest.js'
-import {childPath, displayName, FS_FLAG_NODUMP, type NodeType, type TreeNode} from './tree.js'
+import {childPath, displayName, FS_FLAG_NODUMP, nodeTypeOf, type TreeNode} from './tree.js'
 import type {TreeCache} from './treecache.js'
 
 /** The kernel's file clock is coarse; whole-second filesystems need two seconds. */
@@ -92,7 +92,7 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
       }
       if (st.isDirectory() && opts.skipDirs.some((d) => d.dev === st.dev && d.ino === st.ino)) continue
       if (selected === 'ancestor' && !st.isDirectory()) continue
-      const type = typeOf(st)
+      const type = nodeTypeOf(st)
       if (!node) {
         // Sockets are never stored, nor entries the walk left out for their nodump flag; anything else is new.
         if (type !== undefined && !nodump(childPath(abs, name), st)) moved(childRel, 'appeared')
@@ -128,13 +128,3 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
   return report
 }
 
-/** The tree type an entry is stored as; undefined for a socket (never stored). */
-function typeOf(st: BigIntStats): NodeType | undefined {
-  if (st.isFile()) return 'file'
-  if (st.isDirectory()) return 'dir'
-  if (st.isSymbolicLink()) return 'symlink'
-  if (st.isFIFO()) return 'fifo'
-  if (st.isCharacterDevice()) return 'chardev'
-  if (st.isBlockDevice()) return 'blockdev'
-  return undefined
-}

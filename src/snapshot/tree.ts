@@ -11,6 +11,8 @@
 //
 // decodeTree is the first line of defence of restore against a hostile repository: it refuses
 // names that could escape the target ("", ".", "..", "/" or NUL inside) and duplicate names.
+import type {BigIntStats} from 'node:fs'
+
 import {IntegrityError} from '../core/errors.js'
 import {digestFromHex} from '../core/hash.js'
 import {isHexId, toHex} from '../core/ids.js'
@@ -104,6 +106,17 @@ export function dataLength(node: Pick<TreeNode, 'size' | 'extents'>): number {
 function textOrHex(bytes: Buffer): {text?: string; hex?: string} {
   const text = bytes.toString('utf8')
   return Buffer.from(text, 'utf8').equals(bytes) ? {text} : {hex: bytes.toString('hex')}
+}
+
+/** The tree type an entry of this stat is stored as; undefined for a socket (never stored). */
+export function nodeTypeOf(st: Pick<BigIntStats, 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice'>): NodeType | undefined {
+  if (st.isFile()) return 'file'
+  if (st.isDirectory()) return 'dir'
+  if (st.isSymbolicLink()) return 'symlink'
+  if (st.isFIFO()) return 'fifo'
+  if (st.isCharacterDevice()) return 'chardev'
+  if (st.isBlockDevice()) return 'blockdev'
+  return undefined
 }
 
 export function compareNames(a: Buffer, b: Buffer): number {
