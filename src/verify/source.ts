@@ -21,7 +21,7 @@ import {dataExtents, type Extent, readFlags, readXattrs, splitDev} from '../core
 import {blake3} from '../core/hash.js'
 import {LongPaths} from '../core/longpath.js'
 import type {RootMeta} from '../snapshot/manifest.js'
-import {childPath, displayName, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, type NodeType, type TreeNode, type Xattr} from '../snapshot/tree.js'
+import {childPath, displayName, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, nodeTypeOf, type NodeType, type TreeNode, type Xattr} from '../snapshot/tree.js'
 
 export type DifferenceKind = 'missing' | 'extra' | 'type' | 'content' | 'mode' | 'mtime' | 'owner' | 'target' | 'device' | 'xattrs' | 'flags' | 'links' | 'unreadable'
 
@@ -79,13 +79,7 @@ export async function compareWithDirectory(dir: string, rootTree: Buffer, root: 
 }
 
 function typeOf(st: BigIntStats): EntryType | 'socket' {
-  if (st.isDirectory()) return 'dir'
-  if (st.isFile()) return 'file'
-  if (st.isSymbolicLink()) return 'symlink'
-  if (st.isFIFO()) return 'fifo'
-  if (st.isCharacterDevice()) return 'chardev'
-  if (st.isBlockDevice()) return 'blockdev'
-  return st.isSocket() ? 'socket' : 'other'
+  return nodeTypeOf(st) ?? (st.isSocket() ? 'socket' : 'other')
 }
 
 const isRoot = () => process.getuid?.() === 0
