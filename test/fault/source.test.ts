@@ -9,7 +9,8 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
-import {BIN, runCli, runStopped, type RunResult} from '../helpers/cli.js'
+import {BIN, runCli, type RunResult} from '../helpers/cli.js'
+import {runStopped} from '../helpers/crash.js'
 import {buildTree, type Captured, captureTree, diffTrees, seededBytes, tempDir} from '../helpers/tree.js'
 
 const MiB = 1024 * 1024

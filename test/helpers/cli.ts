@@ -1,6 +1,5 @@
 // Run the built CLI (bin/run.js) in a child process, as a user or a cron job would.
 import {spawn} from 'node:child_process'
-import {readFileSync} from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -92,39 +91,4 @@ export async function ckpt(args: readonly string[], opts: RunOptions & {expect?:
 export async function ckptJson<T = Record<string, unknown>>(args: readonly string[], opts: RunOptions & {expect?: number} = {}): Promise<T> {
   const r = await ckpt([...args, '--json'], opts)
   return JSON.parse(r.stdout) as T
-}
-
-/** Run the CLI with CKPT_FAULT=`stopAt`:stop; once it has stopped there, call `meanwhile`, then let it go on. */
-export function runStopped(args: readonly string[], stopAt: string, meanwhile: () => Promise<void>): Promise<Omit<RunResult, 'ms'> & {stopped: boolean}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, CKPT_REPO: undefined, CI: '1', CKPT_FAULT: `${stopAt}:stop`}, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    let stopped = false
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    const hang = setTimeout(() => child.kill('SIGKILL'), 120_000)
-    // The event: the process's state is T (stopped) in /proc.
-    const poll = setInterval(() => {
-      let state: string | undefined
-      try {
-        state = readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /, '')[0]
-      } catch {
-        return
-      }
-      if (state !== 'T') return
-      clearInterval(poll)
-      stopped = true
-      meanwhile().then(() => child.kill('SIGCONT'), (err: unknown) => {
-        child.kill('SIGKILL')
-        reject(err)
-      })
-    }, 2)
-    child.on('close', (code, signal) => {
-      clearTimeout(hang)
-      clearInterval(poll)
-      resolve({code, signal, stdout, stderr, stopped})
-    })
-  })
 }

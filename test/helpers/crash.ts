@@ -32,18 +32,22 @@ export interface RunOpts {
   /** SIGKILL the child `delayMs` after the `afterHits`th line of the fault log (CKPT_FAULT_LOG) appears. */
   killAfterHits?: {log: string; afterHits: number; delayMs: number}
   timeoutMs?: number
+  /** Stop the child at this fault point (CKPT_FAULT=point:stop); once it has stopped, run `meanwhile`, then let it go on. */
+  stopAt?: {point: string; meanwhile: () => Promise<void>}
 }
 
 /** Run bin/run.js; a child still running after timeoutMs (default 120 s) is killed and reported as a hang. */
-export function runCkpt(args: readonly string[], opts: RunOpts = {}): Promise<Run & {hung: boolean}> {
+export function runCkpt(args: readonly string[], opts: RunOpts = {}): Promise<Run & {hung: boolean; stopped: boolean}> {
   return new Promise((resolve, reject) => {
+    const stop = opts.stopAt
     const child = spawn(process.execPath, [BIN, ...args], {
-      env: {...process.env, CKPT_REPO: undefined, CKPT_FAULT: undefined, CKPT_FAULT_LOG: undefined, CI: '1', ...opts.env},
+      env: {...process.env, CKPT_REPO: undefined, CKPT_FAULT: stop ? `${stop.point}:stop` : undefined, CKPT_FAULT_LOG: undefined, CI: '1', ...opts.env},
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
     let stderr = ''
     let hung = false
+    let stopped = false
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
     child.on('error', reject)
@@ -69,12 +73,35 @@ export function runCkpt(args: readonly string[], opts: RunOpts = {}): Promise<Ru
         }
       }, 1)
     }
+    if (stop) {
+      // The event: the process's state is T (stopped) in /proc.
+      poll = setInterval(() => {
+        let state: string | undefined
+        try {
+          state = readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /, '')[0]
+        } catch {
+          return
+        }
+        if (state !== 'T') return
+        clearInterval(poll)
+        stopped = true
+        stop.meanwhile().then(() => child.kill('SIGCONT'), (err: unknown) => {
+          child.kill('SIGKILL')
+          reject(err)
+        })
+      }, 2)
+    }
     child.on('close', (code, signal) => {
       clearTimeout(timeout)
       if (poll) clearInterval(poll)
-      resolve({code, signal, stdout, stderr, hung})
+      resolve({code, signal, stdout, stderr, hung, stopped})
     })
   })
+}
+
+/** Run the CLI stopped at fault point `point`; once it has stopped there, call `meanwhile`, then let it go on. */
+export function runStopped(args: readonly string[], point: string, meanwhile: () => Promise<void>): Promise<Run & {hung: boolean; stopped: boolean}> {
+  return runCkpt(args, {stopAt: {point, meanwhile}})
 }
 
 export interface Workspace {

@@ -17,7 +17,8 @@ import {restoreSnapshot} from '../../src/restore/restorer.js'
 import {loadCatalog, type SnapshotRecord} from '../../src/snapshot/catalog.js'
 import {createSnapshot} from '../../src/snapshot/create.js'
 import {decodeTree} from '../../src/snapshot/tree.js'
-import {runCli, runStopped} from '../helpers/cli.js'
+import {runCli} from '../helpers/cli.js'
+import {runStopped} from '../helpers/crash.js'
 import {buildTree, captureTree, diffTrees, pastRacyWindow, seededBytes, tempDir} from '../helpers/tree.js'
 
 const MiB = 1024 * 1024
