@@ -127,7 +127,7 @@ export interface KnownTree {
   tree: Buffer
   /** When it began (its manifest's startTimeNs). */
   startNs: bigint
-  readTree(id: Buffer): Promise<TreeNode[]>
+  readTree(id: Buffer): Promise<readonly TreeNode[]>
   /** A chunk's plain length, from the repository's index (undefined: not there). */
   chunkLength(id: Buffer): number | undefined
 }

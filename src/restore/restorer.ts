@@ -29,7 +29,8 @@ import type {Manifest} from '../snapshot/manifest.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import {compileExcludes} from '../snapshot/exclude.js'
-import {dropRestoreRecord, readRestoreRecord, writeRestoreRecord} from '../snapshot/restorerecord.js'
+import {statBaseOf} from '../snapshot/create.js'
+import {dropRestoreRecord, writeRestoreRecord} from '../snapshot/restorerecord.js'
 import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
@@ -175,14 +176,10 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     let carriedRels: Buffer[] = []
     // Bytes already here: the tree being replaced, and the seeds (local.ts).
     const recordOpts = {host: opts.host ?? os.hostname()}
-    // The last restore's record of the destination, when no snapshot of it is newer.
-    const record = inPlace ? await readRestoreRecord(repo, await fsp.realpath(dest), recordOpts) : undefined
-    const fromRecord = record && (!current || record.startNs > BigInt(current.startTimeNs)) ? record : undefined
-    if (!fromRecord) await record?.close()
-    const chunkLength = (id: Buffer) => repo.lookup(id)?.rawLength
-    const known = !inPlace ? undefined
-      : fromRecord ? {tree: fromRecord.tree, startNs: fromRecord.startNs, readTree: async (id: Buffer) => decodeTree(await fromRecord.readTree(id), toHex(id)), chunkLength}
-      : current ? {tree: Buffer.from(current.tree, 'hex'), startNs: BigInt(current.startTimeNs), readTree, chunkLength} : undefined
+    // What a snapshot's stat cache would start from: that snapshot, or the last restore's record
+    // of the destination when it is newer.
+    const base = inPlace ? await statBaseOf(repo, current && {manifest: current}, await fsp.realpath(dest), recordOpts.host) : undefined
+    const known = base && {tree: base.tree, startNs: base.startNs, readTree: (id: Buffer) => base.trees.read(id), chunkLength: (id: Buffer) => repo.lookup(id)?.rawLength}
     const local = inPlace || opts.seeds?.length ? new LocalChunks({chunker: repo.config.chunker, old: inPlace ? {root: Buffer.from(dest), dev: destId!.dev} : undefined, seeds: opts.seeds, verifyExisting: opts.verifyExisting, known}) : undefined
     try {
       await local?.indexSeeds()
@@ -206,13 +203,13 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       await opts.beforeSwap?.(temp)
     } catch (err) {
       await local?.close()
-      await fromRecord?.close()
+      await base?.record?.close()
       await discardTemp(dest, temp)
       // A full disk here is the target's, not the repository's (the CLI's default wording).
       throw classifyOsError(err, `the restored tree beside ${dest}`)
     }
     await local?.close()
-    await fromRecord?.close()
+    await base?.record?.close()
     const w = written!
     const result: RestoreResult = {
       destination: dest, files: w.files, hardLinks: w.links, dirs: w.dirs, symlinks: w.symlinks, fifos: w.fifos, devices: w.devices, skippedSpecials: w.skippedSpecials,

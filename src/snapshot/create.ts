@@ -86,7 +86,7 @@ export async function createSnapshot(repo: Repository, opts: SnapshotOptions): P
     const [swept, , {snapshots}] = await allSettled([sweepTemporaries(repo.backend, Date.now()), repo.loadIndex(), loadCatalog(repo)] as const)
     // This build writes version-2 trees: an older ckpt must refuse the repository from now on.
     await repo.upgradeFormat()
-    const base = await statBaseOf(repo, snapshots, opts.source, host)
+    const base = await statBaseOf(repo, latestOf(snapshots, opts.source, host), opts.source, host, (id) => snapshots.some((s) => s.id === id))
     // --force exists to store the source anew: what it reuses from the repository is checked.
     const writer = new BlobWriter(repo, {verifyReused: opts.force ?? false})
     const archive = archiveOptions(repo, opts, base)
@@ -160,14 +160,15 @@ export interface StatBase {
 }
 
 /**
- * The latest snapshot of `source` on `host`, or the record of a restore into it made since
- * (restorerecord.ts): what it restored, with the stats the restore left.
+ * What the stat cache of `source` starts from: `parent` (its newest snapshot on `host`), or the
+ * record of a restore into it made since (restorerecord.ts): what it restored, with the stats
+ * the restore left. `inCatalog` says whether a snapshot still exists (the record's is then the
+ * new snapshot's parent).
  */
-export async function statBaseOf(repo: Repository, snapshots: readonly SnapshotRecord[], source: string, host: string): Promise<StatBase | undefined> {
-  const parent = latestOf(snapshots, source, host)
+export async function statBaseOf(repo: Repository, parent: {id?: string; manifest: Pick<Manifest, 'tree' | 'startTimeNs' | 'metadataSkipped'>} | undefined, source: string, host: string, inCatalog: (id: string) => boolean = () => false): Promise<StatBase | undefined> {
   const record = await readRestoreRecord(repo, source, {host})
   if (record && (!parent || record.startNs > BigInt(parent.manifest.startTimeNs))) {
-    const parentId = snapshots.some((s) => s.id === record.snapshot) ? record.snapshot : parent?.id
+    const parentId = inCatalog(record.snapshot) ? record.snapshot : parent?.id
     return {parentId, tree: record.tree, startNs: record.startNs, metadataSkipped: false, trees: new TreeCache({readBlob: (id) => record.readTree(Buffer.from(id))}), record}
   }
   await record?.close()

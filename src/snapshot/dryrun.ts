@@ -9,7 +9,7 @@ import {toHex} from '../core/ids.js'
 import type {Repository} from '../repo/repository.js'
 import {Archiver, type BlobSink} from './archiver.js'
 import {loadCatalog} from './catalog.js'
-import {archiveOptions, type SnapshotOptions, statBaseOf} from './create.js'
+import {archiveOptions, latestOf, type SnapshotOptions, statBaseOf} from './create.js'
 import type {SnapshotWarning} from './manifest.js'
 
 export interface DryRunResult {
@@ -56,7 +56,8 @@ class CountingSink implements BlobSink {
 export async function dryRunSnapshot(repo: Repository, opts: SnapshotOptions): Promise<DryRunResult> {
   await repo.loadIndex()
   const {snapshots} = await loadCatalog(repo)
-  const base = await statBaseOf(repo, snapshots, opts.source, opts.host ?? os.hostname())
+  const host = opts.host ?? os.hostname()
+  const base = await statBaseOf(repo, latestOf(snapshots, opts.source, host), opts.source, host, (id) => snapshots.some((s) => s.id === id))
   const sink = new CountingSink(repo)
   const a = await new Archiver(repo, sink, archiveOptions(repo, opts, base)).run().finally(() => base?.record?.close())
   return {
