@@ -35,7 +35,7 @@ import {DirRef, LongPaths} from '../core/longpath.js'
 import type {Repository} from '../repo/repository.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, FS_FLAG_APPEND, FS_FLAG_IMMUTABLE, type TreeNode} from '../snapshot/tree.js'
-import type {ChunkSource, LocalBase, LocalFile} from './local.js'
+import {type ChunkSource, type LocalBase, type LocalFile, unchanged} from './local.js'
 import {carryExisting} from './reuse.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
 import {type RestoreWarning, RestoreWarnings} from './warnings.js'
@@ -251,7 +251,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
     }
     const now = lstatSync(base.path, {bigint: true, throwIfNoEntry: false})
     const st = base.st
-    if (!now || now.ino !== st.ino || now.dev !== st.dev || now.size !== st.size || now.mtimeNs !== st.mtimeNs || now.ctimeNs !== st.ctimeNs) {
+    if (!now || !unchanged(now, st)) {
       await fsp.rm(p, {force: true})
       return false
     }

@@ -132,6 +132,11 @@ export interface KnownTree {
   chunkLength(id: Buffer): number | undefined
 }
 
+/** The same inode, untouched between the two stats (any write, truncate or metadata change moves ctime). */
+export function unchanged(now: BigIntStats, then: BigIntStats): boolean {
+  return now.ino === then.ino && now.dev === then.dev && now.size === then.size && now.mtimeNs === then.mtimeNs && now.ctimeNs === then.ctimeNs
+}
+
 const keyOf = (id: Uint8Array): number => (id[0]! * 2 ** 40) + (id[1]! * 2 ** 32) + ((id[2]! << 24) >>> 0) + (id[3]! << 16) + (id[4]! << 8) + id[5]!
 
 export class LocalChunks implements ChunkSource {
@@ -405,7 +410,7 @@ export class LocalChunks implements ChunkSource {
       }
       await take()
       const after = await fh.stat({bigint: true})
-      if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs) return undefined
+      if (!unchanged(after, before)) return undefined
       return {ids, lengths, size: offset, st: after, hashedAtNs}
     } finally {
       await reading?.catch(() => undefined)

@@ -17,7 +17,7 @@ import {errnoCode} from '../core/errors.js'
 import {faultPoint} from '../core/faultpoint.js'
 import {readFlags, readXattrs} from '../core/fsextra.js'
 import {FS_FLAGS_RECORDED, type TreeNode} from '../snapshot/tree.js'
-import type {LocalFile} from './local.js'
+import {type LocalFile, unchanged} from './local.js'
 
 export type Carried = 'linked' | 'copied' | 'changed'
 
@@ -35,7 +35,7 @@ export async function carryExisting(from: LocalFile, dest: Buffer, node: TreeNod
   const sameAttrs = () => (from.attrs && !node.legacy ? sameXattrsAndFlagsAs(from.attrs, node) : sameXattrsAndFlags(from.path, node))
   if (link && from.sameInode && sameMeta && (untouched || sameAttrs())) {
     const now = lstatOrUndefined(from.path)
-    if (!now || !same(now, st) || now.ctimeNs !== st.ctimeNs) return 'changed'
+    if (!now || !unchanged(now, st)) return 'changed'
     try {
       linkSync(from.path, dest)
     } catch (err) {
@@ -56,7 +56,7 @@ async function copy(from: LocalFile, dest: Buffer): Promise<Carried> {
   await fsp.copyFile(from.path, dest, fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE)
   faultPoint('restore.reused')
   const now = lstatOrUndefined(from.path)
-  if (now && now.isFile() && same(now, from.st) && now.ctimeNs === from.st.ctimeNs) return 'copied'
+  if (now && now.isFile() && unchanged(now, from.st)) return 'copied'
   unlinkSync(dest)
   return 'changed'
 }
