@@ -28,6 +28,7 @@ import {readFileSync} from 'node:fs'
 import os from 'node:os'
 
 import {errnoCode, LockedError, ObjectMissingError, ReadOnlyRepositoryError} from '../core/errors.js'
+import {faultPoint} from '../core/faultpoint.js'
 import type {Backend} from './backend.js'
 
 export const REFRESH_EVERY_MS = 5 * 60 * 1000
@@ -237,6 +238,8 @@ export class RepositoryLock {
         return lock
       }
       await backend.delete('locks', name).catch(() => undefined)
+      // A test waits here for "this acquirer met a conflict" (it cannot list a lock that lives milliseconds).
+      faultPoint('lock.conflict')
       if (now() >= deadline) {
         throw new LockedError(`repository ${backend.location} is locked: ${describeHolder(conflict)}; ${unlockHint(backend.location)}`, {holder: conflict})
       }

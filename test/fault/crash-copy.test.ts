@@ -3,7 +3,7 @@
 // (a manifest is never there before its blobs), and the next copy finishes the work and restores
 // byte for byte. And a prune of the destination while a copy relies on blobs no manifest names yet
 // waits for the copy's lock, then keeps them.
-import {promises as fsp, readdirSync, readFileSync} from 'node:fs'
+import {existsSync, promises as fsp, readFileSync} from 'node:fs'
 import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -84,29 +84,29 @@ describe('ckpt copy killed at each of its fault points', () => {
 })
 
 describe('a prune of the destination during a copy', () => {
-  it('waits for the copy (its shared lock), then keeps the unreferenced blobs the copy reused', async () => {
+  it('waits for the copy (its shared lock), then keeps the unreferenced blobs the copy reused', {timeout: 180_000}, async () => {
     const to = path.join(work, 'to-prune')
     await fsp.cp(empty, to, {recursive: true})
     // A killed copy leaves every blob of the first snapshot in the destination, named by no manifest.
     const killed = await runCli(['copy', ids[0]!, '--from', from, '--to', to, '-q'], {env: {CKPT_FAULT: 'copy.before-manifest'}})
     expect(killed.signal).toBe('SIGKILL')
     // The next copy finds them all there and sends nothing; it is stopped before its manifest while a prune runs.
-    const locks = path.join(to, 'locks')
+    const faults = path.join(work, 'prune-faults.log')
     let pruned: Promise<{code: number | null; stderr: string}> | undefined
-    let sawExclusive = false
+    let sawConflict = false
     const copy = await runStopped(['copy', ids[0]!, '--from', from, '--to', to, '--json'], 'copy.before-manifest', async () => {
-      pruned = runCli(['prune', '--keep-last', '10', '--repo', to, '--retry-lock', '2m'])
+      pruned = runCli(['prune', '--keep-last', '10', '--repo', to, '--retry-lock', '2m'], {env: {CKPT_FAULT_LOG: faults}})
       let prunedDone = false
       void pruned.then(() => (prunedDone = true))
-      // Once prune has planned and asks for the exclusive lock, the copy may go on; a prune that
-      // ended without asking (it failed) lets it go on too, and the test fails below.
-      await waitFor('prune to ask for the exclusive lock', () => {
-        sawExclusive = readdirSync(locks).some((n) => n.startsWith('x'))
-        return sawExclusive || prunedDone
+      // Once prune has planned and met the copy's shared lock, the copy may go on; a prune that
+      // ended without meeting it (it failed) lets it go on too, and the test fails below.
+      await waitFor('prune to meet the copy\'s lock', () => {
+        sawConflict = existsSync(faults) && readFileSync(faults, 'utf8').includes('lock.conflict@')
+        return sawConflict || prunedDone
       }, 120_000)
     })
     expect(copy.stopped).toBe(true)
-    expect(sawExclusive).toBe(true)
+    expect(sawConflict).toBe(true)
     expect(copy.code).toBe(0)
     const doc = JSON.parse(copy.stdout) as {copied: {id: string}[]; blobs: number}
     expect(doc.copied.map((c) => c.id)).toEqual([ids[0]])
