@@ -39,3 +39,10 @@ export function isMountPoint(dir: string): boolean {
   if (lstatSync(real).dev !== lstatSync(path.dirname(real)).dev) return true
   return mounts().some((m) => m.mountPoint === real)
 }
+
+/** Mount points strictly below the directory `dir`, relative to it. */
+export function mountsBelow(dir: string): string[] {
+  const real = realpathSync(dir)
+  const prefix = real === '/' ? '/' : real + '/'
+  return mounts().filter((m) => m.mountPoint.startsWith(prefix)).map((m) => m.mountPoint.slice(prefix.length))
+}

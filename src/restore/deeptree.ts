@@ -41,7 +41,7 @@ function openFrame(self: Buffer): Frame {
  * each non-directory (path, and the frame of its directory), `dirDone` for each directory once
  * its entries are visited (top last).
  */
-function walkPostOrder(top: Buffer, entry: (p: Buffer, e: Dirent<Buffer>, dir: Frame) => void, dirDone: (dir: Frame, parent: Frame | undefined) => void): void {
+function walkPostOrder(top: Buffer, entry: (p: Buffer, e: Dirent<Buffer>, dir: Frame) => void, dirDone: (dir: Frame, parent: Frame | undefined) => void, enter?: (p: Buffer) => void): void {
   const stack = [openFrame(top)]
   try {
     while (stack.length > 0) {
@@ -49,7 +49,10 @@ function walkPostOrder(top: Buffer, entry: (p: Buffer, e: Dirent<Buffer>, dir: F
       const next = f.entries.pop()
       if (next) {
         const p = childPath(f.base, next.name)
-        if (next.isDirectory()) stack.push(openFrame(p))
+        if (next.isDirectory()) {
+          enter?.(p)
+          stack.push(openFrame(p))
+        }
         else entry(p, next, f)
         continue
       }
@@ -66,21 +69,26 @@ function walkPostOrder(top: Buffer, entry: (p: Buffer, e: Dirent<Buffer>, dir: F
 /** Remove `top` and everything below it, however deep; nothing there is fine. */
 export function removeTree(top: Buffer | string): void {
   const root = Buffer.from(top)
-  let isDir: boolean
+  let st
   try {
-    isDir = lstatSync(root).isDirectory()
+    st = lstatSync(root)
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return
     throw err
   }
-  if (!isDir) {
+  if (!st.isDirectory()) {
     removeEntry(root, false, () => undefined)
     return
   }
+  // Never into another filesystem: a volume mounted in the tree (since it was checked) is left whole.
+  const dev = st.dev
   walkPostOrder(
     root,
     (p, e, dir) => removeEntry(p, e.isFile(), () => unlock(dir.self, true)),
     (dir, parent) => removeEntry(dir.self, true, () => parent && unlock(parent.self, true), true),
+    (p) => {
+      if (lstatSync(p).dev !== dev) throw Object.assign(new Error(`EXDEV: ${p.toString()} is a mount point (another filesystem): not removed`), {code: 'EXDEV'})
+    },
   )
 }
 

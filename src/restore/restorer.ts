@@ -20,7 +20,7 @@ import path from 'node:path'
 
 import {BadPathError, classifyOsError, errnoCode, IntegrityError, NoSpaceError, UsageError} from '../core/errors.js'
 import {exchangePaths, syncFilesystem} from '../core/fsmeta.js'
-import {isMountPoint} from '../core/mounts.js'
+import {isMountPoint, mountsBelow} from '../core/mounts.js'
 import {faultPoint} from '../core/faultpoint.js'
 import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../core/durable.js'
@@ -176,7 +176,15 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     await fsp.mkdir(parent, {recursive: true})
     await removeAbandonedTemps(parent, path.basename(dest))
     // What must be kept is looked for again just before the swap; refusing now saves the work.
-    if (state === 'non-empty') await planCarry(dest, keep, excludes)
+    if (state === 'non-empty') {
+      await planCarry(dest, keep, excludes)
+      // A volume mounted inside (and not kept, which planCarry refuses by name) would leave with
+      // the old tree, and removing that tree would empty it.
+      const inside = mountsBelow(dest)
+      if (inside.length > 0) {
+        throw new BadPathError(`cannot replace ${dest}: ${inside[0]} inside it is a mount point, which the swap would carry off with the old tree (and removing that tree would empty it); unmount it, or restore with --target into an empty directory. Nothing was changed`)
+      }
+    }
     // Holes and further names of a hard-linked file take no room: the data bytes are what it needs.
     if (!includes) await checkSpace(home, dest, dataBytes(snap.manifest.summary))
     const current = (state === 'non-empty' ? await opts.beforeReplace?.(dest) : undefined) ?? opts.current

@@ -10,6 +10,7 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {isMountPoint} from '../../src/core/mounts.js'
+import {removeTree} from '../../src/restore/deeptree.js'
 import {ckpt, ckptJson, runCli} from '../helpers/cli.js'
 import {mountTmpfs, unmount} from '../helpers/tmpfs.js'
 import {buildTree, captureTree, diffTrees, tempDir} from '../helpers/tree.js'
@@ -120,5 +121,40 @@ describe('in-place restore of a mount point', () => {
     const r = await runCli(['restore', id, '--target', at, '--overwrite', ...repo])
     expect(r.code).toBe(5)
     expect(await fsp.readFile(path.join(from, 'x'), 'utf8')).toBe('x')
+  })
+})
+
+describe('in-place restore of a directory with a volume mounted inside', () => {
+  it('is refused (exit 5) before the safety snapshot: the volume keeps its files and stays mounted where it was', async (ctx) => {
+    const state = path.join(work, 'nested')
+    await fsp.mkdir(path.join(state, 'wal'), {recursive: true})
+    await fsp.writeFile(path.join(state, 'a'), 'v1')
+    mountHere(path.join(state, 'wal'), ctx)
+    await fsp.writeFile(path.join(state, 'wal', 'segment'), 'on the volume')
+    const r2 = ['-r', path.join(work, 'repo-nested')]
+    await ckpt(['init', ...r2])
+    await ckpt(['snapshot', state, ...r2])
+    await fsp.writeFile(path.join(state, 'a'), 'v2')
+    const r = await runCli(['restore', 'latest', ...r2])
+    expect(r.code, r.stderr).toBe(5)
+    expect(r.stderr).toMatch(/^ckpt: cannot replace .*nested: wal inside it is a mount point, .*Nothing was changed$/m)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(await fsp.readFile(path.join(state, 'a'), 'utf8')).toBe('v2')
+    expect(await fsp.readFile(path.join(state, 'wal', 'segment'), 'utf8')).toBe('on the volume')
+    expect(isMountPoint(path.join(state, 'wal'))).toBe(true)
+    expect(await ckptJson<unknown[]>(['snapshots', ...r2])).toHaveLength(1)
+    expect((await fsp.readdir(work)).filter((n) => n.includes('ckpt-restore'))).toEqual([])
+  })
+})
+
+describe('removing a tree', () => {
+  it('never goes into a volume mounted in it (EXDEV): the volume keeps its files', async (ctx) => {
+    const top = path.join(work, 'old-tree')
+    await fsp.mkdir(path.join(top, 'a', 'vol'), {recursive: true})
+    await fsp.writeFile(path.join(top, 'a', 'f'), 'f')
+    mountHere(path.join(top, 'a', 'vol'), ctx)
+    await fsp.writeFile(path.join(top, 'a', 'vol', 'kept'), 'kept')
+    expect(() => removeTree(top)).toThrow(/EXDEV: .*old-tree\/a\/vol is a mount point/)
+    expect(await fsp.readFile(path.join(top, 'a', 'vol', 'kept'), 'utf8')).toBe('kept')
   })
 })
