@@ -33,10 +33,14 @@ export function under(root: string, file: string): string | undefined {
   return file.startsWith(prefix) ? file.slice(prefix.length) : undefined
 }
 
-/** Missing, gone, or not ours to look at (another user's process without root): nothing to report. */
+/**
+ * Missing, gone, or not ours to look at (another user's process without root): nothing to report.
+ * ENAMETOOLONG: a link to a path longer than the kernel will spell (PATH_MAX), which any process
+ * on the machine may hold; where it lies cannot be told, so it is passed over, not a failed scan.
+ */
 function quiet(err: unknown): boolean {
   const code = errnoCode(err)
-  return code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR'
+  return code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR' || code === 'ENAMETOOLONG'
 }
 
 function tryRead(file: string): string | undefined {

@@ -10,6 +10,7 @@ import {existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFile
 import path from 'node:path'
 
 import {CkptError, ExitCode, UsageError, errnoCode} from '../core/errors.js'
+import {mounts} from '../core/mounts.js'
 
 /** The program could not be paused (a process would not stop in time, a cgroup would not freeze). */
 export class PauseError extends CkptError {
@@ -160,13 +161,9 @@ function waitUntil(done: () => boolean, deadline: bigint, what: () => string): v
 export function cgroupMounts(): {v2: string[]; freezer: string[]} {
   const v2: string[] = []
   const freezer: string[] = []
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const sep = line.indexOf(' - ')
-    if (sep < 0) continue
-    const mountPoint = line.slice(0, sep).split(' ')[4]!.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
-    const [fstype, , options = ''] = line.slice(sep + 3).split(' ')
-    if (fstype === 'cgroup2') v2.push(mountPoint)
-    else if (fstype === 'cgroup' && options.split(',').includes('freezer')) freezer.push(mountPoint)
+  for (const m of mounts()) {
+    if (m.fstype === 'cgroup2') v2.push(m.mountPoint)
+    else if (m.fstype === 'cgroup' && m.options.includes('freezer')) freezer.push(m.mountPoint)
   }
   return {v2, freezer}
 }

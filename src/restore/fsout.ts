@@ -315,6 +315,12 @@ export class FsOutput implements RestoreOutput<FsDir> {
   }
 
   /** A path the kernel takes for `node` in `dir`. */
+  /** Give an existing directory (not written by this output) the metadata `meta`, as dirDone gives one it wrote. */
+  setDirMeta(p: Buffer, meta: Meta): void {
+    this.applyMeta(p, meta, '')
+    this.applyFlags(p, meta, '')
+  }
+
   private path(dir: FsDir, node: TreeNode): Buffer {
     return childPath(dir.via ?? dir.abs!, node.name)
   }
@@ -497,6 +503,17 @@ export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, 
     files: reader.files + reader.links, dirs: reader.dirs, symlinks: reader.symlinks, fifos, devices, skippedSpecials: skipped, links: reader.links, bytes: reader.bytes, warnings: output.warnings.list(),
     filesReused: reader.filesReused, bytesReused: reader.bytesReused + reader.bytesLocal, bytesFromRepository: reader.bytesFromRepository,
   }
+}
+
+/** Give directory `dir` the metadata `meta` (owner when root, xattrs, mode, times, then flags) as writeTree gives its root; returns what could not be set. */
+export function applyDirMeta(dir: Buffer, meta: Meta): RestoreWarning[] {
+  const output = new FsOutput()
+  try {
+    output.setDirMeta(dir, meta)
+  } finally {
+    output.close()
+  }
+  return output.warnings.list()
 }
 
 function writeAllSync(fd: number, data: Uint8Array): void {

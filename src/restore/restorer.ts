@@ -20,6 +20,7 @@ import path from 'node:path'
 
 import {BadPathError, classifyOsError, errnoCode, IntegrityError, NoSpaceError, UsageError} from '../core/errors.js'
 import {exchangePaths, syncFilesystem} from '../core/fsmeta.js'
+import {isMountPoint} from '../core/mounts.js'
 import {faultPoint} from '../core/faultpoint.js'
 import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../core/durable.js'
@@ -35,7 +36,7 @@ import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
 import {fsyncTree} from './deeptree.js'
-import {setRootFlags, type TreeCounts, writeTree} from './fsout.js'
+import {applyDirMeta, type Meta, setRootFlags, type TreeCounts, writeTree} from './fsout.js'
 import {LocalChunks} from './local.js'
 import {checkIncludes, planRestore, type RestoreCounts, splitInclude} from './select.js'
 import type {RestoreWarning} from './warnings.js'
@@ -140,7 +141,15 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     const st = await fsp.stat(seed).catch(() => undefined)
     if (!st?.isDirectory()) throw new BadPathError(`--seed ${seed} is not a directory`)
   }
+  // A mount point (a volume mounted at the state directory, a fresh disk as the target) cannot be
+  // renamed (EBUSY), and a tree written beside it would be on another filesystem.
+  const mounted = mountPoint(dest)
+  // A killed restore into this mount point left its temp tree inside it.
+  if (mounted) await removeAbandonedTemps(dest, path.basename(dest))
   const {state, st: destId} = await destinationState(dest, Boolean(opts.target) && !opts.overwrite)
+  if (mounted && state === 'non-empty') {
+    throw new BadPathError(`cannot replace ${dest}: it is a mount point, and a restore swaps the directory by renaming it, which a mount point refuses; restore into an empty directory (an empty mount point works) with --target, then switch over. Nothing was changed`)
+  }
   const declared = snap.manifest.summary.bytes
   if (!Number.isSafeInteger(declared) || declared < 0) throw new IntegrityError(`snapshot ${snap.id}: bad summary.bytes`, {snapshot: snap.id})
   const excludes = [...(snap.manifest.excludes ?? []), ...(opts.excludes ?? [])]
@@ -164,14 +173,16 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     if (includes) await checkIncludes(readTree, tree, includes)
     if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true, filesReused: 0, bytesReused: 0, bytesFromRepository: 0, filesHashed: 0, durationMs: Math.round(performance.now() - started)}
     const parent = path.dirname(dest)
+    // Where the new tree is written: beside the destination, or inside an (empty) mount point.
+    const home = mounted ? dest : parent
     await fsp.mkdir(parent, {recursive: true})
     await removeAbandonedTemps(parent, path.basename(dest))
     // What must be kept is looked for again just before the swap; refusing now saves the work.
     if (state === 'non-empty') await planCarry(dest, keep, excludes)
     // Holes and further names of a hard-linked file take no room: the data bytes are what it needs.
-    if (!includes) await checkSpace(parent, dest, dataBytes(snap.manifest.summary))
+    if (!includes) await checkSpace(home, dest, dataBytes(snap.manifest.summary))
     const current = (state === 'non-empty' ? await opts.beforeReplace?.(dest) : undefined) ?? opts.current
-    const temp = path.join(parent, tempName(path.basename(dest)))
+    const temp = path.join(home, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
     let written: TreeCounts | undefined
     let callerCwd: number[] = []
@@ -254,6 +265,9 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
         result.warnings.push({kind: 'old-tree', message: `the restored tree is in place, but the tree it replaced could not be removed (${code}: ${(err as Error).message}): it is left at ${temp}; remove it by hand`, count: 1, path: ''})
       }
       faultPoint('restore.after-remove-old')
+    } else if (mounted) {
+      result.warnings.push(...(await fillMountPoint(dest, temp, rootMeta)))
+      faultPoint('restore.renamed')
     } else {
       // Missing or empty: rename replaces an empty directory atomically, and fails on anything
       // else (a symlink put there meanwhile is not followed).
@@ -270,6 +284,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       faultPoint('restore.renamed')
     }
     await fsyncDir(parent)
+    // Last of all, however the tree came in (exchange, rename, moves into a mount point).
     setRootFlags(dest, rootFlags, result.warnings)
     if (callerCwd.length > 0) opts.onCallerCwd?.(callerCwd)
     // Not after a warning: something the snapshot holds is not on disk as it says. Paths kept
@@ -279,6 +294,34 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     result.durationMs = Math.round(performance.now() - started)
     return result
   })
+}
+
+function mountPoint(dir: string): boolean {
+  try {
+    return isMountPoint(dir)
+  } catch {
+    return false // missing, or not ours to look at: the destination checks say which
+  }
+}
+
+/**
+ * An empty mount point cannot be renamed onto: the tree written inside it moves up, entry by entry
+ * (renames within one filesystem), and the mount point takes the snapshot root's metadata. Only
+ * the moves are not atomic: killed among them, the target holds part of the tree and the temp tree.
+ */
+async function fillMountPoint(dest: string, temp: string, meta: Meta): Promise<RestoreWarning[]> {
+  const others = (await fsp.readdir(dest)).filter((n) => n !== path.basename(temp))
+  if (others.length > 0) {
+    await discardTemp(dest, temp)
+    throw new BadPathError(`target ${dest} changed during the restore (${others.length} entries appeared in it): it was left as it is`)
+  }
+  const from = Buffer.from(temp + '/')
+  const to = Buffer.from(dest + '/')
+  for (const name of await fsp.readdir(temp, {encoding: 'buffer'})) await fsp.rename(Buffer.concat([from, name]), Buffer.concat([to, name]))
+  await fsp.rmdir(temp)
+  const warnings = applyDirMeta(Buffer.from(dest), meta)
+  await fsyncDir(dest)
+  return warnings
 }
 
 /** Refuse a restore the target filesystem has no room for, before anything is written. */

@@ -1,11 +1,12 @@
 // An in-place restore beside a running program is refused, naming it (exit code 15), before
 // anything changes; --force replaces the directory anyway. Real processes hold the directory.
 import {type ChildProcess, spawn} from 'node:child_process'
-import {closeSync, openSync, readFileSync, promises as fsp} from 'node:fs'
+import {closeSync, openSync, readFileSync, readlinkSync, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
+import {removeTree} from '../../src/restore/deeptree.js'
 import {BIN, ckpt, ckptJson, runCli} from '../helpers/cli.js'
 import {buildTree, captureTree, diffTrees, tempDir} from '../helpers/tree.js'
 
@@ -23,8 +24,8 @@ afterEach(async () => {
     }
   }
 })
-afterAll(async () => {
-  await fsp.rm(work, {recursive: true, force: true})
+afterAll(() => {
+  removeTree(work) // a deep tree (below) is past what fs.rm reaches
 })
 
 function comm(pid: number): string {
@@ -93,6 +94,25 @@ describe('in-place restore beside a running program', () => {
     expect(r.code).toBe(15)
     expect(r.stderr).toContain(`pid ${child.pid} (sleep): its cwd`)
     expect(await fsp.readFile(path.join(src, 'data', 'a.txt'), 'utf8')).toBe('version 2')
+  })
+
+  it('is not stopped by a process elsewhere whose cwd and open file lie deeper than PATH_MAX (their links cannot be read)', async () => {
+    const {src, repo} = await setup('deep-elsewhere')
+    const deep = path.join(work, 'deep-root')
+    await fsp.mkdir(deep)
+    // 20 levels of 250-byte names: 5,000 bytes, past what the kernel spells in a /proc link.
+    const script = 'import os\nfor i in range(20):\n    d = "%0250d" % i\n    os.mkdir(d)\n    os.chdir(d)\nfd = os.open("deep.log", os.O_WRONLY | os.O_CREAT)\nos.dup2(fd, 1)\nos.execvp("sleep", ["sleep", "1000"])\n'
+    const child = spawn('python3', ['-c', script], {cwd: deep, stdio: 'ignore'})
+    children.push(child)
+    const t0 = performance.now()
+    while (comm(child.pid!) !== 'sleep') {
+      if (child.exitCode !== null || performance.now() - t0 > 30_000) throw new Error('the deep sleep did not start')
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    expect(() => readlinkSync(`/proc/${child.pid}/cwd`)).toThrow(/ENAMETOOLONG/)
+    const r = await runCli(['restore', 'latest', '--repo', repo])
+    expect(r.code, r.stderr).toBe(0)
+    expect(await fsp.readFile(path.join(src, 'data', 'a.txt'), 'utf8')).toBe('version 1')
   })
 
   it('--force replaces the directory anyway', async () => {

@@ -1,0 +1,124 @@
+// A state directory is often a mount point (a volume mounted at /var/lib/…, a fresh disk to restore
+// onto). rename(2) refuses to move a mount point (EBUSY), and a tree written beside it would be on
+// the parent's filesystem. A restore into an empty mount point fills it from a temp tree written
+// inside it; an in-place restore of a mount point is refused before anything is written or
+// snapshotted.
+import {spawnSync} from 'node:child_process'
+import {promises as fsp, mkdirSync} from 'node:fs'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {isMountPoint} from '../../src/core/mounts.js'
+import {ckpt, ckptJson, runCli} from '../helpers/cli.js'
+import {mountTmpfs, unmount} from '../helpers/tmpfs.js'
+import {buildTree, captureTree, diffTrees, tempDir} from '../helpers/tree.js'
+
+let work: string
+let src: string
+const repo: string[] = []
+let id: string
+const mounted: string[] = []
+
+function mountHere(dir: string, ctx: {skip: (note?: string) => void}): void {
+  mkdirSync(dir, {recursive: true})
+  const m = mountTmpfs(dir, 32 * 1024 * 1024)
+  if (!m.ok) ctx.skip(`cannot mount a tmpfs here: ${m.reason}`)
+  mounted.push(dir)
+}
+
+beforeAll(async () => {
+  work = await fsp.realpath(await tempDir('ckpt-mountpoint-'))
+  src = path.join(work, 'src')
+  await fsp.mkdir(src)
+  await buildTree(src, {
+    'a.txt': 'alpha\n',
+    'big.bin': {file: {random: 2 * 1024 * 1024, seed: 5}},
+    'sub': {dir: {'b.txt': 'beta\n', 'deep': {dir: {}}}},
+    [Buffer.from([0x6e, 0xff, 0x0a]).toString('latin1')]: 'odd name\n',
+    'link': {symlink: 'a.txt'},
+  })
+  await fsp.chmod(src, 0o750)
+  repo.push('-r', path.join(work, 'repo'))
+  await ckpt(['init', ...repo])
+  id = (await ckptJson<{id: string}>(['snapshot', src, ...repo])).id
+})
+
+afterAll(async () => {
+  for (const dir of mounted.reverse()) unmount(dir)
+  await fsp.rm(work, {recursive: true, force: true})
+})
+
+describe('restore into an empty mount point', () => {
+  it('fills it with the snapshot, byte for byte, the root\'s mode and mtime included; no temp tree is left in it or beside it', async (ctx) => {
+    const vol = path.join(work, 'vol')
+    mountHere(vol, ctx)
+    expect(isMountPoint(vol)).toBe(true)
+    const r = await runCli(['restore', id, '--target', vol, ...repo])
+    expect(r.code, r.stderr).toBe(0)
+    expect(diffTrees(await captureTree(src), await captureTree(vol))).toEqual([])
+    expect(isMountPoint(vol)).toBe(true)
+    expect((await fsp.readdir(vol)).filter((n) => n.includes('ckpt-restore'))).toEqual([])
+    expect((await fsp.readdir(work)).filter((n) => n.includes('ckpt-restore'))).toEqual([])
+  })
+
+  it('a restore killed after writing its temp tree leaves it inside the mount point; the next restore removes it and succeeds', async (ctx) => {
+    const vol = path.join(work, 'vol-killed')
+    mountHere(vol, ctx)
+    const killed = await runCli(['restore', id, '--target', vol, ...repo], {env: {CKPT_FAULT: 'restore.temp-synced'}})
+    expect(killed.signal).toBe('SIGKILL')
+    // The temp tree was written on the mount's own filesystem, not beside it.
+    expect((await fsp.readdir(vol)).filter((n) => n.includes('ckpt-restore'))).toHaveLength(1)
+    expect((await fsp.readdir(work)).filter((n) => n.includes('ckpt-restore'))).toEqual([])
+    const r = await runCli(['restore', id, '--target', vol, ...repo])
+    expect(r.code, r.stderr).toBe(0)
+    expect(diffTrees(await captureTree(src), await captureTree(vol))).toEqual([])
+  })
+
+  it('checks the room on the mount point\'s filesystem, not its parent\'s', async (ctx) => {
+    const small = path.join(work, 'vol-small')
+    mkdirSync(small)
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small])
+    if (m.status !== 0) ctx.skip('cannot mount a tmpfs here')
+    mounted.push(small)
+    const r = await runCli(['restore', id, '--target', small, ...repo])
+    expect(r.code).toBe(7)
+    expect(r.stderr).toMatch(/not enough space to restore to .*vol-small: .*its filesystem has 1\.0 MiB/)
+    expect(await fsp.readdir(small)).toEqual([])
+  })
+})
+
+describe('in-place restore of a mount point', () => {
+  it('is refused (exit 5) before the safety snapshot, with nothing changed in it or beside it', async (ctx) => {
+    const vol = path.join(work, 'vol-inplace')
+    mountHere(vol, ctx)
+    await ckpt(['restore', id, '--target', vol, ...repo])
+    const state = path.join(work, 'repo-inplace')
+    await ckpt(['init', '-r', state])
+    const own = (await ckptJson<{id: string}>(['snapshot', vol, '-r', state])).id
+    await fsp.writeFile(path.join(vol, 'a.txt'), 'changed since\n')
+    const before = await captureTree(vol)
+    const r = await runCli(['restore', own, '-r', state])
+    expect(r.code).toBe(5)
+    expect(r.stderr).toMatch(/^ckpt: cannot replace .*vol-inplace: it is a mount point, .*Nothing was changed$/m)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(diffTrees(before, await captureTree(vol))).toEqual([])
+    expect((await ckptJson<unknown[]>(['snapshots', '-r', state]))).toHaveLength(1)
+    expect((await fsp.readdir(work)).filter((n) => n.includes('ckpt-restore'))).toEqual([])
+  })
+
+  it('a bind mount of a directory of the same filesystem is a mount point too', async (ctx) => {
+    const from = path.join(work, 'bind-from')
+    const at = path.join(work, 'bind-at')
+    await fsp.mkdir(from)
+    await fsp.mkdir(at)
+    await fsp.writeFile(path.join(from, 'x'), 'x')
+    expect(isMountPoint(at)).toBe(false)
+    if (spawnSync('mount', ['--bind', from, at]).status !== 0) ctx.skip('cannot bind-mount here')
+    mounted.push(at)
+    expect(isMountPoint(at)).toBe(true)
+    const r = await runCli(['restore', id, '--target', at, '--overwrite', ...repo])
+    expect(r.code).toBe(5)
+    expect(await fsp.readFile(path.join(from, 'x'), 'utf8')).toBe('x')
+  })
+})
