@@ -4,7 +4,7 @@
 import {NotFoundError, UsageError} from '../core/errors.js'
 import {BlobType} from '../repo/pack.js'
 import type {Repository} from '../repo/repository.js'
-import type {Manifest} from '../snapshot/manifest.js'
+import {type Manifest, rootMetaNode} from '../snapshot/manifest.js'
 import {TreeCache} from '../snapshot/treecache.js'
 import {childPath, type TreeNode} from '../snapshot/tree.js'
 import {escapeName} from './names.js'
@@ -35,10 +35,7 @@ export class Trees {
 
 /** The root directory of a snapshot as a node (the manifest records its metadata). */
 export function rootNode(m: Manifest): TreeNode {
-  return {
-    name: Buffer.alloc(0), type: 'dir', mode: m.root.mode, uid: m.root.uid, gid: m.root.gid,
-    mtimeNs: BigInt(m.root.mtimeNs), ctimeNs: 0n, ino: 0n, size: 0, subtree: Buffer.from(m.tree, 'hex'),
-  }
+  return {name: Buffer.alloc(0), ...rootMetaNode(m.root), ctimeNs: 0n, ino: 0n, size: 0, subtree: Buffer.from(m.tree, 'hex')}
 }
 
 /** A path the user typed, as its parts ("", "." and "/" alone mean the root). ".." is refused. */

@@ -303,7 +303,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
     if (!complete || this.lateFlags.length === 0) return
     const long = new LongPaths()
     try {
-      for (const f of this.lateFlags.splice(0)) this.setFlags(long.short(f.abs), false, f.flags, f.rel)
+      for (const f of this.lateFlags.splice(0)) setFlags(long.short(f.abs), false, f.flags, f.rel, this.warnings)
     } finally {
       long.close()
     }
@@ -369,24 +369,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
       this.lateFlags.push({abs: childPath(fullPath(dir), (meta as TreeNode).name), rel, flags: meta.flags})
       return
     }
-    this.setFlags(p, isDir, meta.flags, rel)
-  }
-
-  private setFlags(p: Buffer, dir: boolean, flags: number, rel: string): void {
-    let done: string
-    try {
-      done = writeFlags(p, dir, flags)
-    } catch (err) {
-      const code = errnoCode(err)
-      if (code !== 'EPERM' && code !== 'EACCES' && code !== 'EOPNOTSUPP') throw err
-      done = code
-    }
-    if (done === 'ok') return
-    const why =
-      done === 'unavailable' ? 'the native addon is not built: inode flags (chattr) are not restored'
-      : done === 'unsupported' ? 'this filesystem has no inode flags (chattr): not restored'
-      : `inode flags (chattr) could not be set (${done}; immutable and append-only need root): not restored`
-    this.warnings.add(`flags:${done}`, rel, why)
+    setFlags(p, isDir, meta.flags, rel, this.warnings)
   }
 
   /** Create, write, own, mode and time one small file, with synchronous calls (without the addon). */
@@ -417,6 +400,36 @@ export class FsOutput implements RestoreOutput<FsDir> {
     const tracked: Promise<void> = flush.finally(() => this.flushes.delete(tracked))
     this.flushes.add(tracked)
   }
+}
+
+/** Set inode flags; what the target refuses is a warning per cause. */
+function setFlags(p: Buffer, dir: boolean, flags: number, rel: string, warnings: RestoreWarnings): void {
+  let done: string
+  try {
+    done = writeFlags(p, dir, flags)
+  } catch (err) {
+    const code = errnoCode(err)
+    if (code !== 'EPERM' && code !== 'EACCES' && code !== 'EOPNOTSUPP') throw err
+    done = code
+  }
+  if (done === 'ok') return
+  const why =
+    done === 'unavailable' ? 'the native addon is not built: inode flags (chattr) are not restored'
+    : done === 'unsupported' ? 'this filesystem has no inode flags (chattr): not restored'
+    : `inode flags (chattr) could not be set (${done}; immutable and append-only need root): not restored`
+  warnings.add(`flags:${done}`, rel, why)
+}
+
+/**
+ * Give the restored root directory its inode flags (the manifest's), once it is in place: last of
+ * all, as any directory's, and after the swap and what is carried into it, which an immutable or
+ * append-only directory would refuse. A refusal joins `warnings` (the tree's, counted as theirs).
+ */
+export function setRootFlags(root: string, flags: number | undefined, warnings: RestoreWarning[]): void {
+  if (!flags) return
+  const w = new RestoreWarnings(warnings)
+  setFlags(Buffer.from(root), true, flags, '', w)
+  warnings.splice(0, warnings.length, ...w.list())
 }
 
 /** The full path of `dir`, however deep. */

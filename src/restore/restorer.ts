@@ -26,7 +26,7 @@ import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../core/durable.js'
 import {withLock} from '../store/lock.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
-import type {Manifest} from '../snapshot/manifest.js'
+import {type Manifest, rootMetaNode} from '../snapshot/manifest.js'
 import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import {compileExcludes} from '../snapshot/exclude.js'
@@ -36,7 +36,7 @@ import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
 import {fsyncTree} from './deeptree.js'
-import {applyDirMeta, type Meta, type TreeCounts, writeTree} from './fsout.js'
+import {applyDirMeta, type Meta, setRootFlags, type TreeCounts, writeTree} from './fsout.js'
 import {LocalChunks} from './local.js'
 import {checkIncludes, planRestore, type RestoreCounts, splitInclude} from './select.js'
 import type {RestoreWarning} from './warnings.js'
@@ -167,6 +167,8 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     await repo.readSnapshotBytes(snap.id)
     await repo.loadIndex()
     const tree = Buffer.from(snap.manifest.tree, 'hex')
+    // The root's flags wait until it is in place (setRootFlags below); its xattrs come with the tree.
+    const {flags: rootFlags, ...rootMeta} = rootMetaNode(snap.manifest.root)
     const readTree = async (id: Buffer) => decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))
     if (includes) await checkIncludes(readTree, tree, includes)
     if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true, filesReused: 0, bytesReused: 0, bytesFromRepository: 0, filesHashed: 0, durationMs: Math.round(performance.now() - started)}
@@ -191,8 +193,6 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     const temp = path.join(home, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
     let written: TreeCounts | undefined
-    const root = snap.manifest.root
-    const rootMeta = {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)} as const
     let callerCwd: number[] = []
     let carriedRels: Buffer[] = []
     // Bytes already here: the tree being replaced, and the seeds (local.ts).
@@ -292,6 +292,8 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       faultPoint('restore.renamed')
     }
     await fsyncDir(parent)
+    // Last of all, however the tree came in (exchange, rename, moves into a mount point).
+    setRootFlags(dest, rootFlags, result.warnings)
     if (callerCwd.length > 0) opts.onCallerCwd?.(callerCwd)
     // Not after a warning: something the snapshot holds is not on disk as it says. Paths kept
     // from the old tree are left out of it (one could stand where a snapshot's file is, with its size and mtime).

@@ -22,7 +22,7 @@ import {toHex} from '../core/ids.js'
 import {BlobType} from '../repo/pack.js'
 import type {Repository} from '../repo/repository.js'
 import {withLock} from '../store/lock.js'
-import type {Manifest} from '../snapshot/manifest.js'
+import {type Manifest, rootMetaNode} from '../snapshot/manifest.js'
 import {encodePaxRecords, encodeSparseMap1, formatPaxTime} from '../snapshot/tarformat.js'
 import {childPath, dataLength, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
@@ -74,8 +74,9 @@ async function writeTar(repo: Repository, manifest: Manifest, out: Writable, opt
   const reader = new TreeReader(repo, output, opts.onProgress, typeof manifest.summary.bytes === 'number' ? manifest.summary.bytes : undefined)
   try {
     if (!includes) {
-      const r = manifest.root
-      const root: TreeNode = {name: Buffer.alloc(0), type: 'dir', mode: r.mode, uid: r.uid, gid: r.gid, mtimeNs: BigInt(r.mtimeNs), ctimeNs: BigInt(r.mtimeNs), ino: 0n, size: 0}
+      // Its xattrs go as pax records like any member's (tar has no inode flags for it or the rest).
+      const r = rootMetaNode(manifest.root)
+      const root: TreeNode = {name: Buffer.alloc(0), ...r, ctimeNs: r.mtimeNs, ino: 0n, size: 0}
       await output.member(root, Buffer.from('./'), {type: 'directory'})
     }
     await reader.read(tree, Buffer.alloc(0), includes)

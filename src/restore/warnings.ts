@@ -17,6 +17,11 @@ export interface RestoreWarning {
 export class RestoreWarnings {
   private readonly byKind = new Map<string, RestoreWarning>()
 
+  /** Go on from warnings already listed (their objects are counted on). */
+  constructor(from: readonly RestoreWarning[] = []) {
+    for (const w of from) this.byKind.set(w.kind, w)
+  }
+
   /** `rel` lacks what `kind` names; the first of a kind keeps its message and path. */
   add(kind: string, rel: string, message: string): void {
     const w = this.byKind.get(kind)

@@ -27,7 +27,7 @@ import {type Repository} from '../repo/repository.js'
 import type {BlobWriter} from '../repo/writer.js'
 import {compileExcludes, type ExcludeMatcher, type Marker, type PathSelection} from './exclude.js'
 import {type ReadBuffer, ReadPool} from '../core/readpool.js'
-import {MAX_LISTED_WARNINGS, type RootMeta, type SnapshotWarning, type WarningKind} from './manifest.js'
+import {MAX_LISTED_WARNINGS, type RootMeta, rootMetaOf, type SnapshotWarning, type WarningKind} from './manifest.js'
 import {childPath, dataLength, displayName, encodeTree, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, type TreeNode} from './tree.js'
 import {TreeCache} from './treecache.js'
 
@@ -235,6 +235,9 @@ export class Archiver {
     }
     if (!st.isDirectory()) throw new BadPathError(`source ${this.opts.source} is not a directory`)
     this.rootDev = st.dev
+    // Read as any directory's are, never from the parent (the root has no tree node to compare
+    // ctimes with); never left out for nodump either: the root is what was asked for.
+    const rootExtra = this.readMeta(source, '', 'dir')
     const parent = this.opts.parentTree ? await this.loadParent(this.opts.parentTree) : undefined
     let tree: Buffer | undefined
     try {
@@ -249,7 +252,7 @@ export class Archiver {
       this.paths.close()
     }
     if (!tree) throw new BadPathError(`cannot read source ${this.opts.source}`)
-    const root: RootMeta = {mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString()}
+    const root: RootMeta = rootMetaOf({mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs}, rootExtra)
     return {...this.result, tree, root, metadataSkipped: nativeAddon() === null}
   }
 

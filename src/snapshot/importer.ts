@@ -34,7 +34,7 @@ import {withLock} from '../store/lock.js'
 import {sweepTemporaries} from '../store/temp.js'
 import {loadCatalog} from './catalog.js'
 import {type ByteSource, ContentStore} from './chunkstream.js'
-import {encodeManifest, type Manifest, manifestHead, type RootMeta} from './manifest.js'
+import {encodeManifest, type Manifest, manifestHead, type RootMeta, rootMetaOf} from './manifest.js'
 import {archivePath, checkSparseMap, decodePaxRecords, MAX_ARCHIVE_PATH, parsePaxTime, parseSparseMap1, type SparseRegion} from './tarformat.js'
 import {displayName, encodeTree, type Extent, isOwnerId, MAX_EXTENTS, type TreeNode, type Xattr, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX} from './tree.js'
 
@@ -203,9 +203,8 @@ class TarImport {
     if (this.fed === 0) throw new BadArchiveError('the input is empty: not a tar archive')
     if (this.fed < this.lastEnd + 512) throw new BadArchiveError(`the archive ends after ${this.fed} bytes without its end-of-archive blocks: truncated`)
     const meta = this.root.meta
-    const root: RootMeta = meta
-      ? {mode: meta.mode, uid: meta.uid, gid: meta.gid, mtimeNs: meta.mtimeNs.toString()}
-      : {mode: 0o755, uid: this.uid, gid: this.gid, mtimeNs: this.nowNs.toString()}
+    // The "./" member's pax xattrs are the root's, as any directory member's are its own.
+    const root: RootMeta = meta ? rootMetaOf(meta, meta) : rootMetaOf({mode: 0o755, uid: this.uid, gid: this.gid, mtimeNs: this.nowNs}, {})
     return {compression, stats: this.stats, root}
   }
 

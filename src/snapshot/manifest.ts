@@ -2,7 +2,7 @@
 // bytes (that name is the snapshot id). Written last: its write is the snapshot's commit point.
 import {IntegrityError} from '../core/errors.js'
 import {isHexId} from '../core/ids.js'
-import {isOwnerId} from './tree.js'
+import {decodeFlags, decodeXattrs, type EncodedXattr, encodeXattrs, isOwnerId, type TreeNode} from './tree.js'
 
 export const MANIFEST_VERSION = 1
 /** At most this many warnings are listed in a manifest; the summary keeps the full count. */
@@ -98,6 +98,29 @@ export interface RootMeta {
   uid: number
   gid: number
   mtimeNs: string
+  /** Inode flags within FS_FLAGS_RECORDED, as a tree node has them (absent when none, and in manifests written before ckpt recorded them). */
+  flags?: number
+  /** Extended attributes (default and access ACLs among them), encoded as a tree node's (absent when none, and before ckpt recorded them). */
+  xattrs?: EncodedXattr[]
+}
+
+/** The root's metadata as the manifest records it: the directory's stat and what readMeta found. */
+export function rootMetaOf(st: {mode: number; uid: number; gid: number; mtimeNs: bigint}, extra: Pick<TreeNode, 'xattrs' | 'flags'>): RootMeta {
+  return {
+    mode: st.mode, uid: st.uid, gid: st.gid, mtimeNs: st.mtimeNs.toString(),
+    ...(extra.flags ? {flags: extra.flags} : {}),
+    ...(extra.xattrs?.length ? {xattrs: encodeXattrs(extra.xattrs)} : {}),
+  }
+}
+
+/** The root as a directory node holds its metadata: what restore, export, verify and inspect take it as. */
+export function rootMetaNode(root: RootMeta): Pick<TreeNode, 'type' | 'mode' | 'uid' | 'gid' | 'mtimeNs' | 'xattrs' | 'flags'> {
+  const fail = (what: string) => new IntegrityError(`snapshot root: ${what}`)
+  return {
+    type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs),
+    ...(root.flags !== undefined ? {flags: decodeFlags(root.flags, 'root', fail)} : {}),
+    ...(root.xattrs !== undefined ? {xattrs: decodeXattrs(root.xattrs, 'root', fail)} : {}),
+  }
 }
 
 export interface Manifest {
@@ -173,6 +196,9 @@ export function decodeManifest(bytes: Buffer, id: string): Manifest {
   if (!r || !Number.isInteger(r.mode) || (r.mode as number) < 0 || (r.mode as number) > 0o7777 || !isOwnerId(r.uid) || !isOwnerId(r.gid) || typeof r.mtimeNs !== 'string' || !/^-?[0-9]{1,20}$/.test(r.mtimeNs)) {
     throw fail('bad root metadata')
   }
+  // Checked as a tree node's are: restore hands them to setxattr and FS_IOC_SETFLAGS.
+  if (r.flags !== undefined) decodeFlags(r.flags, 'root', fail)
+  if (r.xattrs !== undefined) decodeXattrs(r.xattrs, 'root', fail)
   if (!m.summary || typeof m.summary !== 'object') throw fail('no summary')
   if (!Array.isArray(m.warnings)) throw fail('bad warnings')
   if (m.capture !== undefined) {

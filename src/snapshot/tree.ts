@@ -155,12 +155,7 @@ export function encodeTree(nodes: readonly TreeNode[]): Buffer {
       o.dev = n.dev!.toString()
     }
     if (n.flags) o.flags = n.flags
-    if (n.xattrs && n.xattrs.length > 0) {
-      o.xattrs = [...n.xattrs].sort((a, b) => Buffer.compare(a.name, b.name)).map((x) => {
-        const xname = textOrHex(x.name)
-        return xname.text !== undefined ? {name: xname.text, value: x.value.toString('base64')} : {nameHex: xname.hex, value: x.value.toString('base64')}
-      })
-    }
+    if (n.xattrs && n.xattrs.length > 0) o.xattrs = encodeXattrs(n.xattrs)
     return o
   })
   return Buffer.from(JSON.stringify({version: TREE_VERSION, nodes: out}))
@@ -274,10 +269,7 @@ function decodeV2Fields(o: Record<string, unknown>, node: TreeNode, fail: (what:
     node.nlink = o.nlink as number
     node.dev = dev
   }
-  if (o.flags !== undefined) {
-    if (!Number.isInteger(o.flags) || (o.flags as number) <= 0 || ((o.flags as number) & ~FS_FLAGS_RECORDED) !== 0) throw fail(`node ${shown} has bad inode flags`)
-    node.flags = o.flags as number
-  }
+  if (o.flags !== undefined) node.flags = decodeFlags(o.flags, `node ${shown}`, fail)
   if (o.rdev !== undefined || node.type === 'chardev' || node.type === 'blockdev') {
     const r = o.rdev
     const isPart = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff
@@ -293,28 +285,49 @@ function decodeV2Fields(o: Record<string, unknown>, node: TreeNode, fail: (what:
       return {offset: e[0] as number, length: e[1] as number}
     })
   }
-  if (o.xattrs !== undefined) {
-    const raw = o.xattrs
-    if (!Array.isArray(raw) || raw.length === 0) throw fail(`node ${shown} has a bad xattr list`)
-    const xattrs: Xattr[] = []
-    let listed = 0
-    for (const x of raw as unknown[]) {
-      if (!x || typeof x !== 'object') throw fail(`node ${shown} has a bad xattr list`)
-      const xo = x as Record<string, unknown>
-      const xname = bytesField(xo, 'name', 'nameHex')
-      const value = xo.value
-      if (!xname || xname.length === 0 || xname.length > XATTR_NAME_MAX || xname.includes(0)) throw fail(`node ${shown} has a bad xattr name`)
-      if (typeof value !== 'string' || value.length > ((XATTR_SIZE_MAX + 2) / 3) * 4 + 4 || !BASE64.test(value)) throw fail(`node ${shown} has a bad xattr value`)
-      const bytes = Buffer.from(value, 'base64')
-      if (bytes.length > XATTR_SIZE_MAX) throw fail(`node ${shown} has an xattr value over ${XATTR_SIZE_MAX} bytes`)
-      const last = xattrs[xattrs.length - 1]
-      if (last && Buffer.compare(last.name, xname) >= 0) throw fail(`node ${shown} has xattrs out of order or repeated`)
-      listed += xname.length + 1
-      if (listed > XATTR_LIST_MAX) throw fail(`node ${shown} lists more xattr names than Linux holds`)
-      xattrs.push({name: xname, value: bytes})
-    }
-    node.xattrs = xattrs
+  if (o.xattrs !== undefined) node.xattrs = decodeXattrs(o.xattrs, `node ${shown}`, fail)
+}
+
+/** How xattrs are written in JSON, in a tree node and in a manifest's root: sorted by name bytes, the name as text (or hex), the value in base64. */
+export type EncodedXattr = {name: string; value: string} | {nameHex: string; value: string}
+
+export function encodeXattrs(xattrs: readonly Xattr[]): EncodedXattr[] {
+  return [...xattrs].sort((a, b) => Buffer.compare(a.name, b.name)).map((x) => {
+    const xname = textOrHex(x.name)
+    return xname.text !== undefined ? {name: xname.text, value: x.value.toString('base64')} : {nameHex: xname.hex!, value: x.value.toString('base64')}
+  })
+}
+
+/**
+ * Decode and check an encoded xattr list (`who` names its owner in errors): what Linux could
+ * hold, in order, names unique. A hostile list meets restore's setxattr calls.
+ */
+export function decodeXattrs(raw: unknown, who: string, fail: (what: string) => IntegrityError): Xattr[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw fail(`${who} has a bad xattr list`)
+  const xattrs: Xattr[] = []
+  let listed = 0
+  for (const x of raw as unknown[]) {
+    if (!x || typeof x !== 'object') throw fail(`${who} has a bad xattr list`)
+    const xo = x as Record<string, unknown>
+    const xname = bytesField(xo, 'name', 'nameHex')
+    const value = xo.value
+    if (!xname || xname.length === 0 || xname.length > XATTR_NAME_MAX || xname.includes(0)) throw fail(`${who} has a bad xattr name`)
+    if (typeof value !== 'string' || value.length > ((XATTR_SIZE_MAX + 2) / 3) * 4 + 4 || !BASE64.test(value)) throw fail(`${who} has a bad xattr value`)
+    const bytes = Buffer.from(value, 'base64')
+    if (bytes.length > XATTR_SIZE_MAX) throw fail(`${who} has an xattr value over ${XATTR_SIZE_MAX} bytes`)
+    const last = xattrs[xattrs.length - 1]
+    if (last && Buffer.compare(last.name, xname) >= 0) throw fail(`${who} has xattrs out of order or repeated`)
+    listed += xname.length + 1
+    if (listed > XATTR_LIST_MAX) throw fail(`${who} lists more xattr names than Linux holds`)
+    xattrs.push({name: xname, value: bytes})
   }
+  return xattrs
+}
+
+/** Check recorded inode flags: non-zero (zero is written as nothing) and only those ckpt restores. */
+export function decodeFlags(raw: unknown, who: string, fail: (what: string) => IntegrityError): number {
+  if (!Number.isInteger(raw) || (raw as number) <= 0 || ((raw as number) & ~FS_FLAGS_RECORDED) !== 0) throw fail(`${who} has bad inode flags`)
+  return raw as number
 }
 
 /** Extents in order, not overlapping, inside the file, and adding up to what its chunks hold (checked by the reader). */

@@ -20,7 +20,7 @@ import {errnoCode} from '../core/errors.js'
 import {dataExtents, type Extent, readFlags, readXattrs, splitDev} from '../core/fsextra.js'
 import {blake3} from '../core/hash.js'
 import {LongPaths} from '../core/longpath.js'
-import type {RootMeta} from '../snapshot/manifest.js'
+import {type RootMeta, rootMetaNode} from '../snapshot/manifest.js'
 import {childPath, displayName, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, nodeTypeOf, type NodeType, type TreeNode, type Xattr} from '../snapshot/tree.js'
 
 export type DifferenceKind = 'missing' | 'extra' | 'type' | 'content' | 'mode' | 'mtime' | 'owner' | 'target' | 'device' | 'xattrs' | 'flags' | 'links' | 'unreadable'
@@ -74,7 +74,11 @@ export async function compareWithDirectory(dir: string, rootTree: Buffer, root: 
     c.close()
   }
   c.entries++
-  c.meta('.', {type: 'dir', mode: root.mode, uid: root.uid, gid: root.gid, mtimeNs: BigInt(root.mtimeNs)}, st)
+  // The manifest's root, as a node: xattrs and flags compared too (absent in a manifest written
+  // before ckpt recorded them, so a root ACL or flag then shows as a difference: it would not be restored).
+  const node = rootMetaNode(root)
+  c.meta('.', node, st)
+  c.extra(node, abs, '.')
   return c.result()
 }
 
@@ -226,7 +230,7 @@ class Comparer {
   }
 
   /** Xattrs (ACLs among them) and inode flags, where this system can read them. */
-  private extra(node: TreeNode, abs: Buffer, rel: string): void {
+  extra(node: Pick<TreeNode, 'type' | 'xattrs' | 'flags'>, abs: Buffer, rel: string): void {
     const path = this.paths.short(abs)
     try {
       const x = readXattrs(path)

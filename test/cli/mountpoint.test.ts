@@ -40,6 +40,10 @@ beforeAll(async () => {
     'link': {symlink: 'a.txt'},
   })
   await fsp.chmod(src, 0o750)
+  // The root's own xattrs, default ACL and flags go onto the mount point too (captureTree compares them).
+  spawnSync('setfattr', ['-n', 'user.purpose', '-v', 'state', src])
+  spawnSync('setfacl', ['-d', '-m', 'u:1234:rwx', src])
+  if (process.getuid?.() === 0) spawnSync('chattr', ['+A', src])
   repo.push('-r', path.join(work, 'repo'))
   await ckpt(['init', ...repo])
   id = (await ckptJson<{id: string}>(['snapshot', src, ...repo])).id

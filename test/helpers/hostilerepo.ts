@@ -194,6 +194,11 @@ export const HOSTILE_CASES: HostileCase[] = [
     await c.flush()
     return c.manifest(tree, {root: {mode: 0o755, uid: 2 ** 40, gid: 0, mtimeNs: T}})
   }},
+  {name: 'root xattrs out of order and flags past the recorded mask in the manifest', async build(c) {
+    const tree = await oneFile(c)
+    await c.flush()
+    return c.manifest(tree, {root: {mode: 0o755, uid: 0, gid: 0, mtimeNs: T, flags: 0x80000, xattrs: [{name: 'user.b', value: ''}, {name: 'user.a', value: '%%'}]}})
+  }},
   // Valid data; restoring it needs *at calls (the path is 20,000 bytes). Refusing it with a
   // documented code is right too, but then verify must refuse it as well.
   {name: '10,000 nested directories', expect: {restore: 'either', verify: 'either', readData: 'either'}, async build(c) {
@@ -337,7 +342,7 @@ export function hostileVariant(seed: number): HostileCase {
       } else {
         await c.flush()
       }
-      if (kind === 'root-field') return c.manifest(tree, {root: {mode: 0o755, uid: 0, gid: 0, mtimeNs: T, [pick(['mode', 'uid', 'gid', 'mtimeNs'])]: absurd()}})
+      if (kind === 'root-field') return c.manifest(tree, {root: {mode: 0o755, uid: 0, gid: 0, mtimeNs: T, [pick(['mode', 'uid', 'gid', 'mtimeNs', 'flags', 'xattrs'])]: absurd()}})
       if (kind === 'manifest-field') return c.manifest(tree, {[pick(['version', 'time', 'startTimeNs', 'parent', 'host', 'source', 'tags', 'tree', 'root', 'summary', 'warnings', 'program'])]: absurd()})
       return c.manifest(tree)
     },

@@ -181,6 +181,19 @@ describe('tree format version 2: special files, hard links, holes, xattrs, flags
     const legacy = {...link('a', 'x'), xattrs: undefined, legacy: true}
     expect(metadataDiffers(legacy, link('a', 'one'))).toEqual([])
   })
+
+  it("the root's xattrs and flags (from the manifest): ls shows them, diff sees them change", async () => {
+    const plain = snapshotOf([link('a', 'one')])
+    const withRoot = (root: object): SnapshotRecord => ({...plain, manifest: {...plain.manifest, root: {...plain.manifest.root, ...root}}})
+    const s2 = withRoot({flags: 0x40, xattrs: [{name: 'system.posix_acl_default', value: 'AgAAAA=='}, {name: 'user.note', value: Buffer.from('root').toString('base64')}]})
+    const node = rootNode(s2.manifest)
+    expect(node).toMatchObject({flags: 0x40, xattrs: [{name: Buffer.from('system.posix_acl_default')}, {name: Buffer.from('user.note'), value: Buffer.from('root')}]})
+    expect(lsEntry({node, path: Buffer.alloc(0)})).toMatchObject({flags: 0x40, xattrs: [{name: 'system.posix_acl_default'}, {name: 'user.note', value: 'root'}]})
+    const trees = new Trees(mem)
+    const out = []
+    for await (const c of diffNodes(trees, rootNode(plain.manifest), node, Buffer.alloc(0))) out.push(changeJson(c))
+    expect(out).toEqual([{kind: 'metadata', path: '.', type: 'dir', size: 0, oldSize: 0, fields: ['xattrs', 'flags']}])
+  })
 })
 
 describe('ls', () => {

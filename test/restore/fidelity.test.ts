@@ -97,6 +97,87 @@ describe('the awkward tree', () => {
   })
 })
 
+describe("the snapshot root's own xattrs, ACLs and flags", () => {
+  /** The root's access and default ACL, a user xattr, and noatime + nodump (ext4 and tmpfs take both). */
+  function dressRoot(dir: string, extra = ''): void {
+    for (const args of [['setfacl', '-m', 'u:1234:r-x', dir], ['setfacl', '-d', '-m', 'u:1234:rwx', dir], ['setfattr', '-n', 'user.purpose', '-v', 'state', dir]]) {
+      expect(spawnSync(args[0]!, args.slice(1)).status).toBe(0)
+    }
+    if (isRoot) expect(spawnSync('chattr', [`+Ad${extra}`, dir]).status).toBe(0)
+  }
+  const rootFlags = 0x80 | 0x40
+
+  it('come back with --target', async () => {
+    const src = path.join(work, 'root-meta-src')
+    mkdirSync(src)
+    await buildTree(src, {a: 'a', sub: {dir: {b: 'b'}}})
+    dressRoot(src)
+    const want = await captureTree(src)
+    const id = await snapshot(src)
+    const out = path.join(work, 'root-meta-out')
+    const result = await restore(id, out)
+    expect(result.warnings).toEqual([])
+    expect(diffTrees(want, await captureTree(out), {ignoreRootMtime: true})).toEqual([])
+    expect(getfacl(out)).toBe(getfacl(src))
+    expect(getfacl(out)).toMatch(/default:user:1234:rwx/)
+    expect((await captureTree(out)).get('')!.xattrs).toContain(`user.purpose=${Buffer.from('state').toString('hex')}`)
+    if (isRoot) expect((await captureTree(out)).get('')!.flags).toBe(rootFlags)
+  })
+
+  it('come back in place, over a root that lost them', async () => {
+    const src = path.join(work, 'root-meta-inplace')
+    mkdirSync(src)
+    await buildTree(src, {a: 'a'})
+    dressRoot(src)
+    const want = await captureTree(src)
+    const id = await snapshot(src)
+    for (const args of [['setfacl', '-b', '-k', src], ['setfattr', '-x', 'user.purpose', src], ...(isRoot ? [['chattr', '-A', '-d', src]] : [])]) {
+      expect(spawnSync(args[0]!, args.slice(1)).status).toBe(0)
+    }
+    await fsp.writeFile(path.join(src, 'a'), 'changed')
+    const result = await restore(id)
+    expect(result.replaced).toBe(true)
+    expect(result.warnings).toEqual([])
+    expect(diffTrees(want, await captureTree(src), {ignoreRootMtime: true})).toEqual([])
+    expect(getfacl(src)).toMatch(/user:1234:r-x[\s\S]*default:user:1234:rwx/)
+  })
+
+  it('an immutable root is made immutable last, once it is in place', async (ctx) => {
+    if (!isRoot) ctx.skip()
+    const src = path.join(work, 'root-immutable-src')
+    mkdirSync(src)
+    await buildTree(src, {a: 'a'})
+    dressRoot(src, 'i')
+    const out = path.join(work, 'root-immutable-out')
+    try {
+      const want = await captureTree(src)
+      const id = await snapshot(src)
+      const result = await restore(id, out)
+      expect(result.warnings).toEqual([])
+      expect(diffTrees(want, await captureTree(out), {ignoreRootMtime: true})).toEqual([])
+      expect((await captureTree(out)).get('')!.flags).toBe(rootFlags | 0x10)
+    } finally {
+      spawnSync('chattr', ['-i', src])
+      spawnSync('chattr', ['-i', out])
+    }
+  })
+
+  it('a nodump root is still snapshotted whole with --exclude-nodump, and keeps its flag', async (ctx) => {
+    if (!isRoot) ctx.skip()
+    const src = path.join(work, 'root-nodump-src')
+    mkdirSync(src)
+    await buildTree(src, {a: 'a', skipped: {file: 'x', chattr: '+d'}})
+    expect(spawnSync('chattr', ['+d', src]).status).toBe(0)
+    const repo = await openLocalRepository(repoDir)
+    const nowNs = () => BigInt(Date.now()) * 1_000_000n + 10_000_000_000n
+    const {id} = await createSnapshot(repo, {source: src, program: 'test', nowNs, excludeNodump: true})
+    const out = path.join(work, 'root-nodump-out')
+    await restore(id, out)
+    expect((await fsp.readdir(out)).sort()).toEqual(['a'])
+    expect((await captureTree(out)).get('')!.flags).toBe(0x40)
+  })
+})
+
 describe('xattrs at the kernel limits', () => {
   it('255-byte names and binary values; 64 KiB values on tmpfs', async (ctx) => {
     const longName = `user.${'n'.repeat(250)}`

@@ -1,7 +1,7 @@
 import {describe, expect, test} from 'vitest'
 import {IntegrityError} from '../../src/core/errors.js'
 import {blake3} from '../../src/core/hash.js'
-import {decodeManifest, encodeManifest, type Manifest, MANIFEST_VERSION, MAX_LISTED_WARNINGS} from '../../src/snapshot/manifest.js'
+import {decodeManifest, encodeManifest, type Manifest, MANIFEST_VERSION, MAX_LISTED_WARNINGS, rootMetaNode, rootMetaOf} from '../../src/snapshot/manifest.js'
 import {thrownBy, withJsonField} from '../helpers/hostile.js'
 
 const hex = (s: string) => blake3(Buffer.from(s)).toString('hex')
@@ -118,6 +118,46 @@ describe('encodeManifest / decodeManifest', () => {
     ['summary a number', withField(['summary'], 3), 'no summary'],
     ['warnings not a list', withField(['warnings'], {}), 'bad warnings'],
     ['no warnings', withField(['warnings'], undefined), 'bad warnings'],
+  ])('refuses %s', (_what, bytes, message) => {
+    refused(bytes, message)
+  })
+
+  test("the root's flags and xattrs: encoded as a tree node's, only when present; an old manifest without them decodes", () => {
+    const xattrs = [{name: Buffer.from('user.b'), value: Buffer.from([0, 0xff])}, {name: Buffer.from('system.posix_acl_default'), value: Buffer.from('acl')}, {name: Buffer.from([0x75, 0x2e, 0xff]), value: Buffer.alloc(0)}]
+    const root = rootMetaOf({mode: 0o750, uid: 1, gid: 2, mtimeNs: 5n}, {flags: 0x40 | 0x80, xattrs})
+    // Sorted by name bytes, a name that is not UTF-8 as hex, values in base64: the shapes of a tree.
+    expect(root).toEqual({mode: 0o750, uid: 1, gid: 2, mtimeNs: '5', flags: 0xc0, xattrs: [
+      {name: 'system.posix_acl_default', value: Buffer.from('acl').toString('base64')},
+      {nameHex: '752eff', value: ''},
+      {name: 'user.b', value: 'AP8='},
+    ]})
+    const m = {...manifest(), root}
+    const decoded = decodeManifest(encodeManifest(m), 's1')
+    expect(decoded).toEqual(m)
+    expect(rootMetaNode(decoded.root)).toEqual({type: 'dir', mode: 0o750, uid: 1, gid: 2, mtimeNs: 5n, flags: 0xc0, xattrs: [...xattrs].sort((a, b) => Buffer.compare(a.name, b.name))})
+    // None of either: nothing written, the manifest's bytes (and so its id) as before.
+    expect(rootMetaOf({mode: 0o755, uid: 0, gid: 0, mtimeNs: 1714979000000000001n}, {flags: 0, xattrs: []})).toEqual(manifest().root)
+    expect(Object.keys(JSON.parse(encodeManifest(manifest()).toString()).root as object)).toEqual(['mode', 'uid', 'gid', 'mtimeNs'])
+    expect(rootMetaNode(decodeManifest(encodeManifest(manifest()), 's1').root)).toEqual({type: 'dir', mode: 0o755, uid: 0, gid: 0, mtimeNs: 1714979000000000001n})
+  })
+
+  const rootX = (xattrs: unknown) => withField(['root', 'xattrs'], xattrs)
+  test.each<[string, Buffer, string]>([
+    ['root flags ckpt does not restore (extents)', withField(['root', 'flags'], 0x80000), 'root has bad inode flags'],
+    ['zero root flags', withField(['root', 'flags'], 0), 'root has bad inode flags'],
+    ['root flags as a string', withField(['root', 'flags'], '64'), 'root has bad inode flags'],
+    ['an empty root xattr list', rootX([]), 'root has a bad xattr list'],
+    ['a root xattr list that is an object', rootX({name: 'user.a', value: ''}), 'root has a bad xattr list'],
+    ['a root xattr that is null', rootX([null]), 'root has a bad xattr list'],
+    ['a root xattr without a name', rootX([{value: ''}]), 'root has a bad xattr name'],
+    ['a root xattr name of 256 bytes', rootX([{name: 'u'.repeat(256), value: ''}]), 'root has a bad xattr name'],
+    ['a root xattr name with NUL', rootX([{nameHex: '7500', value: ''}]), 'root has a bad xattr name'],
+    ['a root xattr value that is not base64', rootX([{name: 'user.a', value: '%%%'}]), 'root has a bad xattr value'],
+    ['a root xattr value as a number', rootX([{name: 'user.a', value: 1}]), 'root has a bad xattr value'],
+    ['a root xattr value over 64 KiB', rootX([{name: 'user.a', value: Buffer.alloc(65537).toString('base64')}]), 'root has an xattr value over 65536 bytes'],
+    ['root xattrs out of order', rootX([{name: 'user.b', value: ''}, {name: 'user.a', value: ''}]), 'root has xattrs out of order or repeated'],
+    ['root xattrs repeated', rootX([{name: 'user.a', value: ''}, {name: 'user.a', value: ''}]), 'root has xattrs out of order or repeated'],
+    ['more root xattr names than Linux lists', rootX(Array.from({length: 300}, (_, i) => ({name: `user.${String(i).padStart(3, '0')}${'n'.repeat(240)}`, value: ''}))), 'root lists more xattr names than Linux holds'],
   ])('refuses %s', (_what, bytes, message) => {
     refused(bytes, message)
   })

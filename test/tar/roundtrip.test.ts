@@ -85,6 +85,7 @@ async function awkwardTree(dir: string): Promise<void> {
   await sparse.write(Buffer.from('middle'), 0, 6, 8 * 1024 * 1024)
   await sparse.truncate(32 * 1024 * 1024)
   await sparse.close()
+  sh('setfattr', ['-n', 'user.on-root', '-v', '0x00726f6f74ff', dir]) // the "./" member's
   await fsp.utimes(dir, 1_700_000_000.5, 1_700_000_000.5)
 }
 
@@ -128,6 +129,26 @@ describe('tar round trips with GNU tar', () => {
     expect(got.links).toEqual(want.links)
     expect(got.extra).toEqual(want.extra)
     expect(want.extra[hex('sparse.img')]).toBe('blocks<true')
+    expect(got.tree.get('')).toMatchObject({xattrs: 'user.on-root=00726f6f74ff'})
+  })
+
+  it("the root's ACLs and xattrs go through ckpt export and ckpt import", async () => {
+    const src = path.join(root, 'rootmeta')
+    await fsp.mkdir(src)
+    await buildTree(src, {'a.txt': 'alpha', sub: {dir: {}}})
+    sh('setfacl', ['-m', 'u:1234:r-x', src])
+    sh('setfacl', ['-d', '-m', 'u:1234:rwx', src])
+    sh('setfattr', ['-n', 'user.purpose', '-v', 'state', src])
+    const id = (await ckpt(['snapshot', src, '--repo', repo])).stdout.trim()
+    const archive = path.join(root, 'rootmeta.tar')
+    await ckpt(['export', id, '-o', archive, '--repo', repo])
+    const imported = (await ckpt(['import', archive, '--source', '/srv/rootmeta', '--repo', repo])).stdout.trim()
+    const out = path.join(root, 'rootmeta-out')
+    await ckpt(['restore', imported, '--target', out, '--repo', repo])
+    const facl = (dir: string) => sh('getfacl', ['-p', '--omit-header', dir]).toString()
+    expect(facl(out)).toBe(facl(src))
+    expect(facl(out)).toMatch(/default:user:1234:rwx/)
+    expect(diffTrees(await captureTree(src), await captureTree(out))).toEqual([])
   })
 
   it('the same archive through gzip and zstd, and from stdin, imports to the same tree', async () => {

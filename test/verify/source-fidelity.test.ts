@@ -100,3 +100,18 @@ it('with --exclude-nodump, a nodump entry left out of the snapshot is not extra'
   expect((await compareWithDirectory(src, Buffer.from(manifest.tree, 'hex'), manifest.root, {...opts, excludeNodump: true})).differences).toEqual([])
   expect((await compareWithDirectory(src, Buffer.from(manifest.tree, 'hex'), manifest.root, opts)).differences.map((d) => `${d.path} ${d.kind}`)).toEqual(['cache extra'])
 })
+
+it("compares the root's own xattrs, ACLs and inode flags as any directory's", async () => {
+  writeXattr(src, Buffer.from('user.purpose'), Buffer.from('state'))
+  expect(spawnSync('setfacl', ['-d', '-m', 'u:nobody:rwx', src]).status).toBe(0)
+  const flagged = process.getuid?.() === 0 && spawnSync('chattr', ['+A', src]).status === 0
+  const repo = await openLocalRepository(repoDir)
+  manifest = (await createSnapshot(repo, {source: src, program: 'test'})).manifest
+  expect((await compare()).differences).toEqual([])
+  writeXattr(src, Buffer.from('user.purpose'), Buffer.from('changed'))
+  if (flagged) spawnSync('chattr', ['-A', src])
+  const diffs = (await compare()).differences
+  expect(diffs.map((d) => `${d.path} ${d.kind}`)).toEqual(['. xattrs', ...(flagged ? ['. flags'] : [])])
+  expect(diffs[0]!.snapshot).toContain(`user.purpose=${Buffer.from('state').toString('hex')}`)
+  expect(diffs[0]!.directory).toContain(`user.purpose=${Buffer.from('changed').toString('hex')}`)
+})
