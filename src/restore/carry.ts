@@ -36,6 +36,9 @@ const SLASH = Buffer.from('/')
 const JOURNAL_SUFFIX = '.carry'
 const JOURNAL_VERSION = 1
 
+/** Where the two-rename swap (no RENAME_EXCHANGE: NFS, no addon) puts the old tree between its renames: the temp tree's name and this. */
+export const ASIDE_SUFFIX = '-old'
+
 export function tempPrefix(base: string): string {
   return `.${base}.ckpt-restore-`
 }
@@ -292,11 +295,21 @@ export async function removeAbandonedTemps(parent: string, base: string): Promis
   }
   const present = new Set(names)
   let cleaned = 0
+  const dest = path.join(parent, base)
+  // An old tree set aside first: the temp tree's journal may give carried paths back into it.
+  names.sort((a, b) => Number(b.endsWith(ASIDE_SUFFIX)) - Number(a.endsWith(ASIDE_SUFFIX)))
   for (const name of names) {
     if (!name.startsWith(prefix)) continue
     const {pid, start} = tempOwner(name, prefix)
     if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processGone(pid, start)) continue
     const abs = path.join(parent, name)
+    if (name.endsWith(ASIDE_SUFFIX) && !(await fsp.lstat(dest).then(() => true, () => false))) {
+      // Killed between the two-rename swap's first rename (the old tree aside) and its second:
+      // the destination is missing and this is all it held. It goes back.
+      await fsp.rename(abs, dest)
+      cleaned++
+      continue
+    }
     if (name.endsWith(JOURNAL_SUFFIX)) {
       // A journal whose temp tree is gone has nothing left to give back.
       if (!present.has(name.slice(0, -JOURNAL_SUFFIX.length))) await fsp.rm(abs, {force: true})

@@ -34,7 +34,7 @@ import {statBaseOf} from '../snapshot/create.js'
 import {dropRestoreRecord, writeRestoreRecord} from '../snapshot/restorerecord.js'
 import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
-import {type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
+import {ASIDE_SUFFIX, type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
 import {fsyncTree} from './deeptree.js'
 import {applyDirMeta, type Meta, setRootFlags, type TreeCounts, writeTree} from './fsout.js'
 import {LocalChunks} from './local.js'
@@ -250,7 +250,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
         throw new BadPathError(`cannot replace ${dest}: the system refuses to move it (EPERM; immutable or append-only? see lsattr -d): it was left as it is`)
       }
       if (!exchanged) {
-        const aside = `${temp}-old`
+        const aside = temp + ASIDE_SUFFIX
         await fsp.rename(dest, aside)
         await fsp.rename(temp, dest)
         await fsp.rename(aside, temp)

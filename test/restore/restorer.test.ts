@@ -161,6 +161,19 @@ describe('an abandoned temp tree with a carry journal (a restore killed midway)'
     expect(await leftovers(dest)).toEqual([])
   })
 
+  it('killed between the two renames of the fallback swap (destination missing, old tree aside): the old tree goes back, carried paths into it, the new one goes', async () => {
+    const {dest, temp, carried} = await setUp('between-renames')
+    await fsp.writeFile(path.join(dest, 'a'), 'the old tree')
+    await buildTree(temp, {'a': 'the new tree'})
+    await fsp.rename(path.join(dest, '.ckpt'), path.join(temp, '.ckpt'))
+    await fsp.writeFile(journalPath(temp), encodeJournal(carried))
+    await fsp.rename(dest, temp + '-old')
+    expect(await removeAbandonedTemps(work, 'between-renames')).toBe(2)
+    expect(await fsp.readFile(path.join(dest, 'a'), 'utf8')).toBe('the old tree')
+    expect(await fsp.readFile(path.join(dest, '.ckpt', 'config'), 'utf8')).toBe('the repository')
+    expect(await leftovers(dest)).toEqual([])
+  })
+
   it('a journal it cannot read: both are left for a person, with a message saying so', async () => {
     const {dest, temp} = await setUp('bad-journal')
     await buildTree(temp, {'a': 'new tree'})
