@@ -144,8 +144,9 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   // A mount point (a volume mounted at the state directory, a fresh disk as the target) cannot be
   // renamed (EBUSY), and a tree written beside it would be on another filesystem.
   const mounted = mountPoint(dest)
-  // A killed restore into this mount point left its temp tree inside it.
-  if (mounted) await removeAbandonedTemps(dest, path.basename(dest))
+  // What a killed restore left: its temp tree beside the destination (inside it, for a mount
+  // point), or the old tree set aside by a two-rename swap, the destination missing meanwhile.
+  await removeAbandonedTemps(mounted ? dest : path.dirname(dest), path.basename(dest))
   const {state, st: destId} = await destinationState(dest, Boolean(opts.target) && !opts.overwrite)
   if (mounted && state === 'non-empty') {
     throw new BadPathError(`cannot replace ${dest}: it is a mount point, and a restore swaps the directory by renaming it, which a mount point refuses; restore into an empty directory (an empty mount point works) with --target, then switch over. Nothing was changed`)

@@ -174,6 +174,23 @@ describe('an abandoned temp tree with a carry journal (a restore killed midway)'
     expect(await leftovers(dest)).toEqual([])
   })
 
+  it('the next in-place restore puts the set-aside tree back before it looks at the destination, then replaces it as usual', async () => {
+    const src = path.join(work, 'src-aside')
+    await fsp.mkdir(src)
+    await buildTree(src, {'a': 'one'})
+    const {repo, snap} = await snapshotOf(src)
+    await fsp.writeFile(path.join(src, 'a'), 'two')
+    const temp = path.join(work, `.src-aside.ckpt-restore-${deadPid()}-0000abcd`)
+    await fsp.mkdir(temp)
+    await fsp.rename(src, temp + '-old')
+    const saved: string[] = []
+    const r = await restoreSnapshot(repo, snap, {beforeReplace: async (dir) => void saved.push(await fsp.readFile(path.join(dir, 'a'), 'utf8'))})
+    expect(r.replaced).toBe(true)
+    expect(saved).toEqual(['two'])
+    expect(await fsp.readFile(path.join(src, 'a'), 'utf8')).toBe('one')
+    expect(await leftovers(src)).toEqual([])
+  })
+
   it('a journal it cannot read: both are left for a person, with a message saying so', async () => {
     const {dest, temp} = await setUp('bad-journal')
     await buildTree(temp, {'a': 'new tree'})
