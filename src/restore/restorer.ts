@@ -147,7 +147,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   // What a killed restore left: its temp tree beside the destination (inside it, for a mount
   // point), or the old tree set aside by a two-rename swap, the destination missing meanwhile.
   await removeAbandonedTemps(mounted ? dest : path.dirname(dest), path.basename(dest))
-  const {state, st: destId} = await destinationState(dest, Boolean(opts.target) && !opts.overwrite)
+  const {state, st: destId} = await destinationState(dest, Boolean(opts.target) && !opts.overwrite, mounted)
   if (mounted && state === 'non-empty') {
     throw new BadPathError(`cannot replace ${dest}: it is a mount point, and a restore swaps the directory by renaming it, which a mount point refuses; restore into an empty directory (an empty mount point works) with --target, then switch over. Nothing was changed`)
   }
@@ -320,7 +320,7 @@ function mountPoint(dir: string): boolean {
  */
 async function fillMountPoint(dest: string, temp: string, meta: Meta): Promise<RestoreWarning[]> {
   const others = (await fsp.readdir(dest)).filter((n) => n !== path.basename(temp))
-  if (others.length > 0) {
+  if (others.length > 0 && !(await onlyLostFound(dest, others))) {
     await discardTemp(dest, temp)
     throw new BadPathError(`target ${dest} changed during the restore (${others.length} entries appeared in it): it was left as it is`)
   }
@@ -331,6 +331,15 @@ async function fillMountPoint(dest: string, temp: string, meta: Meta): Promise<R
   const warnings = applyDirMeta(Buffer.from(dest), meta)
   await fsyncDir(dest)
   return warnings
+}
+
+/**
+ * A fresh ext2/3/4 filesystem holds an empty lost+found (fsck's): its mount point counts as empty.
+ * A snapshot's own lost+found takes its place (rename replaces an empty directory).
+ */
+async function onlyLostFound(dir: string, entries: string[]): Promise<boolean> {
+  if (entries.length !== 1 || entries[0] !== 'lost+found') return false
+  return (await fsp.readdir(path.join(dir, 'lost+found')).catch(() => ['?'])).length === 0
 }
 
 /** Refuse a restore the target filesystem has no room for, before anything is written. */
@@ -354,7 +363,7 @@ function showBytes(n: bigint): string {
   return `${(Number(n) / 1024 / 1024).toFixed(1)} MiB (${n} bytes)`
 }
 
-async function destinationState(dest: string, explicitTarget: boolean): Promise<{state: 'missing' | 'empty' | 'non-empty'; st?: BigIntStats}> {
+async function destinationState(dest: string, explicitTarget: boolean, mounted: boolean): Promise<{state: 'missing' | 'empty' | 'non-empty'; st?: BigIntStats}> {
   let st
   try {
     st = await fsp.lstat(dest, {bigint: true})
@@ -364,7 +373,7 @@ async function destinationState(dest: string, explicitTarget: boolean): Promise<
   }
   if (!st.isDirectory()) throw new BadPathError(`${dest} exists and is not a directory`)
   const entries = await fsp.readdir(dest)
-  if (entries.length === 0) return {state: 'empty', st}
+  if (entries.length === 0 || (mounted && await onlyLostFound(dest, entries))) return {state: 'empty', st}
   if (explicitTarget) throw new BadPathError(`target ${dest} is not empty (restore into a new or empty directory, replace it with --overwrite, or omit --target to replace the source)`)
   return {state: 'non-empty', st}
 }

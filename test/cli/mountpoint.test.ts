@@ -80,6 +80,25 @@ describe('restore into an empty mount point', () => {
     expect(diffTrees(await captureTree(src), await captureTree(vol))).toEqual([])
   })
 
+  it('a fresh ext4 filesystem (only its empty lost+found) counts as empty, and keeps its lost+found', async (ctx) => {
+    if (spawnSync('mkfs.ext4', ['-V']).status !== 0) ctx.skip('mkfs.ext4 is not installed')
+    const image = path.join(work, 'ext4.img')
+    const vol = path.join(work, 'vol-ext4')
+    mkdirSync(vol)
+    spawnSync('truncate', ['-s', '16M', image])
+    expect(spawnSync('mkfs.ext4', ['-q', '-F', image]).status).toBe(0)
+    if (spawnSync('mount', ['-o', 'loop', image, vol]).status !== 0) ctx.skip('cannot loop-mount an image here')
+    mounted.push(vol)
+    expect(await fsp.readdir(vol)).toEqual(['lost+found'])
+    const r = await runCli(['restore', id, '--target', vol, ...repo])
+    expect(r.code, r.stderr).toBe(0)
+    const got = await captureTree(vol)
+    expect(got.delete(Buffer.from('lost+found').toString('hex'))).toBe(true)
+    expect(diffTrees(await captureTree(src), got)).toEqual([])
+    // Not empty any more: a second restore there is refused as before.
+    expect((await runCli(['restore', id, '--target', vol, ...repo])).code).toBe(5)
+  })
+
   it('checks the room on the mount point\'s filesystem, not its parent\'s', async (ctx) => {
     const small = path.join(work, 'vol-small')
     mkdirSync(small)
