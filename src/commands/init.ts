@@ -4,7 +4,7 @@ import {CkptCommand} from '../cli/base.js'
 
 export default class Init extends CkptCommand {
   static override summary = 'Create a new repository.'
-  static override description = 'Creates the repository directory (default: .ckpt in the current directory) with its config. `ckpt snapshot` creates the default repository by itself on first use.'
+  static override description = 'Creates the repository directory (default: .ckpt in the current directory) with its config; an existing directory must be empty (only an empty lost+found, as on a fresh filesystem, is allowed: a new backup disk can be the repository). `ckpt snapshot` creates the default repository by itself on first use.'
   static override examples = ['<%= config.bin %> init', '<%= config.bin %> init --repo /var/backups/ckpt']
 
   static override flags = {

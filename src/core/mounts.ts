@@ -1,5 +1,5 @@
 // What /proc/self/mountinfo says about the mounts this process sees.
-import {lstatSync, readFileSync, realpathSync} from 'node:fs'
+import {lstatSync, promises as fsp, readFileSync, realpathSync} from 'node:fs'
 import path from 'node:path'
 
 export interface Mount {
@@ -45,4 +45,13 @@ export function mountsBelow(dir: string): string[] {
   const real = realpathSync(dir)
   const prefix = real === '/' ? '/' : real + '/'
   return mounts().filter((m) => m.mountPoint.startsWith(prefix)).map((m) => m.mountPoint.slice(prefix.length))
+}
+
+/**
+ * True when `entries` (the names in directory `dir`) are only an empty lost+found: the root of a
+ * fresh ext2/3/4 filesystem (mkfs makes it for fsck), which counts as an empty directory.
+ */
+export async function onlyLostFound(dir: string, entries: readonly string[]): Promise<boolean> {
+  if (entries.length !== 1 || entries[0] !== 'lost+found') return false
+  return (await fsp.readdir(path.join(dir, 'lost+found')).catch(() => ['?'])).length === 0
 }

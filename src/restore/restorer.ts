@@ -20,7 +20,7 @@ import path from 'node:path'
 
 import {BadPathError, classifyOsError, errnoCode, IntegrityError, NoSpaceError, UsageError} from '../core/errors.js'
 import {exchangePaths, syncFilesystem} from '../core/fsmeta.js'
-import {isMountPoint, mountsBelow} from '../core/mounts.js'
+import {isMountPoint, mountsBelow, onlyLostFound} from '../core/mounts.js'
 import {faultPoint} from '../core/faultpoint.js'
 import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../core/durable.js'
@@ -318,6 +318,7 @@ function mountPoint(dir: string): boolean {
  * (renames within one filesystem), and the mount point takes the snapshot root's metadata. Only
  * the moves are not atomic: killed among them, the target holds part of the tree and the temp tree.
  */
+/** (A snapshot's own lost+found takes the place of the fresh filesystem's: rename replaces an empty directory.) */
 async function fillMountPoint(dest: string, temp: string, meta: Meta): Promise<RestoreWarning[]> {
   const others = (await fsp.readdir(dest)).filter((n) => n !== path.basename(temp))
   if (others.length > 0 && !(await onlyLostFound(dest, others))) {
@@ -331,15 +332,6 @@ async function fillMountPoint(dest: string, temp: string, meta: Meta): Promise<R
   const warnings = applyDirMeta(Buffer.from(dest), meta)
   await fsyncDir(dest)
   return warnings
-}
-
-/**
- * A fresh ext2/3/4 filesystem holds an empty lost+found (fsck's): its mount point counts as empty.
- * A snapshot's own lost+found takes its place (rename replaces an empty directory).
- */
-async function onlyLostFound(dir: string, entries: string[]): Promise<boolean> {
-  if (entries.length !== 1 || entries[0] !== 'lost+found') return false
-  return (await fsp.readdir(path.join(dir, 'lost+found')).catch(() => ['?'])).length === 0
 }
 
 /** Refuse a restore the target filesystem has no room for, before anything is written. */

@@ -10,6 +10,7 @@ import {classifyOsError, errnoCode, IntegrityError, ObjectMissingError, UsageErr
 import {mapLimit} from '../core/concurrency.js'
 import {atomicWriteFile, fsyncDir} from '../core/durable.js'
 import {faultPoint} from '../core/faultpoint.js'
+import {onlyLostFound} from '../core/mounts.js'
 import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, listConfig, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
 import {parseTempName, TEMP_PREFIX, tempName} from './temp.js'
 
@@ -44,7 +45,9 @@ export class LocalBackend implements Backend {
 
   async isEmpty(): Promise<boolean> {
     if ((await checkRepositoryPath(this.root)) === 'missing') return true
-    return (await fsp.readdir(this.root)).length === 0
+    // A freshly made filesystem (a backup disk) may be the repository itself.
+    const names = await fsp.readdir(this.root)
+    return names.length === 0 || onlyLostFound(this.root, names)
   }
 
   /** Create the directory layout (idempotent). */

@@ -102,6 +102,19 @@ describe('a repository path that is a file', () => {
     expect(await fsp.readFile(file, 'utf8')).toBe('x')
   })
 
+  it('init: a directory holding anything but a lone empty lost+found (a fresh ext4 backup disk) is refused, exit 2', async () => {
+    const disk = path.join(work, 'fresh-disk')
+    await fsp.mkdir(path.join(disk, 'lost+found'), {recursive: true})
+    await ckpt(['init', '--repo', disk])
+    expect((await fsp.readdir(disk)).sort()).toEqual(['config', 'data', 'index', 'locks', 'lost+found', 'pins', 'snapshots'])
+    const used = path.join(work, 'used-disk')
+    await fsp.mkdir(path.join(used, 'lost+found'), {recursive: true})
+    await fsp.writeFile(path.join(used, 'lost+found', '#12'), 'recovered')
+    const r = await runCli(['init', '--repo', used])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe(`ckpt: cannot create a repository at ${used}: the directory is not empty\n`)
+  })
+
   it('snapshot with the default .ckpt being a file does not try to create it', async () => {
     const cwd = path.join(work, 'cwd-file')
     await fsp.mkdir(cwd)
