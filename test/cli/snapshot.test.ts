@@ -11,6 +11,7 @@ import {createSnapshot} from '../../src/snapshot/create.js'
 import {decodeTree} from '../../src/snapshot/tree.js'
 import {initLocalRepository} from '../../src/repo/open.js'
 import {BIN, ckpt, ckptJson, runCli} from '../helpers/cli.js'
+import {waitFor} from '../helpers/programs.js'
 import {buildTree, captureTree, diffTrees, seededBytes, tempDir} from '../helpers/tree.js'
 
 interface SnapJson {
@@ -289,7 +290,8 @@ describe('files that change, vanish or cannot be read', () => {
       setInterval(() => fs.writeSync(fd, 'x'.repeat(100)), 1);
       setTimeout(() => process.exit(0), 60000);`], {stdio: 'ignore'})
     try {
-      await new Promise((r) => setTimeout(r, 200))
+      // Once it is writing (node starts slowly on a loaded machine).
+      await waitFor('the writer to append', async () => (await fsp.stat(path.join(src, 'log'))).size > 32 * 1024 * 1024)
       const r = await runCli(['snapshot', src, '--repo', repo, '--json'])
       expect(r.code).toBe(3)
       const snap = JSON.parse(r.stdout) as SnapJson
