@@ -19,6 +19,7 @@ import path from 'node:path'
 import {BadPathError, errnoCode, IntegrityError} from '../core/errors.js'
 import {exchangePaths, setTimesNs} from '../core/fsmeta.js'
 import {atomicWriteFile, fsyncDir} from '../core/durable.js'
+import {faultPoint} from '../core/faultpoint.js'
 import {processGone, processStart} from '../store/lock.js'
 import {compileExcludes, type ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, displayName} from '../snapshot/tree.js'
@@ -36,8 +37,14 @@ const SLASH = Buffer.from('/')
 const JOURNAL_SUFFIX = '.carry'
 const JOURNAL_VERSION = 1
 
-/** Where the two-rename swap (no RENAME_EXCHANGE: NFS, no addon) puts the old tree between its renames: the temp tree's name and this. */
+/**
+ * Where the old tree waits while it is swapped out without an exchange: between the two-rename
+ * swap's renames (no RENAME_EXCHANGE: NFS, no addon), or, inside a mount point, while its entries
+ * are moved aside (swapInside). The temp tree's name and this.
+ */
 export const ASIDE_SUFFIX = '-old'
+/** swapInside: the temp tree's name once every old entry is aside (its commit point). */
+const MOVING_SUFFIX = '-new'
 
 export function tempPrefix(base: string): string {
   return `.${base}.ckpt-restore-`
@@ -92,7 +99,7 @@ async function lstatOrUndefined(p: Buffer | string): Promise<BigIntStats | undef
  * `dest`: one on another filesystem (a mount point inside `dest`). Costs two realpaths when there
  * is nothing to carry and no excludes.
  */
-export async function planCarry(dest: string, keep: readonly string[], excludes: readonly string[]): Promise<Carried[]> {
+export async function planCarry(dest: string, keep: readonly string[], excludes: readonly string[], opts: {inside?: boolean} = {}): Promise<Carried[]> {
   const realDest = await fsp.realpath(dest, {encoding: 'buffer'})
   const rels: Buffer[] = []
   for (const k of keep) {
@@ -115,6 +122,8 @@ export async function planCarry(dest: string, keep: readonly string[], excludes:
       throw new IntegrityError(`the snapshot's exclude patterns cannot be used: ${(err as Error).message}`)
     }
     const skip = new Set(rels.map((r) => r.toString('hex')))
+    // The temp tree of a restore inside a mount point is ckpt's, whatever a pattern says.
+    if (opts.inside) for (const n of await ownNames(dest)) skip.add(Buffer.from(n).toString('hex'))
     await findExcluded(realDest, undefined, '', matcher, skip, rels)
   }
   if (rels.length === 0) return []
@@ -126,7 +135,8 @@ export async function planCarry(dest: string, keep: readonly string[], excludes:
     if (last && (r.equals(last) || (r.length > last.length && r.subarray(0, last.length).equals(last) && r[last.length] === 0x2f))) continue
     outer.push(r)
   }
-  const parentDev = (await fsp.stat(path.dirname(dest), {bigint: true})).dev
+  // Carried by rename into the temp tree: beside dest, or inside it (a mount point).
+  const parentDev = (await fsp.stat(opts.inside ? dest : path.dirname(dest), {bigint: true})).dev
   const carried: Carried[] = []
   for (const rel of outer) {
     const st = await lstatOrUndefined(join(realDest, rel))
@@ -280,11 +290,102 @@ export async function discardTemp(dest: string, temp: string): Promise<void> {
   await fsp.rm(journal, {force: true})
 }
 
+/** ckpt's own entries in `dir` (a mount point being restored in place): temp trees, journals, old trees aside. */
+async function ownNames(dir: string): Promise<string[]> {
+  const prefix = tempPrefix(path.basename(dir))
+  return (await fsp.readdir(dir)).filter((n) => n.startsWith(prefix))
+}
+
+/** Move every entry of `from` into `to` (one filesystem), but those `keep` names. */
+async function moveEntries(from: string, to: string, keep: (name: Buffer) => boolean = () => false): Promise<void> {
+  const a = Buffer.from(from + '/')
+  const b = Buffer.from(to + '/')
+  for (const name of await fsp.readdir(from, {encoding: 'buffer'})) {
+    if (keep(name)) continue
+    await fsp.rename(Buffer.concat([a, name]), Buffer.concat([b, name]))
+    faultPoint('restore.inside-moved')
+  }
+}
+
+/**
+ * The swap of a mount point, which cannot be renamed: its entries trade places with those of the
+ * temp tree written inside it. The old ones go into `<temp>-old`, then the temp tree is renamed
+ * `<temp>-new` (the commit point: every old entry is aside), its entries move up, and the old tree
+ * ends as `temp`, as after an exchange. Not atomic; killed midway, the next restore
+ * (finishSwapsInside) moves the old entries back before the commit point and finishes after it,
+ * so the directory ends wholly old or wholly new.
+ */
+export async function swapInside(dest: string, temp: string): Promise<void> {
+  const aside = temp + ASIDE_SUFFIX
+  const moving = temp + MOVING_SUFFIX
+  const own = tempPrefix(path.basename(dest))
+  // A filesystem's lost+found (mkfs makes it for fsck) stays, unless the new tree has its own.
+  const ownLostFound = !(await lstatOrUndefined(path.join(temp, 'lost+found')))
+  const stays = (n: Buffer) => n.toString('latin1').startsWith(own) || (ownLostFound && n.toString('latin1') === 'lost+found')
+  await fsp.mkdir(aside, {mode: 0o700})
+  try {
+    await fsyncDir(dest)
+    await moveEntries(dest, aside, stays)
+    await fsyncDir(aside)
+    await fsyncDir(dest)
+    faultPoint('restore.inside-aside')
+    await fsp.rename(temp, moving)
+  } catch (err) {
+    // Refused midway (an immutable entry cannot be moved): what went aside comes back.
+    await moveEntries(aside, dest)
+    await fsp.rmdir(aside)
+    throw err
+  }
+  await fsyncDir(dest)
+  faultPoint('restore.inside-committed')
+  await moveEntries(moving, dest)
+  await fsp.rmdir(moving)
+  await fsp.rename(aside, temp)
+  await fsyncDir(dest)
+}
+
+/**
+ * Finish or undo the in-place swaps of dead restores inside the mount point `dest` (swapInside):
+ * past the commit point the new entries move up and the old tree goes; before it the old entries
+ * come back (the temp tree then goes with the others). Returns how many were dealt with.
+ */
+async function finishSwapsInside(dest: string, prefix: string, names: readonly string[]): Promise<number> {
+  let done = 0
+  for (const name of names) {
+    const moving = name.endsWith(MOVING_SUFFIX)
+    if (!moving && !name.endsWith(ASIDE_SUFFIX)) continue
+    const {pid, start} = tempOwner(name, prefix)
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processGone(pid, start)) continue
+    const temp = path.join(dest, name.slice(0, -(moving ? MOVING_SUFFIX : ASIDE_SUFFIX).length))
+    if (moving) {
+      await moveEntries(path.join(dest, name), dest)
+      await fsp.rmdir(path.join(dest, name))
+      await fsyncDir(dest)
+      removeTree(temp + ASIDE_SUFFIX)
+      await fsp.rm(journalPath(temp), {force: true})
+    } else if (names.includes(path.basename(temp) + MOVING_SUFFIX)) {
+      continue // dealt with as the "-new" one
+    } else if (names.includes(path.basename(temp))) {
+      // Before the commit point: the old entries go back; the temp tree (and what was carried
+      // into it) is then an abandoned temp tree like any other.
+      await moveEntries(path.join(dest, name), dest)
+      await fsp.rmdir(path.join(dest, name))
+      await fsyncDir(dest)
+    } else {
+      removeTree(path.join(dest, name)) // the swap was done; the old tree was being renamed
+    }
+    done++
+  }
+  return done
+}
+
 /**
  * Temp trees of restores of `parent/base` whose process is gone (killed midway): give back what
- * they had carried, then remove them and their journals. Returns how many were cleaned up.
+ * they had carried, then remove them and their journals. With `inside`, `parent` is the mount
+ * point `base` itself, restored from inside (swapInside), whose killed swaps are undone or finished
+ * first. Returns how many were cleaned up.
  */
-export async function removeAbandonedTemps(parent: string, base: string): Promise<number> {
+export async function removeAbandonedTemps(parent: string, base: string, inside = false): Promise<number> {
   const prefix = tempPrefix(base)
   let names: string[]
   try {
@@ -293,9 +394,13 @@ export async function removeAbandonedTemps(parent: string, base: string): Promis
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return 0
     throw err
   }
-  const present = new Set(names)
   let cleaned = 0
-  const dest = path.join(parent, base)
+  const dest = inside ? parent : path.join(parent, base)
+  if (inside) {
+    cleaned += await finishSwapsInside(dest, prefix, names)
+    if (cleaned > 0) names = await fsp.readdir(parent)
+  }
+  const present = new Set(names)
   // An old tree set aside first: the temp tree's journal may give carried paths back into it.
   names.sort((a, b) => Number(b.endsWith(ASIDE_SUFFIX)) - Number(a.endsWith(ASIDE_SUFFIX)))
   for (const name of names) {
@@ -315,7 +420,7 @@ export async function removeAbandonedTemps(parent: string, base: string): Promis
       if (!present.has(name.slice(0, -JOURNAL_SUFFIX.length))) await fsp.rm(abs, {force: true})
       continue
     }
-    await discardTemp(path.join(parent, base), abs)
+    await discardTemp(dest, abs)
     cleaned++
   }
   if (cleaned > 0) await fsyncDir(parent)
@@ -338,8 +443,14 @@ export async function recoverInterruptedRestores(root: string): Promise<boolean>
     } catch {
       continue
     }
-    if (!names.some((n) => n.startsWith(tempPrefix(base)) && n.endsWith(JOURNAL_SUFFIX))) continue
-    if ((await removeAbandonedTemps(parent, base)) > 0) recovered = true
+    if (names.some((n) => n.startsWith(tempPrefix(base)) && n.endsWith(JOURNAL_SUFFIX))) {
+      if ((await removeAbandonedTemps(parent, base)) > 0) recovered = true
+    }
+    // A mount point restored in place keeps its temp tree (and journal) inside itself.
+    const inside = await fsp.readdir(dir).catch(() => [] as string[])
+    if (inside.some((n) => n.startsWith(tempPrefix(base)) && (n.endsWith(JOURNAL_SUFFIX) || n.endsWith(ASIDE_SUFFIX) || n.endsWith(MOVING_SUFFIX)))) {
+      if ((await removeAbandonedTemps(dir, base, true)) > 0) recovered = true
+    }
   }
   return recovered
 }

@@ -107,8 +107,8 @@ export interface ChunkSource {
 
 export interface LocalOptions {
   chunker: ChunkerParams
-  /** The tree being replaced (its root and device), when there is one. */
-  old?: {root: Buffer; dev: bigint}
+  /** The tree being replaced (its root and device), when there is one; names at its top starting with ownPrefix are ckpt's (a temp tree inside a mount point). */
+  old?: {root: Buffer; dev: bigint; ownPrefix?: Buffer}
   /** Directories whose files are indexed up front. */
   seeds?: readonly string[]
   /** Trust no stat: hash every old file before reusing it. */
@@ -446,8 +446,11 @@ export class LocalChunks implements ChunkSource {
       } catch {
         return
       }
+      const own = rel ? undefined : this.opts.old!.ownPrefix
       for (const e of entries) {
         if (this.inodes!.size >= MAX_INODES) return
+        // A restore in place of a mount point writes its temp tree inside the old one: not old files.
+        if (own && e.name.subarray(0, own.length).equals(own)) continue
         const childRel = rel ? childPath(rel, e.name) : e.name
         if (e.isDirectory()) await list(childPath(dir, e.name), childRel)
         else if (e.isFile()) {

@@ -34,9 +34,9 @@ import {statBaseOf} from '../snapshot/create.js'
 import {dropRestoreRecord, writeRestoreRecord} from '../snapshot/restorerecord.js'
 import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
-import {ASIDE_SUFFIX, type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, tempName} from './carry.js'
+import {ASIDE_SUFFIX, type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, swapInside, tempName, tempPrefix} from './carry.js'
 import {fsyncTree} from './deeptree.js'
-import {applyDirMeta, type Meta, setRootFlags, type TreeCounts, writeTree} from './fsout.js'
+import {applyDirMeta, setRootFlags, type TreeCounts, writeTree} from './fsout.js'
 import {LocalChunks} from './local.js'
 import {checkIncludes, planRestore, type RestoreCounts, splitInclude} from './select.js'
 import type {RestoreWarning} from './warnings.js'
@@ -146,10 +146,10 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   const mounted = mountPoint(dest)
   // What a killed restore left: its temp tree beside the destination (inside it, for a mount
   // point), or the old tree set aside by a two-rename swap, the destination missing meanwhile.
-  await removeAbandonedTemps(mounted ? dest : path.dirname(dest), path.basename(dest))
+  await removeAbandonedTemps(mounted ? dest : path.dirname(dest), path.basename(dest), mounted)
   const {state, st: destId} = await destinationState(dest, Boolean(opts.target) && !opts.overwrite, mounted)
-  if (mounted && state === 'non-empty') {
-    throw new BadPathError(`cannot replace ${dest}: it is a mount point, and a restore swaps the directory by renaming it, which a mount point refuses; restore into an empty directory (an empty mount point works) with --target, then switch over. Nothing was changed`)
+  if (mounted && state === 'non-empty' && opts.keepOld) {
+    throw new UsageError(`--keep-old cannot keep the replaced tree of ${dest}: it is a mount point, and the old tree would have to stay inside it`)
   }
   const declared = snap.manifest.summary.bytes
   if (!Number.isSafeInteger(declared) || declared < 0) throw new IntegrityError(`snapshot ${snap.id}: bad summary.bytes`, {snapshot: snap.id})
@@ -160,7 +160,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   // when a process uses the directory is the carry planned, to leave out what it keeps valid.
   if (inPlace && !opts.force && !opts.dryRun) {
     const {busy} = directoryUsers(dest)
-    if (busy.length > 0) refuseBusy(dest, directoryUsers(dest, carriedPaths(await planCarry(dest, keep, excludes))).busy)
+    if (busy.length > 0) refuseBusy(dest, directoryUsers(dest, carriedPaths(await planCarry(dest, keep, excludes, {inside: mounted}))).busy)
   }
   return withLock(repo.backend, {exclusive: false, readOnly: true, command: 'restore', retryMs: opts.lockRetryMs ?? 0}, async () => {
     // The snapshot was chosen before the lock was ours: a prune may have forgotten it since.
@@ -180,7 +180,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     await removeAbandonedTemps(parent, path.basename(dest))
     // What must be kept is looked for again just before the swap; refusing now saves the work.
     if (state === 'non-empty') {
-      await planCarry(dest, keep, excludes)
+      await planCarry(dest, keep, excludes, {inside: mounted})
       // A volume mounted inside (and not kept, which planCarry refuses by name) would leave with
       // the old tree, and removing that tree would empty it.
       const inside = mountsBelow(dest)
@@ -202,7 +202,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     // of the destination when it is newer.
     const base = inPlace ? await statBaseOf(repo, current && {manifest: current}, await fsp.realpath(dest), recordOpts.host) : undefined
     const known = base && {tree: base.tree, startNs: base.startNs, readTree: (id: Buffer) => base.trees.read(id), chunkLength: (id: Buffer) => repo.lookup(id)?.rawLength}
-    const local = inPlace || opts.seeds?.length ? new LocalChunks({chunker: repo.config.chunker, old: inPlace ? {root: Buffer.from(dest), dev: destId!.dev} : undefined, seeds: opts.seeds, verifyExisting: opts.verifyExisting, known}) : undefined
+    const local = inPlace || opts.seeds?.length ? new LocalChunks({chunker: repo.config.chunker, old: inPlace ? {root: Buffer.from(dest), dev: destId!.dev, ...(mounted ? {ownPrefix: Buffer.from(tempPrefix(path.basename(dest)))} : {})} : undefined, seeds: opts.seeds, verifyExisting: opts.verifyExisting, known}) : undefined
     try {
       await local?.indexSeeds()
       await opts.afterIndex?.()
@@ -211,7 +211,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       if (!syncFilesystem(temp)) fsyncTree(temp)
       faultPoint('restore.temp-synced')
       if (inPlace) {
-        const carried = await planCarry(dest, keep, excludes)
+        const carried = await planCarry(dest, keep, excludes, {inside: mounted})
         // A program may have started on the directory while the tree was written.
         const users = directoryUsers(dest, carriedPaths(carried))
         if (!opts.force) refuseBusy(dest, users.busy)
@@ -242,7 +242,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       faultPoint('restore.before-exchange')
       let exchanged: boolean
       try {
-        exchanged = exchangePaths(temp, dest)
+        exchanged = mounted ? await swapMountPoint(dest, destId!, temp) : exchangePaths(temp, dest)
       } catch (err) {
         // An immutable or append-only destination (chattr +i/+a) cannot be moved: nothing changed,
         // and what was carried into the new tree goes back.
@@ -275,7 +275,14 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       }
       faultPoint('restore.after-remove-old')
     } else if (mounted) {
-      result.warnings.push(...(await fillMountPoint(dest, temp, rootMeta)))
+      // Empty when it was looked at, and still (as rename would refuse a directory filled meanwhile).
+      const others = (await fsp.readdir(dest)).filter((n) => !n.startsWith(tempPrefix(path.basename(dest))))
+      if (others.length > 0 && !(await onlyLostFound(dest, others))) {
+        await discardTemp(dest, temp)
+        throw new BadPathError(`target ${dest} changed during the restore (${others.length} entries appeared in it): it was left as it is`)
+      }
+      await swapMountPoint(dest, destId!, temp)
+      await discardTemp(dest, temp) // the old tree: nothing, or an empty lost+found
       faultPoint('restore.renamed')
     } else {
       // Missing or empty: rename replaces an empty directory atomically, and fails on anything
@@ -293,6 +300,8 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
       faultPoint('restore.renamed')
     }
     await fsyncDir(parent)
+    // A mount point's own metadata, once the old tree is out of it (its removal moves the mtime).
+    if (mounted) result.warnings.push(...applyDirMeta(Buffer.from(dest), rootMeta))
     // Last of all, however the tree came in (exchange, rename, moves into a mount point).
     setRootFlags(dest, rootFlags, result.warnings)
     if (callerCwd.length > 0) opts.onCallerCwd?.(callerCwd)
@@ -305,33 +314,26 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   })
 }
 
+/**
+ * A mount point cannot be renamed: its entries trade places with the temp tree's (carry.ts
+ * swapInside). It takes the snapshot root's metadata once the old tree is gone. Returns true (swapped).
+ */
+async function swapMountPoint(dest: string, destId: {dev: bigint; ino: bigint}, temp: string): Promise<true> {
+  // Unmounted meanwhile, dest is another directory and the temp tree is out of sight.
+  const now = await fsp.lstat(dest, {bigint: true})
+  if (now.dev !== destId.dev || now.ino !== destId.ino || !(await fsp.lstat(temp).then(() => true, () => false))) {
+    throw new BadPathError(`${dest} was unmounted or replaced during the restore; it was left as it is`)
+  }
+  await swapInside(dest, temp)
+  return true
+}
+
 function mountPoint(dir: string): boolean {
   try {
     return isMountPoint(dir)
   } catch {
     return false // missing, or not ours to look at: the destination checks say which
   }
-}
-
-/**
- * An empty mount point cannot be renamed onto: the tree written inside it moves up, entry by entry
- * (renames within one filesystem), and the mount point takes the snapshot root's metadata. Only
- * the moves are not atomic: killed among them, the target holds part of the tree and the temp tree.
- */
-/** (A snapshot's own lost+found takes the place of the fresh filesystem's: rename replaces an empty directory.) */
-async function fillMountPoint(dest: string, temp: string, meta: Meta): Promise<RestoreWarning[]> {
-  const others = (await fsp.readdir(dest)).filter((n) => n !== path.basename(temp))
-  if (others.length > 0 && !(await onlyLostFound(dest, others))) {
-    await discardTemp(dest, temp)
-    throw new BadPathError(`target ${dest} changed during the restore (${others.length} entries appeared in it): it was left as it is`)
-  }
-  const from = Buffer.from(temp + '/')
-  const to = Buffer.from(dest + '/')
-  for (const name of await fsp.readdir(temp, {encoding: 'buffer'})) await fsp.rename(Buffer.concat([from, name]), Buffer.concat([to, name]))
-  await fsp.rmdir(temp)
-  const warnings = applyDirMeta(Buffer.from(dest), meta)
-  await fsyncDir(dest)
-  return warnings
 }
 
 /** Refuse a restore the target filesystem has no room for, before anything is written. */

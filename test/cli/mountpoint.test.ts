@@ -1,8 +1,8 @@
 // A state directory is often a mount point (a volume mounted at /var/lib/…, a fresh disk to restore
 // onto). rename(2) refuses to move a mount point (EBUSY), and a tree written beside it would be on
 // the parent's filesystem. A restore into an empty mount point fills it from a temp tree written
-// inside it; an in-place restore of a mount point is refused before anything is written or
-// snapshotted.
+// inside it; an in-place restore of a mount point swaps its entries with those of a temp tree
+// written inside it, and a killed one is finished or undone by the next restore.
 import {spawnSync} from 'node:child_process'
 import {promises as fsp, mkdirSync} from 'node:fs'
 import path from 'node:path'
@@ -113,25 +113,101 @@ describe('restore into an empty mount point', () => {
 })
 
 describe('in-place restore of a mount point', () => {
-  it('is refused (exit 5) before the safety snapshot, with nothing changed in it or beside it', async (ctx) => {
-    const vol = path.join(work, 'vol-inplace')
+  /** A mounted state directory holding v1, snapshotted into a repository beside it (or inside it), then changed to v2. */
+  async function mountedState(name: string, ctx: {skip: (note?: string) => void}, repoInside = false) {
+    const vol = path.join(work, name)
     mountHere(vol, ctx)
-    await ckpt(['restore', id, '--target', vol, ...repo])
-    const state = path.join(work, 'repo-inplace')
-    await ckpt(['init', '-r', state])
-    const own = (await ckptJson<{id: string}>(['snapshot', vol, '-r', state])).id
-    await fsp.writeFile(path.join(vol, 'a.txt'), 'changed since\n')
-    const before = await captureTree(vol)
-    const r = await runCli(['restore', own, '-r', state])
-    expect(r.code).toBe(5)
-    expect(r.stderr).toMatch(/^ckpt: cannot replace .*vol-inplace: it is a mount point, .*Nothing was changed$/m)
-    expect(r.stderr.trim().split('\n')).toHaveLength(1)
-    expect(diffTrees(before, await captureTree(vol))).toEqual([])
-    expect((await ckptJson<unknown[]>(['snapshots', '-r', state]))).toHaveLength(1)
-    expect((await fsp.readdir(work)).filter((n) => n.includes('ckpt-restore'))).toEqual([])
+    await buildTree(vol, {'a.txt': 'v1\n', 'keep.bin': {file: {random: 300_000, seed: 9}}, 'd': {dir: {'x': 'x1'}}, 'e': {dir: {}}})
+    const r2 = ['-r', repoInside ? path.join(vol, '.ckpt') : path.join(work, `${name}-repo`)]
+    await ckpt(['init', ...r2])
+    const v1 = (await ckptJson<{id: string}>(['snapshot', vol, ...r2])).id
+    const want = await captureTree(vol)
+    await fsp.writeFile(path.join(vol, 'a.txt'), 'v2\n')
+    await fsp.rm(path.join(vol, 'd'), {recursive: true})
+    await fsp.writeFile(path.join(vol, 'new.txt'), 'new')
+    await fsp.mkdir(path.join(vol, 'f'))
+    const changed = await captureTree(vol)
+    return {vol, r2, v1, want, changed}
+  }
+
+  /** The tree without the repository kept inside it (and the root's mtime, which the carry moves). */
+  function withoutRepo(t: Map<string, unknown>): Map<string, unknown> {
+    const repoKey = Buffer.from('.ckpt').toString('hex')
+    return new Map([...t].filter(([k]) => k !== repoKey && !k.startsWith(repoKey + '2f')))
+  }
+
+  const leftovers = async (dir: string) => (await fsp.readdir(dir)).filter((n) => n.includes('ckpt-restore'))
+
+  it('swaps the entries: the snapshot comes back exactly, after the safety snapshot; the volume stays mounted; nothing of ckpt is left', async (ctx) => {
+    const {vol, r2, v1, want} = await mountedState('vol-inplace', ctx)
+    const r = await ckptJson<{replaced: boolean; filesReused: number}>(['restore', v1, ...r2])
+    expect(r.replaced).toBe(true)
+    expect(r.filesReused).toBeGreaterThanOrEqual(1) // keep.bin, unchanged, is linked, not read
+    expect(diffTrees(want, await captureTree(vol))).toEqual([])
+    expect(isMountPoint(vol)).toBe(true)
+    expect(await leftovers(vol)).toEqual([])
+    expect(await leftovers(work)).toEqual([])
+    const snaps = await ckptJson<{tags: string[]}[]>(['snapshots', ...r2])
+    expect(snaps.map((s) => s.tags)).toEqual([[], ['pre-restore']])
   })
 
-  it('a bind mount of a directory of the same filesystem is a mount point too', async (ctx) => {
+  it('keeps the repository inside it, and recovers it when killed after carrying it into the temp tree', async (ctx) => {
+    const {vol, r2, v1, want} = await mountedState('vol-repo-inside', ctx, true)
+    const killed = await runCli(['restore', v1, ...r2], {env: {CKPT_FAULT: 'restore.inside-aside'}})
+    expect(killed.signal).toBe('SIGKILL')
+    // The repository is in the temp tree now; the next command finds it there and puts it back.
+    const r = await runCli(['restore', v1, ...r2])
+    expect(r.code, r.stderr).toBe(0)
+    expect(diffTrees(withoutRepo(want) as never, withoutRepo(await captureTree(vol)) as never, {ignoreRootMtime: true})).toEqual([])
+    expect(await leftovers(vol)).toEqual([])
+    expect((await ckptJson<{errors: number}>(['verify', '--read-data', ...r2])).errors).toBe(0)
+  })
+
+  // Killed at each step of the swap: the next restore first leaves the directory wholly old (before
+  // the commit point) or wholly new (after it), then restores it.
+  const points: [string, 'old' | 'new'][] = [
+    ['restore.temp-synced', 'old'], ['restore.before-exchange', 'old'], ['restore.inside-moved@2', 'old'], ['restore.inside-aside', 'old'],
+    ['restore.inside-committed', 'new'], ['restore.inside-moved@7', 'new'], ['restore.after-exchange', 'new'],
+  ]
+  it.for(points)('killed at %s: the next restore finds the directory wholly %s, then restores it', async ([point, whole], ctx) => {
+    const {vol, r2, v1, want, changed} = await mountedState(`vol-kill-${point.replace(/[@.]/g, '-')}`, ctx)
+    const killed = await runCli(['restore', v1, ...r2], {env: {CKPT_FAULT: point}})
+    expect(killed.signal).toBe('SIGKILL')
+    const {removeAbandonedTemps} = await import('../../src/restore/carry.js')
+    await removeAbandonedTemps(vol, path.basename(vol), true)
+    expect(await leftovers(vol)).toEqual([])
+    expect(diffTrees(whole === 'old' ? changed : want, await captureTree(vol), {ignoreRootMtime: true})).toEqual([])
+    const r = await runCli(['restore', v1, ...r2])
+    expect(r.code, r.stderr).toBe(0)
+    expect(diffTrees(want, await captureTree(vol))).toEqual([])
+    expect(await leftovers(vol)).toEqual([])
+  })
+
+  it('an --exclude that matches ckpt\'s own temp names (.*) keeps the user\'s hidden paths, not the temp tree', async (ctx) => {
+    const vol = path.join(work, 'vol-hidden')
+    mountHere(vol, ctx)
+    await buildTree(vol, {'a.txt': 'v1', '.cache': {dir: {'c': 'kept as it is'}}})
+    const r2 = ['-r', path.join(work, 'vol-hidden-repo')]
+    await ckpt(['init', ...r2])
+    const v1 = (await ckptJson<{id: string}>(['snapshot', vol, '--exclude', '.*', ...r2])).id
+    await fsp.writeFile(path.join(vol, 'a.txt'), 'v2')
+    await fsp.writeFile(path.join(vol, '.cache', 'c'), 'changed since, kept')
+    const r = await runCli(['restore', v1, ...r2])
+    expect(r.code, r.stderr).toBe(0)
+    expect(await fsp.readFile(path.join(vol, 'a.txt'), 'utf8')).toBe('v1')
+    expect(await fsp.readFile(path.join(vol, '.cache', 'c'), 'utf8')).toBe('changed since, kept')
+    expect((await fsp.readdir(vol)).sort()).toEqual(['.cache', 'a.txt'])
+  })
+
+  it('--keep-old is refused for it (the old tree would stay inside), exit 2, nothing changed', async (ctx) => {
+    const {vol, r2, v1, changed} = await mountedState('vol-keepold', ctx)
+    const r = await runCli(['restore', v1, '--keep-old', ...r2])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--keep-old cannot keep the replaced tree of .*: it is a mount point/)
+    expect(diffTrees(changed, await captureTree(vol))).toEqual([])
+  })
+
+  it('a bind mount of a directory of the same filesystem is a mount point too: replaced through it', async (ctx) => {
     const from = path.join(work, 'bind-from')
     const at = path.join(work, 'bind-at')
     await fsp.mkdir(from)
@@ -142,8 +218,11 @@ describe('in-place restore of a mount point', () => {
     mounted.push(at)
     expect(isMountPoint(at)).toBe(true)
     const r = await runCli(['restore', id, '--target', at, '--overwrite', ...repo])
-    expect(r.code).toBe(5)
-    expect(await fsp.readFile(path.join(from, 'x'), 'utf8')).toBe('x')
+    expect(r.code, r.stderr).toBe(0)
+    expect(isMountPoint(at)).toBe(true)
+    expect(diffTrees(await captureTree(src), await captureTree(at))).toEqual([])
+    // What the bind mount shows is the directory it was made of.
+    expect(diffTrees(await captureTree(src), await captureTree(from))).toEqual([])
   })
 })
 
