@@ -1,7 +1,9 @@
 // Finding the repository and the directories commands work on, with one-line errors.
 import {appendFileSync, promises as fsp} from 'node:fs'
+import path from 'node:path'
 
 import {BadPathError, errnoCode, NoRepositoryError} from '../core/errors.js'
+import {RACY_WINDOW_NS} from '../core/racy.js'
 import {initRepositoryAt, openRepositoryAt} from '../repo/open.js'
 import type {Repository} from '../repo/repository.js'
 import type {RepoLocation} from '../store/registry.js'
@@ -56,6 +58,30 @@ export async function openOrCreate(location: RepoLocation & {isDefault: boolean}
 }
 
 /** The absolute, symlink-free path of a directory to snapshot. */
+/**
+ * A mount point is restored from inside (restore/carry.ts swapInside). Before a snapshot of one,
+ * a restore killed midway is undone or finished, as the next restore would (else the snapshot would
+ * find the directory's entries set aside); the temp trees of a restore still running are returned,
+ * for the snapshot to leave out.
+ */
+export async function restoreTempsInside(source: string): Promise<{dev: bigint; ino: bigint}[]> {
+  const {removeAbandonedTemps, tempPrefix} = await import('../restore/carry.js')
+  const prefix = tempPrefix(path.basename(source))
+  const ours = async () => (await fsp.readdir(source).catch(() => [] as string[])).filter((n) => n.startsWith(prefix))
+  if ((await ours()).length === 0) return []
+  if ((await removeAbandonedTemps(source, path.basename(source), true)) > 0) {
+    // Its renames moved the entries' ctimes: the snapshot starts one racy window later, or its
+    // capture check would take them for writes during the walk.
+    await new Promise((resolve) => setTimeout(resolve, Number(RACY_WINDOW_NS / 1_000_000n) + 1))
+  }
+  const out: {dev: bigint; ino: bigint}[] = []
+  for (const name of await ours()) {
+    const st = await fsp.lstat(path.join(source, name), {bigint: true}).catch(() => undefined)
+    if (st?.isDirectory()) out.push({dev: st.dev, ino: st.ino})
+  }
+  return out
+}
+
 export async function sourceDirectory(dir: string): Promise<string> {
   let real: string
   try {

@@ -77,7 +77,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
       if (!Number.isFinite(time.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(flags.time)) throw new UsageError(`--time "${flags.time}" is not an ISO 8601 time (e.g. 2026-11-21T09:00:00Z)`)
     }
     // Library code is loaded when a command runs, so `ckpt --help` and other commands start fast.
-    const {openOrCreate, openRepository, sourceDirectory} = await import('../cli/repository.js')
+    const {openOrCreate, openRepository, restoreTempsInside, sourceDirectory} = await import('../cli/repository.js')
     const {createSnapshot} = await import('../snapshot/create.js')
     const {captureStrategy, withConfig} = await import('../cli/capture.js')
     const options = withConfig(flags, flags.config)
@@ -101,7 +101,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
       excludeNodump: flags['exclude-nodump'],
       time,
       host: flags.host,
-      skipDirs: repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : [],
+      skipDirs: [...(repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : []), ...(await restoreTempsInside(source))],
       lockRetryMs: parseWait(flags['retry-lock']),
       program: `ckpt ${this.config.version}`,
       onProgress: (p) => progress.update({

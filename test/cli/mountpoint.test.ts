@@ -183,6 +183,19 @@ describe('in-place restore of a mount point', () => {
     expect(await leftovers(vol)).toEqual([])
   })
 
+  it('a snapshot of it after a killed restore first undoes the swap (as the next restore would): it holds the directory as it was', async (ctx) => {
+    const {vol, r2, v1, changed} = await mountedState('vol-snap-after-kill', ctx)
+    const killed = await runCli(['restore', v1, ...r2], {env: {CKPT_FAULT: 'restore.inside-aside'}})
+    expect(killed.signal).toBe('SIGKILL')
+    expect((await leftovers(vol)).length).toBeGreaterThan(0) // every old entry is aside now
+    const later = (await ckptJson<{id: string}>(['snapshot', vol, ...r2])).id
+    expect(await leftovers(vol)).toEqual([])
+    expect(diffTrees(changed, await captureTree(vol), {ignoreRootMtime: true})).toEqual([])
+    const out = path.join(work, 'snap-after-kill-out')
+    await ckpt(['restore', later, '--target', out, ...r2])
+    expect(diffTrees(changed, await captureTree(out), {ignoreRootMtime: true})).toEqual([])
+  })
+
   it('an --exclude that matches ckpt\'s own temp names (.*) keeps the user\'s hidden paths, not the temp tree', async (ctx) => {
     const vol = path.join(work, 'vol-hidden')
     mountHere(vol, ctx)
