@@ -1,6 +1,6 @@
 // Opening and creating repositories, wherever they are: the backend comes from the location
 // (src/store/registry.ts), and everything from here up is the same for every backend.
-import {UsageError} from '../core/errors.js'
+import {errnoCode, UsageError} from '../core/errors.js'
 import type {Backend} from '../store/backend.js'
 import {LocalBackend} from '../store/local.js'
 import {openBackend, type RepoLocation} from '../store/registry.js'
@@ -35,7 +35,16 @@ export async function initRepository(backend: Backend, opts: InitOptions): Promi
     packSize: opts.packSize,
     chunker: avg ? {minSize: avg / 4, avgSize: avg, maxSize: avg * 4} : undefined,
   })
-  await backend.initLayout()
+  try {
+    await backend.initLayout()
+  } catch (err) {
+    // The location itself refused (a path under /proc, a read-only or foreign filesystem): one line, exit 2.
+    const code = errnoCode(err)
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR') {
+      throw new UsageError(`cannot create a repository at ${backend.location}: ${code} (${(err as Error).message})`, {location: backend.location})
+    }
+    throw err
+  }
   return Repository.create(backend, config)
 }
 

@@ -21,6 +21,7 @@ import path from 'node:path'
 import {BadPathError, classifyOsError, errnoCode, IntegrityError, NoSpaceError, UsageError} from '../core/errors.js'
 import {exchangePaths, syncFilesystem} from '../core/fsmeta.js'
 import {isMountPoint, mountsBelow, onlyLostFound} from '../core/mounts.js'
+import {makeDirs} from '../core/mkdirs.js'
 import {faultPoint} from '../core/faultpoint.js'
 import type {Repository} from '../repo/repository.js'
 import {fsyncDir} from '../core/durable.js'
@@ -176,7 +177,11 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     const parent = path.dirname(dest)
     // Where the new tree is written: beside the destination, or inside an (empty) mount point.
     const home = mounted ? dest : parent
-    await fsp.mkdir(parent, {recursive: true})
+    await makeDirs(parent).catch((err: unknown) => {
+      const code = errnoCode(err)
+      if (code === undefined) throw err
+      throw new BadPathError(`cannot make ${parent} to restore into: ${code} (${(err as Error).message})`)
+    })
     await removeAbandonedTemps(parent, path.basename(dest))
     // What must be kept is looked for again just before the swap; refusing now saves the work.
     if (state === 'non-empty') {

@@ -29,6 +29,7 @@ import {errnoCode} from '../core/errors.js'
 import {blake3} from '../core/hash.js'
 import {toHex} from '../core/ids.js'
 import {RACY_WINDOW_NS} from '../core/racy.js'
+import {makeDirs} from '../core/mkdirs.js'
 import {BlobType} from '../repo/pack.js'
 import type {Repository} from '../repo/repository.js'
 import {cacheRoot} from '../store/cache.js'
@@ -94,7 +95,7 @@ export async function writeRestoreRecord(repo: Repository, snapshot: string, tre
     await new Promise((resolve) => setTimeout(resolve, Number(RACY_WINDOW_NS / 1_000_000n) + 1))
     const startNs = nowNs()
     const root = lstatSync(dest, {bigint: true})
-    await fsp.mkdir(path.dirname(file), {recursive: true})
+    await makeDirs(path.dirname(file))
     await tidy(path.dirname(file), path.basename(file))
     fh = await fsp.open(temp, 'wx', 0o600)
     const header: Header = {snapshot, tree: '', startNs: startNs.toString(), host: opts.host, path: dest, dev: root.dev.toString(), ino: root.ino.toString()}

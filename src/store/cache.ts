@@ -5,9 +5,11 @@
 // everything read from it is checked against its hash by the caller, and a miss or a mismatch
 // reads the repository instead. Writes are atomic (temp, rename) and never fail a command.
 import {randomBytes} from 'node:crypto'
-import {mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+
+import {makeDirsSync} from '../core/mkdirs.js'
 
 const SECTIONS = ['index', 'snapshots', 'trees'] as const
 export type CacheSection = (typeof SECTIONS)[number]
@@ -47,7 +49,7 @@ export class ObjectCache {
     const dir = path.join(this.dir, section)
     const temp = path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`)
     try {
-      mkdirSync(dir, {recursive: true})
+      makeDirsSync(dir)
       writeFileSync(temp, bytes)
       renameSync(temp, path.join(dir, key))
     } catch {

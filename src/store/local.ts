@@ -11,6 +11,7 @@ import {mapLimit} from '../core/concurrency.js'
 import {atomicWriteFile, fsyncDir} from '../core/durable.js'
 import {faultPoint} from '../core/faultpoint.js'
 import {onlyLostFound} from '../core/mounts.js'
+import {makeDirs} from '../core/mkdirs.js'
 import {type Backend, type BackendCapabilities, type ByteRange, isValidObjectName, listConfig, type ObjectInfo, type ObjectKind, type ObjectWriter, OBJECT_KINDS, type TempObject} from './backend.js'
 import {parseTempName, TEMP_PREFIX, tempName} from './temp.js'
 
@@ -52,7 +53,7 @@ export class LocalBackend implements Backend {
 
   /** Create the directory layout (idempotent). */
   async initLayout(): Promise<void> {
-    await fsp.mkdir(this.root, {recursive: true})
+    await makeDirs(this.root)
     for (const kind of OBJECT_KINDS) {
       if (kind !== 'config') await fsp.mkdir(path.join(this.root, kind), {recursive: true})
     }

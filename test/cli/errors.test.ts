@@ -115,6 +115,20 @@ describe('a repository path that is a file', () => {
     expect(r.stderr).toBe(`ckpt: cannot create a repository at ${used}: the directory is not empty\n`)
   })
 
+  it('init and restore --target where the kernel refuses the directory (/proc): one line, exit 2 and 5, no hang', async () => {
+    const init = await runCli(['init', '--repo', '/proc/ckpt-no-such/repo'])
+    expect(init.code).toBe(2)
+    expect(init.stderr).toMatch(/^ckpt: cannot create a repository at \/proc\/ckpt-no-such\/repo: ENOENT .*\n$/)
+    const repo = path.join(work, 'repo-proc-target')
+    await ckpt(['init', '--repo', repo])
+    const src = path.join(work, 'src-proc-target')
+    await fsp.mkdir(src)
+    await ckpt(['snapshot', src, '--repo', repo])
+    const r = await runCli(['restore', 'latest', '--target', '/proc/ckpt-no-such/out', '--repo', repo])
+    expect(r.code).toBe(5)
+    expect(r.stderr).toMatch(/^ckpt: cannot make \/proc\/ckpt-no-such to restore into: ENOENT .*\n$/)
+  })
+
   it('snapshot with the default .ckpt being a file does not try to create it', async () => {
     const cwd = path.join(work, 'cwd-file')
     await fsp.mkdir(cwd)
