@@ -61,15 +61,15 @@ export async function openOrCreate(location: RepoLocation & {isDefault: boolean}
 /**
  * A mount point is restored from inside (restore/carry.ts swapInside). Before a snapshot of one,
  * a restore killed midway is undone or finished, as the next restore would (else the snapshot would
- * find the directory's entries set aside); the temp trees of a restore still running are returned,
- * for the snapshot to leave out.
+ * find the directory's entries set aside; not with `repair` false, a dry run); the temp trees left
+ * (of a restore still running) are returned, for the snapshot to leave out.
  */
-export async function restoreTempsInside(source: string): Promise<{dev: bigint; ino: bigint}[]> {
+export async function restoreTempsInside(source: string, repair = true): Promise<{dev: bigint; ino: bigint}[]> {
   const {removeAbandonedTemps, tempPrefix} = await import('../restore/carry.js')
   const prefix = tempPrefix(path.basename(source))
   const ours = async () => (await fsp.readdir(source).catch(() => [] as string[])).filter((n) => n.startsWith(prefix))
   if ((await ours()).length === 0) return []
-  if ((await removeAbandonedTemps(source, path.basename(source), true)) > 0) {
+  if (repair && (await removeAbandonedTemps(source, path.basename(source), true)) > 0) {
     // Its renames moved the entries' ctimes: the snapshot starts one racy window later, or its
     // capture check would take them for writes during the walk.
     await new Promise((resolve) => setTimeout(resolve, Number(RACY_WINDOW_NS / 1_000_000n) + 1))

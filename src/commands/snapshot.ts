@@ -101,7 +101,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
       excludeNodump: flags['exclude-nodump'],
       time,
       host: flags.host,
-      skipDirs: [...(repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : []), ...(await restoreTempsInside(source))],
+      skipDirs: [...(repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : []), ...(await restoreTempsInside(source, !flags['dry-run']))],
       lockRetryMs: parseWait(flags['retry-lock']),
       program: `ckpt ${this.config.version}`,
       onProgress: (p) => progress.update({

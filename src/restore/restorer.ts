@@ -147,7 +147,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   const mounted = mountPoint(dest)
   // What a killed restore left: its temp tree beside the destination (inside it, for a mount
   // point), or the old tree set aside by a two-rename swap, the destination missing meanwhile.
-  await removeAbandonedTemps(mounted ? dest : path.dirname(dest), path.basename(dest), mounted)
+  if (!opts.dryRun) await removeAbandonedTemps(mounted ? dest : path.dirname(dest), path.basename(dest), mounted)
   const {state, st: destId} = await destinationState(dest, Boolean(opts.target) && !opts.overwrite, mounted)
   if (mounted && state === 'non-empty' && opts.keepOld) {
     throw new UsageError(`--keep-old cannot keep the replaced tree of ${dest}: it is a mount point, and the old tree would have to stay inside it`)
