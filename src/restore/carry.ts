@@ -59,6 +59,12 @@ export function tempName(base: string): string {
   return `${tempPrefix(base)}${process.pid}-${processStart(process.pid) ?? 0}-${randomBytes(4).toString('hex')}`
 }
 
+/** True when the restore that named `name` (one of its temp names) is gone: what it left is for the next one. */
+function abandoned(name: string, prefix: string): boolean {
+  const {pid, start} = tempOwner(name, prefix)
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processGone(pid, start)
+}
+
 /** The owner a temp tree's name records: pid and start time (null in names written before it was). */
 function tempOwner(name: string, prefix: string): {pid: number; start: number | null} {
   const parts = name.slice(prefix.length).split('-')
@@ -354,8 +360,7 @@ async function finishSwapsInside(dest: string, prefix: string, names: readonly s
   for (const name of names) {
     const moving = name.endsWith(MOVING_SUFFIX)
     if (!moving && !name.endsWith(ASIDE_SUFFIX)) continue
-    const {pid, start} = tempOwner(name, prefix)
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processGone(pid, start)) continue
+    if (!abandoned(name, prefix)) continue
     const temp = path.join(dest, name.slice(0, -(moving ? MOVING_SUFFIX : ASIDE_SUFFIX).length))
     if (moving) {
       await moveEntries(path.join(dest, name), dest)
@@ -405,8 +410,7 @@ export async function removeAbandonedTemps(parent: string, base: string, inside 
   names.sort((a, b) => Number(b.endsWith(ASIDE_SUFFIX)) - Number(a.endsWith(ASIDE_SUFFIX)))
   for (const name of names) {
     if (!name.startsWith(prefix)) continue
-    const {pid, start} = tempOwner(name, prefix)
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processGone(pid, start)) continue
+    if (!abandoned(name, prefix)) continue
     const abs = path.join(parent, name)
     if (name.endsWith(ASIDE_SUFFIX) && !(await fsp.lstat(dest).then(() => true, () => false))) {
       // Killed between the two-rename swap's first rename (the old tree aside) and its second:

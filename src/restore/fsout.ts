@@ -115,11 +115,13 @@ export class FsOutput implements RestoreOutput<FsDir> {
    * `shareReused`: a file reused from the replaced tree may be a hard link to its inode. Not when
    * the replaced tree is kept (--keep-old): the two trees must not share what a write would change.
    */
-  constructor(private readonly shareReused = true) {}
+  constructor(private readonly shareReused = true, warnings: readonly RestoreWarning[] = []) {
+    this.warnings = new RestoreWarnings(warnings)
+  }
 
   readonly ordered = false
   readonly lanes = LARGE_LANES
-  readonly warnings = new RestoreWarnings()
+  readonly warnings: RestoreWarnings
   readonly specialCounts: SpecialCounts = {fifos: 0, devices: 0, skipped: 0}
   /** Whether clones can still be tried (false after the filesystem refused one). */
   private clones = true
@@ -315,10 +317,9 @@ export class FsOutput implements RestoreOutput<FsDir> {
   }
 
   /** A path the kernel takes for `node` in `dir`. */
-  /** Give an existing directory (not written by this output) the metadata `meta`, as dirDone gives one it wrote. */
+  /** Give an existing directory (not written by this output) the owner, xattrs, mode and times of `meta`, as dirDone gives one it wrote. */
   setDirMeta(p: Buffer, meta: Meta): void {
     this.applyMeta(p, meta, '')
-    this.applyFlags(p, meta, '')
   }
 
   private path(dir: FsDir, node: TreeNode): Buffer {
@@ -505,15 +506,19 @@ export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, 
   }
 }
 
-/** Give directory `dir` the metadata `meta` (owner when root, xattrs, mode, times, then flags) as writeTree gives its root; returns what could not be set. */
-export function applyDirMeta(dir: Buffer, meta: Meta): RestoreWarning[] {
-  const output = new FsOutput()
+/**
+ * Give the restored root `root` (a mount point, filled from inside: not written by an output) the
+ * snapshot root's owner, xattrs, mode and times; what it refuses joins `warnings`, by kind. Its
+ * flags: setRootFlags, last.
+ */
+export function setRootMeta(root: string, meta: Meta, warnings: RestoreWarning[]): void {
+  const output = new FsOutput(true, warnings)
   try {
-    output.setDirMeta(dir, meta)
+    output.setDirMeta(Buffer.from(root), meta)
   } finally {
     output.close()
   }
-  return output.warnings.list()
+  warnings.splice(0, warnings.length, ...output.warnings.list())
 }
 
 function writeAllSync(fd: number, data: Uint8Array): void {

@@ -37,7 +37,7 @@ import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {ASIDE_SUFFIX, type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, swapInside, tempName, tempPrefix} from './carry.js'
 import {fsyncTree} from './deeptree.js'
-import {applyDirMeta, setRootFlags, type TreeCounts, writeTree} from './fsout.js'
+import {setRootFlags, setRootMeta, type TreeCounts, writeTree} from './fsout.js'
 import {LocalChunks} from './local.js'
 import {checkIncludes, planRestore, type RestoreCounts, splitInclude} from './select.js'
 import type {RestoreWarning} from './warnings.js'
@@ -306,7 +306,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     }
     await fsyncDir(parent)
     // A mount point's own metadata, once the old tree is out of it (its removal moves the mtime).
-    if (mounted) result.warnings.push(...applyDirMeta(Buffer.from(dest), rootMeta))
+    if (mounted) setRootMeta(dest, rootMeta, result.warnings)
     // Last of all, however the tree came in (exchange, rename, moves into a mount point).
     setRootFlags(dest, rootFlags, result.warnings)
     if (callerCwd.length > 0) opts.onCallerCwd?.(callerCwd)
