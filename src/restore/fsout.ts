@@ -29,7 +29,7 @@ import {closeSync, constants as fsc, fchmodSync, fchownSync, lchownSync, chmodSy
 
 import {errnoCode} from '../core/errors.js'
 import {faultPoint} from '../core/faultpoint.js'
-import {makeNode, writeFlags, writeXattr, xattrKind} from '../core/fsextra.js'
+import {makeNode, removeXattr, writeFlags, writeXattr, xattrKind} from '../core/fsextra.js'
 import {setTimesNs, writeNewFiles, type NewFile} from '../core/fsmeta.js'
 import {DirRef, LongPaths} from '../core/longpath.js'
 import type {Repository} from '../repo/repository.js'
@@ -503,6 +503,23 @@ export async function writeTree(repo: Repository, treeId: Buffer, root: Buffer, 
   return {
     files: reader.files + reader.links, dirs: reader.dirs, symlinks: reader.symlinks, fifos, devices, skippedSpecials: skipped, links: reader.links, bytes: reader.bytes, warnings: output.warnings.list(),
     filesReused: reader.filesReused, bytesReused: reader.bytesReused + reader.bytesLocal, bytesFromRepository: reader.bytesFromRepository,
+  }
+}
+
+const INHERITED_ACLS = [Buffer.from('system.posix_acl_access'), Buffer.from('system.posix_acl_default')]
+
+/**
+ * Remove the ACLs the directory `dir`, just made for a restored tree, took from its parent's
+ * default ACL: every entry written below it would inherit them, and the snapshot recorded none of
+ * them (the entries' own ACLs, the root's included, are set from the snapshot afterwards).
+ */
+export function dropInheritedAcls(dir: string): void {
+  for (const name of INHERITED_ACLS) {
+    try {
+      removeXattr(dir, name)
+    } catch (err) {
+      if (errnoCode(err) !== 'ENODATA') throw err
+    }
   }
 }
 

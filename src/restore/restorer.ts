@@ -37,7 +37,7 @@ import {decodeTree} from '../snapshot/tree.js'
 import {directoryUsers, refuseBusy} from './busy.js'
 import {ASIDE_SUFFIX, type Carried, carryInto, discardTemp, planCarry, removeAbandonedTemps, swapInside, tempName, tempPrefix} from './carry.js'
 import {fsyncTree} from './deeptree.js'
-import {setRootFlags, setRootMeta, type TreeCounts, writeTree} from './fsout.js'
+import {dropInheritedAcls, setRootFlags, setRootMeta, type TreeCounts, writeTree} from './fsout.js'
 import {LocalChunks} from './local.js'
 import {checkIncludes, planRestore, type RestoreCounts, splitInclude} from './select.js'
 import type {RestoreWarning} from './warnings.js'
@@ -198,6 +198,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     const current = (state === 'non-empty' ? await opts.beforeReplace?.(dest) : undefined) ?? opts.current
     const temp = path.join(home, tempName(path.basename(dest)))
     await fsp.mkdir(temp, {mode: 0o700})
+    dropInheritedAcls(temp)
     let written: TreeCounts | undefined
     let callerCwd: number[] = []
     let carriedRels: Buffer[] = []

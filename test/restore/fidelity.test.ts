@@ -97,6 +97,46 @@ describe('the awkward tree', () => {
   })
 })
 
+describe("a destination whose parent has a default ACL", () => {
+  // Every entry made below such a parent inherits it; the snapshot recorded none of that.
+  async function inheritingParent(name: string): Promise<{parent: string; src: string; want: Awaited<ReturnType<typeof captureTree>>; id: string}> {
+    const src = path.join(work, `${name}-src`)
+    mkdirSync(src)
+    await buildTree(src, {a: 'a', sub: {dir: {deeper: {dir: {b: 'b'}}}}, acl: {file: 'own', acl: 'u:4321:r--'}})
+    const want = await captureTree(src)
+    const id = await snapshot(src)
+    const parent = path.join(work, `${name}-parent`)
+    mkdirSync(parent)
+    expect(spawnSync('setfacl', ['-d', '-m', 'u:1234:rwx', parent]).status).toBe(0)
+    expect(getfacl(parent)).toMatch(/default:user:1234:rwx/)
+    return {parent, src, want, id}
+  }
+
+  it('restore --target below it: no entry takes the inherited ACL, the recorded ones stay', async () => {
+    const {parent, src, want, id} = await inheritingParent('inherit-target')
+    const out = path.join(parent, 'out')
+    const result = await restore(id, out)
+    expect(result.warnings).toEqual([])
+    expect(diffTrees(want, await captureTree(out), {ignoreRootMtime: true})).toEqual([])
+    expect(getfacl(out)).not.toMatch(/1234/)
+    expect(getfacl(path.join(out, 'sub/deeper/b'))).not.toMatch(/1234/)
+    expect(getfacl(path.join(out, 'acl'))).toBe(getfacl(path.join(src, 'acl')))
+  })
+
+  it('an in-place restore of a directory below it', async () => {
+    const {parent, want, id} = await inheritingParent('inherit-inplace')
+    const dir = path.join(parent, 'state')
+    await fsp.rename(path.join(work, 'inherit-inplace-src'), dir)
+    await fsp.writeFile(path.join(dir, 'a'), 'changed')
+    const repo = await openLocalRepository(repoDir)
+    const {snapshots} = await loadCatalog(repo)
+    const result = await restoreSnapshot(repo, resolveSnapshot(snapshots, id), {target: dir, overwrite: true})
+    expect(result.replaced).toBe(true)
+    expect(diffTrees(want, await captureTree(dir), {ignoreRootMtime: true})).toEqual([])
+    expect(getfacl(path.join(dir, 'sub'))).not.toMatch(/1234/)
+  })
+})
+
 describe("the snapshot root's own xattrs, ACLs and flags", () => {
   /** The root's access and default ACL, a user xattr, and noatime + nodump (ext4 and tmpfs take both). */
   function dressRoot(dir: string, extra = ''): void {
