@@ -186,6 +186,9 @@ async function findExcluded(dir: Buffer, relBytes: Buffer | undefined, rel: stri
 export async function carryInto(dest: string, destId: {dev: bigint; ino: bigint}, temp: string, carried: readonly Carried[]): Promise<void> {
   if (carried.length === 0) return
   const parents = new Map<string, {abs: Buffer; create: boolean; mode: number; mtimeNs: bigint}>()
+  // The root too: an entry carried to the top moves its mtime as it moves any directory's.
+  const root = await fsp.lstat(temp, {bigint: true})
+  parents.set('', {abs: Buffer.from(temp), create: false, mode: Number(root.mode & 0o7777n), mtimeNs: root.mtimeNs})
   for (const c of carried) {
     const parts = c.rel.toString('latin1').split('/')
     let missing = false

@@ -10,6 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {BadPathError, BusyError} from '../../src/core/errors.js'
 import {initLocalRepository, openLocalRepository} from '../../src/repo/open.js'
 import {encodeJournal, journalPath, recoverInterruptedRestores, removeAbandonedTemps} from '../../src/restore/carry.js'
+import {setTimesNs} from '../../src/core/fsmeta.js'
 import {restoreSnapshot} from '../../src/restore/restorer.js'
 import {loadCatalog} from '../../src/snapshot/catalog.js'
 import {createSnapshot} from '../../src/snapshot/create.js'
@@ -228,5 +229,24 @@ describe('a program that starts using the source while an in-place restore write
     } finally {
       child?.kill('SIGKILL')
     }
+  })
+})
+
+describe('what an in-place restore carries over', () => {
+  it('leaves the directories it carries into with the snapshot\'s mtimes, the root\'s included', async () => {
+    const src = path.join(work, 'carry-times')
+    mkdirSync(src)
+    await buildTree(src, {state: 'state', logs: {dir: {a: 'log'}}, sub: {dir: {kept: {dir: {b: 'kept'}}, data: 'data'}}})
+    const times = new Map([['', 1_600_000_000_123_456_789n], ['sub', 1_500_000_000_987_654_321n]])
+    for (const [rel, ns] of times) setTimesNs(path.join(src, rel), ns, ns)
+    const {repo, snap} = await snapshotOf(src, ['logs', 'sub/kept'])
+    await fsp.writeFile(path.join(src, 'state'), 'changed')
+    await fsp.writeFile(path.join(src, 'sub/data'), 'changed')
+    const result = await restoreSnapshot(repo, snap, {})
+    expect(result.replaced).toBe(true)
+    expect(await fsp.readFile(path.join(src, 'logs/a'), 'utf8')).toBe('log')
+    expect(await fsp.readFile(path.join(src, 'sub/kept/b'), 'utf8')).toBe('kept')
+    expect(await fsp.readFile(path.join(src, 'sub/data'), 'utf8')).toBe('data')
+    for (const [rel, ns] of times) expect((await fsp.lstat(path.join(src, rel), {bigint: true})).mtimeNs).toBe(ns)
   })
 })
