@@ -24,12 +24,15 @@ Name the snapshots (ids, unique prefixes, "latest"), or give --all. --source, --
 
 Afterwards the destination checks the copied snapshots as ckpt verify ID... does (structure: index, packs, every tree read and decoded, every chunk indexed); --read-data also reads back and re-hashes every pack they reach, --no-verify skips the check. Damage found there is exit code 12.
 
-The destination's largest chunk must not be smaller than the source's (ckpt init --avg-chunk-size), else exit code 2. Both repositories are locked shared for the whole copy, so a prune on either waits for it.`
+The destination's largest chunk must not be smaller than the source's (ckpt init --avg-chunk-size), else exit code 2. Both repositories are locked shared for the whole copy, so a prune on either waits for it.
+
+--dry-run walks the selected snapshots' trees in the source and counts what the destination lacks (snapshots, blobs, bytes to send: chunks as stored, trees plain, as the destination compresses them itself), and writes nothing to the destination.`
   static override examples = [
     '<%= config.bin %> copy latest --from /var/backups/ckpt --to s3://backups/host-a',
     '<%= config.bin %> copy --all --repo /var/backups/ckpt --to s3://backups/host-a',
     '<%= config.bin %> copy 3fa9c2 8d0e11 --to /mnt/usb/ckpt --read-data',
     '<%= config.bin %> copy --all --tag nightly --latest 7 --to s3://backups/host-a --json',
+    '<%= config.bin %> copy --all --to s3://backups/host-a --dry-run',
   ]
 
   static override strict = false
@@ -47,6 +50,7 @@ The destination's largest chunk must not be smaller than the source's (ckpt init
     latest: Flags.integer({summary: 'With --all: only the newest N snapshots of each host and source.', min: 1}),
     'read-data': Flags.boolean({summary: 'After copying, read back and re-hash every pack the copied snapshots reach in the destination.'}),
     verify: Flags.boolean({summary: 'Check the copied snapshots in the destination afterwards (default; --no-verify skips it).', default: true, allowNo: true}),
+    'dry-run': Flags.boolean({char: 'n', summary: 'Count what would be sent (snapshots, blobs, bytes) and write nothing.'}),
   }
 
   async run(): Promise<CopyJson> {
@@ -67,6 +71,7 @@ The destination's largest chunk must not be smaller than the source's (ckpt init
       result = await copySnapshots(src, dst, {refs: argv as string[], all: flags.all, filter, latest: flags.latest}, {
         verify: !flags.verify ? 'none' : flags['read-data'] ? 'read' : 'structure',
         lockRetryMs: parseWait(flags['retry-lock']),
+        dryRun: flags['dry-run'],
         onProgress: (p) => {
           const seconds = Math.max(0.001, (Date.now() - started) / 1000)
           progress.update({
@@ -93,6 +98,10 @@ The destination's largest chunk must not be smaller than the source's (ckpt init
     // Damage is printed whatever --quiet says, as verify prints it.
     for (const f of r.verify && !r.verify.ok ? r.verify.findings.filter((f) => f.severity === 'error').slice(0, 20) : []) this.log(f.message)
     const skipped = r.skipped.length ? ` (${count(r.skipped.length, 'snapshot')} already there)` : ''
+    if (r.dryRun) {
+      this.note(flags, `would copy ${count(r.copied.length, 'snapshot')} to ${to}${skipped}: ${count(r.blobs, 'blob')}, ${formatBytes(r.bytesSent)} to send (${formatBytes(r.rawBytes)} plain); nothing was written`)
+      return
+    }
     if (r.copied.length === 0) {
       this.note(flags, `copy: nothing to copy to ${to}${skipped}`)
       return

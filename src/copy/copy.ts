@@ -99,8 +99,10 @@ export interface CopyResult {
   indexFiles: number
   /** Temp objects of dead writers removed from the destination before the copy began. */
   swept: SweepResult
-  /** The destination's check of the copied snapshots (undefined: nothing was copied, or verify: 'none'). */
+  /** The destination's check of the copied snapshots (undefined: nothing was copied, verify: 'none', or a dry run). */
   verify?: VerifyReport
+  /** Nothing was written: `copied` and the counts say what a copy would send (trees counted plain: the destination compresses them). */
+  dryRun: boolean
   durationMs: number
 }
 
@@ -109,6 +111,8 @@ export interface CopyOptions {
   verify?: 'none' | 'structure' | 'read'
   lockRetryMs?: number
   onProgress?: (p: CopyProgress) => void
+  /** Walk the selected snapshots and count what the destination lacks, writing nothing to it (its lock is taken read-only). */
+  dryRun?: boolean
 }
 
 /**
@@ -122,18 +126,19 @@ export async function copySnapshots(src: Repository, dst: Repository, selection:
     throw new UsageError(`the destination's largest chunk (${dst.config.chunker.maxSize} bytes) is smaller than the source's (${src.config.chunker.maxSize} bytes): create the destination with ckpt init --avg-chunk-size ${src.config.chunker.avgSize}`)
   }
   const started = performance.now()
+  const dryRun = opts.dryRun ?? false
   const lock = (readOnly: boolean) => ({exclusive: false, readOnly, command: 'copy', retryMs: opts.lockRetryMs ?? 0})
-  return withLock(src.backend, lock(true), () => withLock(dst.backend, lock(false), async () => {
-    const swept = await sweepTemporaries(dst.backend, Date.now())
+  return withLock(src.backend, lock(true), () => withLock(dst.backend, lock(dryRun), async () => {
+    const swept = dryRun ? {removed: 0, bytes: 0} : await sweepTemporaries(dst.backend, Date.now())
     const chosen = selectForCopy(await loadCatalog(src), selection)
     const present = new Set(await dst.listSnapshotNames())
     const todo = chosen.filter((s) => !present.has(s.id))
-    const result: CopyResult = {copied: [], skipped: chosen.filter((s) => present.has(s.id)).map((s) => s.id), trees: 0, blobs: 0, rawBytes: 0, bytesSent: 0, packs: 0, indexFiles: 0, swept, durationMs: 0}
+    const result: CopyResult = {copied: [], skipped: chosen.filter((s) => present.has(s.id)).map((s) => s.id), trees: 0, blobs: 0, rawBytes: 0, bytesSent: 0, packs: 0, indexFiles: 0, swept, dryRun, durationMs: 0}
     if (todo.length > 0) {
       await Promise.all([src.loadIndex(), dst.loadIndex()])
       // Version-2 trees must not land in a repository an older ckpt would misread.
-      if (src.config.version > dst.config.version) await dst.upgradeFormat()
-      const copier = new SnapshotCopier(src, dst, todo, opts.onProgress)
+      if (src.config.version > dst.config.version && !dryRun) await dst.upgradeFormat()
+      const copier = new SnapshotCopier(src, dst, todo, opts.onProgress, dryRun)
       try {
         for (const s of todo) result.copied.push(await copier.copy(s))
       } catch (err) {
@@ -141,8 +146,8 @@ export async function copySnapshots(src: Repository, dst: Repository, selection:
         await copier.writer.abort()
         throw err
       }
-      Object.assign(result, {trees: copier.trees, blobs: copier.writer.stats.blobs, rawBytes: copier.writer.stats.rawBytes, bytesSent: copier.writer.stats.storedBytes, packs: copier.writer.stats.packs, indexFiles: copier.writer.stats.indexFiles})
-      if ((opts.verify ?? 'structure') !== 'none') {
+      Object.assign(result, {trees: copier.trees, ...copier.sent()})
+      if ((opts.verify ?? 'structure') !== 'none' && !dryRun) {
         const {verifyRepository} = await import('../verify/verify.js')
         result.verify = await verifyRepository(dst.backend, {snapshots: todo.map((s) => s.id), readData: opts.verify === 'read' ? {kind: 'all'} : undefined, lockRetryMs: opts.lockRetryMs})
       }
@@ -169,18 +174,26 @@ class SnapshotCopier {
   private readonly total: number
   private walkedBefore = 0
   private done = 0
+  /** A dry run's count of what would be sent. */
+  private readonly lacking = {blobs: 0, rawBytes: 0, storedBytes: 0}
 
-  constructor(private readonly src: Repository, private readonly dst: Repository, private readonly todo: readonly SnapshotRecord[], private readonly onProgress?: (p: CopyProgress) => void) {
+  constructor(private readonly src: Repository, private readonly dst: Repository, private readonly todo: readonly SnapshotRecord[], private readonly onProgress?: (p: CopyProgress) => void, private readonly dryRun = false) {
     this.writer = new BlobWriter(dst)
     this.total = todo.reduce((n, s) => n + s.manifest.summary.bytes, 0)
   }
 
+  /** What was sent (or, in a dry run, would be). */
+  sent(): Pick<CopyResult, 'blobs' | 'rawBytes' | 'bytesSent' | 'packs' | 'indexFiles'> {
+    const w = this.dryRun ? {...this.lacking, packs: 0, indexFiles: 0} : this.writer.stats
+    return {blobs: w.blobs, rawBytes: w.rawBytes, bytesSent: w.storedBytes, packs: w.packs, indexFiles: w.indexFiles}
+  }
+
   async copy(s: SnapshotRecord): Promise<CopiedSnapshot> {
-    const before = {blobs: this.writer.stats.blobs, bytes: this.writer.stats.storedBytes}
+    const before = this.sent()
     this.done++
     let walked = 0
     const report = () => this.onProgress?.({
-      snapshot: this.done, snapshots: this.todo.length, id: s.id, blobs: this.writer.stats.blobs, bytesSent: this.writer.stats.storedBytes,
+      snapshot: this.done, snapshots: this.todo.length, id: s.id, blobs: this.sent().blobs, bytesSent: this.sent().bytesSent,
       bytesWalked: Math.min(this.walkedBefore + walked, this.total), bytesTotal: this.total,
     })
     // Depth first: the stack holds the subtrees of one directory per level, not the whole snapshot.
@@ -205,8 +218,16 @@ class SnapshotCopier {
         walked += node.size
       }
       // Trees are written as plain bytes: the destination compresses them (and caches them when remote).
-      if (!this.dst.has(tree)) await this.writer.add(BlobType.tree, tree, plain)
+      if (!this.dst.has(tree)) {
+        if (this.dryRun) this.lack(plain.length, plain.length)
+        else await this.writer.add(BlobType.tree, tree, plain)
+      }
       report()
+    }
+    if (this.dryRun) {
+      this.walkedBefore += s.manifest.summary.bytes
+      const after = this.sent()
+      return {id: s.id, blobs: after.blobs - before.blobs, bytesSent: after.bytesSent - before.bytesSent}
     }
     await this.send(report)
     await this.inflight.drain()
@@ -220,7 +241,14 @@ class SnapshotCopier {
     this.walkedBefore += s.manifest.summary.bytes
     walked = 0
     report()
-    return {id: s.id, blobs: this.writer.stats.blobs - before.blobs, bytesSent: this.writer.stats.storedBytes - before.bytes}
+    const after = this.sent()
+    return {id: s.id, blobs: after.blobs - before.blobs, bytesSent: after.bytesSent - before.bytesSent}
+  }
+
+  private lack(rawBytes: number, storedBytes: number): void {
+    this.lacking.blobs++
+    this.lacking.rawBytes += rawBytes
+    this.lacking.storedBytes += storedBytes
   }
 
   /** Wait for the reads still running (a failed run gives back what they wrote). */
@@ -256,6 +284,7 @@ class SnapshotCopier {
     const loc = this.located(s, id, BlobType.data)
     // Before anything is read or allocated: an index entry claiming more is hostile (restore refuses it too).
     checkBlobBound(id, loc, this.src.config)
+    if (this.dryRun) return this.lack(loc.rawLength, loc.storedLength)
     this.batch.push({id, loc})
     this.batchBytes += loc.storedLength
     if (this.batchBytes >= BATCH_BYTES || this.batch.length >= BATCH_BLOBS) await this.send(report)

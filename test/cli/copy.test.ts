@@ -69,6 +69,33 @@ describe('ckpt copy', () => {
     expect(verified.errors).toBe(0)
   })
 
+  it('--dry-run counts what the destination lacks and writes nothing to it; the copy then sends just that', async () => {
+    const to = path.join(work, 'to-dry')
+    await ckpt(['init', '--repo', to, '-q'])
+    const listing = async () => (await fsp.readdir(to, {recursive: true})).sort()
+    const before = await listing()
+    const dry = await ckptJson<CopyJson & {dryRun: boolean; rawBytes: number}>(['copy', '--all', '--from', from, '--to', to, '--dry-run'])
+    expect(dry.dryRun).toBe(true)
+    expect(dry.copied.map((c) => c.id).sort()).toEqual([...ids].sort())
+    expect(dry.verify).toBeNull()
+    expect(await listing()).toEqual(before)
+    const text = await runCli(['copy', 'latest', '--from', from, '--to', to, '-n'])
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stderr).toMatch(/^would copy 1 snapshot to .*: \d+ blobs, .* to send \(.* plain\); nothing was written\n$/)
+    expect(await listing()).toEqual(before)
+
+    const real = await ckptJson<CopyJson & {dryRun: boolean}>(['copy', '--all', '--from', from, '--to', to])
+    expect(real.dryRun).toBe(false)
+    expect(real.blobs).toBe(dry.blobs)
+    expect(real.copied.map((c) => c.blobs)).toEqual(dry.copied.map((c) => c.blobs))
+    // Chunks go as stored; trees are counted plain and compressed by the destination.
+    expect(real.bytesSent).toBeLessThanOrEqual(dry.bytesSent)
+    expect(real.bytesSent).toBeGreaterThan(2 * 1024 * 1024)
+    const after = await ckptJson<CopyJson & {dryRun: boolean}>(['copy', '--all', '--from', from, '--to', to, '--dry-run'])
+    expect(after).toMatchObject({copied: [], blobs: 0, bytesSent: 0})
+    expect(after.skipped.sort()).toEqual([...ids].sort())
+  })
+
   it('--read-data reads the copy back; --json prints progress events on stderr, one document on stdout', async () => {
     const to = path.join(work, 'to-json')
     await ckpt(['init', '--repo', to, '-q'])
