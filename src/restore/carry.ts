@@ -17,12 +17,13 @@ import {type BigIntStats, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
 import {BadPathError, errnoCode, IntegrityError} from '../core/errors.js'
+import {readFlags, writeFlags} from '../core/fsextra.js'
 import {exchangePaths, setTimesNs} from '../core/fsmeta.js'
 import {atomicWriteFile, fsyncDir} from '../core/durable.js'
 import {faultPoint} from '../core/faultpoint.js'
 import {processGone, processStart} from '../store/lock.js'
 import {compileExcludes, type ExcludeMatcher} from '../snapshot/exclude.js'
-import {childPath, displayName} from '../snapshot/tree.js'
+import {childPath, displayName, FS_FLAGS_LOCKING} from '../snapshot/tree.js'
 import {removeTree} from './deeptree.js'
 
 /** A path carried from the old tree into the new one. */
@@ -311,8 +312,33 @@ async function moveEntries(from: string, to: string, keep: (name: Buffer) => boo
   const b = Buffer.from(to + '/')
   for (const name of await fsp.readdir(from, {encoding: 'buffer'})) {
     if (keep(name)) continue
-    await fsp.rename(Buffer.concat([a, name]), Buffer.concat([b, name]))
+    await renameEntry(Buffer.concat([a, name]), Buffer.concat([b, name]))
     faultPoint('restore.inside-moved')
+  }
+}
+
+/**
+ * rename(2), also of an entry whose own immutable or append-only flag forbids it (a mount point's
+ * entries move one by one): the flag is lifted for the rename and put back on the moved entry.
+ * Killed in between, the entry is whole, in one place or the other, only without that flag.
+ */
+async function renameEntry(from: Buffer, to: Buffer): Promise<void> {
+  try {
+    return await fsp.rename(from, to)
+  } catch (err) {
+    if (errnoCode(err) !== 'EPERM') throw err
+    const st = await fsp.lstat(from)
+    const dir = st.isDirectory()
+    const flags = dir || st.isFile() ? readFlags(from, dir) : undefined
+    if (typeof flags !== 'number' || (flags & FS_FLAGS_LOCKING) === 0) throw err
+    writeFlags(from, dir, flags & ~FS_FLAGS_LOCKING)
+    try {
+      await fsp.rename(from, to)
+    } catch (again) {
+      writeFlags(from, dir, flags)
+      throw again
+    }
+    writeFlags(to, dir, flags)
   }
 }
 
@@ -340,7 +366,7 @@ export async function swapInside(dest: string, temp: string): Promise<void> {
     faultPoint('restore.inside-aside')
     await fsp.rename(temp, moving)
   } catch (err) {
-    // Refused midway (an immutable entry cannot be moved): what went aside comes back.
+    // Refused midway (an entry that cannot be moved): what went aside comes back.
     await moveEntries(aside, dest)
     await fsp.rmdir(aside)
     throw err

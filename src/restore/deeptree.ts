@@ -15,11 +15,10 @@ import {closeSync, constants as fsc, type Dirent, fsyncSync, lstatSync, openSync
 import {errnoCode} from '../core/errors.js'
 import {readFlags, writeFlags} from '../core/fsextra.js'
 import {DirRef} from '../core/longpath.js'
-import {childPath, FS_FLAG_APPEND, FS_FLAG_IMMUTABLE} from '../snapshot/tree.js'
+import {childPath, FS_FLAGS_LOCKING} from '../snapshot/tree.js'
 
 /** Longest path a directory's entries are named through (room left for "/", a 255-byte name and the NUL). */
 const VIA_MAX = 4096 - 1 - 255 - 1 - 64
-const LOCKING_FLAGS = FS_FLAG_IMMUTABLE | FS_FLAG_APPEND
 
 interface Frame {
   /** Names the directory itself (through its parent's frame, never its own descriptor). */
@@ -110,7 +109,7 @@ function removeEntry(p: Buffer, hasFlags: boolean, unlockParent: () => void, dir
 /** Clear immutable and append-only on `p` (a file or directory), if set and if this system has flags. */
 function unlock(p: Buffer, dir: boolean): void {
   const flags = readFlags(p, dir)
-  if (typeof flags === 'number' && (flags & LOCKING_FLAGS) !== 0) writeFlags(p, dir, flags & ~LOCKING_FLAGS)
+  if (typeof flags === 'number' && (flags & FS_FLAGS_LOCKING) !== 0) writeFlags(p, dir, flags & ~FS_FLAGS_LOCKING)
 }
 
 /** fsync every regular file and directory below `top`, directories after their entries. */

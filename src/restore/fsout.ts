@@ -34,7 +34,7 @@ import {setTimesNs, writeNewFiles, type NewFile} from '../core/fsmeta.js'
 import {DirRef, LongPaths} from '../core/longpath.js'
 import type {Repository} from '../repo/repository.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
-import {childPath, FS_FLAG_APPEND, FS_FLAG_IMMUTABLE, type TreeNode} from '../snapshot/tree.js'
+import {childPath, FS_FLAGS_LOCKING, type TreeNode} from '../snapshot/tree.js'
 import {type ChunkSource, type LocalBase, type LocalFile, unchanged} from './local.js'
 import {carryExisting} from './reuse.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
@@ -53,7 +53,6 @@ const VIA_MAX = 4096 - 1 - 255 - 1 - 64
 /** copyFile errors meaning this filesystem (or this pair of them) does not share extents. */
 const NO_CLONE = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOSYS', 'ENOTTY'])
 /** Flags an inode refuses links and most changes under. */
-const LOCKING_FLAGS = FS_FLAG_IMMUTABLE | FS_FLAG_APPEND
 
 export type Meta = Pick<TreeNode, 'type' | 'mode' | 'uid' | 'gid' | 'mtimeNs'> & Partial<Pick<TreeNode, 'xattrs' | 'flags'>>
 
@@ -366,7 +365,7 @@ export class FsOutput implements RestoreOutput<FsDir> {
     if (!meta.flags) return
     const isDir = meta.type === 'dir'
     // link(2) refuses an immutable or append-only inode: its other names come first.
-    if (!isDir && (meta.flags & LOCKING_FLAGS) !== 0 && (meta as TreeNode).nlink !== undefined && dir) {
+    if (!isDir && (meta.flags & FS_FLAGS_LOCKING) !== 0 && (meta as TreeNode).nlink !== undefined && dir) {
       this.lateFlags.push({abs: childPath(fullPath(dir), (meta as TreeNode).name), rel, flags: meta.flags})
       return
     }

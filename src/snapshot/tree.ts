@@ -87,6 +87,8 @@ export const FS_FLAGS_RECORDED = 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x400 | 0x800
 export const FS_FLAG_IMMUTABLE = 0x10
 export const FS_FLAG_APPEND = 0x20
 export const FS_FLAG_NODUMP = 0x40
+/** The flags that forbid renaming, unlinking or rewriting the inode that carries them. */
+export const FS_FLAGS_LOCKING = FS_FLAG_IMMUTABLE | FS_FLAG_APPEND
 
 /** Longest xattr name and value Linux takes (XATTR_NAME_MAX, XATTR_SIZE_MAX), and the most names one file lists (XATTR_LIST_MAX). */
 export const XATTR_NAME_MAX = 255

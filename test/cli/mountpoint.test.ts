@@ -151,6 +151,36 @@ describe('in-place restore of a mount point', () => {
     expect(snaps.map((s) => s.tags)).toEqual([[], ['pre-restore']])
   })
 
+  it('moves immutable and append-only entries too, old and new: the flag is lifted for the move and put back', async (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip('chattr +i needs root (CAP_LINUX_IMMUTABLE)')
+    const vol = path.join(work, 'vol-immutable')
+    mountHere(vol, ctx)
+    await buildTree(vol, {'locked.txt': 'v1\n', 'log': {dir: {'l': 'l1'}}, 'plain.txt': 'p1\n'})
+    for (const [flag, p] of [['+i', 'locked.txt'], ['+a', 'log']]) {
+      if (spawnSync('chattr', [flag!, path.join(vol, p!)]).status !== 0) ctx.skip(`this filesystem refuses chattr ${flag}`)
+    }
+    const r2 = ['-r', path.join(work, 'vol-immutable-repo')]
+    await ckpt(['init', ...r2])
+    const v1 = (await ckptJson<{id: string}>(['snapshot', vol, ...r2])).id
+    const want = await captureTree(vol)
+    // The old tree's entries are locked too: a new immutable file, and plain.txt changed then locked.
+    await fsp.writeFile(path.join(vol, 'plain.txt'), 'p2\n')
+    await fsp.writeFile(path.join(vol, 'extra.txt'), 'x')
+    for (const p of ['plain.txt', 'extra.txt']) expect(spawnSync('chattr', ['+i', path.join(vol, p)]).status).toBe(0)
+    const r = await runCli(['restore', v1, ...r2])
+    expect(r.code, r.stderr).toBe(0)
+    expect(diffTrees(want, await captureTree(vol))).toEqual([])
+    expect(await leftovers(vol)).toEqual([])
+
+    // Into an empty mount point: the snapshot's locked entries are moved up from the temp tree.
+    const empty = path.join(work, 'vol-immutable-empty')
+    mountHere(empty, ctx)
+    const t = await runCli(['restore', v1, '--target', empty, ...r2])
+    expect(t.code, t.stderr).toBe(0)
+    expect(diffTrees(want, await captureTree(empty))).toEqual([])
+    expect(await leftovers(empty)).toEqual([])
+  })
+
   it('keeps the repository inside it, and recovers it when killed after carrying it into the temp tree', async (ctx) => {
     const {vol, r2, v1, want} = await mountedState('vol-repo-inside', ctx, true)
     const killed = await runCli(['restore', v1, ...r2], {env: {CKPT_FAULT: 'restore.inside-aside'}})
