@@ -21,11 +21,12 @@ import os from 'node:os'
 import path from 'node:path'
 
 import {errnoCode} from '../core/errors.js'
+import {readFlags, readXattrs} from '../core/fsextra.js'
 import {faultPoint} from '../core/faultpoint.js'
 import {LongPaths} from '../core/longpath.js'
 import {filesBeingWritten} from '../core/procfs.js'
 import {processGone, processStart} from '../store/lock.js'
-import {Archiver, type ArchiveOptions, type ArchiveResult, type SourceView} from '../snapshot/archiver.js'
+import {Archiver, type ArchiveOptions, type ArchiveResult, type RecordedMeta, type SourceView} from '../snapshot/archiver.js'
 import {type CaptureContext, type Captured, type CaptureStrategy, plainPass} from '../snapshot/create.js'
 import type {HookRecord, PauseRecord} from '../snapshot/manifest.js'
 import {compileExcludes} from '../snapshot/exclude.js'
@@ -195,7 +196,7 @@ function captureWindow(ctx: CaptureContext, opts: PausedCaptureOptions, watchdog
   let report
   try {
     faultPoint('capture.paused')
-    recorded = Recorded.walk(source, ctx.archive)
+    recorded = Recorded.walk(source, ctx.archive, known)
     const writers = filesBeingWritten(paused.pids(), source).map((u) => ({path: Buffer.from(u.path, 'utf8').toString('latin1'), use: u.use}))
     const read: ReadRecord[] = []
     for (const [abs, node] of known) {
@@ -299,11 +300,18 @@ class Recorded {
   private readonly stats = new Map<string, BigIntStats>()
   private readonly links = new Map<string, Buffer>()
   private readonly copies = new Map<string, Buffer>()
+  /** Xattrs and flags of the files and directories the final pass will not take from the pre-copy. */
+  private readonly metas = new Map<string, RecordedMeta>()
   /** Files the final pass had to read from the live directory: the plan missed them (never expected). */
   unplanned = 0
 
-  /** List and lstat the tree as the archiver would walk it (same excludes, same skipped directories). */
-  static walk(source: string, archive: ArchiveOptions): Recorded {
+  /**
+   * List and lstat the tree as the archiver would walk it (same excludes, same skipped
+   * directories), and read the xattrs and flags of each file or directory whose inode or ctime
+   * differs from the last pre-copy's (`known`): the final pass runs after the resume, and would
+   * otherwise read them as the program left them by then.
+   */
+  static walk(source: string, archive: ArchiveOptions, known: ReadonlyMap<string, TreeNode> = new Map()): Recorded {
     const r = new Recorded()
     const exclude = compileExcludes(archive.excludes)
     // Paths past PATH_MAX are reached through open ancestors, as the archiver reaches them.
@@ -332,6 +340,8 @@ class Recorded {
         kept.push(name)
         const key = child.toString('latin1')
         r.stats.set(key, st)
+        const was = known.get(key)
+        if ((st.isFile() || st.isDirectory()) && (was?.ctimeNs !== st.ctimeNs || was.ino !== st.ino)) r.readMeta(key, paths.short(child), st.isDirectory())
         if (st.isSymbolicLink()) r.links.set(key, readlinkSync(paths.short(child), {encoding: 'buffer'}))
         if (st.isDirectory() && !archive.skipDirs?.some((d) => d.dev === st.dev && d.ino === st.ino)) visit(child, childRel)
       }
@@ -339,12 +349,22 @@ class Recorded {
     }
     const root = Buffer.from(source)
     r.stats.set(root.toString('latin1'), lstatSync(root, {bigint: true}))
+    r.readMeta(root.toString('latin1'), root, true)
     try {
       visit(root, '')
     } finally {
       paths.close()
     }
     return r
+  }
+
+  /** Left out when either read fails (gone meanwhile): the final pass reads it, and reports what it finds. */
+  private readMeta(key: string, path: Buffer, dir: boolean): void {
+    try {
+      this.metas.set(key, {flags: readFlags(path, dir), xattrs: readXattrs(path)})
+    } catch {
+      // read again after the pause
+    }
   }
 
   statRecords(source: string): StatRecord[] {
@@ -402,6 +422,7 @@ class Recorded {
       readlink: async (abs) => get(this.links, abs, 'readlink'),
       // A copied file was judged changed (or possibly changed) whatever its stat says: never from the cache.
       mustRead: (abs) => this.copies.has(abs.toString('latin1')),
+      meta: (abs) => this.metas.get(abs.toString('latin1')),
       content: (abs) => {
         const key = abs.toString('latin1')
         const copy = this.copies.get(key)

@@ -84,6 +84,14 @@ export interface SourceView {
   content(abs: Buffer): {path: Buffer; stat?: BigIntStats}
   /** This file must be read even if the stat cache vouches for it (a recording's copied files). */
   mustRead?(abs: Buffer): boolean
+  /** An entry's xattrs and flags as the recording read them (undefined: read them now). */
+  meta?(abs: Buffer): RecordedMeta | undefined
+}
+
+/** Xattrs and inode flags read at a recorded instant (a paused capture reads them inside its pause). */
+export interface RecordedMeta {
+  xattrs: ReturnType<typeof readXattrs>
+  flags: ReturnType<typeof readFlags>
 }
 
 /** The live filesystem, long paths made short through `paths` (readlink synchronous: a short path is used at once). */
@@ -504,15 +512,16 @@ export class Archiver {
     } catch {
       return out // the walk itself reports a path it cannot reach
     }
+    const recorded = this.fs.meta?.(abs)
     if (withFlags && (type === 'file' || type === 'dir')) {
       try {
-        this.recordFlags(out, readFlags(path, type === 'dir'), rel)
+        this.recordFlags(out, recorded ? recorded.flags : readFlags(path, type === 'dir'), rel)
       } catch (err) {
         this.metaError('inode flags', rel, err)
       }
     }
     try {
-      const x = readXattrs(path)
+      const x = recorded ? recorded.xattrs : readXattrs(path)
       if (typeof x === 'string') {
         this.metaWarn(`xattrs ${x}`, rel, x === 'unavailable' ? 'extended attributes and ACLs not recorded: the native addon is not built' : 'extended attributes not recorded: the file system does not support them')
       } else {
@@ -631,7 +640,7 @@ export class Archiver {
         this.result.bytes += read.size
         if (flagsFromRead) {
           try {
-            this.recordFlags(extra, read.flags ?? readFlags(this.paths.short(abs), false), rel)
+            this.recordFlags(extra, read.flags ?? this.fs.meta?.(abs)?.flags ?? readFlags(this.paths.short(abs), false), rel)
           } catch (err) {
             this.metaError('inode flags', rel, err)
           }

@@ -1,5 +1,6 @@
 // The capture options as a user gives them: hooks around the snapshot and its window, --config for
 // cron lines, --pause-cgroup through the CLI, and a pause that runs past --max-pause.
+import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
@@ -84,6 +85,34 @@ test('a pause past --max-pause: the program is resumed, the snapshot recorded as
     expect(r.stderr).toMatch(/ran past --max-pause/)
   } finally {
     await writer.stop()
+  }
+})
+
+test('a paused capture records xattrs and inode flags as they were in the pause, not as the program left them after it', async () => {
+  const src = path.join(root, 'paused-meta')
+  await fsp.mkdir(src)
+  await buildTree(src, {f: 'data\n', sub: {dir: {}}})
+  const flags = spawnSync('chattr', ['+d', path.join(src, 'f')]).status === 0 && spawnSync('chattr', ['-d', path.join(src, 'f')]).status === 0
+  const program = spawn('sleep', ['600'], {stdio: 'ignore'})
+  try {
+    const f = path.join(src, 'f')
+    const sub = path.join(src, 'sub')
+    // After the pre-copy, before the pause: the file and the directory change (so the final pass
+    // cannot take them from the pre-copy); after the resume, before the final pass: they change again.
+    const freeze = `echo more >> ${f} && setfattr -n user.v -v paused ${f} && touch ${sub}/new && setfattr -n user.d -v paused ${sub}${flags ? ` && chattr +d ${f}` : ''}`
+    const thaw = `setfattr -n user.v -v resumed ${f} && setfattr -n user.d -v resumed ${sub}${flags ? ` && chattr -d ${f}` : ''}`
+    const r = await runCli(['snapshot', src, '--repo', repo, '--json', '--pause-pid', String(program.pid), '--freeze', freeze, '--thaw', thaw])
+    expect(r.code, r.stderr).toBe(0)
+    const doc = JSON.parse(r.stdout) as Doc
+    expect(doc.capture).toMatchObject({mode: 'paused', consistent: true})
+    const ls = await runCli(['ls', doc.id, '--repo', repo, '--json', '-R'])
+    const nodes = new Map(ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as {path: string; xattrs?: {name: string; value: string}[]; flags?: number}).map((n) => [n.path, n]))
+    expect(nodes.get('f')!.xattrs).toEqual([{name: 'user.v', value: 'paused'}])
+    expect(nodes.get('sub')!.xattrs).toEqual([{name: 'user.d', value: 'paused'}])
+    if (flags) expect(nodes.get('f')!.flags).toBe(0x40)
+    expect(spawnSync('getfattr', ['--only-values', '-n', 'user.v', f], {encoding: 'utf8'}).stdout).toBe('resumed')
+  } finally {
+    program.kill('SIGKILL')
   }
 })
 
