@@ -135,7 +135,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   if (snap.manifest.paths && !opts.target) {
     throw new UsageError(`snapshot ${snap.id.slice(0, 12)} holds only the paths --files-from chose: restore it with --target (in place it would remove everything else)`)
   }
-  const includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
+  let includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
   const exclude = compileExcludes(opts.excludes ?? [])
   const dest = path.resolve(opts.target ?? snap.manifest.source)
   for (const seed of opts.seeds ?? []) {
@@ -172,7 +172,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     // The root's flags wait until it is in place (setRootFlags below); its xattrs come with the tree.
     const {flags: rootFlags, ...rootMeta} = rootMetaNode(snap.manifest.root)
     const readTree = async (id: Buffer) => decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))
-    if (includes) await checkIncludes(readTree, tree, includes)
+    if (includes) includes = await checkIncludes(readTree, tree, includes)
     if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true, filesReused: 0, bytesReused: 0, bytesFromRepository: 0, filesHashed: 0, durationMs: Math.round(performance.now() - started)}
     const parent = path.dirname(dest)
     // Where the new tree is written: beside the destination, or inside an (empty) mount point.

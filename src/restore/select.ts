@@ -6,6 +6,7 @@
 // parts, --exclude as the snapshot's own pattern syntax (snapshot/exclude.ts), through `selects`.
 import {NotFoundError, UsageError} from '../core/errors.js'
 import {toHex} from '../core/ids.js'
+import {escapeName} from '../inspect/names.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
 import {dataLength, displayName, type TreeNode} from '../snapshot/tree.js'
 
@@ -32,11 +33,23 @@ export function selects(includes: readonly string[][] | undefined, exclude: Excl
 }
 
 /**
+ * The entry a typed path component names, as `ckpt ls` and `cat` take one: its exact bytes
+ * (a name holding a newline, given as the shell passes it), else the escaped form `ckpt ls`
+ * shows (caf\351, a\nb), else the form the reader compares (selects, `shown`).
+ */
+export function findNamed(nodes: readonly TreeNode[], part: string): TreeNode | undefined {
+  const exact = Buffer.from(part, 'utf8')
+  return nodes.find((n) => n.name.equals(exact)) ?? nodes.find((n) => escapeName(n.name) === part) ?? nodes.find((n) => displayName(n.name) === part)
+}
+
+/**
  * Refuse, before anything is written, an include that names nothing in the snapshot (or names
  * something below a file). All of them are checked, and the error lists every one missing.
+ * Returns the includes as the reader compares names (`shown`), whichever form they were typed in.
  */
-export async function checkIncludes(readTree: ReadTree, root: Buffer, includes: readonly string[][]): Promise<void> {
+export async function checkIncludes(readTree: ReadTree, root: Buffer, includes: readonly string[][]): Promise<string[][]> {
   const missing: string[] = []
+  const found: string[][] = []
   const trees = new Map<string, Promise<TreeNode[]>>()
   const read = (id: Buffer) => {
     const key = toHex(id)
@@ -46,8 +59,9 @@ export async function checkIncludes(readTree: ReadTree, root: Buffer, includes: 
   }
   for (const parts of includes) {
     let tree: Buffer | undefined = root
+    const shown: string[] = []
     for (const part of parts) {
-      const node: TreeNode | undefined = tree ? (await read(tree)).find((n) => displayName(n.name) === part) : undefined
+      const node: TreeNode | undefined = tree ? findNamed(await read(tree), part) : undefined
       tree = node?.type === 'dir' ? node.subtree : undefined
       if (!node) {
         missing.push(parts.join('/'))
@@ -57,12 +71,15 @@ export async function checkIncludes(readTree: ReadTree, root: Buffer, includes: 
         missing.push(parts.join('/'))
         break
       }
+      shown.push(displayName(node.name))
     }
+    if (shown.length === parts.length) found.push(shown)
   }
   if (missing.length > 0) {
     const list = missing.map((p) => JSON.stringify(p)).join(', ')
     throw new NotFoundError(`--include ${list}: not in the snapshot (nothing was restored)`, {paths: missing})
   }
+  return found
 }
 
 /** What a restore writes, by kind: counted over the trees by a dry run, as written by a restore. */
