@@ -44,7 +44,14 @@ function tokenize(glob: string): Token[] {
       if (body.startsWith('!')) body = '^' + body.slice(1)
       // A class stays within one name, like "?": it never matches "/".
       const source = `(?:(?!/)[${body.replace(/\\/g, '\\\\')}])`
-      tokens.push({k: 'class', re: new RegExp(`^${source}$`, 's'), source})
+      let re: RegExp
+      try {
+        re = new RegExp(`^${source}$`, 's')
+      } catch (err) {
+        // A range out of order ([z-a]): the pattern's mistake, not ours.
+        throw new UsageError(`--exclude ${JSON.stringify(glob)}: bad class "${glob.slice(i, close + 1)}" (${(err as Error).message.replace(/^.*: /, '')})`)
+      }
+      tokens.push({k: 'class', re, source})
       i = close
     } else {
       tokens.push({k: 'char', c})

@@ -174,6 +174,8 @@ describe('compileExcludes', () => {
     ['[abc', '--exclude "[abc": unclosed "["'],
     ['a[', '--exclude "a[": unclosed "["'],
     ['x/[!', '--exclude "x/[!": unclosed "["'],
+    ['[z-a]', '--exclude "[z-a]": bad class "[z-a]" (Range out of order in character class)'],
+    ['a/*[!9-0]', '--exclude "a/*[!9-0]": bad class "[!9-0]" (Range out of order in character class)'],
   ])('refuses %j', (pattern, message) => {
     expect(() => compileExcludes([pattern])).toThrow(UsageError)
     expect(() => compileExcludes(['ok', pattern])).toThrow(message)
