@@ -197,7 +197,13 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     if (!includes) await checkSpace(home, dest, dataBytes(snap.manifest.summary))
     const current = (state === 'non-empty' ? await opts.beforeReplace?.(dest) : undefined) ?? opts.current
     const temp = path.join(home, tempName(path.basename(dest)))
-    await fsp.mkdir(temp, {mode: 0o700})
+    await fsp.mkdir(temp, {mode: 0o700}).catch((err: unknown) => {
+      // The tree is built in `home` (beside the destination, or inside a mount point): a
+      // directory this user cannot write, or a read-only filesystem, is the target's problem.
+      const code = errnoCode(err)
+      if (code === undefined || !(code in WRITE_REFUSED)) throw err
+      throw new BadPathError(`cannot restore to ${dest}: cannot write in ${home} (${code}: ${WRITE_REFUSED[code]}), where the new tree is built before it is moved into place`)
+    })
     dropInheritedAcls(temp)
     let written: TreeCounts | undefined
     let callerCwd: number[] = []
@@ -341,6 +347,9 @@ function mountPoint(dir: string): boolean {
     return false // missing, or not ours to look at: the destination checks say which
   }
 }
+
+/** Why the directory the tree is built in cannot be written, as strerror says it. */
+const WRITE_REFUSED: Record<string, string> = {EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system'}
 
 /** Refuse a restore the target filesystem has no room for, before anything is written. */
 async function checkSpace(dir: string, dest: string, bytes: number): Promise<void> {

@@ -9,6 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {helpArgv, unknownCommand} from '../../src/cli/run.js'
 import {count, usageMessage} from '../../src/cli/format.js'
 import {ckpt, runCli} from '../helpers/cli.js'
+import {makeReadOnly} from '../helpers/readonly.js'
 import {buildTree, tempDir} from '../helpers/tree.js'
 
 let work: string
@@ -127,6 +128,31 @@ describe('a repository path that is a file', () => {
     const r = await runCli(['restore', 'latest', '--target', '/proc/ckpt-no-such/out', '--repo', repo])
     expect(r.code).toBe(5)
     expect(r.stderr).toMatch(/^ckpt: cannot make \/proc\/ckpt-no-such to restore into: ENOENT .*\n$/)
+  })
+
+  it('restore --target in a directory that cannot be written (read-only, or immutable): one line naming it, exit 5, nothing left', async (ctx) => {
+    const repo = path.join(work, 'repo-ro-target')
+    await ckpt(['init', '--repo', repo])
+    const src = path.join(work, 'src-ro-target')
+    await fsp.mkdir(src)
+    await buildTree(src, {a: 'a', d: {dir: {b: 'b'}}})
+    await ckpt(['snapshot', src, '--repo', repo])
+    const ro = path.join(work, 'ro-parent')
+    await fsp.mkdir(path.join(ro, 'empty'), {recursive: true})
+    for (const how of ['ro-bind-mount', 'chattr +i'] as const) {
+      const made = makeReadOnly(ro, how)
+      if (!made) return ctx.skip()
+      try {
+        for (const [target, args] of [[path.join(ro, 'new'), []], [path.join(ro, 'empty'), ['--overwrite']]] as const) {
+          const r = await runCli(['restore', 'latest', '--target', target, '--repo', repo, ...args])
+          const why = made.how === 'chattr +i' ? 'EPERM: operation not permitted' : 'EROFS: read-only file system'
+          expect([r.code, r.stderr]).toEqual([5, `ckpt: cannot restore to ${target}: cannot write in ${ro} (${why}), where the new tree is built before it is moved into place\n`])
+        }
+        expect(await fsp.readdir(ro)).toEqual(['empty'])
+      } finally {
+        made.undo()
+      }
+    }
   })
 
   it('snapshot with the default .ckpt being a file does not try to create it', async () => {
