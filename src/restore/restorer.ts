@@ -137,7 +137,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   }
   let includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
   const exclude = compileExcludes(opts.excludes ?? [])
-  const dest = path.resolve(opts.target ?? snap.manifest.source)
+  const dest = opts.target ? await targetPath(opts.target) : path.resolve(snap.manifest.source)
   for (const seed of opts.seeds ?? []) {
     const st = await fsp.stat(seed).catch(() => undefined)
     if (!st?.isDirectory()) throw new BadPathError(`--seed ${seed} is not a directory`)
@@ -372,6 +372,17 @@ function showBytes(n: bigint): string {
   return `${(Number(n) / 1024 / 1024).toFixed(1)} MiB (${n} bytes)`
 }
 
+/**
+ * --target as an absolute path; a symbolic link to a directory is the directory it leads to, as
+ * `tar -C` and `cp` take it (the link itself cannot be swapped for a directory, and stays as it is).
+ */
+async function targetPath(target: string): Promise<string> {
+  const abs = path.resolve(target)
+  if (!(await fsp.lstat(abs).then((st) => st.isSymbolicLink(), () => false))) return abs
+  const real = await fsp.realpath(abs).catch(() => undefined)
+  return real !== undefined && (await fsp.stat(real).then((st) => st.isDirectory(), () => false)) ? real : abs
+}
+
 async function destinationState(dest: string, explicitTarget: boolean, mounted: boolean): Promise<{state: 'missing' | 'empty' | 'non-empty'; st?: BigIntStats}> {
   let st
   try {
@@ -380,6 +391,7 @@ async function destinationState(dest: string, explicitTarget: boolean, mounted: 
     if (errnoCode(err) === 'ENOENT') return {state: 'missing'}
     throw new BadPathError(`cannot use ${dest}: ${errnoCode(err) ?? (err as Error).message}`)
   }
+  if (st.isSymbolicLink()) throw new BadPathError(`${dest} is a symbolic link that leads to no directory`)
   if (!st.isDirectory()) throw new BadPathError(`${dest} exists and is not a directory`)
   const entries = await fsp.readdir(dest)
   if (entries.length === 0 || (mounted && await onlyLostFound(dest, entries))) return {state: 'empty', st}

@@ -155,6 +155,34 @@ describe('a repository path that is a file', () => {
     }
   })
 
+  it('restore --target a symbolic link to a directory restores into that directory and leaves the link; a dangling one is exit 5', async () => {
+    const repo = path.join(work, 'repo-link-target')
+    await ckpt(['init', '--repo', repo])
+    const src = path.join(work, 'src-link-target')
+    await fsp.mkdir(src)
+    await buildTree(src, {a: 'a', d: {dir: {b: 'b'}}})
+    await ckpt(['snapshot', src, '--repo', repo])
+    const real = path.join(work, 'link-target-real')
+    await fsp.mkdir(real)
+    const link = path.join(work, 'link-target')
+    await fsp.symlink('link-target-real', link)
+    const r = await runCli(['restore', 'latest', '--target', link, '--repo', repo, '--json'])
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({destination: real, files: 2})
+    expect(await fsp.readlink(link)).toBe('link-target-real')
+    expect((await fsp.readdir(real)).sort()).toEqual(['a', 'd'])
+    // Not empty now: refused as the directory itself would be, then replaced with --overwrite.
+    expect((await runCli(['restore', 'latest', '--target', link, '--repo', repo])).code).toBe(5)
+    await fsp.writeFile(path.join(real, 'a'), 'changed')
+    await ckpt(['restore', 'latest', '--target', link, '--repo', repo, '--overwrite'])
+    expect(await fsp.readFile(path.join(link, 'a'), 'utf8')).toBe('a')
+    expect(await fsp.readlink(link)).toBe('link-target-real')
+    const dangling = path.join(work, 'link-target-dangling')
+    await fsp.symlink('nowhere', dangling)
+    const d = await runCli(['restore', 'latest', '--target', dangling, '--repo', repo])
+    expect([d.code, d.stderr]).toEqual([5, `ckpt: ${dangling} is a symbolic link that leads to no directory\n`])
+  })
+
   it('snapshot with the default .ckpt being a file does not try to create it', async () => {
     const cwd = path.join(work, 'cwd-file')
     await fsp.mkdir(cwd)
