@@ -183,6 +183,19 @@ describe('a repository path that is a file', () => {
     expect([d.code, d.stderr]).toEqual([5, `ckpt: ${dangling} is a symbolic link that leads to no directory\n`])
   })
 
+  it('snapshot of a directory whose path is not UTF-8 (reached through a link): exit 5 saying so, no snapshot recorded under another path', async () => {
+    const repo = path.join(work, 'repo-latin1-source')
+    await ckpt(['init', '--repo', repo])
+    const latin1 = Buffer.concat([Buffer.from(`${work}/caf`), Buffer.from([0xe9])])
+    await fsp.mkdir(latin1)
+    await fsp.writeFile(Buffer.concat([latin1, Buffer.from('/f')]), 'x')
+    const link = path.join(work, 'link-to-latin1')
+    await fsp.symlink(latin1, link)
+    const r = await runCli(['snapshot', link, '--repo', repo])
+    expect([r.code, r.stderr]).toEqual([5, `ckpt: ${link}: its path ${work}/caf\\351 is not valid UTF-8, which ckpt cannot record as a source directory (rename it, or a directory above it)\n`])
+    expect(JSON.parse((await ckpt(['snapshots', '--repo', repo, '--json'])).stdout)).toEqual([])
+  })
+
   it('snapshot with the default .ckpt being a file does not try to create it', async () => {
     const cwd = path.join(work, 'cwd-file')
     await fsp.mkdir(cwd)
