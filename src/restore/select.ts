@@ -8,7 +8,7 @@ import {NotFoundError, UsageError} from '../core/errors.js'
 import {toHex} from '../core/ids.js'
 import {escapeName} from '../inspect/names.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
-import {dataLength, displayName, type TreeNode} from '../snapshot/tree.js'
+import {childPath, dataLength, displayName, type TreeNode} from '../snapshot/tree.js'
 
 export type ReadTree = (id: Buffer) => Promise<TreeNode[]>
 
@@ -23,8 +23,8 @@ export function splitInclude(p: string): string[] {
  * Whether an entry is written, and which includes apply below it: `take` false skips it;
  * `below` undefined means everything below (no include, or one that names it or an ancestor).
  */
-export function selects(includes: readonly string[][] | undefined, exclude: ExcludeMatcher, rel: string, shown: string): {take: boolean; below?: string[][]} {
-  if (exclude(rel, shown)) return {take: false}
+export function selects(includes: readonly string[][] | undefined, exclude: ExcludeMatcher, rel: string, shown: string, rawName?: Buffer, rawParent?: Buffer): {take: boolean; below?: string[][]} {
+  if (exclude(rel, shown, rawName, rawParent)) return {take: false}
   if (!includes) return {take: true}
   const matching = includes.filter((parts) => parts[0] === shown)
   if (matching.length === 0) return {take: false}
@@ -106,15 +106,15 @@ export interface RestorePlan extends RestoreCounts {
 export async function planRestore(readTree: ReadTree, root: Buffer, includes: readonly string[][] | undefined, exclude: ExcludeMatcher): Promise<RestorePlan> {
   const plan: RestorePlan = {files: 0, hardLinks: 0, dirs: 0, symlinks: 0, fifos: 0, devices: 0, skippedSpecials: 0, bytes: 0, warnings: []}
   const inodes = new Set<string>()
-  const walk = async (id: Buffer, rel: string, inc: readonly string[][] | undefined): Promise<void> => {
+  const walk = async (id: Buffer, rel: string, inc: readonly string[][] | undefined, raw: Buffer | undefined): Promise<void> => {
     for (const node of await readTree(id)) {
       const shown = displayName(node.name)
       const childRel = rel ? `${rel}/${shown}` : shown
-      const {take, below} = selects(inc, exclude, childRel, shown)
+      const {take, below} = selects(inc, exclude, childRel, shown, node.name, raw)
       if (!take) continue
       if (node.type === 'dir') {
         plan.dirs++
-        if (node.subtree) await walk(node.subtree, childRel, below)
+        if (node.subtree) await walk(node.subtree, childRel, below, raw ? childPath(raw, node.name) : node.name)
       } else if (below) {
         continue // an include naming something below a non-directory
       } else if (node.type === 'symlink') {
@@ -133,6 +133,6 @@ export async function planRestore(readTree: ReadTree, root: Buffer, includes: re
       }
     }
   }
-  await walk(root, '', includes)
+  await walk(root, '', includes, undefined)
   return plan
 }
