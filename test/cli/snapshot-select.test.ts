@@ -146,6 +146,17 @@ describe('--files-from', () => {
     expect(outside.code).toBe(2)
     expect(outside.stderr).toMatch(/\/etc\/passwd is not inside the source/)
   })
+
+  it('a listed name that is not UTF-8 is found as its bytes, under a UTF-8 directory too', async () => {
+    const {src, repo} = await fixture({'hex:636166e9': 'latin-1', 'ünï': {dir: {'hex:ff': 'ff', x: 'x'}}, other: 'o'})
+    const list = path.join(work, 'bytes.txt')
+    await fsp.writeFile(list, Buffer.concat([Buffer.from('caf'), Buffer.from([0xe9]), Buffer.from(`\n${src}/ünï/`), Buffer.from([0xff]), Buffer.from('\n')]))
+    const id = (await ckpt(['snapshot', src, '--repo', repo, '--files-from', list])).stdout.trim()
+    const out = path.join(work, `out${++n}`)
+    await ckpt(['restore', id, '--repo', repo, '--target', out])
+    const names = [...(await captureTree(out)).keys()].filter(Boolean).map((k) => Buffer.from(k, 'hex').toString('hex')).sort()
+    expect(names).toEqual([Buffer.from([0x63, 0x61, 0x66, 0xe9]), Buffer.from('ünï'), Buffer.concat([Buffer.from('ünï/'), Buffer.from([0xff])])].map((b) => b.toString('hex')).sort())
+  })
 })
 
 describe('snapshot --dry-run', () => {
