@@ -85,12 +85,19 @@ export async function restoreTempsInside(source: string, repair = true): Promise
 
 /** The absolute, symlink-free path of a directory to snapshot. */
 export async function sourceDirectory(dir: string): Promise<string> {
-  let real: string
+  let bytes: Buffer
   try {
-    real = await fsp.realpath(dir)
+    bytes = await fsp.realpath(dir, {encoding: 'buffer'})
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw new BadPathError(`${dir}: no such directory`)
     throw new BadPathError(`${dir}: ${errnoCode(err) ?? (err as Error).message}`)
+  }
+  // Manifests record the source as text: a path that is not UTF-8 would come back as another
+  // path (its bytes replaced), which no later command could find.
+  const real = bytes.toString('utf8')
+  if (!Buffer.from(real, 'utf8').equals(bytes)) {
+    const {escapeName} = await import('../inspect/names.js')
+    throw new BadPathError(`${dir}: its path ${escapeName(bytes)} is not valid UTF-8, which ckpt cannot record as a source directory (rename it, or a directory above it)`)
   }
   const st = await fsp.stat(real)
   if (!st.isDirectory()) throw new BadPathError(`${dir} is not a directory`)

@@ -39,8 +39,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
   }
 
   static override flags = {
-    target: Flags.string({summary: 'Restore into this new or empty directory instead of replacing the source.'}),
-    include: Flags.string({summary: 'Restore only this path of the snapshot (repeatable; needs --target). A path not in the snapshot is an error (exit code 4), before anything is written.', multiple: true}),
+    target: Flags.string({summary: 'Restore into this new or empty directory instead of replacing the source (a symbolic link to a directory: into that directory, the link kept).'}),
+    include: Flags.string({summary: 'Restore only this path of the snapshot, its names as bytes or as ckpt ls shows them (repeatable; needs --target). A path not in the snapshot is an error (exit code 4), before anything is written.', multiple: true}),
     exclude: Flags.string({char: 'e', summary: 'Leave out paths matching this glob (repeatable; the syntax of snapshot --exclude). In place, what is there now stays.', multiple: true}),
     'dry-run': Flags.boolean({char: 'n', summary: 'Show what would be restored (files, directories, bytes, destination) and change nothing.'}),
     'keep-old': Flags.boolean({summary: 'Keep the replaced directory beside the source instead of deleting it.'}),

@@ -1,3 +1,5 @@
+import {promises as fsp} from 'node:fs'
+
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
@@ -52,6 +54,9 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     const source = flags.source === undefined ? undefined : await sourceDirectory(flags.source)
     const location = this.repoLocation(flags.repo)
     const backend = await openBackend(location)
+    // A repository inside the directory is never in its snapshots, as snapshot skips it.
+    const repoDir = source === undefined ? undefined : backend.capabilities.localDirectory
+    const repoStat = repoDir === undefined ? undefined : await fsp.stat(repoDir, {bigint: true}).catch(() => undefined)
     if (source && refs[0] === 'latest') refs = [await this.latestOf(location, source)]
 
     const human = !this.jsonEnabled()
@@ -63,6 +68,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
         snapshots: refs,
         readData,
         source,
+        sourceSkipDirs: repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : [],
         lockRetryMs: parseWait(flags['retry-lock']),
         onStaleLockRemoved: (_info, name) => this.note(flags, `removed stale lock ${name}`),
         onProgress: (p) => {

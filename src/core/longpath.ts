@@ -57,34 +57,41 @@ export class DirRef {
 
 export class LongPaths {
   /** Open anchors by the absolute path of their directory (latin1 of the bytes), least recently used first. */
-  private readonly anchors = new Map<string, DirRef>()
+  private readonly anchors = new Map<string, {ref: DirRef; dir: Buffer}>()
 
   /** A path the kernel accepts that names what `abs` (absolute) names. Throws as openSync does if an ancestor cannot be opened. */
   short(abs: Buffer): Buffer {
     if (abs.length <= PATH_LIMIT) return abs
     // The deepest open anchor whose rest fits; else open one at the parent directory, so the
-    // siblings and children that come next in a walk share it.
-    let cut = abs.lastIndexOf(SLASH)
-    const parentCut = cut
-    while (cut > 0 && abs.length - cut <= PATH_LIMIT - 32) {
-      const key = abs.toString('latin1', 0, cut)
-      const anchor = this.anchors.get(key)
-      if (anchor) {
-        this.anchors.delete(key)
-        this.anchors.set(key, anchor)
-        return anchor.child(abs.subarray(cut + 1))
+    // siblings and children that come next in a walk share it. The anchors (a few) are compared
+    // with abs, not abs's ancestors looked up: that made a string of the path for each ancestor
+    // within PATH_LIMIT, a thousand of them on a chain of short names, at every call (a snapshot
+    // of a 2,000-deep tree of 3-byte names took 20 s, 13 of them here).
+    const parentCut = abs.lastIndexOf(SLASH)
+    let best: string | undefined
+    let bestLength = 0
+    for (const [key, {dir}] of this.anchors) {
+      const n = dir.length
+      if (n > bestLength && n <= parentCut && abs[n] === SLASH && abs.length - n <= PATH_LIMIT - 32 && dir.equals(abs.subarray(0, n))) {
+        best = key
+        bestLength = n
       }
-      cut = abs.lastIndexOf(SLASH, cut - 1)
+    }
+    if (best !== undefined) {
+      const anchor = this.anchors.get(best)!
+      this.anchors.delete(best)
+      this.anchors.set(best, anchor)
+      return anchor.ref.child(abs.subarray(bestLength + 1))
     }
     const parent = abs.subarray(0, parentCut)
-    const anchor = DirRef.open(this.short(parent))
-    this.anchors.set(parent.toString('latin1'), anchor)
+    const ref = DirRef.open(this.short(parent))
+    this.anchors.set(parent.toString('latin1'), {ref, dir: Buffer.from(parent)})
     if (this.anchors.size > MAX_ANCHORS) {
-      const [oldest, ref] = this.anchors.entries().next().value as [string, DirRef]
+      const [oldest, anchor] = this.anchors.entries().next().value as [string, {ref: DirRef}]
       this.anchors.delete(oldest)
-      ref.close()
+      anchor.ref.close()
     }
-    return anchor.child(abs.subarray(parentCut + 1))
+    return ref.child(abs.subarray(parentCut + 1))
   }
 
   /** Open anchors (for tests). */
@@ -93,7 +100,7 @@ export class LongPaths {
   }
 
   close(): void {
-    for (const ref of this.anchors.values()) ref.close()
+    for (const {ref} of this.anchors.values()) ref.close()
     this.anchors.clear()
   }
 }

@@ -3,6 +3,7 @@
 // classes). Successive snapshots share most subtrees, and an unchanged subtree at the same path
 // holds the same matches: they are remembered by (tree id, path), so each distinct directory is
 // searched once, not once per snapshot.
+import {blake3} from '../core/hash.js'
 import {toHex} from '../core/ids.js'
 import type {SnapshotRecord} from '../snapshot/catalog.js'
 import {compileExcludes} from '../snapshot/exclude.js'
@@ -33,14 +34,16 @@ export class Finder {
   }
 
   private async inTree(tree: Buffer, dir: Buffer): Promise<Located[]> {
-    const key = `${toHex(tree)}:${dir.toString('hex')}`
+    // The path as its hash: as text, the keys of a tree thousands of levels deep held gigabytes.
+    const key = `${toHex(tree)}:${toHex(blake3(dir))}`
     const hit = this.memo.get(key)
     if (hit) return hit
     const found: Located[] = []
     for (const node of await this.trees.get(tree)) {
       const p = joinPath(dir, node.name)
       if (this.matches(node, p)) found.push({node, path: p})
-      if (node.type === 'dir') found.push(...(await this.inTree(node.subtree!, p)))
+      // One by one: a spread of more than ~120,000 matches overflows the stack.
+      if (node.type === 'dir') for (const m of await this.inTree(node.subtree!, p)) found.push(m)
     }
     if (this.memo.size < MEMO_DIRS && this.held + found.length <= MEMO_MATCHES) {
       this.memo.set(key, found)

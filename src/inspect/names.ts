@@ -13,25 +13,35 @@ const UNSAFE_CODE_POINT = /[\u0080-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\
  * control bytes and for every byte that is not part of valid UTF-8; printable UTF-8 as is.
  */
 export function escapeName(name: Buffer): string {
+  // Runs of bytes shown as they are are appended whole: one append a byte made a string of
+  // thousands of pieces for a long path, each piece tens of bytes (ckpt find on a tree 10,000
+  // levels deep held gigabytes of them).
   let out = ''
+  let plain = 0
   let i = 0
   while (i < name.length) {
     const b = name[i]!
     if (b < 0x80) {
-      out += C_ESCAPES[b] ?? (b < 0x20 || b === 0x7f ? octal(b) : String.fromCharCode(b))
-      i++
+      if (b > 0x20 && b < 0x7f && b !== 0x5c) {
+        i++
+        continue
+      }
+      if (i > plain) out += name.toString('utf8', plain, i)
+      out += C_ESCAPES[b] ?? octal(b)
+      plain = ++i
       continue
     }
     const n = utf8Length(name, i)
-    const ch = n ? name.toString('utf8', i, i + n) : ''
-    if (n && !UNSAFE_CODE_POINT.test(ch)) {
-      out += ch
+    if (n && !UNSAFE_CODE_POINT.test(name.toString('utf8', i, i + n))) {
       i += n
-    } else {
-      for (let k = 0; k < (n || 1); k++) out += octal(name[i + k]!)
-      i += n || 1
+      continue
     }
+    if (i > plain) out += name.toString('utf8', plain, i)
+    for (let k = 0; k < (n || 1); k++) out += octal(name[i + k]!)
+    i += n || 1
+    plain = i
   }
+  if (i > plain) out += name.toString('utf8', plain, i)
   return out
 }
 

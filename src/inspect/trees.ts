@@ -89,13 +89,22 @@ export function joinPath(dir: Buffer, name: Buffer): Buffer {
 
 /**
  * Every entry below directory `dir` (at `dirPath`), depth first in name order, each directory
- * before what it holds. Only the trees on the current path are held.
+ * before what it holds. Only the trees on the current path are held. An explicit stack, not
+ * nested generators: each entry a nested `yield*` hands out passes through every generator
+ * above it, which on a tree thousands of levels deep took quadratic time and overflowed the stack.
  */
 export async function* walk(trees: Trees, dir: TreeNode, dirPath: Buffer, depth = Infinity): AsyncGenerator<Located> {
   if (dir.type !== 'dir' || depth <= 0) return
-  for (const node of await trees.get(dir.subtree!)) {
-    const p = joinPath(dirPath, node.name)
+  const stack: {nodes: readonly TreeNode[]; next: number; path: Buffer; depth: number}[] = [{nodes: await trees.get(dir.subtree!), next: 0, path: dirPath, depth}]
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!
+    if (top.next === top.nodes.length) {
+      stack.pop()
+      continue
+    }
+    const node = top.nodes[top.next++]!
+    const p = joinPath(top.path, node.name)
     yield {node, path: p}
-    if (node.type === 'dir') yield* walk(trees, node, p, depth - 1)
+    if (node.type === 'dir' && top.depth > 1) stack.push({nodes: await trees.get(node.subtree!), next: 0, path: p, depth: top.depth - 1})
   }
 }

@@ -325,10 +325,11 @@ class Recorded {
         throw err
       }
       const kept: Buffer[] = []
+      const rawParent = rel ? abs.subarray(root.length + 1) : undefined
       for (const name of names) {
         const shown = displayName(name)
         const childRel = rel ? `${rel}/${shown}` : shown
-        if (exclude(childRel, shown)) continue
+        if (exclude(childRel, shown, name, rawParent)) continue
         const child = childPath(abs, name)
         let st: BigIntStats
         try {

@@ -171,7 +171,7 @@ async function findExcluded(dir: Buffer, relBytes: Buffer | undefined, rel: stri
     if (skip.has(childBytes.toString('hex'))) continue
     const show = displayName(name)
     const childRel = rel ? `${rel}/${show}` : show
-    if (matcher(childRel, show)) out.push(childBytes)
+    if (matcher(childRel, show, name, relBytes)) out.push(childBytes)
     else if (e.isDirectory()) await findExcluded(childPath(dir, name), childBytes, childRel, matcher, skip, out)
   }
 }

@@ -61,7 +61,7 @@ export function planSourcedRuns(chunks: readonly Chunk[], maxBytes: number, isLo
       remote.push(chunk)
       continue
     }
-    if (remote.length > 0) runs.push(...planRuns(remote, maxBytes))
+    for (const run of planRuns(remote, maxBytes)) runs.push(run) // not a spread: a stretch can be 100,000s of runs
     remote = []
     const raw = chunk.loc.rawLength
     if (local && local.raw + raw <= maxBytes) {
@@ -72,7 +72,7 @@ export function planSourcedRuns(chunks: readonly Chunk[], maxBytes: number, isLo
       runs.push(local)
     }
   }
-  if (remote.length > 0) runs.push(...planRuns(remote, maxBytes))
+  for (const run of planRuns(remote, maxBytes)) runs.push(run)
   return runs
 }
 

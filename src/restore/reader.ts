@@ -264,7 +264,7 @@ export class TreeReader<D> {
     this.exclude = exclude
     const rootDir = new DirTask(root, undefined)
     try {
-      await this.walk(this.readTree(treeId), rootDir, '', includes)
+      await this.walk(this.readTree(treeId), rootDir, '', includes, undefined)
       await this.drain()
       this.check()
       if (rootDir.pending !== 0) throw new Error(`restore left ${rootDir.pending} entries of the root pending`)
@@ -313,14 +313,15 @@ export class TreeReader<D> {
 
   // ---- the walk ----
 
-  private async walk(tree: Promise<TreeNode[]>, dir: DirTask<D>, rel: string, includes: string[][] | undefined): Promise<void> {
+  /** `relRaw`: the path of `dir` from the root as bytes (undefined at the root), for --exclude. */
+  private async walk(tree: Promise<TreeNode[]>, dir: DirTask<D>, rel: string, includes: string[][] | undefined, relRaw: Buffer | undefined): Promise<void> {
     const nodes = await tree
     const subdirs: {node: TreeNode; rel: string; raw: Buffer | undefined; below: string[][] | undefined}[] = []
     for (const node of nodes) {
       this.check()
       const shown = displayName(node.name)
       const childRel = rel ? `${rel}/${shown}` : shown
-      const {take, below} = selects(includes, this.exclude, childRel, shown)
+      const {take, below} = selects(includes, this.exclude, childRel, shown, node.name, relRaw)
       if (!take) continue
       const childRaw = this.local ? (dir.raw ? childPath(dir.raw, node.name) : node.name) : undefined
       if (node.type === 'dir') {
@@ -357,7 +358,7 @@ export class TreeReader<D> {
       if (this.output.ordered) await this.drain()
       const handle = await this.output.dir(dir.handle, node, childRel)
       dir.pending++
-      await this.walk(ahead.shift()!, new DirTask(handle, dir, childRaw), childRel, below)
+      await this.walk(ahead.shift()!, new DirTask(handle, dir, childRaw), childRel, below, relRaw ? childPath(relRaw, node.name) : node.name)
     }
     await this.entryDone(dir)
   }

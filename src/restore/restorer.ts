@@ -135,9 +135,9 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   if (snap.manifest.paths && !opts.target) {
     throw new UsageError(`snapshot ${snap.id.slice(0, 12)} holds only the paths --files-from chose: restore it with --target (in place it would remove everything else)`)
   }
-  const includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
+  let includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
   const exclude = compileExcludes(opts.excludes ?? [])
-  const dest = path.resolve(opts.target ?? snap.manifest.source)
+  const dest = opts.target ? await targetPath(opts.target) : path.resolve(snap.manifest.source)
   for (const seed of opts.seeds ?? []) {
     const st = await fsp.stat(seed).catch(() => undefined)
     if (!st?.isDirectory()) throw new BadPathError(`--seed ${seed} is not a directory`)
@@ -172,7 +172,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     // The root's flags wait until it is in place (setRootFlags below); its xattrs come with the tree.
     const {flags: rootFlags, ...rootMeta} = rootMetaNode(snap.manifest.root)
     const readTree = async (id: Buffer) => decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))
-    if (includes) await checkIncludes(readTree, tree, includes)
+    if (includes) includes = await checkIncludes(readTree, tree, includes)
     if (opts.dryRun) return {destination: dest, ...(await planRestore(readTree, tree, includes, exclude)), replaced: inPlace, dryRun: true, filesReused: 0, bytesReused: 0, bytesFromRepository: 0, filesHashed: 0, durationMs: Math.round(performance.now() - started)}
     const parent = path.dirname(dest)
     // Where the new tree is written: beside the destination, or inside an (empty) mount point.
@@ -197,7 +197,13 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
     if (!includes) await checkSpace(home, dest, dataBytes(snap.manifest.summary))
     const current = (state === 'non-empty' ? await opts.beforeReplace?.(dest) : undefined) ?? opts.current
     const temp = path.join(home, tempName(path.basename(dest)))
-    await fsp.mkdir(temp, {mode: 0o700})
+    await fsp.mkdir(temp, {mode: 0o700}).catch((err: unknown) => {
+      // The tree is built in `home` (beside the destination, or inside a mount point): a
+      // directory this user cannot write, or a read-only filesystem, is the target's problem.
+      const code = errnoCode(err)
+      if (code === undefined || !(code in WRITE_REFUSED)) throw err
+      throw new BadPathError(`cannot restore to ${dest}: cannot write in ${home} (${code}: ${WRITE_REFUSED[code]}), where the new tree is built before it is moved into place`)
+    })
     dropInheritedAcls(temp)
     let written: TreeCounts | undefined
     let callerCwd: number[] = []
@@ -342,6 +348,9 @@ function mountPoint(dir: string): boolean {
   }
 }
 
+/** Why the directory the tree is built in cannot be written, as strerror says it. */
+const WRITE_REFUSED: Record<string, string> = {EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system'}
+
 /** Refuse a restore the target filesystem has no room for, before anything is written. */
 async function checkSpace(dir: string, dest: string, bytes: number): Promise<void> {
   const fs = await fsp.statfs(dir, {bigint: true})
@@ -363,6 +372,17 @@ function showBytes(n: bigint): string {
   return `${(Number(n) / 1024 / 1024).toFixed(1)} MiB (${n} bytes)`
 }
 
+/**
+ * --target as an absolute path; a symbolic link to a directory is the directory it leads to, as
+ * `tar -C` and `cp` take it (the link itself cannot be swapped for a directory, and stays as it is).
+ */
+async function targetPath(target: string): Promise<string> {
+  const abs = path.resolve(target)
+  if (!(await fsp.lstat(abs).then((st) => st.isSymbolicLink(), () => false))) return abs
+  const real = await fsp.realpath(abs).catch(() => undefined)
+  return real !== undefined && (await fsp.stat(real).then((st) => st.isDirectory(), () => false)) ? real : abs
+}
+
 async function destinationState(dest: string, explicitTarget: boolean, mounted: boolean): Promise<{state: 'missing' | 'empty' | 'non-empty'; st?: BigIntStats}> {
   let st
   try {
@@ -371,6 +391,7 @@ async function destinationState(dest: string, explicitTarget: boolean, mounted: 
     if (errnoCode(err) === 'ENOENT') return {state: 'missing'}
     throw new BadPathError(`cannot use ${dest}: ${errnoCode(err) ?? (err as Error).message}`)
   }
+  if (st.isSymbolicLink()) throw new BadPathError(`${dest} is a symbolic link that leads to no directory`)
   if (!st.isDirectory()) throw new BadPathError(`${dest} exists and is not a directory`)
   const entries = await fsp.readdir(dest)
   if (entries.length === 0 || (mounted && await onlyLostFound(dest, entries))) return {state: 'empty', st}

@@ -6,8 +6,9 @@
 // parts, --exclude as the snapshot's own pattern syntax (snapshot/exclude.ts), through `selects`.
 import {NotFoundError, UsageError} from '../core/errors.js'
 import {toHex} from '../core/ids.js'
+import {escapeName} from '../inspect/names.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
-import {dataLength, displayName, type TreeNode} from '../snapshot/tree.js'
+import {childPath, dataLength, displayName, type TreeNode} from '../snapshot/tree.js'
 
 export type ReadTree = (id: Buffer) => Promise<TreeNode[]>
 
@@ -22,8 +23,8 @@ export function splitInclude(p: string): string[] {
  * Whether an entry is written, and which includes apply below it: `take` false skips it;
  * `below` undefined means everything below (no include, or one that names it or an ancestor).
  */
-export function selects(includes: readonly string[][] | undefined, exclude: ExcludeMatcher, rel: string, shown: string): {take: boolean; below?: string[][]} {
-  if (exclude(rel, shown)) return {take: false}
+export function selects(includes: readonly string[][] | undefined, exclude: ExcludeMatcher, rel: string, shown: string, rawName?: Buffer, rawParent?: Buffer): {take: boolean; below?: string[][]} {
+  if (exclude(rel, shown, rawName, rawParent)) return {take: false}
   if (!includes) return {take: true}
   const matching = includes.filter((parts) => parts[0] === shown)
   if (matching.length === 0) return {take: false}
@@ -32,11 +33,23 @@ export function selects(includes: readonly string[][] | undefined, exclude: Excl
 }
 
 /**
+ * The entry a typed path component names, as `ckpt ls` and `cat` take one: its exact bytes
+ * (a name holding a newline, given as the shell passes it), else the escaped form `ckpt ls`
+ * shows (caf\351, a\nb), else the form the reader compares (selects, `shown`).
+ */
+export function findNamed(nodes: readonly TreeNode[], part: string): TreeNode | undefined {
+  const exact = Buffer.from(part, 'utf8')
+  return nodes.find((n) => n.name.equals(exact)) ?? nodes.find((n) => escapeName(n.name) === part) ?? nodes.find((n) => displayName(n.name) === part)
+}
+
+/**
  * Refuse, before anything is written, an include that names nothing in the snapshot (or names
  * something below a file). All of them are checked, and the error lists every one missing.
+ * Returns the includes as the reader compares names (`shown`), whichever form they were typed in.
  */
-export async function checkIncludes(readTree: ReadTree, root: Buffer, includes: readonly string[][]): Promise<void> {
+export async function checkIncludes(readTree: ReadTree, root: Buffer, includes: readonly string[][]): Promise<string[][]> {
   const missing: string[] = []
+  const found: string[][] = []
   const trees = new Map<string, Promise<TreeNode[]>>()
   const read = (id: Buffer) => {
     const key = toHex(id)
@@ -46,8 +59,9 @@ export async function checkIncludes(readTree: ReadTree, root: Buffer, includes: 
   }
   for (const parts of includes) {
     let tree: Buffer | undefined = root
+    const shown: string[] = []
     for (const part of parts) {
-      const node: TreeNode | undefined = tree ? (await read(tree)).find((n) => displayName(n.name) === part) : undefined
+      const node: TreeNode | undefined = tree ? findNamed(await read(tree), part) : undefined
       tree = node?.type === 'dir' ? node.subtree : undefined
       if (!node) {
         missing.push(parts.join('/'))
@@ -57,12 +71,15 @@ export async function checkIncludes(readTree: ReadTree, root: Buffer, includes: 
         missing.push(parts.join('/'))
         break
       }
+      shown.push(displayName(node.name))
     }
+    if (shown.length === parts.length) found.push(shown)
   }
   if (missing.length > 0) {
     const list = missing.map((p) => JSON.stringify(p)).join(', ')
     throw new NotFoundError(`--include ${list}: not in the snapshot (nothing was restored)`, {paths: missing})
   }
+  return found
 }
 
 /** What a restore writes, by kind: counted over the trees by a dry run, as written by a restore. */
@@ -89,15 +106,15 @@ export interface RestorePlan extends RestoreCounts {
 export async function planRestore(readTree: ReadTree, root: Buffer, includes: readonly string[][] | undefined, exclude: ExcludeMatcher): Promise<RestorePlan> {
   const plan: RestorePlan = {files: 0, hardLinks: 0, dirs: 0, symlinks: 0, fifos: 0, devices: 0, skippedSpecials: 0, bytes: 0, warnings: []}
   const inodes = new Set<string>()
-  const walk = async (id: Buffer, rel: string, inc: readonly string[][] | undefined): Promise<void> => {
+  const walk = async (id: Buffer, rel: string, inc: readonly string[][] | undefined, raw: Buffer | undefined): Promise<void> => {
     for (const node of await readTree(id)) {
       const shown = displayName(node.name)
       const childRel = rel ? `${rel}/${shown}` : shown
-      const {take, below} = selects(inc, exclude, childRel, shown)
+      const {take, below} = selects(inc, exclude, childRel, shown, node.name, raw)
       if (!take) continue
       if (node.type === 'dir') {
         plan.dirs++
-        if (node.subtree) await walk(node.subtree, childRel, below)
+        if (node.subtree) await walk(node.subtree, childRel, below, raw ? childPath(raw, node.name) : node.name)
       } else if (below) {
         continue // an include naming something below a non-directory
       } else if (node.type === 'symlink') {
@@ -116,6 +133,6 @@ export async function planRestore(readTree: ReadTree, root: Buffer, includes: re
       }
     }
   }
-  await walk(root, '', includes)
+  await walk(root, '', includes, undefined)
   return plan
 }

@@ -26,6 +26,7 @@ import {type Manifest, rootMetaNode} from '../snapshot/manifest.js'
 import {encodePaxRecords, encodeSparseMap1, formatPaxTime} from '../snapshot/tarformat.js'
 import {childPath, dataLength, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
+import {findNamed} from './select.js'
 
 export interface ExportOptions {
   lockRetryMs?: number
@@ -59,9 +60,9 @@ export async function exportTar(repo: Repository, manifest: Manifest, out: Writa
 async function writeTar(repo: Repository, manifest: Manifest, out: Writable, opts: ExportOptions): Promise<ExportResult> {
   await repo.loadIndex()
   const tree = Buffer.from(manifest.tree, 'hex')
-  const includes = opts.includes?.length ? opts.includes.map((p) => [...p]) : undefined
   // The reader restores nothing for a path that is not there; an export of it is a mistake to report.
-  for (const parts of includes ?? []) await mustExist(repo, tree, parts)
+  let includes: string[][] | undefined
+  for (const parts of opts.includes ?? []) (includes ??= []).push(await mustExist(repo, tree, parts))
   const pack = tarPack()
   const flow = new Flow()
   const piping = drainInto(pack, out, flow)
@@ -90,17 +91,20 @@ async function writeTar(repo: Repository, manifest: Manifest, out: Writable, opt
   return {entries: output.entries, files: reader.files, dirs: output.dirs, symlinks: reader.symlinks, hardLinks: reader.links, specials: reader.specials, bytes: reader.bytes}
 }
 
-/** NotFoundError unless `parts` (names as shown) lead to an entry of the tree. */
-async function mustExist(repo: Repository, tree: Buffer, parts: readonly string[]): Promise<void> {
+/** NotFoundError unless `parts` (names as typed: see findNamed) lead to an entry of the tree; the parts as the reader compares them. */
+async function mustExist(repo: Repository, tree: Buffer, parts: readonly string[]): Promise<string[]> {
   let id = tree
+  const shown: string[] = []
   for (let i = 0; i < parts.length; i++) {
     const nodes = decodeTree(await repo.readBlob(id, BlobType.tree), toHex(id))
-    const node = nodes.find((n) => displayName(n.name) === parts[i])
+    const node = findNamed(nodes, parts[i]!)
     if (!node) throw new NotFoundError(`${parts.join('/')} is not in the snapshot`)
-    if (i === parts.length - 1) return
+    shown.push(displayName(node.name))
+    if (i === parts.length - 1) return shown
     if (node.type !== 'dir') throw new NotFoundError(`${parts.join('/')} is not in the snapshot (${parts.slice(0, i + 1).join('/')} is not a directory)`)
     id = node.subtree!
   }
+  return shown
 }
 
 /**

@@ -308,11 +308,12 @@ export class Archiver {
     // CPU), then descend into subdirectories one by one so only the current path is held.
     interface Entry {name: Buffer; abs: Buffer; rel: string; st?: BigIntStats; prev?: TreeNode; node?: TreeNode; onlyLeadsOn?: boolean}
     const entries: Entry[] = []
+    const rawParent = rel ? abs.subarray(Buffer.byteLength(this.opts.source) + 1) : undefined
     for (const name of names) {
       const shown = displayName(name)
       const childRel = rel ? `${rel}/${shown}` : shown
       const selected = this.opts.select?.(childRel) ?? 'all'
-      if (selected !== 'none' && !this.exclude(childRel, shown)) entries.push({name, abs: childPath(abs, name), rel: childRel, onlyLeadsOn: selected === 'ancestor'})
+      if (selected !== 'none' && !this.exclude(childRel, shown, name, rawParent)) entries.push({name, abs: childPath(abs, name), rel: childRel, onlyLeadsOn: selected === 'ancestor'})
     }
     // Metadata calls are synchronous: each takes microseconds, less than a thread-pool round trip.
     for (const e of entries) {

@@ -4,7 +4,14 @@
 // An excluded directory is not entered.
 import {UsageError} from '../core/errors.js'
 
-export type ExcludeMatcher = (relPath: string, name: string) => boolean
+/**
+ * Whether a path is left out. `relPath` and `name` are as displayName shows them, which for a name
+ * that is not UTF-8 or holds a control character is an escaped form (a\x0ab); the patterns are
+ * then also matched against the text of the bytes (`rawName`, below `rawParent`: the parent's
+ * path from the root, empty at the root), so that `a?b`, or a pattern typed with the newline,
+ * leaves out "a\nb". Bytes that are not UTF-8 read as U+FFFD there, as in ckpt find.
+ */
+export type ExcludeMatcher = (relPath: string, name: string, rawName?: Buffer, rawParent?: Buffer) => boolean
 
 // A pattern with one run of "*" / "**" at most is matched by a regular expression (anchored, it
 // cannot backtrack more than once over the text). One with more runs as an NFA over the text, in
@@ -44,7 +51,14 @@ function tokenize(glob: string): Token[] {
       if (body.startsWith('!')) body = '^' + body.slice(1)
       // A class stays within one name, like "?": it never matches "/".
       const source = `(?:(?!/)[${body.replace(/\\/g, '\\\\')}])`
-      tokens.push({k: 'class', re: new RegExp(`^${source}$`, 's'), source})
+      let re: RegExp
+      try {
+        re = new RegExp(`^${source}$`, 's')
+      } catch (err) {
+        // A range out of order ([z-a]): the pattern's mistake, not ours.
+        throw new UsageError(`--exclude ${JSON.stringify(glob)}: bad class "${glob.slice(i, close + 1)}" (${(err as Error).message.replace(/^.*: /, '')})`)
+      }
+      tokens.push({k: 'class', re, source})
       i = close
     } else {
       tokens.push({k: 'char', c})
@@ -139,7 +153,15 @@ export function compileExcludes(patterns: readonly string[]): ExcludeMatcher {
     else byName.push(matcher(tokenize(p)))
   }
   if (byName.length === 0 && byPath.length === 0) return () => false
-  return (relPath, name) => byName.some((m) => m(name)) || byPath.some((m) => m(relPath))
+  return (relPath, name, rawName, rawParent) => {
+    if (byName.some((m) => m(name)) || byPath.some((m) => m(relPath))) return true
+    // Without an escape anywhere on the path, what is shown is already the bytes' text.
+    if (rawName === undefined || !relPath.includes('\\x')) return false
+    const text = rawName.toString('utf8')
+    if (byName.some((m) => m(text))) return true
+    const rel = rawParent?.length ? `${rawParent.toString('utf8')}/${text}` : text
+    return byPath.some((m) => m(rel))
+  }
 }
 
 /**

@@ -63,6 +63,7 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
     }
   }
 
+  const rootLength = Buffer.byteLength(opts.source)
   const walk = async (abs: Buffer, rel: string, treeId: Buffer): Promise<void> => {
     const stored = new Map<string, TreeNode>()
     for (const n of await trees.read(treeId)) stored.set(n.name.toString('latin1'), n)
@@ -75,11 +76,12 @@ export async function checkSettled(trees: Pick<TreeCache, 'read'>, opts: SettleO
     }
     const seen = new Set<string>()
     const subdirs: [Buffer, string, Buffer][] = []
+    const rawParent = rel ? abs.subarray(rootLength + 1) : undefined
     for (const name of names) {
       const shown = displayName(name)
       const childRel = rel ? `${rel}/${shown}` : shown
       const selected = opts.select?.(childRel) ?? 'all'
-      if (selected === 'none' || exclude(childRel, shown)) continue
+      if (selected === 'none' || exclude(childRel, shown, name, rawParent)) continue
       const key = name.toString('latin1')
       const node = stored.get(key)
       let st: BigIntStats

@@ -8,7 +8,9 @@
 // snapshot's bytes and everything else reads as zeros), and hard links (names of one inode in
 // the snapshot are one inode in the directory, and names of different inodes are not). Link
 // counts are not compared: a name linked to something outside the tree restores unlinked.
-// Sockets are never stored: one in the directory is not "extra". A FIFO is never opened.
+// Sockets are never stored: one in the directory is not "extra", nor is what the snapshot left
+// out on purpose (its --exclude patterns, the paths --files-from did not choose, the repository
+// inside the directory). A FIFO is never opened.
 //
 // File content is never compared by reading the repository: the file is streamed through the
 // repository's chunker and each chunk's BLAKE3 is compared with the snapshot's chunk ids, so
@@ -20,6 +22,7 @@ import {errnoCode} from '../core/errors.js'
 import {dataExtents, type Extent, readFlags, readXattrs, splitDev} from '../core/fsextra.js'
 import {blake3} from '../core/hash.js'
 import {LongPaths} from '../core/longpath.js'
+import {compileExcludes, compileSelection, type ExcludeMatcher, type PathSelection} from '../snapshot/exclude.js'
 import {type RootMeta, rootMetaNode} from '../snapshot/manifest.js'
 import {childPath, displayName, FS_FLAG_NODUMP, FS_FLAGS_RECORDED, nodeTypeOf, type NodeType, type TreeNode, type Xattr} from '../snapshot/tree.js'
 
@@ -42,6 +45,12 @@ export interface CompareOptions {
   compareOwners: boolean
   /** The snapshot left out entries with the nodump flag (--exclude-nodump): such an entry here is not extra. */
   excludeNodump?: boolean
+  /** The snapshot's --exclude patterns (its manifest's excludes): matching entries here are not extra. */
+  excludes?: readonly string[]
+  /** The paths a --files-from snapshot chose (its manifest's paths): entries outside them are not extra. */
+  paths?: readonly string[]
+  /** Directories the snapshot skipped (the repository inside the directory): not extra. */
+  skipDirs?: readonly {dev: bigint; ino: bigint}[]
   /** Called with the bytes of each file read. */
   onBytes?: (n: number) => void
 }
@@ -59,8 +68,8 @@ const READ_SIZE = 4 * 1024 * 1024
 type EntryType = NodeType | 'other'
 
 export async function compareWithDirectory(dir: string, rootTree: Buffer, root: RootMeta, opts: CompareOptions): Promise<CompareResult> {
-  const c = new Comparer(opts)
   const abs = Buffer.from(dir)
+  const c = new Comparer(opts, abs.length)
   let st: BigIntStats
   try {
     st = await fsp.lstat(abs, {bigint: true})
@@ -110,8 +119,14 @@ class Comparer {
   private readonly inodes = new Map<string, {dir: string; rel: string}>()
   private readonly dirInodes = new Map<string, {snap: string; rel: string}>()
 
-  constructor(private readonly opts: CompareOptions) {
+  private readonly exclude: ExcludeMatcher
+  private readonly select: PathSelection | undefined
+
+  /** `rootLength`: the length of the directory's path, which the paths below it start with. */
+  constructor(private readonly opts: CompareOptions, private readonly rootLength: number) {
     this.chunker = new Chunker(opts.chunker)
+    this.exclude = compileExcludes(opts.excludes ?? [])
+    this.select = opts.paths ? compileSelection(opts.paths) : undefined
   }
 
   close(): void {
@@ -157,7 +172,7 @@ class Comparer {
         const st = await fsp.lstat(this.paths.short(childAbs), {bigint: true}).catch(() => undefined)
         const type = st ? typeOf(st) : 'other'
         // A socket is never stored, nor (with --exclude-nodump) a nodump entry: left out on purpose.
-        if (type !== 'socket' && !(st && this.nodump(childAbs, st))) this.diff(childRel, 'extra', `${childRel}: in the directory (${type}), not in the snapshot`, undefined, type)
+        if (type !== 'socket' && !(st && this.nodump(childAbs, st)) && !this.leftOut(childRel, name!, abs, rel, st)) this.diff(childRel, 'extra', `${childRel}: in the directory (${type}), not in the snapshot`, undefined, type)
         j++
       } else {
         await this.entry(node!, childAbs, childRel)
@@ -200,6 +215,13 @@ class Comparer {
     }
     this.meta(rel, node, st)
     if (!node.legacy) this.extra(node, abs, rel)
+  }
+
+  /** Whether the snapshot left out this entry of the directory on purpose (`dirAbs`, `dirRel`: its parent's). */
+  private leftOut(childRel: string, name: Buffer, dirAbs: Buffer, dirRel: string, st: BigIntStats | undefined): boolean {
+    if (this.select?.(childRel) === 'none') return true
+    if (this.exclude(childRel, displayName(name), name, dirRel ? dirAbs.subarray(this.rootLength + 1) : undefined)) return true
+    return st !== undefined && st.isDirectory() && (this.opts.skipDirs ?? []).some((d) => d.dev === st.dev && d.ino === st.ino)
   }
 
   private nodump(abs: Buffer, st: BigIntStats): boolean {

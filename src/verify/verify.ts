@@ -50,6 +50,8 @@ export interface VerifyOptions {
   readData?: DataSelection
   /** Compare the one snapshot given with this directory. */
   source?: string
+  /** Directories inside --source that snapshots skip (the repository): not reported as extra. */
+  sourceSkipDirs?: readonly {dev: bigint; ino: bigint}[]
   /** Compare owners with --source (default: when running as root, as only root's restore sets them). */
   compareOwners?: boolean
   lockRetryMs?: number
@@ -597,6 +599,9 @@ class Verifier {
       readTree: (id) => this.treeNodes(id),
       compareOwners: this.opts.compareOwners ?? process.getuid?.() === 0,
       excludeNodump: snap.manifest.excludeNodump === true,
+      excludes: snap.manifest.excludes,
+      paths: snap.manifest.paths,
+      skipDirs: this.opts.sourceSkipDirs,
       onBytes: (n) => {
         this.sourceBytes += n
         this.progress()

@@ -9,6 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {helpArgv, unknownCommand} from '../../src/cli/run.js'
 import {count, usageMessage} from '../../src/cli/format.js'
 import {ckpt, runCli} from '../helpers/cli.js'
+import {makeReadOnly} from '../helpers/readonly.js'
 import {buildTree, tempDir} from '../helpers/tree.js'
 
 let work: string
@@ -127,6 +128,72 @@ describe('a repository path that is a file', () => {
     const r = await runCli(['restore', 'latest', '--target', '/proc/ckpt-no-such/out', '--repo', repo])
     expect(r.code).toBe(5)
     expect(r.stderr).toMatch(/^ckpt: cannot make \/proc\/ckpt-no-such to restore into: ENOENT .*\n$/)
+  })
+
+  it('restore --target in a directory that cannot be written (read-only, or immutable): one line naming it, exit 5, nothing left', async (ctx) => {
+    const repo = path.join(work, 'repo-ro-target')
+    await ckpt(['init', '--repo', repo])
+    const src = path.join(work, 'src-ro-target')
+    await fsp.mkdir(src)
+    await buildTree(src, {a: 'a', d: {dir: {b: 'b'}}})
+    await ckpt(['snapshot', src, '--repo', repo])
+    const ro = path.join(work, 'ro-parent')
+    await fsp.mkdir(path.join(ro, 'empty'), {recursive: true})
+    for (const how of ['ro-bind-mount', 'chattr +i'] as const) {
+      const made = makeReadOnly(ro, how)
+      if (!made) return ctx.skip()
+      try {
+        for (const [target, args] of [[path.join(ro, 'new'), []], [path.join(ro, 'empty'), ['--overwrite']]] as const) {
+          const r = await runCli(['restore', 'latest', '--target', target, '--repo', repo, ...args])
+          const why = made.how === 'chattr +i' ? 'EPERM: operation not permitted' : 'EROFS: read-only file system'
+          expect([r.code, r.stderr]).toEqual([5, `ckpt: cannot restore to ${target}: cannot write in ${ro} (${why}), where the new tree is built before it is moved into place\n`])
+        }
+        expect(await fsp.readdir(ro)).toEqual(['empty'])
+      } finally {
+        made.undo()
+      }
+    }
+  })
+
+  it('restore --target a symbolic link to a directory restores into that directory and leaves the link; a dangling one is exit 5', async () => {
+    const repo = path.join(work, 'repo-link-target')
+    await ckpt(['init', '--repo', repo])
+    const src = path.join(work, 'src-link-target')
+    await fsp.mkdir(src)
+    await buildTree(src, {a: 'a', d: {dir: {b: 'b'}}})
+    await ckpt(['snapshot', src, '--repo', repo])
+    const real = path.join(work, 'link-target-real')
+    await fsp.mkdir(real)
+    const link = path.join(work, 'link-target')
+    await fsp.symlink('link-target-real', link)
+    const r = await runCli(['restore', 'latest', '--target', link, '--repo', repo, '--json'])
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({destination: real, files: 2})
+    expect(await fsp.readlink(link)).toBe('link-target-real')
+    expect((await fsp.readdir(real)).sort()).toEqual(['a', 'd'])
+    // Not empty now: refused as the directory itself would be, then replaced with --overwrite.
+    expect((await runCli(['restore', 'latest', '--target', link, '--repo', repo])).code).toBe(5)
+    await fsp.writeFile(path.join(real, 'a'), 'changed')
+    await ckpt(['restore', 'latest', '--target', link, '--repo', repo, '--overwrite'])
+    expect(await fsp.readFile(path.join(link, 'a'), 'utf8')).toBe('a')
+    expect(await fsp.readlink(link)).toBe('link-target-real')
+    const dangling = path.join(work, 'link-target-dangling')
+    await fsp.symlink('nowhere', dangling)
+    const d = await runCli(['restore', 'latest', '--target', dangling, '--repo', repo])
+    expect([d.code, d.stderr]).toEqual([5, `ckpt: ${dangling} is a symbolic link that leads to no directory\n`])
+  })
+
+  it('snapshot of a directory whose path is not UTF-8 (reached through a link): exit 5 saying so, no snapshot recorded under another path', async () => {
+    const repo = path.join(work, 'repo-latin1-source')
+    await ckpt(['init', '--repo', repo])
+    const latin1 = Buffer.concat([Buffer.from(`${work}/caf`), Buffer.from([0xe9])])
+    await fsp.mkdir(latin1)
+    await fsp.writeFile(Buffer.concat([latin1, Buffer.from('/f')]), 'x')
+    const link = path.join(work, 'link-to-latin1')
+    await fsp.symlink(latin1, link)
+    const r = await runCli(['snapshot', link, '--repo', repo])
+    expect([r.code, r.stderr]).toEqual([5, `ckpt: ${link}: its path ${work}/caf\\351 is not valid UTF-8, which ckpt cannot record as a source directory (rename it, or a directory above it)\n`])
+    expect(JSON.parse((await ckpt(['snapshots', '--repo', repo, '--json'])).stdout)).toEqual([])
   })
 
   it('snapshot with the default .ckpt being a file does not try to create it', async () => {

@@ -53,6 +53,26 @@ describe('restore --include', () => {
   })
 })
 
+describe('restore --include of names that are not plain text', () => {
+  it('takes the name as the shell passes it or as ckpt ls shows it', async () => {
+    const odd = path.join(work, 'odd')
+    const oddRepo = path.join(work, 'odd-repo')
+    await fsp.mkdir(odd)
+    await buildTree(odd, {'a\nb': 'newline', 'tab\there': 'tab', 'hex:6361669e': 'latin-1', other: 'other'})
+    await ckpt(['init', '--repo', oddRepo])
+    await ckpt(['snapshot', odd, '--repo', oddRepo])
+    expect((await ckpt(['ls', 'latest', '--repo', oddRepo])).stdout).toBe('a\\nb\ncaf\\236\nother\ntab\\there\n')
+    for (const [i, typed] of [['a\nb', 'tab\there'], ['a\\nb', 'tab\\there', 'caf\\236']].entries()) {
+      const target = path.join(work, `odd-out-${i}`)
+      await ckpt(['restore', 'latest', '--repo', oddRepo, '--target', target, ...typed.flatMap((p) => ['--include', p])])
+      const got = (await fsp.readdir(target, {encoding: 'buffer'})).map((n) => n.toString('latin1')).sort()
+      expect(got).toEqual(i === 0 ? ['a\nb', 'tab\there'] : ['a\nb', 'caf\x9e', 'tab\there'])
+    }
+    await fsp.rm(odd, {recursive: true})
+    await fsp.rm(oddRepo, {recursive: true})
+  })
+})
+
 describe('restore --exclude', () => {
   it('leaves out what matches, with the snapshot pattern syntax', async () => {
     const target = path.join(work, 'exc')

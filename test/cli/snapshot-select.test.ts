@@ -39,6 +39,32 @@ async function stored(repo: string, id: string): Promise<string[]> {
 
 const TAG = 'Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag.\n'
 
+describe('--exclude and names that are not plain text (a control character, bytes that are not UTF-8)', () => {
+  const names = async (dir: string) => [...(await captureTree(dir)).keys()].map((k) => Buffer.from(k, 'hex').toString('latin1')).filter(Boolean).sort()
+  const patterns = ['--exclude', 'a\nb', '--exclude', 'tab?here', '--exclude', 'caf?', '--exclude', 'd?r/inner']
+  const all = ['a\nb', 'caf\xe9', 'd\x01r', 'd\x01r/inner', 'd\x01r/kept', 'keep', 'tab\there']
+  const left = ['d\x01r', 'd\x01r/kept', 'keep']
+
+  it('snapshot and restore match the name as typed and "?" against each character of it', async () => {
+    const {src, repo} = await fixture({'a\nb': 'newline', 'tab\there': 'tab', 'hex:636166e9': 'latin-1', 'hex:640172': {dir: {inner: 'i', kept: 'k'}}, keep: 'k'})
+    expect(await names(src)).toEqual(all)
+    const id = (await ckpt(['snapshot', src, '--repo', repo, ...patterns])).stdout.trim()
+    const out = path.join(work, `out${++n}`)
+    await ckpt(['restore', id, '--repo', repo, '--target', out])
+    expect(await names(out)).toEqual(left)
+    // restore --exclude, from a snapshot of everything.
+    const full = (await ckpt(['snapshot', src, '--repo', repo])).stdout.trim()
+    const part = path.join(work, `out${++n}`)
+    await ckpt(['restore', full, '--repo', repo, '--target', part, ...patterns])
+    expect(await names(part)).toEqual(left)
+    // In place, what the snapshot left out stays as it is now.
+    await fsp.writeFile(path.join(src, 'a\nb'), 'changed since')
+    await ckpt(['restore', id, '--repo', repo, '--source', src])
+    expect(await names(src)).toEqual(all)
+    expect(await fsp.readFile(path.join(src, 'a\nb'), 'utf8')).toBe('changed since')
+  })
+})
+
 describe('--exclude-file', () => {
   it('reads patterns, skipping comments and blank lines; they are recorded like --exclude', async () => {
     const {src, repo} = await fixture({'a.tmp': 'a', 'keep': 'k', cache: {dir: {x: 'x'}}, '#weird': 'w'})
@@ -119,6 +145,17 @@ describe('--files-from', () => {
     const outside = await runCli(['snapshot', src, '--repo', repo, '--files-from', list])
     expect(outside.code).toBe(2)
     expect(outside.stderr).toMatch(/\/etc\/passwd is not inside the source/)
+  })
+
+  it('a listed name that is not UTF-8 is found as its bytes, under a UTF-8 directory too', async () => {
+    const {src, repo} = await fixture({'hex:636166e9': 'latin-1', 'ünï': {dir: {'hex:ff': 'ff', x: 'x'}}, other: 'o'})
+    const list = path.join(work, 'bytes.txt')
+    await fsp.writeFile(list, Buffer.concat([Buffer.from('caf'), Buffer.from([0xe9]), Buffer.from(`\n${src}/ünï/`), Buffer.from([0xff]), Buffer.from('\n')]))
+    const id = (await ckpt(['snapshot', src, '--repo', repo, '--files-from', list])).stdout.trim()
+    const out = path.join(work, `out${++n}`)
+    await ckpt(['restore', id, '--repo', repo, '--target', out])
+    const names = [...(await captureTree(out)).keys()].filter(Boolean).map((k) => Buffer.from(k, 'hex').toString('hex')).sort()
+    expect(names).toEqual([Buffer.from([0x63, 0x61, 0x66, 0xe9]), Buffer.from('ünï'), Buffer.concat([Buffer.from('ünï/'), Buffer.from([0xff])])].map((b) => b.toString('hex')).sort())
   })
 })
 

@@ -44,6 +44,30 @@ it('reaches files under a path of 8 KiB, which fs alone refuses', () => {
   expect(paths.open).toBeLessThanOrEqual(3)
 })
 
+it('finds the anchor for a deep chain of short names past PATH_LIMIT in time linear in its depth', () => {
+  let abs = deepChain(PATH_LIMIT - 100)
+  // 500 levels of "/xyz" past the limit: every call looks for the deepest open anchor. Looking it
+  // up by each ancestor's path (a string of the path for each) took seconds here. Only the
+  // lookups are timed, not the kernel's walks of the paths they return.
+  let spent = 0
+  const short = (p: Buffer) => {
+    const started = performance.now()
+    const s = paths.short(p)
+    spent += performance.now() - started
+    return s
+  }
+  while (abs.length < 1.5 * PATH_LIMIT) {
+    abs = Buffer.concat([abs, Buffer.from('/xyz')])
+    mkdirSync(short(abs))
+    lstatSync(short(abs))
+  }
+  const leaf = Buffer.concat([abs, Buffer.from('/leaf')])
+  writeFileSync(short(leaf), 'deep')
+  expect(spent).toBeLessThan(1000)
+  expect(readFileSync(paths.short(leaf), 'utf8')).toBe('deep')
+  expect(paths.open).toBeLessThanOrEqual(4)
+})
+
 it('leaves short paths alone and opens nothing for them', () => {
   const p = Buffer.from(join(dir, 'x'))
   expect(paths.short(p)).toBe(p)

@@ -4,6 +4,7 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {table} from '../../src/cli/format.js'
 import {IntegrityError} from '../../src/core/errors.js'
 import {blake3} from '../../src/core/hash.js'
 import {fileContents} from '../../src/inspect/cat.js'
@@ -12,7 +13,7 @@ import {Finder} from '../../src/inspect/find.js'
 import {listSnapshot, lsEntry, lsLine} from '../../src/inspect/ls.js'
 import {filterSnapshots, parseTagFilter, selectSnapshot, sourcePath} from '../../src/inspect/select.js'
 import {repositoryStats} from '../../src/inspect/stats.js'
-import {locate, rootNode, Trees} from '../../src/inspect/trees.js'
+import {locate, rootNode, Trees, walk} from '../../src/inspect/trees.js'
 import {initLocalRepository, openLocalRepository} from '../../src/repo/open.js'
 import type {Repository} from '../../src/repo/repository.js'
 import {loadCatalog, type SnapshotRecord} from '../../src/snapshot/catalog.js'
@@ -347,5 +348,42 @@ describe('find', () => {
     const finder = new Finder(new Trees(repo), '*.sst')
     expect((await finder.inSnapshot(a)).map((f) => f.path.toString())).toEqual(['db/001.sst', 'db/002.sst', 'top.sst'])
     expect((await new Finder(new Trees(repo), 'db/*.sst').inSnapshot(a)).map((f) => f.path.toString())).toEqual(['db/001.sst', 'db/002.sst'])
+  })
+})
+
+describe('trees of any shape: 20,000 levels deep, 150,000 matches in one directory', () => {
+  const blobs = new Map<string, Buffer>()
+  const mem = {readBlob: async (id: Uint8Array) => blobs.get(Buffer.from(id).toString('hex'))!}
+  const put = (nodes: TreeNode[]): Buffer => {
+    const bytes = encodeTree(nodes)
+    const id = blake3(bytes)
+    blobs.set(id.toString('hex'), bytes)
+    return id
+  }
+  const base = {mode: 0o755, uid: 0, gid: 0, mtimeNs: 1n, ctimeNs: 1n, ino: 1n, size: 0}
+  const dir = (name: string, subtree: Buffer): TreeNode => ({...base, name: Buffer.from(name), type: 'dir', subtree})
+  const root = (tree: Buffer): TreeNode => ({...base, name: Buffer.alloc(0), type: 'dir', subtree: tree})
+
+  it('ls -R (walk) goes 20,000 levels deep, in order, without overflowing the stack', async () => {
+    let tree = put([])
+    for (let i = 0; i < 20_000; i++) tree = put([dir('d', tree)])
+    let n = 0
+    let last: Buffer = Buffer.alloc(0)
+    for await (const e of walk(new Trees(mem), root(tree), Buffer.alloc(0))) {
+      n++
+      last = e.path
+    }
+    expect(n).toBe(20_000)
+    expect(last.length).toBe(20_000 * 2 - 1)
+  })
+
+  it('find and its table take a directory holding 150,000 matches (one spread of them overflowed the stack)', async () => {
+    const many = Array.from({length: 150_000}, (_, i) => ({...base, mode: 0o644, name: Buffer.from(`f${String(i).padStart(6, '0')}`), type: 'file' as const, chunks: []}))
+    const tree = put([dir('sub', put(many))])
+    const snapshot = {id: tree.toString('hex'), manifest: {tree: tree.toString('hex')}} as unknown as SnapshotRecord
+    const found = await new Finder(new Trees(mem), 'f*').inSnapshot(snapshot)
+    expect(found.length).toBe(150_000)
+    expect(found[149_999]!.path.toString()).toBe('sub/f149999')
+    expect(table(['PATH'], found.map((f) => [f.path.toString()])).split('\n').length).toBe(150_001)
   })
 })

@@ -44,6 +44,13 @@ describe('planSourcedRuns', () => {
     ])
   })
 
+  it('takes a stretch of 200,000 scattered remote chunks (a large file rewritten over many snapshots) without overflowing the stack', () => {
+    const chunks = Array.from({length: 200_001}, (_, i) => chunk(loc('a', (200_001 - i) * 10, 10)))
+    const runs = planSourcedRuns(chunks, 25, (c) => c === chunks[200_000])
+    expect(runs.length).toBe(200_001)
+    expect(runs[200_000]!.local).toBe(true)
+  })
+
   it('is planRuns when nothing is local', () => {
     const chunks = [loc('a', 0, 10), loc('a', 10, 10), loc('b', 0, 10)].map(chunk)
     expect(planSourcedRuns(chunks, 25, () => false)).toEqual(planRuns(chunks, 25))

@@ -23,6 +23,17 @@ describe('compileExcludes', () => {
     expect(compileExcludes(['e/a[.-0]b'])('e/a.b', 'a.b')).toBe(true)
   })
 
+  test('a name shown escaped (a control character, bytes that are not UTF-8) is also matched as the text of its bytes', () => {
+    const m = compileExcludes(['a?b', 'caf?', 'd?r/x', 'tab\there'])
+    expect(m('a\\x0ab', 'a\\x0ab', Buffer.from('a\nb'))).toBe(true)
+    expect(m('caf\\xe9', 'caf\\xe9', Buffer.from('636166e9', 'hex'))).toBe(true)
+    expect(m('tab\\x09here', 'tab\\x09here', Buffer.from('tab\there'))).toBe(true)
+    expect(m('d\\x01r/x', 'x', Buffer.from('x'), Buffer.from('d\x01r'))).toBe(true)
+    expect(m('d\\x01r/y', 'y', Buffer.from('y'), Buffer.from('d\x01r'))).toBe(false)
+    // A name that holds the text "\x0a" is that text: "?" is not its four characters.
+    expect(m('a\\x0ab', 'a\\x0ab', Buffer.from('a\\x0ab'))).toBe(false)
+  })
+
   test('no patterns exclude nothing', () => {
     const m = compileExcludes([])
     expect(m('a', 'a')).toBe(false)
@@ -174,6 +185,8 @@ describe('compileExcludes', () => {
     ['[abc', '--exclude "[abc": unclosed "["'],
     ['a[', '--exclude "a[": unclosed "["'],
     ['x/[!', '--exclude "x/[!": unclosed "["'],
+    ['[z-a]', '--exclude "[z-a]": bad class "[z-a]" (Range out of order in character class)'],
+    ['a/*[!9-0]', '--exclude "a/*[!9-0]": bad class "[!9-0]" (Range out of order in character class)'],
   ])('refuses %j', (pattern, message) => {
     expect(() => compileExcludes([pattern])).toThrow(UsageError)
     expect(() => compileExcludes(['ok', pattern])).toThrow(message)

@@ -222,6 +222,19 @@ describe('tar round trips with GNU tar', () => {
     await expect(fsp.readdir(root)).resolves.not.toContain('x.tar')
   })
 
+  it('export of paths named as the shell passes them or as ckpt ls shows them (a newline, a byte that is not UTF-8)', async () => {
+    const snaps = JSON.parse((await ckpt(['snapshots', '--repo', repo, '--json'])).stdout) as {id: string; source: string}[]
+    const id = snaps.find((s) => s.source === '/srv/awkward')!.id
+    const shown = (await ckpt(['ls', id, '--repo', repo])).stdout.split('\n')
+    expect(shown).toEqual(expect.arrayContaining(['caf\\236', 'spaces\\ and\\nnewline']))
+    for (const typed of [['spaces and\nnewline', 'caf\\236'], ['spaces\\ and\\nnewline']]) {
+      const file = path.join(root, 'named.tar')
+      await ckpt(['export', id, ...typed, '-o', file, '--repo', repo])
+      const members = sh('tar', ['-tf', file]).toString('latin1').trim().split('\n')
+      expect(members).toEqual(typed.length === 2 ? ['caf\\236', 'spaces and\\nnewline'] : ['spaces and\\nnewline'])
+    }
+  })
+
   it('a reader that goes away (export | head) ends the export quietly, not with a hang', async () => {
     const snaps = JSON.parse((await ckpt(['snapshots', '--repo', repo, '--json'])).stdout) as {id: string; source: string}[]
     const id = snaps.find((s) => s.source === '/srv/awkward')!.id
