@@ -141,7 +141,7 @@ describe('a repository path that is a file', () => {
     await fsp.mkdir(path.join(ro, 'empty'), {recursive: true})
     for (const how of ['ro-bind-mount', 'chattr +i'] as const) {
       const made = makeReadOnly(ro, how)
-      if (!made) return ctx.skip()
+      if (!made) return ctx.skip('cannot make a read-only directory here (a read-only bind mount or chattr +i: needs root)')
       try {
         for (const [target, args] of [[path.join(ro, 'new'), []], [path.join(ro, 'empty'), ['--overwrite']]] as const) {
           const r = await runCli(['restore', 'latest', '--target', target, '--repo', repo, ...args])

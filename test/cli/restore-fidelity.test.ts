@@ -77,7 +77,7 @@ describe('without the native addon', () => {
 
 describe('as an unprivileged user', () => {
   it('skips what needs root with one warning per kind and exit 3, and restores the rest the same', async (ctx) => {
-    if (!isRoot) ctx.skip()
+    if (!isRoot) ctx.skip('needs root')
     spawnSync('chown', ['-R', `${NOBODY}:${NOBODY}`, repo])
     const home = path.join(work, 'home')
     // Restore builds its temp tree beside the target: the user owns the directory around it.

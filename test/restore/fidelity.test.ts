@@ -183,7 +183,7 @@ describe("the snapshot root's own xattrs, ACLs and flags", () => {
   })
 
   it('an immutable root is made immutable last, once it is in place', async (ctx) => {
-    if (!isRoot) ctx.skip()
+    if (!isRoot) ctx.skip('needs root')
     const src = path.join(work, 'root-immutable-src')
     mkdirSync(src)
     await buildTree(src, {a: 'a'})
@@ -203,7 +203,7 @@ describe("the snapshot root's own xattrs, ACLs and flags", () => {
   })
 
   it('a nodump root is still snapshotted whole with --exclude-nodump, and keeps its flag', async (ctx) => {
-    if (!isRoot) ctx.skip()
+    if (!isRoot) ctx.skip('needs root')
     const src = path.join(work, 'root-nodump-src')
     mkdirSync(src)
     await buildTree(src, {a: 'a', skipped: {file: 'x', chattr: '+d'}})
@@ -228,7 +228,7 @@ describe('xattrs at the kernel limits', () => {
     const mnt = path.join(work, 'tmpfs')
     mkdirSync(mnt)
     const m = mountTmpfs(mnt, 64 * 1024 * 1024)
-    if (!m.ok) ctx.skip()
+    if (!m.ok) ctx.skip(`cannot mount a tmpfs here: ${m.reason}`)
     try {
       const src = path.join(mnt, 'src')
       mkdirSync(src)
@@ -251,7 +251,7 @@ describe('xattrs at the kernel limits', () => {
 
 describe('what the target refuses is one warning per kind', () => {
   it('ramfs (no xattrs, ACLs or inode flags): every file restored, one warning per kind with its count', async (ctx) => {
-    if (!isRoot) ctx.skip()
+    if (!isRoot) ctx.skip('needs root')
     const src = path.join(work, 'refused-src')
     mkdirSync(src)
     await buildTree(src, {
@@ -287,7 +287,7 @@ describe('room for a sparse snapshot', () => {
     const mnt = path.join(work, 'tmpfs-small')
     mkdirSync(mnt)
     const m = mountTmpfs(mnt, 32 * 1024 * 1024)
-    if (!m.ok) ctx.skip()
+    if (!m.ok) ctx.skip(`cannot mount a tmpfs here: ${m.reason}`)
     try {
       const out = path.join(mnt, 'out')
       await restore(id, out)
@@ -331,7 +331,7 @@ describe('on XFS (a loop image)', () => {
 
 describe('an append-only destination', () => {
   it('an in-place restore over it stops with a clear BadPathError and changes nothing', async (ctx) => {
-    if (!isRoot) ctx.skip()
+    if (!isRoot) ctx.skip('needs root')
     const src = path.join(work, 'append-dest')
     mkdirSync(src)
     await buildTree(src, {a: 'snapshot'})
