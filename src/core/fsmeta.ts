@@ -36,8 +36,11 @@ export function setTimesNs(path: Buffer | string, atimeNs: bigint, mtimeNs: bigi
 
 // fs.lutimes takes seconds as a number, but turns a negative number into "now", so times
 // before 1970 go as a Date (millisecond precision, floored like the kernel's timespec).
-function fallbackTime(ns: bigint): number | Date {
-  if (ns >= 0n) return Number(ns / NS_PER_SEC) + Number(ns % NS_PER_SEC) / 1e9
+/** The time for fs.lutimes (without the addon): seconds as a double, or a Date before 1970. */
+export function fallbackTime(ns: bigint): number | Date {
+  // libuv truncates the double to whole microseconds, and the double itself is off by up to ~120 ns
+  // at today's times: half a microsecond more makes that a rounding, within 1 µs of the time asked.
+  if (ns >= 0n) return Number(ns / NS_PER_SEC) + Number((ns % NS_PER_SEC) + 500n) / 1e9
   const ms = ns / NS_PER_MS - (ns % NS_PER_MS === 0n ? 0n : 1n)
   return new Date(Number(ms))
 }

@@ -1,8 +1,8 @@
-import {lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {exchangePaths, nsTimesAvailable, setTimesNs, syncFilesystem, writeNewFiles} from '../../src/core/fsmeta.js'
+import {exchangePaths, fallbackTime, nsTimesAvailable, setTimesNs, syncFilesystem, writeNewFiles} from '../../src/core/fsmeta.js'
 
 // Odd nanosecond values that a double of seconds cannot carry (one ulp is about 2^-22 s).
 const ATIME = 1_600_000_000_987_654_321n
@@ -24,6 +24,18 @@ describe('setTimesNs', () => {
 
   it('uses the native addon (built by npm ci)', () => {
     expect(nsTimesAvailable()).toBe(true)
+  })
+
+  it('without the addon, fs.lutimes of the fallback time lands within a microsecond (libuv keeps whole microseconds)', () => {
+    const file = join(dir, 'fallback')
+    writeFileSync(file, 'x')
+    // Sub-microsecond parts near 0 and 1000 ns are where a truncated double strays most.
+    for (let i = 0n; i < 400n; i++) {
+      const ns = 1_796_627_759_353_000_000n + i * 1_000_037n + (i % 4n) * 333n
+      lutimesSync(file, fallbackTime(ns), fallbackTime(ns))
+      const d = times(file).mtimeNs - ns
+      expect(d < 1000n && d > -1000n, `${ns}: off by ${d} ns`).toBe(true)
+    }
   })
 
   it('sets a regular file to the nanosecond', () => {
