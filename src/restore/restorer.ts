@@ -138,6 +138,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotRecord, op
   let includes = opts.includes?.length ? opts.includes.map(splitInclude) : undefined
   const exclude = compileExcludes(opts.excludes ?? [])
   const dest = opts.target ? await targetPath(opts.target) : path.resolve(snap.manifest.source)
+  await refuseInsideRepository(dest, repo.backend.capabilities.localDirectory)
   for (const seed of opts.seeds ?? []) {
     const st = await fsp.stat(seed).catch(() => undefined)
     if (!st?.isDirectory()) throw new BadPathError(`--seed ${seed} is not a directory`)
@@ -381,6 +382,29 @@ async function targetPath(target: string): Promise<string> {
   if (!(await fsp.lstat(abs).then((st) => st.isSymbolicLink(), () => false))) return abs
   const real = await fsp.realpath(abs).catch(() => undefined)
   return real !== undefined && (await fsp.stat(real).then((st) => st.isDirectory(), () => false)) ? real : abs
+}
+
+/**
+ * A restore into the repository's own directory would mix a tree into its objects (which prune
+ * and verify pass over, and a later prune may remove): refused before anything is touched.
+ */
+async function refuseInsideRepository(dest: string, repoDir: string | undefined): Promise<void> {
+  if (repoDir === undefined) return
+  const repoReal = await fsp.realpath(repoDir).catch(() => path.resolve(repoDir))
+  // The destination may not exist yet: resolve its nearest existing ancestor.
+  let known = dest
+  const rest: string[] = []
+  let real: string | undefined
+  while (real === undefined) {
+    real = await fsp.realpath(known).catch(() => undefined)
+    if (real !== undefined || path.dirname(known) === known) break
+    rest.unshift(path.basename(known))
+    known = path.dirname(known)
+  }
+  const full = path.join(real ?? known, ...rest)
+  if (full === repoReal || full.startsWith(repoReal + path.sep)) {
+    throw new UsageError(`cannot restore to ${dest}: it is inside the repository ${repoDir}; restore somewhere else`)
+  }
 }
 
 async function destinationState(dest: string, explicitTarget: boolean, mounted: boolean): Promise<{state: 'missing' | 'empty' | 'non-empty'; st?: BigIntStats}> {

@@ -155,6 +155,22 @@ describe('a repository path that is a file', () => {
     }
   })
 
+  it('restore --target inside the repository (or the repository itself) is exit 2, and nothing is written there', async () => {
+    const repo = path.join(work, 'repo-inside-target')
+    await ckpt(['init', '--repo', repo])
+    const src = path.join(work, 'src-inside-target')
+    await fsp.mkdir(src)
+    await buildTree(src, {a: 'a'})
+    await ckpt(['snapshot', src, '--repo', repo])
+    const before = (await fsp.readdir(repo, {recursive: true})).sort()
+    for (const target of [path.join(repo, 'data', 'x'), repo, path.join(repo, 'new', 'deeper')]) {
+      const r = await runCli(['restore', 'latest', '--target', target, '--repo', repo])
+      expect([r.code, r.stderr]).toEqual([2, `ckpt: cannot restore to ${target}: it is inside the repository ${repo}; restore somewhere else\n`])
+    }
+    expect((await fsp.readdir(repo, {recursive: true})).sort()).toEqual(before)
+    expect((await runCli(['verify', '--repo', repo])).code).toBe(0)
+  })
+
   it('restore --target a symbolic link to a directory restores into that directory and leaves the link; a dangling one is exit 5', async () => {
     const repo = path.join(work, 'repo-link-target')
     await ckpt(['init', '--repo', repo])
