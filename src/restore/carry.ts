@@ -17,14 +17,14 @@ import {type BigIntStats, promises as fsp} from 'node:fs'
 import path from 'node:path'
 
 import {BadPathError, errnoCode, IntegrityError} from '../core/errors.js'
-import {readFlags, writeFlags} from '../core/fsextra.js'
+import {writeFlags} from '../core/fsextra.js'
 import {exchangePaths, setTimesNs} from '../core/fsmeta.js'
 import {atomicWriteFile, fsyncDir} from '../core/durable.js'
 import {faultPoint} from '../core/faultpoint.js'
 import {processGone, processStart} from '../store/lock.js'
 import {compileExcludes, type ExcludeMatcher} from '../snapshot/exclude.js'
-import {childPath, displayName, FS_FLAGS_LOCKING} from '../snapshot/tree.js'
-import {removeTree} from './deeptree.js'
+import {childPath, displayName} from '../snapshot/tree.js'
+import {removeTree, unlock} from './deeptree.js'
 
 /** A path carried from the old tree into the new one. */
 export interface Carried {
@@ -329,9 +329,8 @@ async function renameEntry(from: Buffer, to: Buffer): Promise<void> {
     if (errnoCode(err) !== 'EPERM') throw err
     const st = await fsp.lstat(from)
     const dir = st.isDirectory()
-    const flags = dir || st.isFile() ? readFlags(from, dir) : undefined
-    if (typeof flags !== 'number' || (flags & FS_FLAGS_LOCKING) === 0) throw err
-    writeFlags(from, dir, flags & ~FS_FLAGS_LOCKING)
+    const flags = dir || st.isFile() ? unlock(from, dir) : undefined
+    if (flags === undefined) throw err
     try {
       await fsp.rename(from, to)
     } catch (again) {

@@ -106,10 +106,15 @@ function removeEntry(p: Buffer, hasFlags: boolean, unlockParent: () => void, dir
   }
 }
 
-/** Clear immutable and append-only on `p` (a file or directory), if set and if this system has flags. */
-function unlock(p: Buffer, dir: boolean): void {
+/**
+ * Clear immutable and append-only on `p` (a file or directory), if set and if this system has
+ * flags. Returns the flags it had when it cleared any (to put back), else undefined.
+ */
+export function unlock(p: Buffer, dir: boolean): number | undefined {
   const flags = readFlags(p, dir)
-  if (typeof flags === 'number' && (flags & FS_FLAGS_LOCKING) !== 0) writeFlags(p, dir, flags & ~FS_FLAGS_LOCKING)
+  if (typeof flags !== 'number' || (flags & FS_FLAGS_LOCKING) === 0) return undefined
+  writeFlags(p, dir, flags & ~FS_FLAGS_LOCKING)
+  return flags
 }
 
 /** fsync every regular file and directory below `top`, directories after their entries. */
