@@ -1,7 +1,7 @@
 // How names and modes are shown. A name is arbitrary bytes: on a terminal it must neither drive the
 // terminal (control characters, bidirectional overrides) nor be mistaken for another name, so it is
 // escaped as GNU `ls -b` does; JSON carries the exact bytes instead (text when valid UTF-8, else hex).
-import type {NodeType} from '../snapshot/tree.js'
+import {displayName, type NodeType, type TreeNode} from '../snapshot/tree.js'
 
 const C_ESCAPES: Record<number, string> = {0x07: '\\a', 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0b: '\\v', 0x0c: '\\f', 0x0d: '\\r', 0x20: '\\ ', 0x5c: '\\\\'}
 
@@ -95,3 +95,14 @@ export function isoNs(ns: bigint): string {
   const frac = ((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n
   return `${base}.${frac.toString().padStart(9, '0')}Z`
 }
+
+/**
+ * The entry a typed path component names, in the forms ckpt shows names: its exact bytes (a name
+ * holding a newline, as the shell passes it), else the escaped form `ckpt ls` prints (caf\351,
+ * a\nb), else the form of warnings and the restore reader (displayName: caf\xe9).
+ */
+export function findNamed(nodes: readonly TreeNode[], part: string): TreeNode | undefined {
+  const exact = Buffer.from(part, 'utf8')
+  return nodes.find((n) => n.name.equals(exact)) ?? nodes.find((n) => escapeName(n.name) === part) ?? nodes.find((n) => displayName(n.name) === part)
+}
+

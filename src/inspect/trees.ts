@@ -7,7 +7,7 @@ import type {Repository} from '../repo/repository.js'
 import {type Manifest, rootMetaNode} from '../snapshot/manifest.js'
 import {TreeCache} from '../snapshot/treecache.js'
 import {childPath, type TreeNode} from '../snapshot/tree.js'
-import {escapeName} from './names.js'
+import {findNamed} from './names.js'
 
 export type BlobReader = Pick<Repository, 'readBlob'>
 
@@ -45,14 +45,6 @@ export function splitPath(p: string): string[] {
   return parts
 }
 
-/**
- * Whether a typed path component names a node: its bytes as UTF-8, or the escaped form ckpt ls
- * shows (so a name that is not UTF-8 can be given as ls printed it, e.g. caf\351).
- */
-export function nameMatches(node: TreeNode, part: string): boolean {
-  return node.name.equals(Buffer.from(part, 'utf8')) || escapeName(node.name) === part
-}
-
 export interface Located {
   node: TreeNode
   /** Its path from the snapshot root, as bytes ("" for the root). */
@@ -66,8 +58,7 @@ export async function locate(trees: Trees, root: TreeNode, p: string): Promise<L
   for (const part of splitPath(p)) {
     if (node.type !== 'dir') return undefined
     const nodes = await trees.get(node.subtree!)
-    const exact = Buffer.from(part, 'utf8')
-    const next = nodes.find((n) => n.name.equals(exact)) ?? nodes.find((n) => nameMatches(n, part))
+    const next = findNamed(nodes, part)
     if (!next) return undefined
     node = next
     at = at.length ? childPath(at, next.name) : Buffer.from(next.name)

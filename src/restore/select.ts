@@ -6,7 +6,7 @@
 // parts, --exclude as the snapshot's own pattern syntax (snapshot/exclude.ts), through `selects`.
 import {NotFoundError, UsageError} from '../core/errors.js'
 import {toHex} from '../core/ids.js'
-import {escapeName} from '../inspect/names.js'
+import {findNamed} from '../inspect/names.js'
 import type {ExcludeMatcher} from '../snapshot/exclude.js'
 import {childPath, dataLength, displayName, type TreeNode} from '../snapshot/tree.js'
 
@@ -30,16 +30,6 @@ export function selects(includes: readonly string[][] | undefined, exclude: Excl
   if (matching.length === 0) return {take: false}
   if (matching.some((parts) => parts.length === 1)) return {take: true}
   return {take: true, below: matching.map((parts) => parts.slice(1))}
-}
-
-/**
- * The entry a typed path component names, as `ckpt ls` and `cat` take one: its exact bytes
- * (a name holding a newline, given as the shell passes it), else the escaped form `ckpt ls`
- * shows (caf\351, a\nb), else the form the reader compares (selects, `shown`).
- */
-export function findNamed(nodes: readonly TreeNode[], part: string): TreeNode | undefined {
-  const exact = Buffer.from(part, 'utf8')
-  return nodes.find((n) => n.name.equals(exact)) ?? nodes.find((n) => escapeName(n.name) === part) ?? nodes.find((n) => displayName(n.name) === part)
 }
 
 /**

@@ -26,7 +26,7 @@ import {type Manifest, rootMetaNode} from '../snapshot/manifest.js'
 import {encodePaxRecords, encodeSparseMap1, formatPaxTime} from '../snapshot/tarformat.js'
 import {childPath, dataLength, decodeTree, displayName, type TreeNode} from '../snapshot/tree.js'
 import {type LinkTarget, type Piece, type ReaderProgress, type RestoreOutput, type SmallFile, TreeReader} from './reader.js'
-import {findNamed} from './select.js'
+import {findNamed} from '../inspect/names.js'
 
 export interface ExportOptions {
   lockRetryMs?: number
