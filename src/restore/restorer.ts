@@ -394,12 +394,11 @@ async function refuseInsideRepository(dest: string, repoDir: string | undefined)
   // The destination may not exist yet: resolve its nearest existing ancestor.
   let known = dest
   const rest: string[] = []
-  let real: string | undefined
-  while (real === undefined) {
-    real = await fsp.realpath(known).catch(() => undefined)
-    if (real !== undefined || path.dirname(known) === known) break
+  let real = await fsp.realpath(known).catch(() => undefined)
+  while (real === undefined && path.dirname(known) !== known) {
     rest.unshift(path.basename(known))
     known = path.dirname(known)
+    real = await fsp.realpath(known).catch(() => undefined)
   }
   const full = path.join(real ?? known, ...rest)
   if (full === repoReal || full.startsWith(repoReal + path.sep)) {
