@@ -6,6 +6,7 @@ import {BadPathError, errnoCode, NoRepositoryError} from '../core/errors.js'
 import {RACY_WINDOW_NS} from '../core/racy.js'
 import {initRepositoryAt, openRepositoryAt} from '../repo/open.js'
 import type {Repository} from '../repo/repository.js'
+import type {Backend} from '../store/backend.js'
 import type {RepoLocation} from '../store/registry.js'
 
 export async function openRepository(location: RepoLocation): Promise<Repository> {
@@ -55,6 +56,17 @@ export async function openOrCreate(location: RepoLocation & {isDefault: boolean}
     process.stderr.write(`created repository at ${location.root} (no --repo or CKPT_REPO given: the default is .ckpt in the current directory)\n`)
     return repo
   }
+}
+
+/**
+ * The repository's own directory when it is on this machine, by device and inode: a snapshot of
+ * a directory holding it leaves it out (and restore's safety snapshot, and verify --source, too).
+ */
+export async function repositoryDirs(backend: Pick<Backend, 'capabilities'>): Promise<{dev: bigint; ino: bigint}[]> {
+  const dir = backend.capabilities.localDirectory
+  if (dir === undefined) return []
+  const st = await fsp.stat(dir, {bigint: true})
+  return [{dev: st.dev, ino: st.ino}]
 }
 
 /**

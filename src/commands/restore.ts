@@ -54,7 +54,7 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
 
   async run(): Promise<RestoreResult & {snapshot: string; safetySnapshot?: string}> {
     const {args, flags} = await this.parse(Restore)
-    const {openRepository, sourceDirectory} = await import('../cli/repository.js')
+    const {openRepository, repositoryDirs, sourceDirectory} = await import('../cli/repository.js')
     const {restoreSnapshot} = await import('../restore/restorer.js')
     const {loadCatalog, PRE_RESTORE_TAG} = await import('../snapshot/catalog.js')
     const {filterSnapshots, selectSnapshot, sourcePath} = await import('../inspect/select.js')
@@ -62,9 +62,8 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
     const {createSnapshot} = await import('../snapshot/create.js')
     const location = this.repoLocation(flags.repo)
     const repo = await openRepository(location)
-    const {promises: fsp} = await import('node:fs')
     const repoDir = repo.backend.capabilities.localDirectory
-    const repoStat = repoDir === undefined ? undefined : await fsp.stat(repoDir, {bigint: true})
+    const skipDirs = await repositoryDirs(repo.backend)
     const retryMs = parseWait(flags['retry-lock'])
     const source = flags.source ? await sourcePath(flags.source) : undefined
     const catalog = await loadCatalog(repo)
@@ -96,7 +95,7 @@ Restores contents, modes, mtimes (ns), symlinks, empty directories, hard links (
           const real = await sourceDirectory(dest)
           // Like any snapshot: without the repository, and without what the restore keeps anyway.
           const safety = await createSnapshot(repo, {
-            source: real, tags: [PRE_RESTORE_TAG], excludes: snap.manifest.excludes, skipDirs: repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : [],
+            source: real, tags: [PRE_RESTORE_TAG], excludes: snap.manifest.excludes, skipDirs,
             program: `ckpt ${this.config.version}`, lockRetryMs: retryMs,
           })
           safetySnapshot = safety.id

@@ -1,5 +1,3 @@
-import {promises as fsp} from 'node:fs'
-
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
@@ -77,7 +75,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
       if (!Number.isFinite(time.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(flags.time)) throw new UsageError(`--time "${flags.time}" is not an ISO 8601 time (e.g. 2026-11-21T09:00:00Z)`)
     }
     // Library code is loaded when a command runs, so `ckpt --help` and other commands start fast.
-    const {openOrCreate, openRepository, restoreTempsInside, sourceDirectory} = await import('../cli/repository.js')
+    const {openOrCreate, openRepository, repositoryDirs, restoreTempsInside, sourceDirectory} = await import('../cli/repository.js')
     const {createSnapshot} = await import('../snapshot/create.js')
     const {captureStrategy, withConfig} = await import('../cli/capture.js')
     const options = withConfig(flags, flags.config)
@@ -85,9 +83,6 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
     const selection = await readSelection(flags, source)
     const location = this.repoLocation(flags.repo)
     const repo = flags['dry-run'] ? await openRepository(location) : await openOrCreate(location)
-    // A repository inside the source directory is not part of the snapshot.
-    const repoDir = repo.backend.capabilities.localDirectory
-    const repoStat = repoDir === undefined ? undefined : await fsp.stat(repoDir, {bigint: true})
     const progress = await startProgress({command: 'snapshot', text: `snapshot ${source}`, quiet: flags.quiet, json: this.jsonEnabled()})
     const snapshotOptions: SnapshotOptions = {
       source,
@@ -101,7 +96,7 @@ Prints the new snapshot id on stdout. Exit code 3: the snapshot was written, but
       excludeNodump: flags['exclude-nodump'],
       time,
       host: flags.host,
-      skipDirs: [...(repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : []), ...(await restoreTempsInside(source, !flags['dry-run']))],
+      skipDirs: [...(await repositoryDirs(repo.backend)), ...(await restoreTempsInside(source, !flags['dry-run']))],
       lockRetryMs: parseWait(flags['retry-lock']),
       program: `ckpt ${this.config.version}`,
       onProgress: (p) => progress.update({

@@ -1,5 +1,3 @@
-import {promises as fsp} from 'node:fs'
-
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
@@ -43,7 +41,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
   async run(): Promise<VerifyReport> {
     const {argv, flags} = await this.parse(Verify)
     // Library code is loaded when the command runs, so other commands do not pay for it at start.
-    const [{sourceDirectory}, {openBackend}, {describeFinding}, {parseSubset}, {verifyRepository}] = await Promise.all([
+    const [{repositoryDirs, sourceDirectory}, {openBackend}, {describeFinding}, {parseSubset}, {verifyRepository}] = await Promise.all([
       import('../cli/repository.js'), import('../store/registry.js'), import('../verify/findings.js'), import('../verify/subset.js'), import('../verify/verify.js'),
     ])
     let refs = argv as string[]
@@ -55,8 +53,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
     const location = this.repoLocation(flags.repo)
     const backend = await openBackend(location)
     // A repository inside the directory is never in its snapshots, as snapshot skips it.
-    const repoDir = source === undefined ? undefined : backend.capabilities.localDirectory
-    const repoStat = repoDir === undefined ? undefined : await fsp.stat(repoDir, {bigint: true}).catch(() => undefined)
+    const sourceSkipDirs = source === undefined ? [] : await repositoryDirs(backend)
     if (source && refs[0] === 'latest') refs = [await this.latestOf(location, source)]
 
     const human = !this.jsonEnabled()
@@ -68,7 +65,7 @@ Reports every problem, with the snapshots it affects. Exit codes: 0 clean (infor
         snapshots: refs,
         readData,
         source,
-        sourceSkipDirs: repoStat ? [{dev: repoStat.dev, ino: repoStat.ino}] : [],
+        sourceSkipDirs,
         lockRetryMs: parseWait(flags['retry-lock']),
         onStaleLockRemoved: (_info, name) => this.note(flags, `removed stale lock ${name}`),
         onProgress: (p) => {
