@@ -10,7 +10,7 @@ import {helpArgv, unknownCommand} from '../../src/cli/run.js'
 import {count, usageMessage} from '../../src/cli/format.js'
 import {ckpt, runCli} from '../helpers/cli.js'
 import {makeReadOnly} from '../helpers/readonly.js'
-import {buildTree, tempDir} from '../helpers/tree.js'
+import {buildTree, tempDir, type TreeSpec} from '../helpers/tree.js'
 
 let work: string
 beforeAll(async () => {
@@ -19,6 +19,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await fsp.rm(work, {recursive: true, force: true})
 })
+
+
+/** A repository `repo-NAME` holding one snapshot of `src-NAME` (built from `spec`), both under work. */
+async function snapshotted(name: string, spec: TreeSpec): Promise<string> {
+  const repo = path.join(work, `repo-${name}`)
+  await ckpt(['init', '--repo', repo])
+  const src = path.join(work, `src-${name}`)
+  await fsp.mkdir(src)
+  await buildTree(src, spec)
+  await ckpt(['snapshot', src, '--repo', repo])
+  return repo
+}
 
 describe('help', () => {
   it.each([['help'], ['-h'], ['--help']])('ckpt %s lists the commands and exits 0', async (flag) => {
@@ -120,23 +132,14 @@ describe('a repository path that is a file', () => {
     const init = await runCli(['init', '--repo', '/proc/ckpt-no-such/repo'])
     expect(init.code).toBe(2)
     expect(init.stderr).toMatch(/^ckpt: cannot create a repository at \/proc\/ckpt-no-such\/repo: ENOENT .*\n$/)
-    const repo = path.join(work, 'repo-proc-target')
-    await ckpt(['init', '--repo', repo])
-    const src = path.join(work, 'src-proc-target')
-    await fsp.mkdir(src)
-    await ckpt(['snapshot', src, '--repo', repo])
+    const repo = await snapshotted('proc-target', {})
     const r = await runCli(['restore', 'latest', '--target', '/proc/ckpt-no-such/out', '--repo', repo])
     expect(r.code).toBe(5)
     expect(r.stderr).toMatch(/^ckpt: cannot make \/proc\/ckpt-no-such to restore into: ENOENT .*\n$/)
   })
 
   it('restore --target in a directory that cannot be written (read-only, or immutable): one line naming it, exit 5, nothing left', async (ctx) => {
-    const repo = path.join(work, 'repo-ro-target')
-    await ckpt(['init', '--repo', repo])
-    const src = path.join(work, 'src-ro-target')
-    await fsp.mkdir(src)
-    await buildTree(src, {a: 'a', d: {dir: {b: 'b'}}})
-    await ckpt(['snapshot', src, '--repo', repo])
+    const repo = await snapshotted('ro-target', {a: 'a', d: {dir: {b: 'b'}}})
     const ro = path.join(work, 'ro-parent')
     await fsp.mkdir(path.join(ro, 'empty'), {recursive: true})
     for (const how of ['ro-bind-mount', 'chattr +i'] as const) {
@@ -156,12 +159,7 @@ describe('a repository path that is a file', () => {
   })
 
   it('restore --target inside the repository (or the repository itself) is exit 2, and nothing is written there', async () => {
-    const repo = path.join(work, 'repo-inside-target')
-    await ckpt(['init', '--repo', repo])
-    const src = path.join(work, 'src-inside-target')
-    await fsp.mkdir(src)
-    await buildTree(src, {a: 'a'})
-    await ckpt(['snapshot', src, '--repo', repo])
+    const repo = await snapshotted('inside-target', {a: 'a'})
     const before = (await fsp.readdir(repo, {recursive: true})).sort()
     for (const target of [path.join(repo, 'data', 'x'), repo, path.join(repo, 'new', 'deeper')]) {
       const r = await runCli(['restore', 'latest', '--target', target, '--repo', repo])
@@ -172,12 +170,7 @@ describe('a repository path that is a file', () => {
   })
 
   it('restore --target a symbolic link to a directory restores into that directory and leaves the link; a dangling one is exit 5', async () => {
-    const repo = path.join(work, 'repo-link-target')
-    await ckpt(['init', '--repo', repo])
-    const src = path.join(work, 'src-link-target')
-    await fsp.mkdir(src)
-    await buildTree(src, {a: 'a', d: {dir: {b: 'b'}}})
-    await ckpt(['snapshot', src, '--repo', repo])
+    const repo = await snapshotted('link-target', {a: 'a', d: {dir: {b: 'b'}}})
     const real = path.join(work, 'link-target-real')
     await fsp.mkdir(real)
     const link = path.join(work, 'link-target')
